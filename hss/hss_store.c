@@ -1,0 +1,880 @@
+/*
+ * hss_store.c: the HSS subscriber database on SQLite.
+ *
+ * Tables follow the IMS data model (TS 23.228 §4.3.3, TS 29.228 Annex E, hss_subscriber.h):
+ *
+ *   imsu ─┬─< impi              private identities + AKA / digest credentials, SQN
+ *         ├─< service_profile    name -> iFC list (JSON text, hss_json.c format)
+ *         └─< impu ──> service_profile(imsu_id, name)
+ *
+ * Every child row goes with its subscription (ON DELETE CASCADE). Identities are stored in the
+ * canonical form of hss_impu_normalise / hss_impi_normalise (scheme and host lower-case), so a
+ * lookup normalises its argument and uses the primary-key index with the default BINARY
+ * collation. NOCASE would be wrong: the user part is case-sensitive (RFC 3261 §19.1.4).
+ *
+ * Durability: WAL + synchronous=FULL, so a COMMIT is on disk when it returns. The SQN
+ * (TS 33.102 Annex C: SEQ||IND, 48 bits) is advanced in its own BEGIN IMMEDIATE transaction and
+ * committed before any vector built from it can leave the HSS: a crash never re-issues an SQN.
+ *
+ * Concurrency: one connection serialised by a mutex. freeDiameter dispatch threads and
+ * libmicrohttpd threads are pools we neither create nor see end, so a connection per thread would
+ * need thread-exit hooks and would still serialise on SQLite's single writer — and the hot path
+ * (MAR -> advance_sqn) is a write. Each call is a few indexed statements (tens of µs) plus the
+ * fsync of a commit, which the writer lock would serialise anyway. busy_timeout (5 s) covers other
+ * processes on the same file (imsctl, an operator's sqlite3 shell).
+ *
+ * Schema versions: PRAGMA user_version. 0 = empty file (we create version 1); a newer version than
+ * HSS_SCHEMA_VERSION is refused rather than misread.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "hss_store.h"
+#include "ims_aka.h"
+#include "ims_log.h"
+
+#define HSS_SCHEMA_VERSION 1
+#define LOG_SUB "hss.store"
+
+struct hss_store {
+    sqlite3 *db;
+    pthread_mutex_t lock;
+};
+
+static const char schema_v1[] =
+    "CREATE TABLE imsu ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " visited_networks TEXT NOT NULL DEFAULT '[]',"   /* JSON array of network names */
+    " ccf_primary TEXT, ccf_secondary TEXT, ecf_primary TEXT, ecf_secondary TEXT,"
+    " scscf_name TEXT, scscf_host TEXT, scscf_realm TEXT);"
+    "CREATE TABLE service_profile ("
+    " imsu_id TEXT NOT NULL REFERENCES imsu(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " pos INTEGER NOT NULL,"                           /* order in the provisioned document */
+    " media_profile_id INTEGER NOT NULL DEFAULT -1,"
+    " ifc_json TEXT NOT NULL DEFAULT '[]',"
+    " PRIMARY KEY (imsu_id, name));"
+    "CREATE TABLE impi ("
+    " identity TEXT PRIMARY KEY NOT NULL,"
+    " imsu_id TEXT NOT NULL REFERENCES imsu(id) ON DELETE CASCADE,"
+    " pos INTEGER NOT NULL,"
+    " auth_schemes INTEGER NOT NULL,"
+    " default_scheme INTEGER NOT NULL,"
+    " k BLOB, op BLOB, op_is_opc INTEGER NOT NULL DEFAULT 0,"   /* NULL k: no AKA credentials */
+    " amf BLOB NOT NULL DEFAULT x'8000',"
+    " sqn INTEGER NOT NULL DEFAULT 0 CHECK (sqn BETWEEN 0 AND 281474976710655),"
+    " digest_realm TEXT, ha1 TEXT);"
+    "CREATE INDEX impi_imsu ON impi(imsu_id);"
+    "CREATE TABLE impu ("
+    " identity TEXT PRIMARY KEY NOT NULL,"
+    " imsu_id TEXT NOT NULL REFERENCES imsu(id) ON DELETE CASCADE,"
+    " pos INTEGER NOT NULL,"
+    " barred INTEGER NOT NULL DEFAULT 0,"
+    " irs INTEGER NOT NULL DEFAULT 1,"
+    " service_profile TEXT NOT NULL,"
+    " display_name TEXT,"
+    " identity_type INTEGER NOT NULL DEFAULT 0,"
+    " can_register INTEGER NOT NULL DEFAULT 1,"
+    " reg_state INTEGER NOT NULL DEFAULT 0,"
+    /* Deferred: a replace deletes and re-inserts profiles and IMPUs in one transaction. */
+    " FOREIGN KEY (imsu_id, service_profile) REFERENCES service_profile(imsu_id, name)"
+    "  ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED);"
+    "CREATE INDEX impu_imsu_profile ON impu(imsu_id, service_profile);";
+
+
+/* ---------- small helpers (all called with st->lock held) ---------- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int exec(hss_store *st, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        IMS_ERROR(LOG_SUB, "%.40s: %s", sql, msg ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Binds the arguments described by fmt, one letter per '?': 't' const char * (NULL binds NULL),
+ * 'i' int, 'I' int64_t, 'b' const void * + int length (NULL binds NULL). */
+static void bindv(sqlite3_stmt *stmt, const char *fmt, va_list ap)
+{
+    for (int i = 1; *fmt; fmt++, i++) {
+        if (*fmt == 't') {
+            const char *s = va_arg(ap, const char *);
+            if (s)
+                sqlite3_bind_text(stmt, i, s, -1, SQLITE_TRANSIENT);
+        } else if (*fmt == 'i') {
+            sqlite3_bind_int(stmt, i, va_arg(ap, int));
+        } else if (*fmt == 'I') {
+            sqlite3_bind_int64(stmt, i, (sqlite3_int64)va_arg(ap, int64_t));
+        } else if (*fmt == 'b') {
+            const void *p = va_arg(ap, const void *);
+            int len = va_arg(ap, int);
+            if (p)
+                sqlite3_bind_blob(stmt, i, p, len, SQLITE_TRANSIENT);
+        }
+    }
+}
+
+/* Prepares sql and binds args (see bindv). Statements are prepared per call: compiling one costs
+ * microseconds next to the fsync of a commit, and no cached statement can be left half-used by
+ * an error path. */
+static sqlite3_stmt *query(hss_store *st, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *stmt = NULL;
+    va_list ap;
+
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        IMS_ERROR(LOG_SUB, "prepare \"%.60s\": %s", sql, sqlite3_errmsg(st->db));
+        return NULL;
+    }
+    va_start(ap, fmt);
+    bindv(stmt, fmt, ap);
+    va_end(ap);
+    return stmt;
+}
+
+/* Runs an INSERT/UPDATE/DELETE: rows changed, -1 on error, -2 on a constraint violation (not
+ * logged: callers turn it into a conflict message). */
+static int change(hss_store *st, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *stmt = NULL;
+    va_list ap;
+    int rc;
+
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        IMS_ERROR(LOG_SUB, "prepare \"%.60s\": %s", sql, sqlite3_errmsg(st->db));
+        return -1;
+    }
+    va_start(ap, fmt);
+    bindv(stmt, fmt, ap);
+    va_end(ap);
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_CONSTRAINT)
+        IMS_ERROR(LOG_SUB, "\"%.60s\": %s", sql, sqlite3_errmsg(st->db));
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? sqlite3_changes(st->db) : rc == SQLITE_CONSTRAINT ? -2 : -1;
+}
+
+/* First column of the first row as an integer: 1 found, 0 no row, -1 error. */
+static int query_int(hss_store *st, int64_t *out, const char *sql, const char *fmt, const char *arg)
+{
+    sqlite3_stmt *stmt = query(st, sql, fmt, arg);
+    int rc;
+
+    if (!stmt)
+        return -1;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW && out)
+        *out = sqlite3_column_int64(stmt, 0);
+    else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        IMS_ERROR(LOG_SUB, "\"%.60s\": %s", sql, sqlite3_errmsg(st->db));
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static char *col_str(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *s = sqlite3_column_text(stmt, col);
+
+    return s ? strdup((const char *)s) : NULL;
+}
+
+static bool col_blob(sqlite3_stmt *stmt, int col, uint8_t *out, int len)
+{
+    if (sqlite3_column_type(stmt, col) != SQLITE_BLOB || sqlite3_column_bytes(stmt, col) != len)
+        return false;
+    memcpy(out, sqlite3_column_blob(stmt, col), (size_t)len);
+    return true;
+}
+
+/* Appends one zeroed element to *arr (of *n elements of size); NULL on ENOMEM. */
+static void *grow(void **arr, size_t *n, size_t size)
+{
+    char *p = realloc(*arr, (*n + 1) * size);
+
+    if (!p)
+        return NULL;
+    *arr = p;
+    memset(p + *n * size, 0, size);
+    return p + (*n)++ * size;
+}
+
+/* ---------- open / close ---------- */
+
+/* Creates the schema in a fresh file. Version and table count are re-read inside the write
+ * transaction so that two processes opening a new file at once do not both create it. */
+static int create_schema(hss_store *st, const char *path, char *err, size_t errlen)
+{
+    int64_t version = -1, tables = -1;
+    char sql[64];
+
+    if (exec(st, "BEGIN IMMEDIATE") != 0) {
+        set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        return -1;
+    }
+    if (query_int(st, &version, "PRAGMA user_version", "", NULL) != 1 ||
+        query_int(st, &tables, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "",
+                  NULL) != 1)
+        goto fail;
+    if (version == 0 && tables != 0) {
+        set_err(err, errlen, "%s: not an HSS database (tables without a schema version)", path);
+        exec(st, "ROLLBACK");
+        return -1;
+    }
+    if (version == 0) {
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", HSS_SCHEMA_VERSION);
+        if (exec(st, schema_v1) != 0 || exec(st, sql) != 0)
+            goto fail;
+        IMS_INFO(LOG_SUB, "%s: created schema version %d", path, HSS_SCHEMA_VERSION);
+    }
+    if (exec(st, "COMMIT") == 0)
+        return 0;
+fail:
+    set_err(err, errlen, "%s: cannot create the schema: %s", path, sqlite3_errmsg(st->db));
+    exec(st, "ROLLBACK");
+    return -1;
+}
+
+hss_store *hss_store_open(const char *path, char *err, size_t errlen)
+{
+    hss_store *st = calloc(1, sizeof(*st));
+    sqlite3_stmt *stmt;
+    int64_t version = 0;
+
+    if (!st) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&st->lock, NULL);
+    /* NOMUTEX: our own mutex serialises every use of the connection. */
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                           SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    /* The first statement reads the file header: a file that is not a database fails here,
+     * with SQLite's "file is not a database". */
+    if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_step(stmt) != SQLITE_ROW) {
+        set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        sqlite3_finalize(stmt);
+        goto fail;
+    }
+    if (strcmp((const char *)sqlite3_column_text(stmt, 0), "wal") != 0)
+        IMS_WARN(LOG_SUB, "%s: journal mode is %s, not wal", path, sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    if (exec(st, "PRAGMA synchronous = FULL") != 0 || exec(st, "PRAGMA foreign_keys = ON") != 0 ||
+        query_int(st, &version, "PRAGMA user_version", "", NULL) != 1) {
+        set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    if (version > HSS_SCHEMA_VERSION) {
+        set_err(err, errlen, "%s: schema version %d is newer than this HSS supports (%d)", path,
+                (int)version, HSS_SCHEMA_VERSION);
+        goto fail;
+    }
+    if (version == 0 && create_schema(st, path, err, errlen) != 0)
+        goto fail;
+    return st;
+fail:
+    hss_store_close(st);
+    return NULL;
+}
+
+void hss_store_close(hss_store *st)
+{
+    if (!st)
+        return;
+    sqlite3_close_v2(st->db);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+/* ---------- reads ---------- */
+
+/* One row of each child table into the model; -1 on ENOMEM or a corrupt row. */
+static int row_profile(sqlite3_stmt *stmt, hss_subscriber *out)
+{
+    hss_service_profile *p = grow((void **)&out->profiles, &out->n_profiles, sizeof(*p));
+    json_object *ifc;
+    char err[256];
+    int rc;
+
+    if (!p || !(p->name = col_str(stmt, 0)))
+        return -1;
+    p->subscribed_media_profile_id = sqlite3_column_int(stmt, 1);
+    ifc = json_tokener_parse((const char *)sqlite3_column_text(stmt, 2));
+    rc = ifc ? hss_ifcs_from_json(ifc, "ifc", &p->ifcs, &p->n_ifcs, err, sizeof(err)) : -1;
+    json_object_put(ifc);
+    if (rc != 0)
+        IMS_ERROR(LOG_SUB, "subscription %s: profile %s: bad stored iFC", out->id, p->name);
+    return rc;
+}
+
+static int row_impi(sqlite3_stmt *stmt, hss_subscriber *out)
+{
+    hss_impi *m = grow((void **)&out->impis, &out->n_impis, sizeof(*m));
+    const unsigned char *ha1;
+
+    if (!m || !(m->identity = col_str(stmt, 0)))
+        return -1;
+    m->auth_schemes = (unsigned)sqlite3_column_int(stmt, 1);
+    m->default_scheme = (unsigned)sqlite3_column_int(stmt, 2);
+    m->has_aka = col_blob(stmt, 3, m->k, 16) && col_blob(stmt, 4, m->op, 16);
+    m->op_is_opc = sqlite3_column_int(stmt, 5) != 0;
+    col_blob(stmt, 6, m->amf, 2);
+    m->sqn = (uint64_t)sqlite3_column_int64(stmt, 7);
+    m->digest_realm = col_str(stmt, 8);
+    ha1 = sqlite3_column_text(stmt, 9);
+    if (ha1 && strlen((const char *)ha1) == 32)
+        memcpy(m->ha1, ha1, 33);
+    return 0;
+}
+
+static int row_impu(sqlite3_stmt *stmt, hss_subscriber *out)
+{
+    hss_impu *u = grow((void **)&out->impus, &out->n_impus, sizeof(*u));
+
+    if (!u || !(u->identity = col_str(stmt, 0)))
+        return -1;
+    u->barred = sqlite3_column_int(stmt, 1) != 0;
+    u->irs = sqlite3_column_int(stmt, 2);
+    u->service_profile = col_str(stmt, 3);
+    u->display_name = col_str(stmt, 4);
+    u->identity_type = sqlite3_column_int(stmt, 5);
+    u->can_register = sqlite3_column_int(stmt, 6) != 0;
+    u->reg_state = (hss_reg_state)sqlite3_column_int(stmt, 7);
+    return u->service_profile ? 0 : -1;
+}
+
+static int row_imsu(sqlite3_stmt *stmt, hss_subscriber *out)
+{
+    json_object *arr = json_tokener_parse((const char *)sqlite3_column_text(stmt, 1));
+    int rc = 0;
+
+    out->id = col_str(stmt, 0);
+    out->ccf_primary = col_str(stmt, 2);
+    out->ccf_secondary = col_str(stmt, 3);
+    out->ecf_primary = col_str(stmt, 4);
+    out->ecf_secondary = col_str(stmt, 5);
+    out->scscf_name = col_str(stmt, 6);
+    out->scscf_host = col_str(stmt, 7);
+    out->scscf_realm = col_str(stmt, 8);
+    for (size_t i = 0; arr && json_object_is_type(arr, json_type_array) &&
+                       i < json_object_array_length(arr); i++) {
+        char **v = grow((void **)&out->visited_networks, &out->n_visited_networks, sizeof(char *));
+
+        if (!v || !(*v = strdup(json_object_get_string(json_object_array_get_idx(arr, i)))))
+            rc = -1;
+    }
+    json_object_put(arr);
+    return out->id ? rc : -1;
+}
+
+/* Runs a SELECT on `id` and hands each row to fn: 1 rows seen, 0 none, -1 error. */
+static int load_rows(hss_store *st, const char *sql, const char *id, hss_subscriber *out,
+                     int (*fn)(sqlite3_stmt *, hss_subscriber *))
+{
+    sqlite3_stmt *stmt = query(st, sql, "t", id);
+    int step, rows = 0, rc = 0;
+
+    if (!stmt)
+        return -1;
+    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        rows = 1;
+        rc = fn(stmt, out);
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        IMS_ERROR(LOG_SUB, "reading %s: %s", id, sqlite3_errmsg(st->db));
+        rc = -1;
+    }
+    sqlite3_finalize(stmt);
+    return rc != 0 ? -1 : rows;
+}
+
+/* Loads subscription `id` into out (zeroed). Caller holds the lock and a read transaction. */
+static int load(hss_store *st, const char *id, hss_subscriber *out)
+{
+    int rc = load_rows(st, "SELECT id, visited_networks, ccf_primary, ccf_secondary, ecf_primary,"
+                           " ecf_secondary, scscf_name, scscf_host, scscf_realm FROM imsu"
+                           " WHERE id = ?", id, out, row_imsu);
+
+    if (rc == 0)
+        return HSS_STORE_NOT_FOUND;
+    if (rc < 0 ||
+        load_rows(st, "SELECT name, media_profile_id, ifc_json FROM service_profile"
+                      " WHERE imsu_id = ? ORDER BY pos", id, out, row_profile) < 0 ||
+        load_rows(st, "SELECT identity, auth_schemes, default_scheme, k, op, op_is_opc, amf, sqn,"
+                      " digest_realm, ha1 FROM impi WHERE imsu_id = ? ORDER BY pos",
+                  id, out, row_impi) < 0 ||
+        load_rows(st, "SELECT identity, barred, irs, service_profile, display_name, identity_type,"
+                      " can_register, reg_state FROM impu WHERE imsu_id = ? ORDER BY pos",
+                  id, out, row_impu) < 0) {
+        hss_subscriber_free(out);
+        return HSS_STORE_ERROR;
+    }
+    return HSS_STORE_OK;
+}
+
+/* Subscription id owning a (normalised) identity of `table` ("impi"/"impu"), NULL when none. */
+static char *owner_of(hss_store *st, const char *table, const char *norm)
+{
+    sqlite3_stmt *stmt = query(st, strcmp(table, "impi") == 0
+                                       ? "SELECT imsu_id FROM impi WHERE identity = ?"
+                                       : "SELECT imsu_id FROM impu WHERE identity = ?", "t", norm);
+    char *id = NULL;
+
+    if (stmt && sqlite3_step(stmt) == SQLITE_ROW)
+        id = col_str(stmt, 0);
+    sqlite3_finalize(stmt);
+    return id;
+}
+
+/* get / find: one read transaction, so the several SELECTs see one snapshot even when another
+ * process writes the file. by: NULL (key is the id), "impi" or "impu". */
+static int get_by(hss_store *st, const char *by, const char *key, hss_subscriber *out)
+{
+    char *norm = NULL, *id = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!key)
+        return HSS_STORE_NOT_FOUND;
+    if (by)
+        norm = strcmp(by, "impi") == 0 ? hss_impi_normalise(key) : hss_impu_normalise(key);
+    pthread_mutex_lock(&st->lock);
+    if (exec(st, "BEGIN") != 0) {
+        rc = HSS_STORE_ERROR;
+    } else {
+        id = by ? (norm ? owner_of(st, by, norm) : NULL) : strdup(key);
+        rc = id ? load(st, id, out) : HSS_STORE_NOT_FOUND;
+        exec(st, "COMMIT");
+    }
+    pthread_mutex_unlock(&st->lock);
+    free(id);
+    free(norm);
+    return rc;
+}
+
+int hss_store_get(hss_store *st, const char *id, hss_subscriber *out)
+{
+    return get_by(st, NULL, id, out);
+}
+
+int hss_store_find_by_impi(hss_store *st, const char *impi, hss_subscriber *out)
+{
+    return get_by(st, "impi", impi, out);
+}
+
+int hss_store_find_by_impu(hss_store *st, const char *impu, hss_subscriber *out)
+{
+    return get_by(st, "impu", impu, out);
+}
+
+int hss_store_list(hss_store *st, const char *after, size_t limit, char ***ids, size_t *n)
+{
+    sqlite3_stmt *stmt;
+    int rc = HSS_STORE_OK, step = SQLITE_DONE;
+
+    *ids = NULL;
+    *n = 0;
+    pthread_mutex_lock(&st->lock);
+    /* LIMIT -1: no limit. */
+    stmt = query(st, "SELECT id FROM imsu WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2", "tI",
+                 after, (int64_t)(limit ? (int64_t)limit : -1));
+    while (stmt && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        char **v = grow((void **)ids, n, sizeof(char *));
+
+        if (!v || !(*v = col_str(stmt, 0))) {
+            rc = HSS_STORE_ERROR;
+            break;
+        }
+    }
+    if (!stmt || (step != SQLITE_DONE && step != SQLITE_ROW)) {
+        IMS_ERROR(LOG_SUB, "list: %s", sqlite3_errmsg(st->db));
+        rc = HSS_STORE_ERROR;
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&st->lock);
+    if (rc != HSS_STORE_OK) {
+        hss_store_free_ids(*ids, *n);
+        *ids = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void hss_store_free_ids(char **ids, size_t n)
+{
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+size_t hss_store_count(hss_store *st)
+{
+    int64_t n = 0;
+
+    pthread_mutex_lock(&st->lock);
+    if (query_int(st, &n, "SELECT count(*) FROM imsu", "", NULL) != 1)
+        n = 0;
+    pthread_mutex_unlock(&st->lock);
+    return (size_t)n;
+}
+
+/* ---------- writes ---------- */
+
+/* Runs fn inside BEGIN IMMEDIATE .. COMMIT under the lock, and rolls back unless fn returns OK.
+ * IMMEDIATE takes the write lock up front, so a read-then-write never fails half-way with
+ * SQLITE_BUSY on the lock upgrade. */
+static int in_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->lock);
+    if (exec(st, "BEGIN IMMEDIATE") != 0) {
+        pthread_mutex_unlock(&st->lock);
+        return HSS_STORE_ERROR;
+    }
+    rc = fn(st, arg);
+    if (rc == HSS_STORE_OK && exec(st, "COMMIT") != 0)
+        rc = HSS_STORE_ERROR;
+    if (rc != HSS_STORE_OK)
+        exec(st, "ROLLBACK");
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+typedef struct {
+    const hss_subscriber *s;
+    int create_only;
+    char **impis, **impus;          /* normalised identities */
+    uint64_t *sqn;                  /* SQN to store per IMPI */
+    int *state;                     /* reg_state to store per IMPU */
+    char *err;
+    size_t errlen;
+} put_args;
+
+/* Conflict checks, and the volatile state of identities that stay in this subscription. */
+static int put_check(hss_store *st, put_args *a, bool *exists)
+{
+    const hss_subscriber *s = a->s;
+    int found = query_int(st, NULL, "SELECT 1 FROM imsu WHERE id = ?", "t", s->id);
+
+    if (found < 0)
+        return HSS_STORE_ERROR;
+    *exists = found == 1;
+    if (*exists && a->create_only) {
+        set_err(a->err, a->errlen, "id: subscription %s already exists", s->id);
+        return HSS_STORE_CONFLICT;
+    }
+    for (int table = 0; table < 2; table++) {
+        size_t n = table == 0 ? s->n_impis : s->n_impus;
+
+        for (size_t i = 0; i < n; i++) {
+            const char *id = table == 0 ? a->impis[i] : a->impus[i];
+            sqlite3_stmt *stmt = query(st, table == 0
+                                               ? "SELECT imsu_id, sqn FROM impi WHERE identity = ?"
+                                               : "SELECT imsu_id, reg_state FROM impu WHERE identity = ?",
+                                       "t", id);
+            int rc = HSS_STORE_OK;
+
+            if (!stmt)
+                return HSS_STORE_ERROR;
+            if (sqlite3_step(stmt) != SQLITE_ROW) {
+                /* a new identity */
+            } else if (strcmp((const char *)sqlite3_column_text(stmt, 0), s->id) != 0) {
+                set_err(a->err, a->errlen, "%s[%zu]: %s belongs to subscription %s",
+                        table == 0 ? "impis" : "impus", i, id, sqlite3_column_text(stmt, 0));
+                rc = HSS_STORE_CONFLICT;
+            } else if (table == 0) {
+                /* Same subscription: the SQN never goes back. */
+                uint64_t old = (uint64_t)sqlite3_column_int64(stmt, 1);
+                a->sqn[i] = old > a->sqn[i] ? old : a->sqn[i];
+            } else {
+                a->state[i] = sqlite3_column_int(stmt, 1);
+            }
+            sqlite3_finalize(stmt);
+            if (rc != HSS_STORE_OK)
+                return rc;
+        }
+    }
+    return HSS_STORE_OK;
+}
+
+/* Maps a failed child INSERT: a key clash inside the document itself is a conflict. */
+static int insert_failed(put_args *a, int rc, const char *what, size_t i, const char *id)
+{
+    if (rc == -2) {
+        set_err(a->err, a->errlen, "%s[%zu]: %s appears twice in this subscription", what, i, id);
+        return HSS_STORE_CONFLICT;
+    }
+    return HSS_STORE_ERROR;
+}
+
+static int put_txn(hss_store *st, void *arg)
+{
+    put_args *a = arg;
+    const hss_subscriber *s = a->s;
+    json_object *visited = json_object_new_array();
+    const char *vtext;
+    bool exists;
+    int rc = put_check(st, a, &exists);
+
+    for (size_t i = 0; i < s->n_visited_networks; i++)
+        json_object_array_add(visited, json_object_new_string(s->visited_networks[i]));
+    /* A replace rewrites the rows of the subscription but keeps the imsu row, and with it the
+     * assigned S-CSCF. */
+    vtext = json_object_to_json_string_ext(visited, JSON_C_TO_STRING_PLAIN);
+    if (rc == HSS_STORE_OK && exists) {
+        if (change(st, "UPDATE imsu SET visited_networks = ?, ccf_primary = ?, ccf_secondary = ?,"
+                       " ecf_primary = ?, ecf_secondary = ? WHERE id = ?", "tttttt", vtext,
+                   s->ccf_primary, s->ccf_secondary, s->ecf_primary, s->ecf_secondary, s->id) < 0 ||
+            change(st, "DELETE FROM impu WHERE imsu_id = ?", "t", s->id) < 0 ||
+            change(st, "DELETE FROM impi WHERE imsu_id = ?", "t", s->id) < 0 ||
+            change(st, "DELETE FROM service_profile WHERE imsu_id = ?", "t", s->id) < 0)
+            rc = HSS_STORE_ERROR;
+    } else if (rc == HSS_STORE_OK) {
+        if (change(st, "INSERT INTO imsu (id, visited_networks, ccf_primary, ccf_secondary,"
+                       " ecf_primary, ecf_secondary, scscf_name, scscf_host, scscf_realm)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", "ttttttttt", s->id, vtext,
+                   s->ccf_primary, s->ccf_secondary, s->ecf_primary, s->ecf_secondary,
+                   s->scscf_name, s->scscf_host, s->scscf_realm) < 0)
+            rc = HSS_STORE_ERROR;
+    }
+    json_object_put(visited);
+    if (rc != HSS_STORE_OK)
+        return rc;
+
+    for (size_t i = 0; i < s->n_profiles; i++) {
+        const hss_service_profile *p = &s->profiles[i];
+        json_object *ifc = hss_ifcs_to_json(p->ifcs, p->n_ifcs);
+
+        rc = change(st, "INSERT INTO service_profile (imsu_id, name, pos, media_profile_id, ifc_json)"
+                        " VALUES (?, ?, ?, ?, ?)", "ttIit", s->id, p->name, (int64_t)i,
+                    p->subscribed_media_profile_id,
+                    json_object_to_json_string_ext(ifc, JSON_C_TO_STRING_PLAIN));
+        json_object_put(ifc);
+        if (rc < 0)
+            return insert_failed(a, rc, "service_profiles", i, p->name);
+    }
+    for (size_t i = 0; i < s->n_impis; i++) {
+        const hss_impi *m = &s->impis[i];
+
+        rc = change(st, "INSERT INTO impi (identity, imsu_id, pos, auth_schemes, default_scheme, k,"
+                        " op, op_is_opc, amf, sqn, digest_realm, ha1)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ttIiibbibItt",
+                    a->impis[i], s->id, (int64_t)i, (int)m->auth_schemes, (int)m->default_scheme,
+                    m->has_aka ? m->k : NULL, 16, m->has_aka ? m->op : NULL, 16, (int)m->op_is_opc,
+                    m->amf, 2, (int64_t)a->sqn[i], m->digest_realm, m->ha1[0] ? m->ha1 : NULL);
+        if (rc < 0)
+            return insert_failed(a, rc, "impis", i, a->impis[i]);
+    }
+    for (size_t i = 0; i < s->n_impus; i++) {
+        const hss_impu *u = &s->impus[i];
+
+        rc = change(st, "INSERT INTO impu (identity, imsu_id, pos, barred, irs, service_profile,"
+                        " display_name, identity_type, can_register, reg_state)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ttIiittiii",
+                    a->impus[i], s->id, (int64_t)i, (int)u->barred, u->irs, u->service_profile,
+                    u->display_name, u->identity_type, (int)u->can_register, a->state[i]);
+        if (rc < 0)
+            return insert_failed(a, rc, "impus", i, a->impus[i]);
+    }
+    return HSS_STORE_OK;
+}
+
+int hss_store_put(hss_store *st, const hss_subscriber *s, int create_only, char *err, size_t errlen)
+{
+    put_args a = {s, create_only, NULL, NULL, NULL, NULL, err, errlen};
+    int rc = HSS_STORE_ERROR;
+
+    set_err(err, errlen, "%s", "");
+    /* The model normally comes from hss_subscriber_from_json; these are the invariants the
+     * schema relies on, checked again for other callers (imports, tests). */
+    if (!s->id || !s->id[0] || s->n_impis == 0 || s->n_impus == 0) {
+        set_err(err, errlen, "a subscription needs an id, an IMPI and an IMPU");
+        return HSS_STORE_ERROR;
+    }
+    for (size_t i = 0; i < s->n_impus; i++) {
+        if (!s->impus[i].identity || !hss_subscriber_profile(s, s->impus[i].service_profile)) {
+            set_err(err, errlen, "impus[%zu]: no such service profile", i);
+            return HSS_STORE_ERROR;
+        }
+    }
+    a.impis = calloc(s->n_impis, sizeof(char *));
+    a.impus = calloc(s->n_impus, sizeof(char *));
+    a.sqn = calloc(s->n_impis, sizeof(uint64_t));
+    a.state = calloc(s->n_impus, sizeof(int));
+    if (!a.impis || !a.impus || !a.sqn || !a.state)
+        goto out;
+    for (size_t i = 0; i < s->n_impis; i++) {
+        if (!(a.impis[i] = hss_impi_normalise(s->impis[i].identity)))
+            goto out;
+        a.sqn[i] = s->impis[i].sqn;
+    }
+    for (size_t i = 0; i < s->n_impus; i++) {
+        if (!(a.impus[i] = hss_impu_normalise(s->impus[i].identity)))
+            goto out;
+        a.state[i] = s->impus[i].reg_state;
+    }
+    rc = in_write_txn(st, put_txn, &a);
+out:
+    if (rc == HSS_STORE_ERROR && err && errlen && !err[0])
+        set_err(err, errlen, "database error");
+    for (size_t i = 0; a.impis && i < s->n_impis; i++)
+        free(a.impis[i]);
+    for (size_t i = 0; a.impus && i < s->n_impus; i++)
+        free(a.impus[i]);
+    free(a.impis);
+    free(a.impus);
+    free(a.sqn);
+    free(a.state);
+    return rc;
+}
+
+/* change() result of a single-row UPDATE/DELETE -> store code. */
+static int changed(int n)
+{
+    return n < 0 ? HSS_STORE_ERROR : n == 0 ? HSS_STORE_NOT_FOUND : HSS_STORE_OK;
+}
+
+int hss_store_delete(hss_store *st, const char *id)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->lock);
+    /* Children go by ON DELETE CASCADE (foreign_keys is on for this connection). A single
+     * statement is its own transaction, durable when it returns. */
+    rc = changed(change(st, "DELETE FROM imsu WHERE id = ?", "t", id));
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+typedef struct {
+    const char *impi;               /* normalised */
+    unsigned n;
+    uint64_t prev;                  /* the stored SQN before the advance */
+} sqn_args;
+
+static int advance_txn(hss_store *st, void *arg)
+{
+    sqn_args *a = arg;
+    int64_t prev;
+    uint64_t last;
+    int found = query_int(st, &prev, "SELECT sqn FROM impi WHERE identity = ?", "t", a->impi);
+
+    if (found != 1)
+        return found == 0 ? HSS_STORE_NOT_FOUND : HSS_STORE_ERROR;
+    a->prev = last = (uint64_t)prev;
+    for (unsigned i = 0; i < a->n; i++)
+        last = ims_sqn_next(last);
+    return change(st, "UPDATE impi SET sqn = ? WHERE identity = ?", "It", (int64_t)last,
+                  a->impi) == 1 ? HSS_STORE_OK : HSS_STORE_ERROR;
+}
+
+int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t *sqns)
+{
+    sqn_args a = {NULL, n, 0};
+    char *norm;
+    int rc;
+
+    if (n == 0)
+        return HSS_STORE_OK;
+    if (!impi || !(norm = hss_impi_normalise(impi)))
+        return impi ? HSS_STORE_ERROR : HSS_STORE_NOT_FOUND;
+    a.impi = norm;
+    rc = in_write_txn(st, advance_txn, &a);
+    free(norm);
+    /* Committed (synchronous=FULL): only now may the caller use these SQNs. */
+    for (unsigned i = 0; rc == HSS_STORE_OK && i < n; i++)
+        sqns[i] = a.prev = ims_sqn_next(a.prev);
+    return rc;
+}
+
+int hss_store_set_sqn(hss_store *st, const char *impi, uint64_t sqn)
+{
+    char *norm;
+    int rc;
+
+    if (sqn > IMS_SQN_MAX || !impi || !(norm = hss_impi_normalise(impi)))
+        return HSS_STORE_ERROR;
+    pthread_mutex_lock(&st->lock);
+    /* Only upward: a stale or replayed resync must not rewind the SQN (TS 33.102 C.3). */
+    rc = changed(change(st, "UPDATE impi SET sqn = ?1 WHERE identity = ?2 AND sqn < ?1", "It",
+                        (int64_t)sqn, norm));
+    /* No row changed: an unknown IMPI, or the stored SQN is already at least as high. */
+    if (rc == HSS_STORE_NOT_FOUND &&
+        query_int(st, NULL, "SELECT 1 FROM impi WHERE identity = ?", "t", norm) == 1)
+        rc = HSS_STORE_OK;
+    pthread_mutex_unlock(&st->lock);
+    free(norm);
+    return rc;
+}
+
+typedef struct {
+    const char *id;
+    const char *const *impus;
+    size_t n;
+    hss_reg_state state;
+} reg_args;
+
+static int reg_state_txn(hss_store *st, void *arg)
+{
+    reg_args *a = arg;
+    int rc = HSS_STORE_OK;
+
+    /* All or nothing: an unknown IMPU fails the whole SAR. */
+    for (size_t i = 0; rc == HSS_STORE_OK && i < a->n; i++) {
+        char *norm = hss_impu_normalise(a->impus[i]);
+
+        rc = norm ? changed(change(st, "UPDATE impu SET reg_state = ? WHERE identity = ?"
+                                       " AND imsu_id = ?", "itt", (int)a->state, norm, a->id))
+                  : HSS_STORE_ERROR;
+        free(norm);
+    }
+    return rc;
+}
+
+int hss_store_set_reg_state(hss_store *st, const char *id, const char *const *impus, size_t n,
+                            hss_reg_state state)
+{
+    reg_args a = {id, impus, n, state};
+
+    return in_write_txn(st, reg_state_txn, &a);
+}
+
+int hss_store_set_scscf(hss_store *st, const char *id, const char *name, const char *host,
+                        const char *realm)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->lock);
+    rc = changed(change(st, "UPDATE imsu SET scscf_name = ?, scscf_host = ?, scscf_realm = ?"
+                            " WHERE id = ?", "tttt", name, name ? host : NULL,
+                        name ? realm : NULL, id));
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * hss_store: the HSS subscriber database (SQLite, WAL), safe for concurrent calls from
+ * freeDiameter's dispatch threads and libmicrohttpd's threads.
+ *
+ * Durability: hss_store_advance_sqn commits (synchronous=FULL) before it returns, so a vector is
+ * never sent with an SQN that a crash could hand out again.
+ */
+#ifndef HSS_STORE_H
+#define HSS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hss_subscriber.h"
+
+typedef struct hss_store hss_store;
+
+enum {
+    HSS_STORE_OK = 0,
+    HSS_STORE_NOT_FOUND = 1,
+    HSS_STORE_CONFLICT = 2,     /* id or identity already used by another subscription */
+    HSS_STORE_ERROR = -1,       /* database error (logged) */
+};
+
+/* Opens (creating the file and schema if needed). NULL + err on failure (unwritable path, not a
+ * database, newer schema version). */
+hss_store *hss_store_open(const char *path, char *err, size_t errlen);
+void hss_store_close(hss_store *st);
+
+/* Full subscriber reads (out is zeroed first; free with hss_subscriber_free). */
+int hss_store_get(hss_store *st, const char *id, hss_subscriber *out);
+int hss_store_find_by_impi(hss_store *st, const char *impi, hss_subscriber *out);
+int hss_store_find_by_impu(hss_store *st, const char *impu, hss_subscriber *out);
+
+/* Ids in name order, at most `limit` (0 = all) starting after `after` (NULL = from start). */
+int hss_store_list(hss_store *st, const char *after, size_t limit, char ***ids, size_t *n);
+void hss_store_free_ids(char **ids, size_t n);
+size_t hss_store_count(hss_store *st);
+
+/* Creates (create_only) or replaces a subscription in one transaction. On replace the
+ * volatile state is kept: the SQN of IMPIs that stay (the larger of stored and given wins, so an
+ * SQN never goes back), the reg_state of IMPUs that stay, and the assigned S-CSCF.
+ * HSS_STORE_CONFLICT + err when an id/IMPI/IMPU belongs to another subscription or (create_only)
+ * the id exists. */
+int hss_store_put(hss_store *st, const hss_subscriber *s, int create_only, char *err, size_t errlen);
+int hss_store_delete(hss_store *st, const char *id);
+
+/* Reserves n consecutive SQNs for `impi` (next = ims_sqn_next(previous)), writes the last one
+ * durably, and returns them in sqns[0..n-1]. HSS_STORE_NOT_FOUND if no such IMPI. */
+int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t *sqns);
+/* Resynchronisation: sets the IMPI's SQN to `sqn` (only ever upward). */
+int hss_store_set_sqn(hss_store *st, const char *impi, uint64_t sqn);
+
+/* Registration state written by SAR: the state of each listed IMPU of subscription `id`. */
+int hss_store_set_reg_state(hss_store *st, const char *id, const char *const *impus, size_t n,
+                            hss_reg_state state);
+/* Assigned S-CSCF of subscription `id` (name NULL clears all three). */
+int hss_store_set_scscf(hss_store *st, const char *id, const char *name, const char *host,
+                        const char *realm);
+
+#endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the IMS core needs to build, test and run.
+# One source of truth: the README, .ci/run and deploy/Dockerfile all call this script.
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh runtime  only what the binaries need at run time
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+RUNTIME_PKGS="libsofia-sip-ua0 libfdcore6 libfdproto6 freediameter-extensions libmicrohttpd12 libjson-c5 libyaml-0-2 libsqlite3-0 libxml2 ca-certificates"
+BUILD_PKGS="build-essential cmake pkg-config libsofia-sip-ua-dev libfreediameter-dev freediameter-extensions libmicrohttpd-dev libjson-c-dev libyaml-dev libsqlite3-dev libxml2-dev libcmocka-dev"
+TEST_PKGS="curl sip-tester iproute2 procps sqlite3 python3"
+
+if [ "${1:-}" = "runtime" ]; then
+  PKGS="$RUNTIME_PKGS"
+else
+  PKGS="$RUNTIME_PKGS $BUILD_PKGS $TEST_PKGS"
+fi
+
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "install-deps: installing:$missing"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends $missing
+else
+  echo "install-deps: all packages present"
+fi

@@ -1,0 +1,258 @@
+"""Component-test harness: runs the real hss binary and drives it over HTTP.
+
+Python 3 standard library only. Used by every tests/component/test_*.py:
+
+    import harness
+    def test_something(tmp):            # tmp: a fresh temporary directory per test
+        with harness.Hss(tmp) as hss:
+            status, body = hss.api("GET", "/api/v1/subscribers")
+            harness.check(status == 200, body)
+    if __name__ == "__main__":
+        harness.main()
+
+IMS_BUILD_DIR / IMS_SOURCE_DIR come from the environment (ctest sets them); the defaults suit a
+build in /work/main/build.
+"""
+
+import inspect
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+BUILD_DIR = os.environ.get("IMS_BUILD_DIR", "/work/main/build")
+SOURCE_DIR = os.environ.get("IMS_SOURCE_DIR", "/work/main")
+HSS_BIN = os.path.join(BUILD_DIR, "hss", "hss")
+IMSCTL_BIN = os.path.join(BUILD_DIR, "hss", "imsctl")
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg="check failed"):
+    """assert that survives python -O and carries a readable reason."""
+    if not cond:
+        raise TestFailure(msg if isinstance(msg, str) else repr(msg))
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port that was free a moment ago on 127.0.0.1 (the OS picks it)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, timeout=10, headers=None):
+    """One HTTP request -> (status, parsed JSON or text, headers). body: dict/list (JSON) or str/bytes."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = body
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, raw, rh = r.status, r.read(), r.headers
+    except urllib.error.HTTPError as e:
+        status, raw, rh = e.code, e.read(), e.headers
+    text = raw.decode("utf-8", "replace")
+    try:
+        payload = json.loads(text) if text else None
+    except ValueError:
+        payload = text
+    return status, payload, rh
+
+
+class Hss:
+    """One hss process with its own config, database and log in `tmpdir`.
+
+    extra_yaml is appended to the generated hss.yaml, after the "hss:" section: indented lines
+    ("  scscf_names: [...]") extend that section, unindented ones add new top-level sections.
+    start=False builds the config without starting (then spawn() + wait() for start-up failures).
+    """
+
+    def __init__(self, tmpdir, import_file=None, extra_yaml=None, diameter_port=None,
+                 http_port=None, start=True, identity="hss.ims.lab", realm="ims.lab",
+                 log_level="info"):
+        self.tmpdir = tmpdir
+        self.http_port = http_port or free_port()
+        self.diameter_port = diameter_port or free_port()
+        self.db = os.path.join(tmpdir, "hss.db")
+        self.config = os.path.join(tmpdir, "hss.yaml")
+        self.logfile = os.path.join(tmpdir, "hss.log")
+        self.proc = None
+        self.returncode = None
+        self.base = "http://127.0.0.1:%d" % self.http_port
+        lines = [
+            "log: {level: %s}" % log_level,
+            "http: {listen: 127.0.0.1, port: %d}" % self.http_port,
+            "diameter: {identity: %s, realm: %s, listen: 127.0.0.1, port: %d, conf_dir: %s}"
+            % (identity, realm, self.diameter_port, tmpdir),
+            "hss:",
+            "  database: %s" % self.db,
+        ]
+        if import_file:
+            lines.append("  import: %s" % import_file)
+        text = "\n".join(lines) + "\n"
+        if extra_yaml:
+            text += extra_yaml if extra_yaml.endswith("\n") else extra_yaml + "\n"
+        with open(self.config, "w") as f:
+            f.write(text)
+        if start:
+            self.start()
+
+    # --- process control -------------------------------------------------------------------
+
+    def spawn(self):
+        """Starts hss without waiting for it (tests of start-up failures use this + wait())."""
+        check(os.access(HSS_BIN, os.X_OK), "no hss binary at %s (build first)" % HSS_BIN)
+        log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen([HSS_BIN, "-c", self.config], stdout=log, stderr=log,
+                                     cwd=self.tmpdir)
+        log.close()
+        self.returncode = None
+        return self.proc
+
+    def start(self, timeout=10.0):
+        """Starts hss and waits until GET /healthz answers 200."""
+        self.spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.returncode = rc
+                raise TestFailure("hss exited with %d during start-up; log:\n%s" % (rc, self.log()))
+            try:
+                status, _, _ = http("GET", self.base + "/healthz", timeout=1)
+                if status == 200:
+                    return self
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise TestFailure("hss not healthy after %.0f s; log:\n%s" % (timeout, self.log()))
+
+    def wait(self, timeout=10.0):
+        """Waits for the process to exit by itself; returns its exit code."""
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+            raise TestFailure("hss still running after %.0f s" % timeout)
+        return self.returncode
+
+    def kill(self, sig=signal.SIGKILL):
+        """Sends `sig`; for SIGKILL also reaps the process."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                self.returncode = self.proc.wait()
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then SIGKILL after `timeout` s. Returns the exit code (None if never started)."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.logfile, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- API ---------------------------------------------------------------------------------
+
+    def api(self, method, path, body=None):
+        """(status, JSON body or text) of one request to this hss."""
+        status, payload, _ = http(method, self.base + path, body)
+        return status, payload
+
+    def api_full(self, method, path, body=None):
+        """(status, JSON body or text, headers)."""
+        return http(method, self.base + path, body)
+
+    def imsctl(self, *args, stdin=None, env=None):
+        """Runs imsctl against this hss -> CompletedProcess (text)."""
+        e = dict(os.environ)
+        e["IMS_API"] = self.base
+        if env:
+            e.update(env)
+        return subprocess.run([IMSCTL_BIN] + list(args), input=stdin, capture_output=True, text=True,
+                              env=e, timeout=30)
+
+
+# --- tiny test runner ------------------------------------------------------------------------
+
+def main():
+    """Runs the calling module's test_* functions in file order and exits 1 if any failed.
+
+    A test taking one argument gets a fresh temporary directory (kept on failure, for the logs)."""
+    caller = sys.modules.get("__main__")
+    tests = [(name, fn) for name, fn in vars(caller).items()
+             if name.startswith("test_") and inspect.isfunction(fn) and fn.__module__ == caller.__name__]
+    tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
+    only = sys.argv[1:]
+    passed = failed = 0
+    for name, fn in tests:
+        if only and name not in only:
+            continue
+        tmp = tempfile.mkdtemp(prefix="ims-%s-" % name)
+        t0 = time.monotonic()
+        try:
+            if fn.__code__.co_argcount >= 1:
+                fn(tmp)
+            else:
+                fn()
+        except Exception as e:  # the runner reports every failure and carries on
+            failed += 1
+            reason = str(e) if isinstance(e, TestFailure) else "".join(
+                traceback.format_exception_only(type(e), e)).strip()
+            where = traceback.extract_tb(e.__traceback__)
+            line = next((f.lineno for f in reversed(where) if f.filename == caller.__file__), None)
+            print("FAIL %s: %s%s (files in %s)" % (name, reason,
+                                                     " [line %d]" % line if line else "", tmp))
+            sys.stdout.flush()
+            continue
+        passed += 1
+        shutil.rmtree(tmp, ignore_errors=True)
+        print("ok   %s (%.1f s)" % (name, time.monotonic() - t0))
+        sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,853 @@
+/*
+ * test_store: the HSS data model (hss_subscriber.c), its provisioning JSON (hss_json.c) and the
+ * SQLite store (hss_store.c).
+ *
+ * Covers: JSON -> model -> store -> model -> JSON round trip; every validation error class with
+ * its JSON path; identity comparison (RFC 3261 §19.1.4: scheme/host case-insensitive, user part
+ * case-sensitive); conflicts between subscriptions; replace keeping SQN / reg state / S-CSCF;
+ * cascading delete; durable, strictly increasing SQNs (TS 33.102 Annex C) under concurrency;
+ * User-Data of an implicit registration set (TS 29.228 §6.1.2, Annex E); bad database files.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "hss_store.h"
+#include "hss_subscriber.h"
+#include "ims_aka.h"
+#include "ims_log.h"
+
+#define K_HEX "465b5ce8b199b49faa5f0a2ee238a6bc"
+#define OPC_HEX "cd63cb71954a9f4e48a5994e37a02baf"
+
+/* A subscription using every feature of the format. */
+static const char *full_doc =
+    "{\"id\":\"alice\","
+    " \"impis\":[{\"impi\":\"alice@ims.lab\",\"auth_schemes\":[\"aka\",\"digest\"],"
+    "   \"default_scheme\":\"aka\",\"k\":\"" K_HEX "\",\"opc\":\"" OPC_HEX "\",\"amf\":\"8000\","
+    "   \"sqn\":32,\"password\":\"secret\"},"
+    "  {\"impi\":\"alice-dig@ims.lab\",\"ha1\":\"0123456789ABCDEF0123456789abcdef\","
+    "   \"digest_realm\":\"other.realm\"}],"
+    " \"impus\":[{\"impu\":\"sip:alice@ims.lab\",\"barred\":false,\"irs\":1,"
+    "   \"service_profile\":\"default\",\"display_name\":\"Alice\",\"identity_type\":0,"
+    "   \"can_register\":true},"
+    "  {\"impu\":\"tel:+15551234\",\"irs\":1,\"service_profile\":\"gold\"},"
+    "  {\"impu\":\"sip:alice-work@ims.lab\",\"irs\":2,\"barred\":true},"
+    "  {\"impu\":\"sip:conf@ims.lab\",\"irs\":3,\"identity_type\":1,\"can_register\":false}],"
+    " \"service_profiles\":["
+    "  {\"name\":\"default\",\"subscribed_media_profile_id\":-1,\"ifc\":["
+    "   {\"priority\":1,\"trigger_point\":{\"cnf\":true,\"spt\":["
+    "     {\"group\":0,\"negated\":false,\"method\":\"INVITE\"},"
+    "     {\"group\":1,\"negated\":true,\"session_case\":0},"
+    "     {\"group\":1,\"header\":\"Contact\",\"content\":\".*video.*\"}]},"
+    "    \"application_server\":{\"server_name\":\"sip:as.ims.lab:5070\","
+    "     \"default_handling\":\"session_terminated\",\"service_info\":\"mmtel\","
+    "     \"include_register_request\":true,\"include_register_response\":false},"
+    "    \"profile_part_indicator\":\"registered\"},"
+    "   {\"priority\":2,\"trigger_point\":{\"cnf\":false,\"spt\":["
+    "     {\"method\":\"REGISTER\",\"registration_type\":[\"initial\",\"de-registration\"]},"
+    "     {\"request_uri\":\"sip:vm@ims.lab\"},{\"sdp_line\":\"m\",\"content\":\"video\"}]},"
+    "    \"application_server\":{\"server_name\":\"sip:vm.ims.lab\"}}]},"
+    "  {\"name\":\"gold\",\"subscribed_media_profile_id\":7,\"ifc\":["
+    "   {\"priority\":0,\"application_server\":{\"server_name\":\"sip:all.ims.lab\"},"
+    "    \"profile_part_indicator\":\"unregistered\"}]}],"
+    " \"roaming\":{\"visited_networks\":[\"visited.net\",\"other.net\"]},"
+    " \"charging\":{\"ccf_primary\":\"aaa://ccf.ims.lab\",\"ecf_secondary\":\"aaa://ecf2.ims.lab\"}}";
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+    strcpy(tmpdir, "/tmp/test_store.XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    ims_log_set_level(IMS_LOG_ERROR);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static void db_path(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+static hss_store *open_store(const char *name)
+{
+    char path[128], err[256] = "";
+    hss_store *st;
+
+    db_path(path, sizeof(path), name);
+    st = hss_store_open(path, err, sizeof(err));
+    if (!st)
+        fail_msg("open %s: %s", path, err);
+    return st;
+}
+
+/* Parses JSON text into a model; fails the test on error. */
+static void parse_ok(const char *text, hss_subscriber *s)
+{
+    json_object *o = json_tokener_parse(text);
+    char err[256] = "";
+
+    assert_non_null(o);
+    if (hss_subscriber_from_json(o, s, err, sizeof(err)) != 0)
+        fail_msg("from_json: %s", err);
+    json_object_put(o);
+}
+
+static void put_ok(hss_store *st, const char *text, int create_only)
+{
+    hss_subscriber s;
+    char err[256] = "";
+
+    parse_ok(text, &s);
+    if (hss_store_put(st, &s, create_only, err, sizeof(err)) != HSS_STORE_OK)
+        fail_msg("put: %s", err);
+    hss_subscriber_free(&s);
+}
+
+/* Minimal valid subscription with one IMPI (digest) and one IMPU. */
+static void simple_doc(char *buf, size_t len, const char *id, const char *impi, const char *impu)
+{
+    snprintf(buf, len,
+             "{\"id\":\"%s\",\"impis\":[{\"impi\":\"%s\",\"k\":\"" K_HEX "\",\"op\":\"" OPC_HEX
+             "\"}],\"impus\":[{\"impu\":\"%s\"}]}", id, impi, impu);
+}
+
+/* ---------- JSON ---------- */
+
+static void test_json_roundtrip(void **state)
+{
+    hss_subscriber s, back;
+    json_object *j1, *j2, *impi0, *v;
+    hss_store *st = open_store("rt.db");
+    char ha1[33], err[256];
+
+    parse_ok(full_doc, &s);
+    assert_string_equal(s.id, "alice");
+    assert_int_equal(s.n_impis, 2);
+    assert_int_equal(s.n_impus, 4);
+    assert_int_equal(s.n_profiles, 2);
+    assert_true(s.impis[0].op_is_opc);
+    assert_int_equal(s.impis[0].sqn, 32);
+    /* HA1 = MD5(impi:realm:password), realm defaulted to the IMPI's domain. */
+    ims_digest_ha1("alice@ims.lab", "ims.lab", "secret", 6, ha1);
+    assert_string_equal(s.impis[0].ha1, ha1);
+    assert_string_equal(s.impis[0].digest_realm, "ims.lab");
+    assert_string_equal(s.impis[1].ha1, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(s.impis[1].auth_schemes, HSS_AUTH_DIGEST);
+    assert_int_equal(s.profiles[0].n_ifcs, 2);
+    assert_int_equal(s.profiles[0].ifcs[1].tp.spts[0].registration_type,
+                     IMS_REGTYPE_INITIAL | IMS_REGTYPE_DE_REGISTRATION);
+    assert_int_equal(s.profiles[0].ifcs[0].tp.spts[2].kind, IMS_SPT_SIP_HEADER);
+    assert_string_equal(s.profiles[0].ifcs[0].tp.spts[2].content, ".*video.*");
+    assert_false(s.profiles[1].ifcs[0].has_trigger_point);
+    assert_string_equal(s.impus[2].service_profile, "default");    /* first profile */
+
+    j1 = hss_subscriber_to_json(&s);
+    assert_int_equal(hss_store_put(st, &s, 1, err, sizeof(err)), HSS_STORE_OK);
+    assert_int_equal(hss_store_get(st, "alice", &back), HSS_STORE_OK);
+    j2 = hss_subscriber_to_json(&back);
+    if (!json_object_equal(j1, j2))
+        fail_msg("round trip differs:\n%s\n%s", json_object_to_json_string(j1),
+                 json_object_to_json_string(j2));
+    assert_memory_equal(back.impis[0].k, s.impis[0].k, 16);
+    assert_memory_equal(back.impis[0].op, s.impis[0].op, 16);
+    assert_string_equal(back.impis[0].ha1, ha1);
+
+    /* Never a secret in the output; the flags say what is held. */
+    impi0 = json_object_array_get_idx(json_object_object_get(j2, "impis"), 0);
+    assert_false(json_object_object_get_ex(impi0, "k", NULL));
+    assert_false(json_object_object_get_ex(impi0, "opc", NULL));
+    assert_false(json_object_object_get_ex(impi0, "op", NULL));
+    assert_false(json_object_object_get_ex(impi0, "password", NULL));
+    assert_false(json_object_object_get_ex(impi0, "ha1", NULL));
+    assert_true(json_object_get_boolean(json_object_object_get(impi0, "aka")));
+    assert_true(json_object_get_boolean(json_object_object_get(impi0, "digest")));
+    assert_int_equal(json_object_get_int64(json_object_object_get(impi0, "sqn")), 32);
+    assert_null(strstr(json_object_to_json_string(j2), K_HEX));
+    v = json_object_array_get_idx(json_object_object_get(j2, "impus"), 0);
+    assert_string_equal(json_object_get_string(json_object_object_get(v, "reg_state")),
+                        "not_registered");
+    assert_true(json_object_object_get_ex(j2, "registration", NULL));
+
+    json_object_put(j1);
+    json_object_put(j2);
+    hss_subscriber_free(&s);
+    hss_subscriber_free(&back);
+    hss_store_close(st);
+}
+
+static void test_json_defaults(void **state)
+{
+    hss_subscriber s;
+
+    parse_ok("{\"id\":\"d\",\"impis\":[{\"impi\":\"bob@IMS.lab\",\"password\":\"pw\"},"
+             "{\"impi\":\"carol\",\"password\":\"pw\"},"
+             "{\"impi\":\"dave@ims.lab\",\"k\":\"" K_HEX "\",\"op\":\"" OPC_HEX "\"},"
+             "{\"impi\":\"eve@ims.lab\",\"auth_schemes\":[\"digest\",\"aka\"],\"k\":\"" K_HEX
+             "\",\"opc\":\"" OPC_HEX "\",\"ha1\":\"" K_HEX "\"}],"
+             "\"impus\":[{\"impu\":\"sip:bob@ims.lab\"},{\"impu\":\"tel:5551234;phone-context=ims.lab\"}],"
+             "\"registration\":{\"scscf_name\":null},\"service_profiles\":[]}", &s);
+    assert_int_equal(s.impis[0].auth_schemes, HSS_AUTH_DIGEST);
+    assert_int_equal(s.impis[0].default_scheme, HSS_AUTH_DIGEST);
+    assert_string_equal(s.impis[0].digest_realm, "IMS.lab");
+    assert_string_equal(s.impis[1].digest_realm, "carol");       /* no '@': the whole IMPI */
+    assert_int_equal(s.impis[2].auth_schemes, HSS_AUTH_AKA);
+    assert_false(s.impis[2].op_is_opc);
+    assert_memory_equal(s.impis[2].amf, "\x80\x00", 2);
+    assert_int_equal(s.impis[3].default_scheme, HSS_AUTH_DIGEST);   /* first listed */
+    assert_int_equal(s.impis[3].auth_schemes, HSS_AUTH_AKA | HSS_AUTH_DIGEST);
+    assert_int_equal(s.n_profiles, 1);
+    assert_string_equal(s.profiles[0].name, "default");
+    assert_int_equal(s.profiles[0].n_ifcs, 0);
+    assert_string_equal(s.impus[0].service_profile, "default");
+    assert_int_equal(s.impus[0].irs, 1);
+    assert_true(s.impus[0].can_register);
+    assert_false(s.impus[0].barred);
+    assert_null(s.impus[0].display_name);
+    hss_subscriber_free(&s);
+    hss_subscriber_free(&s);     /* harmless: free zeroes */
+}
+
+/* Each case: a document and the start of the error message (the JSON path first). */
+static void test_json_validation(void **state)
+{
+#define IMPI_OK "{\"impi\":\"a@x\",\"password\":\"p\"}"
+#define IMPU_OK "{\"impu\":\"sip:a@x\"}"
+#define DOC(impis, impus) "{\"id\":\"a\",\"impis\":[" impis "],\"impus\":[" impus "]}"
+#define IFC(spt) "{\"id\":\"a\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "],\"service_profiles\":" \
+    "[{\"name\":\"p\",\"ifc\":[{\"priority\":1,\"trigger_point\":{\"cnf\":true,\"spt\":[" spt "]}," \
+    "\"application_server\":{\"server_name\":\"sip:as\"}}]}]}"
+    static const struct { const char *doc, *err; } cases[] = {
+        {"[]", "$: must be an object"},
+        {"{\"id\":\"bad id\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "]}", "id: must match"},
+        {"{\"id\":\"\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "]}", "id: must match"},
+        {"{\"id\":7,\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "]}", "id: must be a string"},
+        {"{\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "]}", "id: required"},
+        {DOC("", IMPU_OK), "impis: needs at least one"},
+        {"{\"id\":\"a\",\"impus\":[" IMPU_OK "]}", "impis: required"},
+        {DOC(IMPI_OK, ""), "impus: needs at least one"},
+        {DOC("{\"impi\":\"\",\"password\":\"p\"}", IMPU_OK), "impis[0].impi: must be non-empty"},
+        {DOC("{\"impi\":\"a b@x\",\"password\":\"p\"}", IMPU_OK), "impis[0].impi: must be non-empty"},
+        {DOC("{\"impi\":\"a@x\",\"k\":\"00\",\"op\":\"" K_HEX "\"}", IMPU_OK), "impis[0].k: must be 32 hex"},
+        {DOC("{\"impi\":\"a@x\",\"k\":\"" K_HEX "\",\"op\":\"" K_HEX "0\"}", IMPU_OK),
+         "impis[0].op: must be 32 hex"},
+        {DOC("{\"impi\":\"a@x\",\"k\":\"" K_HEX "\",\"opc\":\"zz" OPC_HEX "\"}", IMPU_OK),
+         "impis[0].opc: must be 32 hex"},
+        {DOC("{\"impi\":\"a@x\",\"k\":\"" K_HEX "\",\"op\":\"" K_HEX "\",\"opc\":\"" K_HEX "\"}", IMPU_OK),
+         "impis[0].opc: op and opc are mutually exclusive"},
+        {DOC("{\"impi\":\"a@x\",\"auth_schemes\":[\"aka\"],\"password\":\"p\"}", IMPU_OK),
+         "impis[0].k: required by the aka scheme"},
+        {DOC("{\"impi\":\"a@x\",\"k\":\"" K_HEX "\"}", IMPU_OK), "impis[0].opc: op or opc required"},
+        {DOC("{\"impi\":\"a@x\",\"opc\":\"" K_HEX "\"}", IMPU_OK), "impis[0].k: required with op/opc"},
+        {DOC("{\"impi\":\"a@x\"}", IMPU_OK), "impis[0].password: password or ha1 required"},
+        {DOC("{\"impi\":\"a@x\",\"k\":\"" K_HEX "\",\"op\":\"" K_HEX "\",\"auth_schemes\":[\"aka\",\"digest\"]}",
+             IMPU_OK), "impis[0].password: password or ha1 required"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"ha1\":\"" K_HEX "\"}", IMPU_OK),
+         "impis[0].ha1: password and ha1 are mutually exclusive"},
+        {DOC("{\"impi\":\"a@x\",\"ha1\":\"xyz\"}", IMPU_OK), "impis[0].ha1: must be 32 hex"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"default_scheme\":\"aka\"}", IMPU_OK),
+         "impis[0].default_scheme: must be one of auth_schemes"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"auth_schemes\":[\"sms\"]}", IMPU_OK),
+         "impis[0].auth_schemes[0]: must be aka or digest"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"auth_schemes\":[]}", IMPU_OK),
+         "impis[0].auth_schemes: needs at least one"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"amf\":\"80000\"}", IMPU_OK), "impis[0].amf: must be 4 hex"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"sqn\":-1}", IMPU_OK), "impis[0].sqn: must be between 0 and"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"sqn\":281474976710656}", IMPU_OK),
+         "impis[0].sqn: must be between 0 and 281474976710655"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"sqn\":1.5}", IMPU_OK), "impis[0].sqn: must be an integer"},
+        {DOC(IMPI_OK, "{\"impu\":\"mailto:a@x\"}"), "impus[0].impu: must be a sip:, sips: or tel: URI"},
+        {DOC(IMPI_OK, "{\"impu\":\"sip:\"}"), "impus[0].impu: must be a sip:"},
+        {DOC(IMPI_OK, "{\"impu\":\"sip:a@\"}"), "impus[0].impu: must be a sip:"},
+        {DOC(IMPI_OK, "{\"impu\":\"tel:+1-555\"}"), "impus[0].impu: must be a sip:"},
+        {DOC(IMPI_OK, "{\"impu\":\"tel:+\"}"), "impus[0].impu: must be a sip:"},
+        {DOC(IMPI_OK, "{\"impu\":\"tel:alice\"}"), "impus[0].impu: must be a sip:"},
+        {DOC(IMPI_OK, "{\"impu\":\"sip:a@x\",\"service_profile\":\"gold\"}"),
+         "impus[0].service_profile: no service profile \"gold\""},
+        {DOC(IMPI_OK, IMPU_OK ",{\"impu\":\"sip:b@x\",\"barred\":\"no\"}"), "impus[1].barred: must be a boolean"},
+        {DOC(IMPI_OK, "{\"impu\":\"sip:a@x\",\"irs\":\"1\"}"), "impus[0].irs: must be an integer"},
+        {DOC(IMPI_OK, "{\"impu\":\"sip:a@x\",\"identity_type\":3}"), "impus[0].identity_type: must be between 0 and 2"},
+        {DOC(IMPI_OK, "{\"impu\":\"sip:a@x\",\"display_name\":5}"), "impus[0].display_name: must be a string"},
+        {DOC(IMPI_OK ",{\"impi\":\"a@X\",\"password\":\"p\"}", IMPU_OK), "impis[1]: duplicate identity a@X (also impis[0])"},
+        {DOC(IMPI_OK, IMPU_OK ",{\"impu\":\"SIP:a@X\"}"), "impus[1]: duplicate identity SIP:a@X (also impus[0])"},
+        {DOC("{\"impi\":\"a@x\",\"password\":\"p\",\"kk\":1}", IMPU_OK), "impis[0].kk: unknown field"},
+        {"{\"id\":\"a\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "],\"kk\":1}", "kk: unknown field"},
+        {DOC("5", IMPU_OK), "impis[0]: must be an object"},
+        {"{\"id\":\"a\",\"impis\":{},\"impus\":[" IMPU_OK "]}", "impis: must be an array"},
+        {"{\"id\":\"a\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "],\"service_profiles\":"
+         "[{\"name\":\"p\"},{\"name\":\"p\"}]}", "service_profiles[1].name: duplicate service profile"},
+        {"{\"id\":\"a\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "],\"service_profiles\":"
+         "[{\"name\":\"p\",\"ifc\":[{\"priority\":1}]}]}", "service_profiles[0].ifc[0].application_server: required"},
+        {"{\"id\":\"a\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "],\"service_profiles\":"
+         "[{\"name\":\"p\",\"ifc\":[{\"priority\":1,\"application_server\":{\"server_name\":\"sip:as\","
+         "\"default_handling\":\"drop\"}}]}]}",
+         "service_profiles[0].ifc[0].application_server.default_handling: must be"},
+        {IFC(""), "service_profiles[0].ifc[0].trigger_point.spt: needs at least one SPT"},
+        {IFC("{\"group\":0}"), "service_profiles[0].ifc[0].trigger_point.spt[0]: needs one of method"},
+        {IFC("{\"method\":\"INVITE\",\"request_uri\":\"x\"}"),
+         "service_profiles[0].ifc[0].trigger_point.spt[0].method: only one of"},
+        {IFC("{\"method\":\"INVITE\",\"content\":\"x\"}"),
+         "service_profiles[0].ifc[0].trigger_point.spt[0].content: only with header or sdp_line"},
+        {IFC("{\"method\":\"INVITE\"},{\"session_case\":5}"),
+         "service_profiles[0].ifc[0].trigger_point.spt[1].session_case: must be between 0 and 4"},
+        {IFC("{\"method\":\"REGISTER\",\"registration_type\":[\"initial\",\"again\"]}"),
+         "service_profiles[0].ifc[0].trigger_point.spt[0].registration_type[1]: must be initial"},
+        {IFC("{\"method\":\"INVITE\",\"negated\":1}"),
+         "service_profiles[0].ifc[0].trigger_point.spt[0].negated: must be a boolean"},
+        {"{\"id\":\"a\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "],\"roaming\":{\"visited_networks\":[1]}}",
+         "roaming.visited_networks[0]: must be a network name"},
+        {"{\"id\":\"a\",\"impis\":[" IMPI_OK "],\"impus\":[" IMPU_OK "],\"charging\":{\"ccf\":\"x\"}}",
+         "charging.ccf: unknown field"},
+    };
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_object *o = json_tokener_parse(cases[i].doc);
+        hss_subscriber s;
+        int rc;
+
+        if (!o)
+            fail_msg("case %zu: bad test JSON", i);
+        err[0] = '\0';
+        rc = hss_subscriber_from_json(o, &s, err, sizeof(err));
+        json_object_put(o);
+        if (rc != -1 || strncmp(err, cases[i].err, strlen(cases[i].err)) != 0)
+            fail_msg("case %zu: rc %d, error \"%s\", expected \"%s...\"", i, rc, err, cases[i].err);
+        /* The model is left empty on error. */
+        assert_null(s.id);
+        assert_int_equal(s.n_impis, 0);
+        hss_subscriber_free(&s);
+    }
+}
+
+static void test_identity_compare(void **state)
+{
+    char *n;
+    hss_subscriber s;
+
+    n = hss_impu_normalise("SIP:Alice@IMS.Lab:5060;Transport=TCP");
+    assert_string_equal(n, "sip:Alice@ims.lab:5060;Transport=TCP");
+    free(n);
+    n = hss_impu_normalise("sip:+1555;npdi@Host.NET;user=phone");
+    assert_string_equal(n, "sip:+1555;npdi@host.net;user=phone");
+    free(n);
+    n = hss_impu_normalise("TEL:+1555");
+    assert_string_equal(n, "tel:+1555");
+    free(n);
+    n = hss_impi_normalise("Alice@IMS.LAB");
+    assert_string_equal(n, "Alice@ims.lab");
+    free(n);
+    assert_true(hss_impu_equal("SIP:alice@ims.LAB", "sip:alice@ims.lab"));
+    assert_false(hss_impu_equal("sip:Alice@ims.lab", "sip:alice@ims.lab"));
+    assert_true(hss_impi_equal("alice@IMS.lab", "alice@ims.lab"));
+    assert_false(hss_impi_equal("Alice@ims.lab", "alice@ims.lab"));
+    assert_false(hss_impi_equal("alice", "ALICE"));
+
+    parse_ok(full_doc, &s);
+    assert_ptr_equal(hss_subscriber_impu(&s, "SIP:alice@IMS.LAB"), &s.impus[0]);
+    assert_null(hss_subscriber_impu(&s, "sip:ALICE@ims.lab"));
+    assert_ptr_equal(hss_subscriber_impu(&s, "tel:+15551234"), &s.impus[1]);
+    assert_ptr_equal(hss_subscriber_impi(&s, "alice@Ims.Lab"), &s.impis[0]);
+    assert_null(hss_subscriber_impi(&s, "Alice@ims.lab"));
+    assert_ptr_equal(hss_subscriber_profile(&s, "gold"), &s.profiles[1]);
+    assert_null(hss_subscriber_profile(&s, "Gold"));
+    hss_subscriber_free(&s);
+}
+
+/* ---------- store ---------- */
+
+static void test_lookup_case(void **state)
+{
+    hss_store *st = open_store("lookup.db");
+    hss_subscriber s;
+    char doc[512];
+
+    simple_doc(doc, sizeof(doc), "bob", "bob@IMS.Lab", "SIP:bob@IMS.LAB");
+    put_ok(st, doc, 1);
+    /* Stored normalised. */
+    assert_int_equal(hss_store_get(st, "bob", &s), HSS_STORE_OK);
+    assert_string_equal(s.impus[0].identity, "sip:bob@ims.lab");
+    assert_string_equal(s.impis[0].identity, "bob@ims.lab");
+    hss_subscriber_free(&s);
+
+    assert_int_equal(hss_store_find_by_impu(st, "sip:bob@ims.lab", &s), HSS_STORE_OK);
+    assert_string_equal(s.id, "bob");
+    hss_subscriber_free(&s);
+    assert_int_equal(hss_store_find_by_impu(st, "sip:bob@Ims.Lab", &s), HSS_STORE_OK);
+    hss_subscriber_free(&s);
+    assert_int_equal(hss_store_find_by_impu(st, "sip:Bob@ims.lab", &s), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_find_by_impi(st, "bob@IMS.LAB", &s), HSS_STORE_OK);
+    assert_string_equal(s.id, "bob");
+    hss_subscriber_free(&s);
+    assert_int_equal(hss_store_find_by_impi(st, "BOB@ims.lab", &s), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_find_by_impi(st, "sip:bob@ims.lab", &s), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_get(st, "nobody", &s), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_get(st, "BOB", &s), HSS_STORE_NOT_FOUND);   /* ids are exact */
+    hss_store_close(st);
+}
+
+static void test_conflicts(void **state)
+{
+    hss_store *st = open_store("conflict.db");
+    hss_subscriber s;
+    char doc[512], err[256];
+
+    simple_doc(doc, sizeof(doc), "bob", "bob@ims.lab", "sip:bob@ims.lab");
+    put_ok(st, doc, 1);
+
+    /* Same IMPU (host in other case) under another subscription. */
+    simple_doc(doc, sizeof(doc), "carol", "carol@ims.lab", "sip:bob@IMS.lab");
+    parse_ok(doc, &s);
+    assert_int_equal(hss_store_put(st, &s, 1, err, sizeof(err)), HSS_STORE_CONFLICT);
+    assert_string_equal(err, "impus[0]: sip:bob@ims.lab belongs to subscription bob");
+    hss_subscriber_free(&s);
+
+    simple_doc(doc, sizeof(doc), "carol", "bob@ims.LAB", "sip:carol@ims.lab");
+    parse_ok(doc, &s);
+    assert_int_equal(hss_store_put(st, &s, 0, err, sizeof(err)), HSS_STORE_CONFLICT);
+    assert_string_equal(err, "impis[0]: bob@ims.lab belongs to subscription bob");
+    hss_subscriber_free(&s);
+    /* Nothing of the failed puts was written. */
+    assert_int_equal(hss_store_get(st, "carol", &s), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_find_by_impu(st, "sip:carol@ims.lab", &s), HSS_STORE_NOT_FOUND);
+
+    /* create_only on an existing id. */
+    simple_doc(doc, sizeof(doc), "bob", "bob@ims.lab", "sip:bob@ims.lab");
+    parse_ok(doc, &s);
+    assert_int_equal(hss_store_put(st, &s, 1, err, sizeof(err)), HSS_STORE_CONFLICT);
+    assert_string_equal(err, "id: subscription bob already exists");
+    assert_int_equal(hss_store_put(st, &s, 0, err, sizeof(err)), HSS_STORE_OK);   /* replace */
+    hss_subscriber_free(&s);
+
+    /* Two identities equal after normalisation in a model not built by from_json. */
+    simple_doc(doc, sizeof(doc), "dup", "dup@ims.lab", "sip:dup@ims.lab");
+    parse_ok(doc, &s);
+    s.impus = realloc(s.impus, 2 * sizeof(hss_impu));
+    s.impus[1] = s.impus[0];
+    s.impus[1].identity = strdup("sip:dup@IMS.LAB");
+    s.impus[1].service_profile = strdup("default");
+    s.impus[1].display_name = NULL;
+    s.n_impus = 2;
+    assert_int_equal(hss_store_put(st, &s, 1, err, sizeof(err)), HSS_STORE_CONFLICT);
+    assert_string_equal(err, "impus[1]: sip:dup@ims.lab appears twice in this subscription");
+    hss_subscriber_free(&s);
+    assert_int_equal(hss_store_count(st), 1);
+    hss_store_close(st);
+}
+
+static void test_replace_keeps_state(void **state)
+{
+    hss_store *st = open_store("replace.db");
+    hss_subscriber s;
+    uint64_t sqns[3];
+    const char *reg[] = {"sip:alice@IMS.lab"};
+    char doc[1024], err[256];
+
+    put_ok(st, full_doc, 1);
+    assert_int_equal(hss_store_advance_sqn(st, "alice@ims.lab", 3, sqns), HSS_STORE_OK);
+    assert_int_equal(hss_store_set_reg_state(st, "alice", reg, 1, HSS_REGISTERED), HSS_STORE_OK);
+    assert_int_equal(hss_store_set_scscf(st, "alice", "sip:scscf.ims.lab:6060", "scscf.ims.lab",
+                                         "ims.lab"), HSS_STORE_OK);
+
+    /* New document: sqn 0 again, one IMPU dropped, one added, display name changed. */
+    snprintf(doc, sizeof(doc),
+             "{\"id\":\"alice\",\"impis\":[{\"impi\":\"alice@ims.lab\",\"k\":\"" K_HEX "\","
+             "\"opc\":\"" OPC_HEX "\",\"sqn\":0},{\"impi\":\"alice2@ims.lab\",\"password\":\"x\","
+             "\"sqn\":5}],\"impus\":[{\"impu\":\"sip:alice@ims.lab\",\"display_name\":\"A.\"},"
+             "{\"impu\":\"sip:new@ims.lab\"}]}");
+    put_ok(st, doc, 0);
+    assert_int_equal(hss_store_get(st, "alice", &s), HSS_STORE_OK);
+    assert_int_equal(s.n_impis, 2);
+    assert_int_equal(s.impis[0].sqn, sqns[2]);          /* kept: never goes back */
+    assert_int_equal(s.impis[1].sqn, 5);
+    assert_int_equal(s.impis[0].auth_schemes, HSS_AUTH_AKA);
+    assert_int_equal(s.n_impus, 2);
+    assert_int_equal(s.impus[0].reg_state, HSS_REGISTERED);
+    assert_string_equal(s.impus[0].display_name, "A.");
+    assert_int_equal(s.impus[1].reg_state, HSS_NOT_REGISTERED);
+    assert_string_equal(s.scscf_name, "sip:scscf.ims.lab:6060");
+    assert_string_equal(s.scscf_host, "scscf.ims.lab");
+    assert_string_equal(s.scscf_realm, "ims.lab");
+    assert_int_equal(s.n_profiles, 1);
+    assert_null(s.ccf_primary);
+    assert_int_equal(s.n_visited_networks, 0);
+    hss_subscriber_free(&s);
+
+    /* A larger given SQN wins. */
+    snprintf(doc, sizeof(doc),
+             "{\"id\":\"alice\",\"impis\":[{\"impi\":\"alice@ims.lab\",\"k\":\"" K_HEX "\","
+             "\"opc\":\"" OPC_HEX "\",\"sqn\":100000}],\"impus\":[{\"impu\":\"sip:alice@ims.lab\"}]}");
+    put_ok(st, doc, 0);
+    assert_int_equal(hss_store_find_by_impi(st, "alice@ims.lab", &s), HSS_STORE_OK);
+    assert_int_equal(s.impis[0].sqn, 100000);
+    hss_subscriber_free(&s);
+
+    /* Identities dropped by the replace are free for others. */
+    simple_doc(doc, sizeof(doc), "other", "alice2@ims.lab", "tel:+15551234");
+    put_ok(st, doc, 1);
+
+    /* Volatile-state writers report unknown targets. */
+    reg[0] = "sip:nobody@ims.lab";
+    assert_int_equal(hss_store_set_reg_state(st, "alice", reg, 1, HSS_REGISTERED), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_set_scscf(st, "nobody", "sip:x", "x", "y"), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_set_scscf(st, "alice", NULL, "ignored", "ignored"), HSS_STORE_OK);
+    assert_int_equal(hss_store_get(st, "alice", &s), HSS_STORE_OK);
+    assert_null(s.scscf_name);
+    assert_null(s.scscf_host);
+    assert_null(s.scscf_realm);
+    hss_subscriber_free(&s);
+    (void)err;
+    hss_store_close(st);
+}
+
+static int count_rows(const char *path, const char *table)
+{
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    char sql[64];
+    int n = -1;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_delete_cascade(void **state)
+{
+    hss_store *st = open_store("delete.db");
+    hss_subscriber s;
+    char path[128], doc[512];
+    static const char *const tables[] = {"imsu", "impi", "impu", "service_profile"};
+    static const int before[] = {2, 3, 5, 3};
+
+    db_path(path, sizeof(path), "delete.db");
+    put_ok(st, full_doc, 1);
+    simple_doc(doc, sizeof(doc), "bob", "bob@ims.lab", "sip:bob@ims.lab");
+    put_ok(st, doc, 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(count_rows(path, tables[i]), before[i]);
+
+    assert_int_equal(hss_store_delete(st, "alice"), HSS_STORE_OK);
+    assert_int_equal(hss_store_delete(st, "alice"), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_get(st, "alice", &s), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_find_by_impi(st, "alice@ims.lab", &s), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_find_by_impu(st, "tel:+15551234", &s), HSS_STORE_NOT_FOUND);
+    /* Only bob's rows are left. */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(count_rows(path, tables[i]), 1);
+    /* The identities can be provisioned again. */
+    simple_doc(doc, sizeof(doc), "alice3", "alice@ims.lab", "sip:alice@ims.lab");
+    put_ok(st, doc, 1);
+    hss_store_close(st);
+}
+
+static void test_list_count(void **state)
+{
+    hss_store *st = open_store("list.db");
+    char doc[512], impi[32], impu[32], id[8];
+    char **ids;
+    size_t n;
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "u%d", 4 - i);
+        snprintf(impi, sizeof(impi), "u%d@ims.lab", i);
+        snprintf(impu, sizeof(impu), "sip:u%d@ims.lab", i);
+        simple_doc(doc, sizeof(doc), id, impi, impu);
+        put_ok(st, doc, 1);
+    }
+    assert_int_equal(hss_store_count(st), 5);
+    assert_int_equal(hss_store_list(st, NULL, 0, &ids, &n), HSS_STORE_OK);
+    assert_int_equal(n, 5);
+    assert_string_equal(ids[0], "u0");
+    assert_string_equal(ids[4], "u4");
+    hss_store_free_ids(ids, n);
+    assert_int_equal(hss_store_list(st, "u1", 2, &ids, &n), HSS_STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(ids[0], "u2");
+    assert_string_equal(ids[1], "u3");
+    hss_store_free_ids(ids, n);
+    assert_int_equal(hss_store_list(st, "u4", 10, &ids, &n), HSS_STORE_OK);
+    assert_int_equal(n, 0);
+    hss_store_free_ids(ids, n);
+    hss_store_close(st);
+}
+
+static void test_sqn_durable(void **state)
+{
+    hss_store *st = open_store("sqn.db");
+    hss_subscriber s;
+    uint64_t sqns[5], one, prev;
+    char doc[512];
+
+    simple_doc(doc, sizeof(doc), "sq", "sq@ims.lab", "sip:sq@ims.lab");
+    put_ok(st, doc, 1);
+    assert_int_equal(hss_store_advance_sqn(st, "sq@IMS.lab", 5, sqns), HSS_STORE_OK);
+    prev = 0;
+    for (int i = 0; i < 5; i++) {
+        assert_true(sqns[i] > prev);
+        assert_int_equal(sqns[i], ims_sqn_next(prev));
+        prev = sqns[i];
+    }
+    assert_int_equal(hss_store_advance_sqn(st, "nobody@ims.lab", 1, &one), HSS_STORE_NOT_FOUND);
+    hss_store_close(st);
+
+    /* Reopen: the next SQN continues after the last one handed out. */
+    st = open_store("sqn.db");
+    assert_int_equal(hss_store_advance_sqn(st, "sq@ims.lab", 1, &one), HSS_STORE_OK);
+    assert_int_equal(one, ims_sqn_next(sqns[4]));
+
+    /* Resync only moves upward. */
+    assert_int_equal(hss_store_set_sqn(st, "sq@ims.lab", 3), HSS_STORE_OK);
+    assert_int_equal(hss_store_get(st, "sq", &s), HSS_STORE_OK);
+    assert_int_equal(s.impis[0].sqn, one);
+    hss_subscriber_free(&s);
+    assert_int_equal(hss_store_set_sqn(st, "sq@ims.lab", 0x10000), HSS_STORE_OK);
+    assert_int_equal(hss_store_advance_sqn(st, "sq@ims.lab", 1, &one), HSS_STORE_OK);
+    assert_int_equal(one, ims_sqn_next(0x10000));
+    assert_int_equal(hss_store_set_sqn(st, "nobody@ims.lab", 5), HSS_STORE_NOT_FOUND);
+    assert_int_equal(hss_store_set_sqn(st, "sq@ims.lab", IMS_SQN_MAX + 1), HSS_STORE_ERROR);
+    hss_store_close(st);
+}
+
+#define THREADS 4
+#define PER_THREAD 500
+
+typedef struct {
+    hss_store *st;
+    uint64_t sqns[PER_THREAD];
+    int failures;
+} worker;
+
+static void *sqn_worker(void *arg)
+{
+    worker *w = arg;
+
+    for (int i = 0; i < PER_THREAD; i++)
+        if (hss_store_advance_sqn(w->st, "mt@ims.lab", 1, &w->sqns[i]) != HSS_STORE_OK)
+            w->failures++;
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void test_sqn_threads(void **state)
+{
+    hss_store *st = open_store("mt.db");
+    static worker w[THREADS];
+    pthread_t t[THREADS];
+    uint64_t *all = calloc(THREADS * PER_THREAD, sizeof(uint64_t));
+    hss_subscriber s;
+    char doc[512];
+
+    assert_non_null(all);
+    simple_doc(doc, sizeof(doc), "mt", "mt@ims.lab", "sip:mt@ims.lab");
+    put_ok(st, doc, 1);
+    for (int i = 0; i < THREADS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].st = st;
+        assert_int_equal(pthread_create(&t[i], NULL, sqn_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+        /* Each thread sees its own SQNs strictly increasing. */
+        for (int j = 1; j < PER_THREAD; j++)
+            assert_true(w[i].sqns[j] > w[i].sqns[j - 1]);
+        memcpy(all + i * PER_THREAD, w[i].sqns, sizeof(w[i].sqns));
+    }
+    qsort(all, THREADS * PER_THREAD, sizeof(uint64_t), cmp_u64);
+    for (int i = 1; i < THREADS * PER_THREAD; i++)
+        assert_true(all[i] > all[i - 1]);               /* 2000 distinct */
+    assert_int_equal(hss_store_get(st, "mt", &s), HSS_STORE_OK);
+    assert_int_equal(s.impis[0].sqn, all[THREADS * PER_THREAD - 1]);
+    hss_subscriber_free(&s);
+    free(all);
+    hss_store_close(st);
+}
+
+static void test_userdata_irs(void **state)
+{
+    hss_subscriber s;
+    ims_subscription ud;
+    const ims_service_profile *p;
+
+    /* full_doc: IRS 1 = sip:alice (default), tel:+15551234 (gold); IRS 2 = sip:alice-work
+     * (barred, default); IRS 3 = the PSI. */
+    parse_ok(full_doc, &s);
+    assert_int_equal(hss_subscriber_userdata(&s, "alice@ims.lab", "tel:+15551234", &ud), 0);
+    assert_string_equal(ud.private_id, "alice@ims.lab");
+    assert_int_equal(ud.n_profiles, 2);
+    /* The requested IMPU's profile comes first. */
+    p = &ud.profiles[0];
+    assert_int_equal(p->n_ids, 1);
+    assert_string_equal(p->ids[0].identity, "tel:+15551234");
+    assert_int_equal(p->subscribed_media_profile_id, 7);
+    assert_int_equal(p->n_ifcs, 1);
+    assert_int_equal(p->ifcs[0].profile_part_indicator, 1);
+    p = &ud.profiles[1];
+    assert_int_equal(p->n_ids, 1);
+    assert_string_equal(p->ids[0].identity, "sip:alice@ims.lab");
+    assert_string_equal(p->ids[0].display_name, "Alice");
+    assert_int_equal(p->subscribed_media_profile_id, -1);
+    assert_int_equal(p->n_ifcs, 2);
+    /* Deep copies, not aliases of the subscriber's iFC. */
+    assert_ptr_not_equal(p->ifcs[0].as.server_name, s.profiles[0].ifcs[0].as.server_name);
+    assert_string_equal(p->ifcs[0].as.server_name, "sip:as.ims.lab:5070");
+    assert_string_equal(p->ifcs[0].tp.spts[2].content, ".*video.*");
+    assert_int_equal(p->ifcs[0].as.default_handling, IMS_DEFAULT_HANDLING_SESSION_TERMINATED);
+    ims_subscription_free(&ud);
+
+    assert_int_equal(hss_subscriber_userdata(&s, "alice@ims.lab", "SIP:alice-work@ims.lab", &ud), 0);
+    assert_int_equal(ud.n_profiles, 1);
+    assert_int_equal(ud.profiles[0].n_ids, 1);
+    assert_true(ud.profiles[0].ids[0].barred);
+    ims_subscription_free(&ud);
+
+    assert_int_equal(hss_subscriber_userdata(&s, "alice@ims.lab", "sip:conf@ims.lab", &ud), 0);
+    assert_int_equal(ud.profiles[0].ids[0].identity_type, IMS_IDENTITY_TYPE_DISTINCT_PSI);
+    ims_subscription_free(&ud);
+
+    assert_int_equal(hss_subscriber_userdata(&s, "alice@ims.lab", "sip:nobody@ims.lab", &ud), -1);
+    hss_subscriber_free(&s);
+
+    /* Two IRS, two profiles, several IMPUs per profile; the order follows the document. */
+    parse_ok("{\"id\":\"g\",\"impis\":[{\"impi\":\"g@x\",\"password\":\"p\"}],"
+             "\"impus\":[{\"impu\":\"sip:a@x\",\"service_profile\":\"p1\"},"
+             "{\"impu\":\"sip:b@x\",\"service_profile\":\"p2\"},"
+             "{\"impu\":\"sip:c@x\",\"service_profile\":\"p1\",\"irs\":2},"
+             "{\"impu\":\"sip:d@x\",\"service_profile\":\"p2\",\"barred\":true},"
+             "{\"impu\":\"sip:e@x\",\"service_profile\":\"p1\"}],"
+             "\"service_profiles\":[{\"name\":\"p1\"},{\"name\":\"p2\",\"ifc\":[{\"priority\":3,"
+             "\"application_server\":{\"server_name\":\"sip:as\"}}]}]}", &s);
+    assert_int_equal(hss_subscriber_userdata(&s, NULL, "sip:b@x", &ud), 0);
+    assert_string_equal(ud.private_id, "g@x");           /* first IMPI stands in */
+    assert_int_equal(ud.n_profiles, 2);
+    assert_int_equal(ud.profiles[0].n_ids, 2);
+    assert_string_equal(ud.profiles[0].ids[0].identity, "sip:b@x");
+    assert_string_equal(ud.profiles[0].ids[1].identity, "sip:d@x");
+    assert_true(ud.profiles[0].ids[1].barred);
+    assert_int_equal(ud.profiles[0].n_ifcs, 1);
+    assert_int_equal(ud.profiles[1].n_ids, 2);
+    assert_string_equal(ud.profiles[1].ids[0].identity, "sip:a@x");
+    assert_string_equal(ud.profiles[1].ids[1].identity, "sip:e@x");
+    assert_int_equal(ud.profiles[1].n_ifcs, 0);
+    ims_subscription_free(&ud);
+    assert_int_equal(hss_subscriber_userdata(&s, "g@x", "sip:c@x", &ud), 0);
+    assert_int_equal(ud.n_profiles, 1);
+    assert_int_equal(ud.profiles[0].n_ids, 1);
+    ims_subscription_free(&ud);
+    hss_subscriber_free(&s);
+}
+
+static void test_open_errors(void **state)
+{
+    char path[128], err[256];
+    FILE *f;
+    sqlite3 *db;
+    hss_store *st;
+
+    db_path(path, sizeof(path), "notadb.db");
+    f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 100; i++)
+        fputs("this is a text file, not an SQLite database\n", f);
+    fclose(f);
+    err[0] = '\0';
+    assert_null(hss_store_open(path, err, sizeof(err)));
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "not a database"));
+
+    err[0] = '\0';
+    assert_null(hss_store_open("/nonexistent-dir/x/hss.db", err, sizeof(err)));
+    assert_non_null(strstr(err, "/nonexistent-dir/x/hss.db"));
+
+    /* A database written by a newer HSS. */
+    db_path(path, sizeof(path), "newer.db");
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    err[0] = '\0';
+    assert_null(hss_store_open(path, err, sizeof(err)));
+    assert_non_null(strstr(err, "schema version 99 is newer"));
+
+    /* Somebody else's database. */
+    db_path(path, sizeof(path), "foreign.db");
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    err[0] = '\0';
+    assert_null(hss_store_open(path, err, sizeof(err)));
+    assert_non_null(strstr(err, "not an HSS database"));
+
+    /* A fresh file gets the current schema, in WAL mode; reopening it is fine. */
+    db_path(path, sizeof(path), "fresh.db");
+    st = hss_store_open(path, err, sizeof(err));
+    assert_non_null(st);
+    hss_store_close(st);
+    st = hss_store_open(path, err, sizeof(err));
+    assert_non_null(st);
+    hss_store_close(st);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    {
+        sqlite3_stmt *stmt;
+
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(stmt, 0), "wal");
+        sqlite3_finalize(stmt);
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(stmt, 0), 1);
+        sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_roundtrip),
+        cmocka_unit_test(test_json_defaults),
+        cmocka_unit_test(test_json_validation),
+        cmocka_unit_test(test_identity_compare),
+        cmocka_unit_test(test_lookup_case),
+        cmocka_unit_test(test_conflicts),
+        cmocka_unit_test(test_replace_keeps_state),
+        cmocka_unit_test(test_delete_cascade),
+        cmocka_unit_test(test_list_count),
+        cmocka_unit_test(test_sqn_durable),
+        cmocka_unit_test(test_sqn_threads),
+        cmocka_unit_test(test_userdata_irs),
+        cmocka_unit_test(test_open_errors),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
