@@ -33,11 +33,8 @@ static struct dictionary *dict(void) { return fd_g_config->cnf_dict; }
 
 static int find_avp(uint32_t vendor, const char *name, struct dict_object **out)
 {
-    struct dict_avp_request_ex req;
-    memset(&req, 0, sizeof(req));
-    req.avp_vendor.vendor_id = vendor;
-    req.avp_data.avp_name = (char *)name;
-    int rc = fd_dict_search(dict(), DICT_AVP, AVP_BY_STRUCT, &req, out, ENOENT);
+    struct dict_avp_request req = { .avp_vendor = vendor, .avp_name = (char *)name };
+    int rc = fd_dict_search(dict(), DICT_AVP, AVP_BY_NAME_AND_VENDOR, &req, out, ENOENT);
     if (rc)
         IMS_ERROR(SUBSYS, "AVP %s (vendor %u) not in the dictionary", name, vendor);
     return rc ? -1 : 0;
@@ -336,31 +333,59 @@ int ims_cx_set_experimental(struct msg *ans, uint32_t exp_code)
     return 0;
 }
 
-int ims_cx_set_missing_avp(struct msg *ans, struct dict_object *missing, const char *why)
+/* Result-Code + Failed-AVP (RFC 6733 §7.5) holding `example` + Error-Message. freeDiameter's
+ * fd_msg_rescode_set can only copy AVPs that came off the wire, so the group is built here. */
+static int set_failed(struct msg *ans, uint32_t code, struct avp *example, const char *why)
 {
-    /* RFC 6733 §7.5: Failed-AVP carries an example of the missing AVP (empty value). */
-    struct avp *example = NULL;
-    CX_CHECK(fd_msg_avp_new(missing, 0, &example));
+    struct dict_object *failed_avp = NULL, *error_message = NULL;
+    struct avp *group = NULL;
+    if (ims_cx_set_result(ans, code)) {
+        fd_msg_free(example);
+        return -1;
+    }
+    if (fd_dict_search(dict(), DICT_AVP, AVP_BY_NAME, "Failed-AVP", &failed_avp, ENOENT) == 0 &&
+        ims_cx_add_group(ans, failed_avp, &group) == 0) {
+        if (fd_msg_avp_add(group, MSG_BRW_LAST_CHILD, example))
+            fd_msg_free(example);
+    } else {
+        fd_msg_free(example);
+    }
+    if (why && fd_dict_search(dict(), DICT_AVP, AVP_BY_NAME, "Error-Message", &error_message, ENOENT) == 0)
+        ims_cx_add_str(ans, error_message, why);
+    return 0;
+}
+
+/* A fresh AVP of `model` with an empty/zero value (grouped: no children). */
+static struct avp *example_avp(struct dict_object *model, const union avp_value *value)
+{
+    struct avp *a = NULL;
     struct dict_avp_data data;
-    if (fd_dict_getval(missing, &data) == 0) {
+    if (fd_msg_avp_new(model, 0, &a) || fd_dict_getval(model, &data))
+        return a;
+    if (data.avp_basetype != AVP_TYPE_GROUPED) {
         union avp_value v;
         memset(&v, 0, sizeof(v));
-        if (data.avp_basetype == AVP_TYPE_OCTETSTRING) {
+        if (value)
+            v = *value;
+        else if (data.avp_basetype == AVP_TYPE_OCTETSTRING)
             v.os.data = (uint8_t *)"";
-            v.os.len = 0;
-        }
-        if (data.avp_basetype != AVP_TYPE_GROUPED)
-            fd_msg_avp_setvalue(example, &v);
+        fd_msg_avp_setvalue(a, &v);
     }
-    CX_CHECK(fd_msg_rescode_set(ans, "DIAMETER_MISSING_AVP", (char *)why, example, 1));
-    fd_msg_free(example);
-    return 0;
+    return a;
+}
+
+int ims_cx_set_missing_avp(struct msg *ans, struct dict_object *missing, const char *why)
+{
+    return set_failed(ans, IMS_DIAMETER_MISSING_AVP, example_avp(missing, NULL), why);
 }
 
 int ims_cx_set_invalid_avp(struct msg *ans, struct avp *bad, const char *why)
 {
-    CX_CHECK(fd_msg_rescode_set(ans, "DIAMETER_INVALID_AVP_VALUE", (char *)why, bad, 1));
-    return 0;
+    struct dict_object *model = NULL;
+    struct avp_hdr *h = NULL;
+    if (!bad || fd_msg_model(bad, &model) || !model || fd_msg_avp_hdr(bad, &h))
+        return ims_cx_set_result(ans, IMS_DIAMETER_INVALID_AVP_VALUE);
+    return set_failed(ans, IMS_DIAMETER_INVALID_AVP_VALUE, example_avp(model, h->avp_value), why);
 }
 
 /* ---------- reading ---------- */

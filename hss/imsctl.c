@@ -167,7 +167,11 @@ static int request(const api_addr *a, const char *method, const char *path, cons
     *resp = NULL;
     if (ims_http_client_request(a->host, a->port, method, full, "application/json", body ? body : "",
                                 body ? strlen(body) : 0, TIMEOUT_MS, &status, resp, err, sizeof(err)) != 0) {
-        fprintf(stderr, "imsctl: %s:%u: %s\n", a->host, (unsigned)a->port, err[0] ? err : "request failed");
+        /* the client's message already names the address */
+        if (err[0])
+            fprintf(stderr, "imsctl: %s\n", err);
+        else
+            fprintf(stderr, "imsctl: %s:%u: request failed\n", a->host, (unsigned)a->port);
         return -1;
     }
     return status;

@@ -9,7 +9,7 @@
  *
  * Commands (name=value options after the positional arguments):
  *   uar IMPI IMPU [visited=NET] [type=0|1|2]
- *   mar IMPI IMPU [scheme=S] [items=N] [server=URI] [key=K:OPC] [resync=SQN_MS] [bad-auts]
+ *   mar IMPI IMPU [scheme=aka|digest|S] [items=N] [server=URI] [key=K:OPC] [resync=SQN_MS] [bad-auts]
  *       key= lets the client act as the UE: it checks AUTN (MAC-A) and prints each vector's SQN;
  *       resync= answers the last RAND with AUTS for SQN_MS (bad-auts corrupts its MAC-S).
  *   sar IMPI|- IMPU|- type=N [server=URI] [uda=0|1]
@@ -107,9 +107,12 @@ static void put_str(const args_t *a, msg_or_avp *p, struct dict_object *m, const
 static bool parse_key(const args_t *a, uint8_t k[16], uint8_t opc[16])
 {
     const char *v = opt(a, "key");
+    char khex[33];
     if (!v || strlen(v) != 65 || v[32] != ':')
         return false;
-    return ims_hex_decode(v, k, 16) == 0 && ims_hex_decode(v + 33, opc, 16) == 0;
+    memcpy(khex, v, 32);
+    khex[32] = '\0';
+    return ims_hex_decode(khex, k, 16) == 0 && ims_hex_decode(v + 33, opc, 16) == 0;
 }
 
 /* ---------- answers -> JSON ---------- */
@@ -327,7 +330,13 @@ static struct msg *build_mar(const args_t *a, const char *impi, const char *impu
         ims_cx_add_u32(req, ims_cx_dict.sip_number_auth_items, (uint32_t)opt_long(a, "items", 1));
     if (!omitted(a, ims_cx_dict.sip_auth_data_item)) {
         ims_cx_add_group(req, ims_cx_dict.sip_auth_data_item, &item);
-        ims_cx_add_str(item, ims_cx_dict.sip_auth_scheme, opt(a, "scheme") ? opt(a, "scheme") : IMS_SCHEME_UNKNOWN);
+        /* Shorthands: the scheme names contain spaces, which the command line splits on. */
+        const char *scheme = opt(a, "scheme") ? opt(a, "scheme") : IMS_SCHEME_UNKNOWN;
+        if (strcmp(scheme, "digest") == 0)
+            scheme = IMS_SCHEME_DIGEST;
+        else if (strcmp(scheme, "aka") == 0)
+            scheme = IMS_SCHEME_AKA;
+        ims_cx_add_str(item, ims_cx_dict.sip_auth_scheme, scheme);
         const char *resync = opt(a, "resync");
         uint8_t k[16], opc[16];
         if (resync && g_have_rand && parse_key(a, k, opc)) {
