@@ -316,6 +316,63 @@ out:
     json_object_put(body);
 }
 
+/* POST /api/v1/subscribers/{id}/deregister {"reason_code": 0..3, "reason_info": "..."} */
+static void subscriber_deregister(hss_api_ctx *ctx, const char *id, const ims_http_req *req,
+                                  ims_http_resp *resp)
+{
+    json_object *body = NULL, *v = NULL;
+    int reason = 0;   /* PERMANENT_TERMINATION (TS 29.229 §6.3.17) */
+    const char *info = NULL;
+    char err[256];
+    hss_subscriber sub;
+    memset(&sub, 0, sizeof(sub));
+
+    if (strcmp(req->method, "POST") != 0) {
+        ims_http_error(resp, 405, "method %s not allowed on %s (POST)", req->method, req->path);
+        goto out;
+    }
+    if (req->body_len) {
+        body = parse_body(req, resp);
+        if (!body)
+            goto out;
+        if (json_object_object_get_ex(body, "reason_code", &v)) {
+            if (!json_object_is_type(v, json_type_int) || json_object_get_int(v) < 0 ||
+                json_object_get_int(v) > 3) {
+                ims_http_error(resp, 400, "reason_code: must be an integer 0..3");
+                goto out;
+            }
+            reason = json_object_get_int(v);
+        }
+        if (json_object_object_get_ex(body, "reason_info", &v)) {
+            if (!json_object_is_type(v, json_type_string)) {
+                ims_http_error(resp, 400, "reason_info: must be a string");
+                goto out;
+            }
+            info = json_object_get_string(v);
+        }
+    }
+    if (hss_store_get(ctx->store, id, &sub) != HSS_STORE_OK) {
+        ims_http_error(resp, 404, "no subscriber %s", id);
+        goto out;
+    }
+    if (!ctx->deregister) {
+        ims_http_error(resp, 501, "de-registration not available");
+        goto out;
+    }
+    if (ctx->deregister(ctx->arg, id, reason, info, err, sizeof(err))) {
+        ims_http_error(resp, 409, "%s", err);
+        goto out;
+    }
+    json_object *ok = json_object_new_object();
+    json_object_object_add(ok, "subscriber", json_object_new_string(id));
+    json_object_object_add(ok, "rtr_sent_to", json_object_new_string(sub.scscf_host ? sub.scscf_host : ""));
+    send_json(resp, 202, ok);
+out:
+    if (body)
+        json_object_put(body);
+    hss_subscriber_free(&sub);
+}
+
 /* /api/v1/subscribers and /api/v1/subscribers/{id} */
 static void subscribers_handler(void *arg, const ims_http_req *req, ims_http_resp *resp)
 {
@@ -334,6 +391,14 @@ static void subscribers_handler(void *arg, const ims_http_req *req, ims_http_res
         goto out;
     }
     id = url_decode(rest);
+    size_t idlen = id ? strlen(id) : 0;
+    if (idlen > 11 && strcmp(id + idlen - 11, "/deregister") == 0) {
+        id[idlen - 11] = '\0';
+        if (id[0] && !strchr(id, '/')) {
+            subscriber_deregister(ctx, id, req, resp);
+            goto out;
+        }
+    }
     if (!id || !id[0] || strchr(id, '/')) {
         ims_http_error(resp, 404, "no such resource %s", req->path);
         goto out;

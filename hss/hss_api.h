@@ -7,6 +7,8 @@
  *   GET    /api/v1/subscribers/{id}               read (secrets never returned)
  *   PUT    /api/v1/subscribers/{id}               replace (SQN, reg state, S-CSCF kept)
  *   DELETE /api/v1/subscribers/{id}               delete (204)
+ *   POST   /api/v1/subscribers/{id}/deregister    administrative de-registration: Cx RTR to
+ *                                                 the serving S-CSCF (202; 409 if not registered)
  *   GET    /api/v1/identities/{impi-or-impu}      which subscription holds an identity
  *
  * Handlers run on the HTTP server's threads; everything they touch (store, metrics,
@@ -25,6 +27,10 @@ typedef struct {
     /* Called after a PUT committed a new profile for a subscription that has an assigned
      * S-CSCF, so the Cx side can push it (PPR). May be NULL. */
     void (*on_profile_change)(void *arg, const char *subscription_id);
+    /* Sends a Cx RTR for the subscription (TS 29.228 §6.1.3). 0 when sent, -1 + err when it
+     * cannot be (not registered, S-CSCF not connected). May be NULL (then 501). */
+    int (*deregister)(void *arg, const char *subscription_id, int reason_code,
+                      const char *reason_info, char *err, size_t errlen);
     void *arg;
 } hss_api_ctx;
 

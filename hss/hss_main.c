@@ -37,6 +37,12 @@ static void on_profile_change(void *arg, const char *id)
         IMS_WARN(SUBSYS, "profile of %s changed but no PPR sent: %s", id, err);
 }
 
+static int deregister(void *arg, const char *id, int reason, const char *info, char *err, size_t errlen)
+{
+    (void)arg;
+    return hss_cx_send_rtr(id, reason, info, err, errlen);
+}
+
 static bool ready(void *arg, char *why, size_t whylen)
 {
     (void)arg;
@@ -112,6 +118,7 @@ int main(int argc, char **argv)
         ims_http_set_ready(hss_ctx.http, ready, NULL);
         api.store = hss_ctx.store;
         api.on_profile_change = on_profile_change;
+        api.deregister = deregister;
         api.arg = NULL;
         if (hss_api_register(hss_ctx.http, &api))
             die(1, "HTTP server failed", "cannot register the provisioning API");

@@ -360,5 +360,35 @@ def test_ppr_on_profile_change(tmp):
         check("PPR for subscription alice accepted" in hss.log(), "PPA not seen by the HSS")
 
 
+
+def test_rtr_administrative_deregistration(tmp):
+    with start_hss(tmp) as hss:
+        status, body = hss.api("POST", "/api/v1/subscribers/alice/deregister", {"reason_code": 0})
+        check(status == 409 and "no S-CSCF" in body["error"], (status, body))
+        status, body = hss.api("POST", "/api/v1/subscribers/nobody/deregister")
+        check(status == 404, (status, body))
+        cx = cxclient.Imscx(hss)
+        with cx.session() as s:
+            s.send("sar alice@ims.lab sip:alice@ims.lab type=1 server=%s" % SCSCF)
+            check(result(s.read()) == ("base", 2001), "SAR failed")
+            status, body = hss.api("POST", "/api/v1/subscribers/alice/deregister",
+                                   {"reason_code": 0, "reason_info": "contract ended"})
+            check(status == 202 and body["rtr_sent_to"] == "scscf.ims.lab", (status, body))
+            rtr = s.read()
+            check(rtr.get("received") == "RTR" and rtr["user_name"] == "alice@ims.lab", rtr)
+            check(sorted(rtr["public_identities"]) == ["sip:alice@ims.lab", "tel:+15550001"], rtr)
+            check(rtr["reason_code"] == 0 and rtr["reason_info"] == "contract ended", rtr)
+            # After the RTA the HSS forgets the registration.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                _, body = hss.api("GET", "/api/v1/subscribers/alice")
+                if all(u["reg_state"] == "not_registered" for u in body["impus"]):
+                    break
+                time.sleep(0.1)
+            check(all(u["reg_state"] == "not_registered" for u in body["impus"]), body)
+            s.send("lir sip:alice@ims.lab")
+            check(result(s.read()) == ("exp", 5003), "LIR after RTR")
+
+
 if __name__ == "__main__":
     harness.main()
