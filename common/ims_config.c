@@ -463,7 +463,7 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 /* log.level is kept as a string (ims_log_level_from_name) but validated here as an enum would be. */
 const ims_cfg_field ims_log_cfg_fields[] = {
     { .key = "level", .type = IMS_CFG_STR, .offset = offsetof(ims_log_cfg, level), .def = "info",
-      .enum_names = log_levels, .help = "error | warn | info | debug" },
+      .enum_names = log_levels, .help = "error, warn, info or debug" },
     { .key = NULL },
 };
 
