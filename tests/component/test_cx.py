@@ -120,6 +120,9 @@ def test_registration_lifecycle(tmp):
         check(result(saa_dereg) == ("base", 2001), saa_dereg)
         check(result(lia2) == ("exp", 5003), lia2)
         check(result(uaa_dereg) == ("exp", 5003), uaa_dereg)
+        # Type 2 (REGISTRATION_AND_CAPABILITIES): the I-CSCF re-selects; capabilities, base 2001.
+        a = cx.one("uar alice@ims.lab sip:alice@ims.lab type=2")
+        check(result(a) == ("base", 2001) and a["server_capabilities"]["server_names"] == [SCSCF], a)
         # The provisioning API shows the state the SARs left.
         status, body = hss.api("GET", "/api/v1/subscribers/alice")
         check(status == 200, body)
