@@ -1,0 +1,215 @@
+/*
+ * ims_cx_client: Cx requests from a CSCF's SIP loop, and Cx requests served on it.
+ * See ims_cx_client.h. The loop never waits for Diameter: answers and timeouts come back through
+ * ims_sip_defer (DESIGN.md "Threads and loops").
+ *
+ * References: TS 29.229 §6.1 (commands), RFC 6733 §5.5.4 / §7 (answers, timeouts).
+ */
+#include "ims_cx_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <freeDiameter/libfdcore.h>
+
+#include "ims_diameter.h"
+#include "ims_http.h"
+#include "ims_log.h"
+
+#define SUBSYS "cx"
+
+static char g_prefix[32] = "ims";
+
+void ims_cx_client_set_metrics_prefix(const char *nf)
+{
+    snprintf(g_prefix, sizeof(g_prefix), "%s", nf);
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+typedef struct {
+    ims_sip *sip;
+    ims_cx_answer_f cb;
+    void *arg;
+    struct msg *ans;        /* NULL: timeout or failure */
+    uint32_t cmd;
+    uint64_t t0;
+} cx_pending;
+
+static void count(const cx_pending *c)
+{
+    uint32_t rc = 0, exp = 0;
+    const char *result = "timeout";
+    if (c->ans) {
+        ims_cx_get_result(c->ans, &rc, &exp);
+        result = exp ? ims_cx_result_name(exp, true) : ims_cx_result_name(rc, false);
+    }
+    char name[192];
+    snprintf(name, sizeof(name), "%s_cx_requests_total{cmd=\"%s\",result=\"%s\"}", g_prefix,
+             ims_cx_cmd_name(c->cmd), result);
+    ims_metric_inc(ims_metric_counter(name, "Cx requests sent, by command and outcome"));
+    snprintf(name, sizeof(name), "%s_cx_latency_seconds{cmd=\"%s\"}", g_prefix, ims_cx_cmd_name(c->cmd));
+    ims_metric_observe_us(ims_metric_histogram(name, "Cx request to answer (or timeout)"), now_us() - c->t0);
+}
+
+/* On the SIP loop. */
+static void deliver(void *p)
+{
+    cx_pending *c = p;
+    count(c);
+    c->cb(c->arg, c->ans);
+    if (c->ans)
+        fd_msg_free(c->ans);
+    free(c);
+}
+
+static void hand_over(cx_pending *c)
+{
+    if (ims_sip_defer(c->sip, deliver, c) != 0) {
+        /* The loop is shutting down: nobody is left to tell. */
+        if (c->ans)
+            fd_msg_free(c->ans);
+        free(c);
+    }
+}
+
+/* On a freeDiameter thread. */
+static void on_answer(void *data, struct msg **ans)
+{
+    cx_pending *c = data;
+    c->ans = *ans;
+    *ans = NULL;
+    hand_over(c);
+}
+
+static void on_expire(void *data, DiamId_t to, size_t tolen, struct msg **req)
+{
+    cx_pending *c = data;
+    IMS_WARN(SUBSYS, "no answer to %s from %.*s within %ld ms", ims_cx_cmd_name(c->cmd), (int)tolen,
+             to ? (const char *)to : "?", ims_diameter_request_timeout_ms());
+    fd_msg_free(*req);
+    *req = NULL;
+    c->ans = NULL;
+    hand_over(c);
+}
+
+int ims_cx_send(ims_sip *sip, struct msg **req, ims_cx_answer_f cb, void *arg)
+{
+    struct msg_hdr *h = NULL;
+    cx_pending *c = calloc(1, sizeof(*c));
+    if (!c || fd_msg_hdr(*req, &h)) {
+        free(c);
+        fd_msg_free(*req);
+        *req = NULL;
+        return -1;
+    }
+    c->sip = sip;
+    c->cb = cb;
+    c->arg = arg;
+    c->cmd = h->msg_code;
+    c->t0 = now_us();
+
+    long ms = ims_diameter_request_timeout_ms();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int rc = fd_msg_send_timeout(req, on_answer, c, on_expire, &ts);
+    if (rc) {
+        IMS_WARN(SUBSYS, "cannot send %s: %s (is the HSS connected?)", ims_cx_cmd_name(c->cmd), strerror(rc));
+        if (*req)
+            fd_msg_free(*req);
+        *req = NULL;
+        c->ans = NULL;
+        count(c);
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------- serving ---------- */
+
+typedef struct {
+    ims_sip *sip;
+    ims_cx_request_f fn;
+    void *arg;
+} cx_server;
+
+typedef struct {
+    cx_server *srv;
+    struct msg *req;
+} cx_incoming;
+
+static void run_incoming(void *p)
+{
+    cx_incoming *in = p;
+    in->srv->fn(in->srv->arg, in->req);
+    free(in);
+}
+
+void ims_cx_reply(struct msg *req, uint32_t code, bool experimental)
+{
+    struct msg *m = req;
+    if (ims_cx_new_answer(&m)) {
+        fd_msg_free(m);
+        return;
+    }
+    int rc = experimental ? ims_cx_set_experimental(m, code) : ims_cx_set_result(m, code);
+    if (rc == 0)
+        rc = fd_msg_send(&m, NULL, NULL);
+    if (rc && m)
+        fd_msg_free(m);
+}
+
+/* On a freeDiameter thread: hand the request to the loop. */
+static int on_request(struct msg **msg, struct avp *avp, struct session *sess, void *opaque,
+                      enum disp_action *act)
+{
+    (void)avp; (void)sess; (void)act;
+    cx_server *srv = opaque;
+    cx_incoming *in = malloc(sizeof(*in));
+    if (!in) {
+        ims_cx_reply(*msg, IMS_DIAMETER_UNABLE_TO_COMPLY, false);
+        *msg = NULL;
+        return 0;
+    }
+    in->srv = srv;
+    in->req = *msg;
+    *msg = NULL;
+    if (ims_sip_defer(srv->sip, run_incoming, in) != 0) {
+        ims_cx_reply(in->req, IMS_DIAMETER_UNABLE_TO_COMPLY, false);
+        free(in);
+    }
+    return 0;
+}
+
+int ims_cx_serve(ims_sip *sip, struct dict_object *cmd, ims_cx_request_f fn, void *arg)
+{
+    cx_server *srv = calloc(1, sizeof(*srv));   /* lives as long as the process */
+    if (!srv)
+        return -1;
+    srv->sip = sip;
+    srv->fn = fn;
+    srv->arg = arg;
+    struct disp_when when;
+    memset(&when, 0, sizeof(when));
+    when.app = ims_cx_dict.app;
+    when.command = cmd;
+    if (fd_disp_register(on_request, DISP_HOW_CC, &when, srv, NULL)) {
+        free(srv);
+        return -1;
+    }
+    return 0;
+}
