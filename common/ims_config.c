@@ -3,7 +3,13 @@
  *
  * Order of application: schema defaults, then the YAML file (libyaml document API, which keeps
  * the line of every node for error messages), then IMS_<NF>_<PATH> environment variables, then
- * the required-key check. The first problem stops the load with one message naming where it is.
+ * the required-key check. The first problem stops the load with one message naming where it is:
+ *
+ *   hss.yaml:12: diameter.port: 70000 is out of range 1..65535      (a line of the file)
+ *   hss.yaml: diameter.identity: required (set it ... or with IMS_HSS_DIAMETER_IDENTITY)
+ *   IMS_HSS_HTTP_PORT (http.port): 'abc' is not an integer           (an environment variable)
+ *
+ * A failed load frees whatever it had allocated, so a caller that gives up does not leak.
  */
 #include "ims_config.h"
 
@@ -14,17 +20,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <yaml.h>
 
-#include "ims_log.h"
-
+/* glibc's name of the running program (errno.h declares it only under _GNU_SOURCE). */
 extern char *program_invocation_short_name;
 
+/* Where an error is: a line of the file (> 0), the file as a whole, or no file at all. */
+enum { AT_FILE = 0, AT_NOWHERE = -1 };
+
 typedef struct {
-    const char *file;
-    const char *nf;
-    yaml_document_t *doc;
+    const char *file;          /* NULL: defaults + environment only */
+    const char *nf;            /* NULL: no environment overrides */
+    yaml_document_t *doc;      /* while the file is being walked */
     char *err;
     size_t errlen;
 } load_ctx;
@@ -32,17 +41,21 @@ typedef struct {
 static int fail(load_ctx *c, int line, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Formats "file:line: path: problem" (parts left out when they do not apply); always returns -1. */
 static int fail(load_ctx *c, int line, const char *path, const char *fmt, ...)
 {
-    char msg[384];
+    char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (line > 0)
-        snprintf(c->err, c->errlen, "%s:%d: %s: %s", c->file ? c->file : "-", line, path, msg);
-    else
-        snprintf(c->err, c->errlen, "%s: %s", path, msg);
+
+    char where[320] = "";
+    if (line > 0 && c->file)
+        snprintf(where, sizeof(where), "%s:%d: ", c->file, line);
+    else if (line == AT_FILE && c->file)
+        snprintf(where, sizeof(where), "%s: ", c->file);
+    snprintf(c->err, c->errlen, "%s%s%s%s", where, path ? path : "", path ? ": " : "", msg);
     return -1;
 }
 
@@ -56,11 +69,31 @@ static void join_path(char *out, size_t len, const char *prefix, const char *key
         snprintf(out, len, "%s", key);
 }
 
+/* "a, b, c" from a NULL-terminated name table, for messages. */
+static void names_list(const char *const *names, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; names && names[i]; i++) {
+        size_t used = strlen(out);
+        if (used + 1 >= len)
+            break;
+        snprintf(out + used, len - used, "%s%s", i ? ", " : "", names[i]);
+    }
+}
+
+static int names_index(const char *const *names, const char *v)
+{
+    for (int i = 0; names && names[i]; i++)
+        if (strcasecmp(v, names[i]) == 0)
+            return i;
+    return -1;
+}
+
 /* ---------- scalar conversion ---------- */
 
 static int parse_bool(const char *v, bool *out)
 {
-    static const char *yes[] = { "true", "yes", "on", "1" }, *no[] = { "false", "no", "off", "0" };
+    static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, yes[i]) == 0) { *out = true; return 0; }
         if (strcasecmp(v, no[i]) == 0) { *out = false; return 0; }
@@ -68,25 +101,28 @@ static int parse_bool(const char *v, bool *out)
     return -1;
 }
 
-/* Sets one scalar field from text. `where_line` > 0: a YAML line; else `env` names the variable. */
-static int set_scalar(load_ctx *c, const ims_cfg_field *f, void *base, const char *v, const char *path,
-                      int line, const char *env)
+/*
+ * Sets one scalar field from text. `where` is the key path (or "VAR (path)" for the
+ * environment) and `line` where to point the user (see fail()).
+ */
+static int set_scalar(load_ctx *c, const ims_cfg_field *f, void *base, const char *v, const char *where,
+                      int line)
 {
-    char where[256];
-    if (env)
-        snprintf(where, sizeof(where), "%s (%s)", env, path);
-    else
-        snprintf(where, sizeof(where), "%s", path);
+    char allowed[256];
     switch (f->type) {
     case IMS_CFG_STR: {
-        if (f->enum_names) {   /* a string restricted to names (log.level) */
-            int i = 0;
-            while (f->enum_names[i] && strcasecmp(v, f->enum_names[i]) != 0)
-                i++;
-            if (!f->enum_names[i])
-                return fail(c, line, where, "'%s' is not one of: %s", v, f->help ? f->help : "the allowed values");
+        const char *value = v;
+        if (f->enum_names) {
+            /* A string restricted to a set of names (log.level). The table's spelling is kept so
+             * that users of the string compare against one canonical form. */
+            int i = names_index(f->enum_names, v);
+            if (i < 0) {
+                names_list(f->enum_names, allowed, sizeof(allowed));
+                return fail(c, line, where, "'%s' is not one of: %s", v, allowed);
+            }
+            value = f->enum_names[i];
         }
-        char **p = field_ptr(base, f), *copy = strdup(v);
+        char **p = field_ptr(base, f), *copy = strdup(value);
         if (!copy)
             return fail(c, line, where, "out of memory");
         free(*p);
@@ -94,35 +130,41 @@ static int set_scalar(load_ctx *c, const ims_cfg_field *f, void *base, const cha
         return 0;
     }
     case IMS_CFG_INT: {
+        /* Base 10 only: YAML 1.2 reads "010" as ten, and strtol base 0 would read it as eight. */
         char *end = NULL;
         errno = 0;
-        long n = strtol(v, &end, 0);
-        if (errno || !*v || *end)
+        long n = strtol(v, &end, 10);
+        if (!*v || end == v || *end)
             return fail(c, line, where, "'%s' is not an integer", v);
-        if ((f->min || f->max) && (n < f->min || n > f->max))
-            return fail(c, line, where, "%ld is out of range %ld..%ld", n, f->min, f->max);
+        bool ranged = f->min != 0 || f->max != 0;
+        if (errno == ERANGE || (ranged && (n < f->min || n > f->max))) {
+            if (ranged)
+                return fail(c, line, where, "%s is out of range %ld..%ld", v, f->min, f->max);
+            return fail(c, line, where, "%s is too large", v);
+        }
         *(long *)field_ptr(base, f) = n;
         return 0;
     }
     case IMS_CFG_BOOL:
         if (parse_bool(v, field_ptr(base, f)))
-            return fail(c, line, where, "'%s' is not a boolean (true/false)", v);
+            return fail(c, line, where, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)", v);
         return 0;
     case IMS_CFG_ENUM: {
-        char allowed[256] = "";
-        for (int i = 0; f->enum_names && f->enum_names[i]; i++) {
-            if (strcasecmp(v, f->enum_names[i]) == 0) {
-                *(int *)field_ptr(base, f) = i;
-                return 0;
-            }
-            size_t used = strlen(allowed);
-            snprintf(allowed + used, sizeof(allowed) - used, "%s%s", i ? ", " : "", f->enum_names[i]);
+        int i = names_index(f->enum_names, v);
+        if (i < 0) {
+            names_list(f->enum_names, allowed, sizeof(allowed));
+            return fail(c, line, where, "'%s' is not one of: %s", v, allowed);
         }
-        return fail(c, line, where, "'%s' is not one of: %s", v, allowed);
+        *(int *)field_ptr(base, f) = i;
+        return 0;
     }
+    case IMS_CFG_STRLIST:
+        return fail(c, line, where, "expected a list, got a single value");
+    case IMS_CFG_LIST:
+        return fail(c, line, where, "expected a list of mappings, got a single value");
+    case IMS_CFG_SECTION:
     default:
-        return fail(c, line, where, "expected a %s, got a scalar",
-                    f->type == IMS_CFG_STRLIST ? "list" : "mapping");
+        return fail(c, line, where, "expected a mapping, got a single value");
     }
 }
 
@@ -135,15 +177,35 @@ static void strlist_free(ims_cfg_strlist *l)
     l->count = 0;
 }
 
-static int strlist_push(ims_cfg_strlist *l, const char *v)
+static int strlist_push(ims_cfg_strlist *l, const char *v, size_t len)
 {
     char **n = realloc(l->items, (l->count + 1) * sizeof(char *));
     if (!n)
         return -1;
     l->items = n;
-    if (!(l->items[l->count] = strdup(v)))
+    if (!(l->items[l->count] = strndup(v, len)))
         return -1;
     l->count++;
+    return 0;
+}
+
+/* Replaces the list with the comma-separated items of `text` (env values and defaults).
+ * Blanks around items are dropped, so "a, b" and "a,b" mean the same; empty items are skipped. */
+static int strlist_split(ims_cfg_strlist *l, const char *text)
+{
+    strlist_free(l);
+    const char *p = text;
+    while (*p) {
+        const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p);
+        const char *s = p, *e = end;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > s && strlist_push(l, s, (size_t)(e - s)))
+            return -1;
+        p = comma ? comma + 1 : end;
+    }
     return 0;
 }
 
@@ -152,38 +214,120 @@ static int strlist_push(ims_cfg_strlist *l, const char *v)
 static int apply_defaults(load_ctx *c, const ims_cfg_field *fields, void *base, const char *prefix)
 {
     for (const ims_cfg_field *f = fields; f->key; f++) {
-        char path[256];
+        char path[256], where[300];
         join_path(path, sizeof(path), prefix, f->key);
+        /* A bad default is a bug in the schema table, not in the user's file. */
+        snprintf(where, sizeof(where), "%s (schema default)", path);
         if (f->type == IMS_CFG_SECTION) {
             if (apply_defaults(c, f->sub, field_ptr(base, f), path))
                 return -1;
-        } else if (f->type == IMS_CFG_STRLIST && f->def) {
-            ims_cfg_strlist *l = field_ptr(base, f);
-            char *copy = strdup(f->def), *save = NULL;
-            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                strlist_push(l, t);
-            free(copy);
+        } else if (f->type == IMS_CFG_STRLIST) {
+            if (f->def && strlist_split(field_ptr(base, f), f->def))
+                return fail(c, AT_NOWHERE, where, "out of memory");
         } else if (f->def && f->type != IMS_CFG_LIST) {
-            if (set_scalar(c, f, base, f->def, path, 0, NULL))
+            if (set_scalar(c, f, base, f->def, where, AT_NOWHERE))
                 return -1;
         }
     }
     return 0;
 }
 
+/* ---------- required ---------- */
+
+static void env_name(char *out, size_t len, const char *nf, const char *path);
+
+/*
+ * Reports the first required key without a value. `line` > 0 is the line of a list record
+ * (records are checked as they are read, and only come from the file); AT_FILE is the top level.
+ * Only strings and lists can be "absent": numbers, booleans and enums always hold a value.
+ */
+static int check_required(load_ctx *c, const ims_cfg_field *fields, void *base, const char *prefix, int line)
+{
+    for (const ims_cfg_field *f = fields; f->key; f++) {
+        char path[256];
+        join_path(path, sizeof(path), prefix, f->key);
+        bool missing = false;
+        switch (f->type) {
+        case IMS_CFG_SECTION:
+            if (check_required(c, f->sub, field_ptr(base, f), path, line))
+                return -1;
+            break;
+        case IMS_CFG_STR:
+            missing = f->required && !*(char **)field_ptr(base, f);
+            break;
+        case IMS_CFG_STRLIST:
+            missing = f->required && ((ims_cfg_strlist *)field_ptr(base, f))->count == 0;
+            break;
+        case IMS_CFG_LIST:
+            missing = f->required && ((ims_cfg_list *)field_ptr(base, f))->count == 0;
+            break;
+        default:
+            break;
+        }
+        if (!missing)
+            continue;
+        if (line > 0 || !c->nf || f->type == IMS_CFG_LIST)
+            return fail(c, line, path, "required");
+        char env[300];
+        env_name(env, sizeof(env), c->nf, path);
+        return fail(c, line, path, "required (set it in the configuration file or with %s)", env);
+    }
+    return 0;
+}
+
 /* ---------- YAML ---------- */
 
-static int node_line(yaml_node_t *n) { return (int)n->start_mark.line + 1; }
+static int node_line(const yaml_node_t *n) { return n ? (int)n->start_mark.line + 1 : AT_FILE; }
+
+/* "key:", "key: ~" and "key: null" (unquoted) mean "no value here": the field keeps its default. */
+static bool node_is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *v = (const char *)n->data.scalar.value;
+    return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
 
 static int load_mapping(load_ctx *c, const ims_cfg_field *fields, void *base, yaml_node_t *map,
                         const char *prefix);
 
+static int load_list(load_ctx *c, const ims_cfg_field *f, void *base, yaml_node_t *val, const char *path)
+{
+    if (val->type != YAML_SEQUENCE_NODE)
+        return fail(c, node_line(val), path, "expected a list of mappings");
+    ims_cfg_list *l = field_ptr(base, f);
+    size_t n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
+    if (n == 0)
+        return 0;
+    /* count is set with the allocation so that ims_cfg_free can release a half-read list. */
+    l->items = calloc(n, f->rec_size);
+    if (!l->items)
+        return fail(c, node_line(val), path, "out of memory");
+    l->count = n;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *rec = yaml_document_get_node(c->doc, val->data.sequence.items.start[i]);
+        char rpath[300];
+        snprintf(rpath, sizeof(rpath), "%s[%zu]", path, i);
+        void *rbase = (char *)l->items + i * f->rec_size;
+        if (apply_defaults(c, f->sub, rbase, rpath))
+            return -1;
+        if (!rec || rec->type != YAML_MAPPING_NODE)
+            return fail(c, rec ? node_line(rec) : node_line(val), rpath, "expected a mapping");
+        if (load_mapping(c, f->sub, rbase, rec, rpath))
+            return -1;
+        if (check_required(c, f->sub, rbase, rpath, node_line(rec)))
+            return -1;
+    }
+    return 0;
+}
+
 static int load_field(load_ctx *c, const ims_cfg_field *f, void *base, yaml_node_t *val, const char *path)
 {
+    if (node_is_null(val))
+        return 0;
     switch (f->type) {
     case IMS_CFG_SECTION:
-        if (val->type == YAML_SCALAR_NODE && val->data.scalar.length == 0)
-            return 0;   /* "section:" with nothing under it */
         if (val->type != YAML_MAPPING_NODE)
             return fail(c, node_line(val), path, "expected a mapping");
         return load_mapping(c, f->sub, field_ptr(base, f), val, path);
@@ -191,45 +335,22 @@ static int load_field(load_ctx *c, const ims_cfg_field *f, void *base, yaml_node
         if (val->type != YAML_SEQUENCE_NODE)
             return fail(c, node_line(val), path, "expected a list");
         ims_cfg_strlist *l = field_ptr(base, f);
-        strlist_free(l);
+        strlist_free(l);   /* the file replaces the default list */
         for (yaml_node_item_t *it = val->data.sequence.items.start; it < val->data.sequence.items.top; it++) {
             yaml_node_t *n = yaml_document_get_node(c->doc, *it);
             if (!n || n->type != YAML_SCALAR_NODE)
-                return fail(c, n ? node_line(n) : 0, path, "list items must be scalars");
-            if (strlist_push(l, (const char *)n->data.scalar.value))
+                return fail(c, n ? node_line(n) : node_line(val), path, "list items must be single values");
+            if (strlist_push(l, (const char *)n->data.scalar.value, n->data.scalar.length))
                 return fail(c, node_line(n), path, "out of memory");
         }
         return 0;
     }
-    case IMS_CFG_LIST: {
-        if (val->type != YAML_SEQUENCE_NODE)
-            return fail(c, node_line(val), path, "expected a list of mappings");
-        ims_cfg_list *l = field_ptr(base, f);
-        size_t n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
-        if (n == 0)
-            return 0;
-        l->items = calloc(n, f->rec_size);
-        if (!l->items)
-            return fail(c, node_line(val), path, "out of memory");
-        l->count = n;
-        for (size_t i = 0; i < n; i++) {
-            yaml_node_t *rec = yaml_document_get_node(c->doc, val->data.sequence.items.start[i]);
-            char rpath[300];
-            snprintf(rpath, sizeof(rpath), "%s[%zu]", path, i);
-            void *rbase = (char *)l->items + i * f->rec_size;
-            if (apply_defaults(c, f->sub, rbase, rpath))
-                return -1;
-            if (!rec || rec->type != YAML_MAPPING_NODE)
-                return fail(c, rec ? node_line(rec) : 0, rpath, "expected a mapping");
-            if (load_mapping(c, f->sub, rbase, rec, rpath))
-                return -1;
-        }
-        return 0;
-    }
+    case IMS_CFG_LIST:
+        return load_list(c, f, base, val, path);
     default:
         if (val->type != YAML_SCALAR_NODE)
             return fail(c, node_line(val), path, "expected a single value");
-        return set_scalar(c, f, base, (const char *)val->data.scalar.value, path, node_line(val), NULL);
+        return set_scalar(c, f, base, (const char *)val->data.scalar.value, path, node_line(val));
     }
 }
 
@@ -240,10 +361,12 @@ static int load_mapping(load_ctx *c, const ims_cfg_field *fields, void *base, ya
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
         if (!k || !v || k->type != YAML_SCALAR_NODE)
-            return fail(c, k ? node_line(k) : 0, prefix && *prefix ? prefix : "(top)", "keys must be plain names");
+            return fail(c, k ? node_line(k) : node_line(map), *prefix ? prefix : NULL,
+                        "keys must be plain names");
         const char *key = (const char *)k->data.scalar.value;
         char path[256];
         join_path(path, sizeof(path), prefix, key);
+        /* libyaml keeps both values of a repeated key; silently taking one would hide a mistake. */
         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
             yaml_node_t *k2 = yaml_document_get_node(c->doc, q->key);
             if (k2 && k2->type == YAML_SCALAR_NODE && strcmp((const char *)k2->data.scalar.value, key) == 0)
@@ -252,43 +375,82 @@ static int load_mapping(load_ctx *c, const ims_cfg_field *fields, void *base, ya
         const ims_cfg_field *f = fields;
         while (f->key && strcmp(f->key, key) != 0)
             f++;
-        if (!f->key)
-            return fail(c, node_line(k), path, "unknown key");
+        if (!f->key) {
+            /* Listing the keys that exist turns most typos into a one-glance fix. */
+            char known[384] = "";
+            for (const ims_cfg_field *g = fields; g->key; g++) {
+                size_t used = strlen(known);
+                snprintf(known + used, sizeof(known) - used, "%s%s", g == fields ? "" : ", ", g->key);
+            }
+            return fail(c, node_line(k), path, "unknown key (known keys: %s)", known);
+        }
         if (load_field(c, f, base, v, path))
             return -1;
     }
     return 0;
 }
 
+/* Reports libyaml's own problem and position. */
+static int yaml_problem(load_ctx *c, const yaml_parser_t *parser)
+{
+    if (parser->error == YAML_MEMORY_ERROR)
+        return fail(c, AT_FILE, NULL, "out of memory while reading YAML");
+    if (parser->error == YAML_READER_ERROR)   /* bad encoding: libyaml only knows the byte */
+        return fail(c, AT_FILE, NULL, "YAML read error: %s at byte %zu",
+                    parser->problem ? parser->problem : "unknown problem", parser->problem_offset);
+    int line = (int)parser->problem_mark.line + 1;
+    if (parser->context)
+        return fail(c, line, NULL, "YAML syntax error: %s (%s at line %d)",
+                    parser->problem ? parser->problem : "unknown problem", parser->context,
+                    (int)parser->context_mark.line + 1);
+    return fail(c, line, NULL, "YAML syntax error: %s", parser->problem ? parser->problem : "unknown problem");
+}
+
 static int load_file(load_ctx *c, const ims_cfg_field *schema, void *out)
 {
     FILE *fp = fopen(c->file, "rb");
+    struct stat st;
+    if (fp && fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(fp);   /* fopen accepts a directory; reading it would fail with a vaguer message */
+        fp = NULL;
+        errno = EISDIR;
+    }
     if (!fp) {
         snprintf(c->err, c->errlen, "cannot read %s: %s", c->file, strerror(errno));
         return -1;
     }
+
     yaml_parser_t parser;
-    yaml_document_t doc;
+    yaml_document_t doc, extra;
+    int rc = 0;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
-    int rc = 0;
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(c->err, c->errlen, "%s:%zu: YAML syntax error: %s%s%s", c->file,
-                 parser.problem_mark.line + 1, parser.problem ? parser.problem : "unknown problem",
-                 parser.context ? " " : "", parser.context ? parser.context : "");
+        rc = yaml_problem(c, &parser);
         yaml_parser_delete(&parser);
         fclose(fp);
-        return -1;
+        return rc;
     }
-    c->doc = &doc;
+
+    /* A second document ("---") would be ignored by everything below: say so instead. */
+    if (!yaml_parser_load(&parser, &extra)) {
+        rc = yaml_problem(c, &parser);
+    } else {
+        yaml_node_t *root2 = yaml_document_get_root_node(&extra);
+        if (root2)
+            rc = fail(c, node_line(root2), NULL, "only one YAML document is allowed per file");
+        yaml_document_delete(&extra);
+    }
+
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root) {   /* an empty file means "all defaults" */
+    if (rc == 0 && root && !node_is_null(root)) {   /* an empty file means "all defaults" */
+        c->doc = &doc;
         if (root->type == YAML_MAPPING_NODE)
             rc = load_mapping(c, schema, out, root, "");
-        else if (!(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
-            rc = fail(c, node_line(root), "(top)", "the document must be a mapping of sections");
+        else
+            rc = fail(c, node_line(root), NULL, "the top level must be a mapping of sections (key: ...)");
+        c->doc = NULL;
     }
-    c->doc = NULL;
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(fp);
@@ -303,96 +465,80 @@ static void env_name(char *out, size_t len, const char *nf, const char *path)
     size_t nflen = strlen(nf);
     if (strncmp(path, nf, nflen) == 0 && path[nflen] == '.')
         path += nflen + 1;
-    int n = snprintf(out, len, "IMS_%s_%s", nf, path);
-    for (int i = 0; i < n && (size_t)i < len; i++) {
-        char ch = out[i];
-        out[i] = (ch == '.' || ch == '-') ? '_' : (char)((ch >= 'a' && ch <= 'z') ? ch - 32 : ch);
+    snprintf(out, len, "IMS_%s_%s", nf, path);
+    for (char *p = out; *p; p++) {
+        if (*p == '.' || *p == '-')
+            *p = '_';
+        else if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
     }
 }
 
 static int apply_env(load_ctx *c, const ims_cfg_field *fields, void *base, const char *prefix)
 {
     for (const ims_cfg_field *f = fields; f->key; f++) {
-        char path[256], name[300];
+        char path[256], name[300], where[600];
         join_path(path, sizeof(path), prefix, f->key);
         if (f->type == IMS_CFG_SECTION) {
             if (apply_env(c, f->sub, field_ptr(base, f), path))
                 return -1;
             continue;
         }
-        if (f->type == IMS_CFG_LIST)
+        if (f->type == IMS_CFG_LIST)   /* records only come from the file (ims_config.h) */
             continue;
         env_name(name, sizeof(name), c->nf, path);
         const char *v = getenv(name);
-        if (!v)
+        /* An empty variable counts as unset: compose files often pass "VAR=" or "${VAR:-}". */
+        if (!v || !*v)
             continue;
+        snprintf(where, sizeof(where), "%s (%s)", name, path);
         if (f->type == IMS_CFG_STRLIST) {
-            ims_cfg_strlist *l = field_ptr(base, f);
-            strlist_free(l);
-            char *copy = strdup(v), *save = NULL;
-            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                strlist_push(l, t);
-            free(copy);
-        } else if (set_scalar(c, f, base, v, path, 0, name)) {
+            if (strlist_split(field_ptr(base, f), v))
+                return fail(c, AT_NOWHERE, where, "out of memory");
+        } else if (set_scalar(c, f, base, v, where, AT_NOWHERE)) {
             return -1;
         }
     }
     return 0;
 }
 
-/* ---------- required ---------- */
-
-static int check_required(load_ctx *c, const ims_cfg_field *fields, void *base, const char *prefix)
-{
-    for (const ims_cfg_field *f = fields; f->key; f++) {
-        char path[256];
-        join_path(path, sizeof(path), prefix, f->key);
-        if (f->type == IMS_CFG_SECTION) {
-            if (check_required(c, f->sub, field_ptr(base, f), path))
-                return -1;
-        } else if (f->type == IMS_CFG_LIST) {
-            ims_cfg_list *l = field_ptr(base, f);
-            for (size_t i = 0; i < l->count; i++) {
-                char rpath[300];
-                snprintf(rpath, sizeof(rpath), "%s[%zu]", path, i);
-                if (check_required(c, f->sub, (char *)l->items + i * f->rec_size, rpath))
-                    return -1;
-            }
-        } else if (f->required && f->type == IMS_CFG_STR && !*(char **)field_ptr(base, f)) {
-            char env[300];
-            env_name(env, sizeof(env), c->nf, path);
-            return fail(c, 0, path, "required (set it in the file%s%s)",
-                        strchr(path, '[') ? "" : " or with ", strchr(path, '[') ? "" : env);
-        }
-    }
-    return 0;
-}
+/* ---------- public ---------- */
 
 int ims_cfg_load(const char *path, const char *nf, const ims_cfg_field *schema, void *out,
                  char *err, size_t errlen)
 {
+    char scratch[8];
     load_ctx c = { .file = path, .nf = nf, .err = err, .errlen = errlen };
-    if (apply_defaults(&c, schema, out, ""))
-        return -1;
-    if (path && load_file(&c, schema, out))
-        return -1;
-    if (apply_env(&c, schema, out, ""))
-        return -1;
-    return check_required(&c, schema, out, "");
+    if (!err || errlen == 0) {   /* the caller does not want the message; still fail cleanly */
+        c.err = scratch;
+        c.errlen = sizeof(scratch);
+    }
+    c.err[0] = '\0';
+    int rc = apply_defaults(&c, schema, out, "");
+    if (rc == 0 && path)
+        rc = load_file(&c, schema, out);
+    if (rc == 0 && nf)
+        rc = apply_env(&c, schema, out, "");
+    if (rc == 0)
+        rc = check_required(&c, schema, out, "", AT_FILE);
+    if (rc != 0)
+        ims_cfg_free(schema, out);
+    return rc;
 }
 
 void ims_cfg_load_or_exit(const char *path, const char *nf, const ims_cfg_field *schema, void *out)
 {
-    char err[512];
+    char err[1024];
     if (ims_cfg_load(path, nf, schema, out, err, sizeof(err)) == 0)
         return;
     fprintf(stderr, "%s: configuration error: %s\n", program_invocation_short_name, err);
-    ims_cfg_free(schema, out);
     exit(2);
 }
 
 void ims_cfg_free(const ims_cfg_field *schema, void *out)
 {
+    if (!schema || !out)
+        return;
     for (const ims_cfg_field *f = schema; f->key; f++) {
         switch (f->type) {
         case IMS_CFG_STR: {
@@ -424,10 +570,20 @@ void ims_cfg_free(const ims_cfg_field *schema, void *out)
 
 /* ---------- reference ---------- */
 
+/* Writes text for a markdown table cell: a '|' would end the cell early. */
+static void put_cell(const char *s, FILE *f)
+{
+    for (; s && *s; s++) {
+        if (*s == '|')
+            fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
 static void print_fields(const char *nf, const ims_cfg_field *fields, const char *prefix, FILE *f)
 {
-    static const char *type_names[] = { "string", "integer", "boolean", "enum", "list of strings",
-                                        "section", "list of records" };
+    static const char *const type_names[] = { "string", "integer", "boolean", "enum", "list of strings",
+                                              "section", "list of records" };
     for (const ims_cfg_field *fl = fields; fl->key; fl++) {
         char path[256], env[300];
         join_path(path, sizeof(path), prefix, fl->key);
@@ -435,13 +591,26 @@ static void print_fields(const char *nf, const ims_cfg_field *fields, const char
             print_fields(nf, fl->sub, path, f);
             continue;
         }
-        bool in_list = strchr(path, '[') != NULL;
-        env_name(env, sizeof(env), nf, path);
-        fprintf(f, "| `%s` | %s%s | %s%s%s | %s%s%s | %s |\n", path, type_names[fl->type],
-                fl->required ? " (required)" : "", fl->def ? "`" : "", fl->def ? fl->def : "",
-                fl->def ? "`" : "", (in_list || fl->type == IMS_CFG_LIST) ? "" : "`",
-                (in_list || fl->type == IMS_CFG_LIST) ? "-" : env,
-                (in_list || fl->type == IMS_CFG_LIST) ? "" : "`", fl->help ? fl->help : "");
+        /* Records (and the list holding them) have no variable: they only come from the file. */
+        bool no_env = !nf || strchr(path, '[') != NULL || fl->type == IMS_CFG_LIST;
+        if (!no_env)
+            env_name(env, sizeof(env), nf, path);
+
+        fprintf(f, "| `%s` | %s%s | ", path, type_names[fl->type], fl->required ? " (required)" : "");
+        if (fl->def) {
+            fputc('`', f);
+            put_cell(fl->def, f);
+            fputc('`', f);
+        }
+        fputs(" | ", f);
+        if (no_env)
+            fputc('-', f);
+        else
+            fprintf(f, "`%s`", env);
+        fputs(" | ", f);
+        put_cell(fl->help, f);
+        fputs(" |\n", f);
+
         if (fl->type == IMS_CFG_LIST) {
             char sub[300];
             snprintf(sub, sizeof(sub), "%s[]", path);
@@ -460,7 +629,8 @@ void ims_cfg_print_reference(const char *nf, const ims_cfg_field *schema, FILE *
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
-/* log.level is kept as a string (ims_log_level_from_name) but validated here as an enum would be. */
+/* log.level stays a string (the header's ims_log_cfg; ims_log_level_from_name reads it) but is
+ * checked against the names here, and stored in the table's spelling. */
 const ims_cfg_field ims_log_cfg_fields[] = {
     { .key = "level", .type = IMS_CFG_STR, .offset = offsetof(ims_log_cfg, level), .def = "info",
       .enum_names = log_levels, .help = "error, warn, info or debug" },

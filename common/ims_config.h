@@ -13,7 +13,10 @@
  *    IMS_<NF>_<PATH>: the path's parts joined by '_', upper-cased, with '-' -> '_', and the NF's own
  *    section name dropped:  hss.database -> IMS_HSS_DATABASE,  diameter.port -> IMS_HSS_DIAMETER_PORT.
  *    String lists from the environment are comma-separated. Lists of records cannot be overridden.
- *    An env error names the variable instead of the file line.
+ *    An env error names the variable instead of the file line. An empty variable counts as unset.
+ *  - "key:", "key: ~" and "key: null" (unquoted) leave the field at its default, as if absent.
+ *  - `required` applies to strings and lists (absent / empty); numbers, booleans and enums
+ *    always hold a value, so give them a default instead.
  *  - a program that fails to load its config prints the message and exits with code 2
  *    (ims_cfg_load_or_exit does that).
  */
@@ -98,7 +101,8 @@ extern const ims_cfg_field ims_diameter_peer_cfg_fields[];
 /*
  * Load `path` into `out` using the top-level `schema` (fields ended by {NULL}).
  * `nf` is the NF name for env overrides ("hss" -> IMS_HSS_...). path may be NULL: defaults + env only.
- * Returns 0, or -1 with a message in err.
+ * `out` must be zero-initialised (or emptied by ims_cfg_free).
+ * Returns 0, or -1 with a message in err; on -1 everything already allocated in `out` is freed.
  */
 int ims_cfg_load(const char *path, const char *nf, const ims_cfg_field *schema, void *out,
                  char *err, size_t errlen);
