@@ -4,6 +4,14 @@
  *
  * Everything here runs on the loop thread except ims_sip_stop() and ims_sip_defer(), which any
  * thread may call (freeDiameter callbacks hand their results to the loop with ims_sip_defer).
+ * The loop belongs to the thread that creates it: call ims_sip_create, ims_sip_run and
+ * ims_sip_destroy on the same thread.
+ *
+ * Header classes: sofia-sip 1.12.11's default message class does not parse the P-headers
+ * (P-Asserted-Identity, P-Associated-URI, P-Charging-Vector, P-Visited-Network-ID ...): they are
+ * sip_unknown_t, and sip_p_asserted_identity(sip) returns NULL. Use ims_sip_header() & co by
+ * name for them. Path (sip->sip_path), Service-Route (sip_service_route), Route, Record-Route,
+ * Authorization, WWW-Authenticate ... are typed.
  *
  * References: RFC 3261 §16 (proxy behaviour: Max-Forwards, Via, Route, response relay), §17
  * (transactions, handled by nta), RFC 3327 (Path), RFC 3608 (Service-Route), RFC 7315
@@ -37,12 +45,19 @@ extern const ims_cfg_field ims_sip_cfg_fields[];
 typedef struct ims_sip ims_sip;
 
 /* A new request that is not part of an existing transaction (nta default leg with no dialog).
- * Return 0 when handled (answered now or later through irq), or a SIP status code (400..699) for
- * nta to answer with. */
+ * Return 0 when handled (answered now or later through irq; the NF then owns irq until it gives
+ * it to ims_sip_forward/ims_sip_proxy_onward or answers it and calls nta_incoming_destroy), or a
+ * SIP status code (400..699) for nta to answer with (nta then destroys irq).
+ * ACK (for a 2xx: a transaction of its own) arrives here too: forward it (ims_sip_proxy_onward)
+ * or return any non-zero value to drop it (nothing is sent for an ACK).
+ * A CANCEL never arrives here: nta matches it to its INVITE (see ims_sip_forward), and ims_sip
+ * answers 481 when there is none. An INVITE irq comes with a no-op nta_incoming_bind callback
+ * already set (so the ACK of a non-2xx final is absorbed by nta, not passed as a new request);
+ * while the NF holds an INVITE irq, a CANCEL is answered by nta (200, and 487 on the INVITE). */
 typedef int (*ims_sip_request_f)(void *arg, nta_incoming_t *irq, const sip_t *sip);
 
 /* Creates the loop and the agent bound to sip:listen:port (UDP and TCP). NULL + err on failure
- * (address in use, bad address). */
+ * (address in use, bad address, bad hosts item). cfg is copied: it may be freed afterwards. */
 ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, void *arg,
                         char *err, size_t errlen);
 void ims_sip_destroy(ims_sip *s);
@@ -55,62 +70,98 @@ const char *ims_sip_self_uri(const ims_sip *s);
 
 /* Runs the loop until ims_sip_stop(). */
 void ims_sip_run(ims_sip *s);
-/* Thread-safe; makes ims_sip_run return. */
+/* Thread-safe and async-signal-safe (an atomic flag and an eventfd write): makes ims_sip_run
+ * return. A NF may call it from its SIGTERM handler. */
 void ims_sip_stop(ims_sip *s);
-/* Thread-safe: fn(arg) will run on the loop thread (FIFO). 0 / -1. */
+/* Thread-safe: fn(arg) will run on the loop thread (FIFO). 0 / -1.
+ * Functions still queued when the loop stops run inside ims_sip_destroy (so their argument is not
+ * leaked); producers must stop deferring before ims_sip_destroy. */
 int ims_sip_defer(ims_sip *s, void (*fn)(void *arg), void *arg);
 
 /* One-shot timers on the loop thread. ims_sip_timer_cancel is safe with NULL and must not be
- * called once fn has run (the timer is freed when it fires). */
+ * called once fn has run (the timer is freed when it fires, before fn runs). Timers still pending
+ * at ims_sip_destroy are freed without calling fn. */
 typedef struct ims_sip_timer ims_sip_timer;
 ims_sip_timer *ims_sip_timer_start(ims_sip *s, unsigned ms, void (*fn)(void *arg), void *arg);
 void ims_sip_timer_cancel(ims_sip_timer *t);
 
 /* Where to send a request for `target`: a copy (in home) with the host mapped through the static
- * hosts table (port, transport and other parameters kept). NULL on bad input. */
+ * hosts table (port, transport and other parameters kept). NULL on bad input.
+ * ims_sip_forward / ims_sip_proxy_onward / ims_sip_send_request apply the table themselves. */
 url_t *ims_sip_next_hop(ims_sip *s, su_home_t *home, const url_t *target);
 
 /* Stateful forwarding of a request (RFC 3261 §16.6).
- * `msg` is the request to send (usually msg_copy of nta_incoming_getrequest(irq), already edited:
- * Route popped, Path/Record-Route added...); ownership passes to ims_sip_forward in every case.
- * Max-Forwards is decremented here (483 Too Many Hops upstream when it would reach 0).
- * `next_hop` is where to send it (nta route URL); the Request-URI is not changed.
- * For every response (1xx..6xx) `on_response` (may be NULL) is called first and may edit the
- * response (msg/sip) or return a status >= 300 to replace it with a locally generated response
- * of that code; then it is relayed upstream with our Via removed. After the final response the
- * callback is not called again. If nothing answers, nta's timer produces 408 and that is relayed.
- * A CANCEL from upstream for irq is forwarded as CANCEL downstream.
- * Returns 0, or -1 (then an error response was already sent on irq). */
+ * `msg` is the request to send (usually ims_sip_request_copy(irq), already edited: Route popped,
+ * Path/Record-Route added...); ownership of msg AND irq passes to ims_sip_forward in every case
+ * (it destroys irq once the final response is sent; do not use irq after the final response).
+ * Max-Forwards: 70 is added when absent; 0 gets 483 Too Many Hops upstream; else decremented.
+ * `next_hop` is where to send it (nta route URL, mapped through the hosts table; ";transport=tcp"
+ * honoured); the Request-URI is not changed. NULL: the top Route if it has ;lr, else the
+ * Request-URI (a Route without ;lr gets 400). Not sip:/sips: -> 416.
+ * For every response (101..6xx; the downstream 100 is hop-by-hop and not passed) `on_response`
+ * (may be NULL) is called first and may edit the response (msg/sip) or return a status >= 300 to
+ * replace it with a locally generated response of that code (a replaced provisional response to
+ * an INVITE also CANCELs downstream); then it is relayed upstream with our Via removed.
+ * After the final response the callback is not called again: more 2xx to an INVITE (forks,
+ * retransmissions) are relayed statelessly without it. Other late responses (after the client
+ * transaction was destroyed, by us or by the NF's own nta_outgoing_destroy) are dropped. If nothing answers, nta produces 408
+ * (timeout) or 503 (transport error, e.g. TCP connection refused) and that goes through
+ * on_response and upstream like any response (nta does not send 408 upstream for non-INVITE,
+ * RFC 4320). For INVITE we send 100 Trying upstream at once (§16.2).
+ * A CANCEL from upstream for irq: nta answers it 200, we CANCEL downstream, nta answers the
+ * INVITE 487 upstream (the later downstream 487 is absorbed; on_response still sees it).
+ * An irq already answered (e.g. CANCELled while the NF waited for Diameter) is not forwarded.
+ * ACK: sent and forgotten (no client transaction to wait on). Responses never arrive inside
+ * this call; on_response runs later on the loop.
+ * Returns 0, or -1 (then an error response was already sent on irq, if it could be). */
 typedef int (*ims_sip_response_f)(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip);
 int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop,
                     ims_sip_response_f on_response, void *arg);
 
-/* True when the URI names this NF (hostname or listen address, and our port; a missing port
- * means 5060). */
+/* The request of irq as a message the NF may edit and forward: a copy that shares the received
+ * buffers (msg_copy of nta_incoming_getrequest, the extra reference released). NULL on error. */
+msg_t *ims_sip_request_copy(nta_incoming_t *irq);
+
+/* True when the URI names this NF (sip:/sips:, hostname or listen address, and our port; a
+ * missing port means 5060). */
 bool ims_sip_is_self(const ims_sip *s, const url_t *u);
 
 /* Proxy routing of RFC 3261 §16.4-§16.6 for requests that need no NF logic (in-dialog requests,
- * responses to our Record-Route): removes the top Route when it is us, then forwards to the next
- * Route (loose routing) or, when none is left, to the Request-URI. Same ownership and callback
- * rules as ims_sip_forward. */
+ * responses to our Record-Route): when the Request-URI is us (previous hop was a strict router)
+ * the last Route becomes the Request-URI; removes the top Route when it is us, then forwards to
+ * the next Route (loose routing, ;lr required: else 400) or, when none is left, to the
+ * Request-URI. Same ownership and callback rules as ims_sip_forward. */
 int ims_sip_proxy_onward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, ims_sip_response_f on_response,
                          void *arg);
 
-/* Sends a new request statelessly-built but transaction-stateful as UAC (NOTIFY, third-party
- * REGISTER, ...): `msg` must be a complete request without Via (nta adds it); responses go to
- * on_response(arg, status, sip) — final only — and then the transaction is destroyed. 0 / -1. */
+/* Sends a new request of our own, transaction-stateful as UAC (NOTIFY, third-party REGISTER,
+ * ...): `msg` (e.g. nta_msg_create(ims_sip_agent(s), 0) + headers) must carry request line, From
+ * (with tag), To, Call-ID and CSeq, and no Via (nta adds it); Max-Forwards 70 is added when
+ * absent. msg is consumed in every case. next_hop as in ims_sip_forward (NULL: top Route or
+ * Request-URI). The final response goes to on_response(arg, status, sip) (may be NULL; sip is
+ * nta's 408/503 for timeout / transport error) — it is never called from inside this function —
+ * and then the transaction is destroyed. An ACK is sent without callback. Pending requests at ims_sip_destroy are dropped without
+ * a callback. 0 / -1. */
 typedef void (*ims_sip_uac_f)(void *arg, int status, const sip_t *sip);
 int ims_sip_send_request(ims_sip *s, msg_t *msg, const url_t *next_hop, ims_sip_uac_f on_response,
                          void *arg);
 
+/* Lowers nta's timers (T1, and T1x64 = Timer B/F: how long an unanswered request waits before
+ * 408), e.g. for tests; 0 keeps a value. Defaults: 500 ms, 32 s. 0 / -1. */
+int ims_sip_set_timers(ims_sip *s, unsigned t1_ms, unsigned t1x64_ms);
+
 /* ---------- headers ---------- */
 
-/* Value of the first header `name` (known or unknown to sofia-sip, case-insensitive), copied into
- * buf. Returns buf, or NULL when absent (or longer than buf). */
+/* Value of the first header `name` (known or unknown to sofia-sip, case-insensitive; compact
+ * forms like "v" work for known headers), copied into buf. For a typed header it is the first
+ * value as sofia prints it (a line "Path: <a>, <b>" is two Path values: "<a>"). Returns buf, or
+ * NULL when absent (or longer than buf). */
 const char *ims_sip_header(const sip_t *sip, const char *name, char *buf, size_t len);
-/* Appends "name: value" to msg (parsed by sofia-sip if it knows the header). 0 / -1. */
+/* Appends "name: value" to msg (parsed by sofia-sip if it knows the header: -1 if the value does
+ * not parse). name must be a token, value one line (no CR/LF). 0 / -1. */
 int ims_sip_add_header(msg_t *msg, sip_t *sip, const char *name, const char *value);
-/* Prepends (adds first) a header, for Path / Record-Route / Via-like stacking. 0 / -1. */
+/* Prepends (adds before every header of the same name) a header, for Path / Record-Route
+ * stacking. Same rules as ims_sip_add_header. 0 / -1. */
 int ims_sip_prepend_header(msg_t *msg, sip_t *sip, const char *name, const char *value);
 /* Removes every header `name`. Returns how many. */
 int ims_sip_remove_headers(msg_t *msg, sip_t *sip, const char *name);
@@ -118,14 +169,17 @@ int ims_sip_remove_headers(msg_t *msg, sip_t *sip, const char *name);
 /* ---------- IMS identities (TS 23.003 §13, TS 24.229 §5.1.1.2) ---------- */
 
 /* Public identity of a REGISTER: the To URI without parameters/headers ("sip:alice@ims.lab",
- * "tel:+155500"). 0 / -1. */
+ * "tel:+155500"; sip:, sips: and tel: only; a port is kept). 0 / -1. */
 int ims_sip_impu_of(const sip_t *sip, char *buf, size_t len);
-/* Private identity of a REGISTER: the username of the Authorization header if present, else the
- * IMPU without scheme ("alice@ims.lab"), as TS 24.229 §5.1.1.2.1 lets the UE omit it. 0 / -1. */
+/* Private identity of a REGISTER: the username of the (first) Authorization header if present,
+ * unquoted, else the IMPU without scheme ("alice@ims.lab"), as TS 24.229 §5.1.1.2.1 lets the UE
+ * omit it. A tel: IMPU without Authorization: -1. 0 / -1. */
 int ims_sip_impi_of(const sip_t *sip, char *buf, size_t len);
-/* Normalises a URI string for comparison (lower-case scheme and host, no params). */
+/* Normalises a URI string for comparison (lower-case scheme and host, no params, no headers;
+ * user part and port kept). 0 / -1 (unparsable, or longer than out). */
 int ims_sip_normalise_uri(const char *in, char *out, size_t len);
-/* A new unique ICID (P-Charging-Vector icid-value). */
+/* A new unique ICID (P-Charging-Vector icid-value): 28 hex digits (time, per-process random,
+ * pid, counter); give at least 29 bytes. */
 void ims_sip_new_icid(char *buf, size_t len);
 
 #endif

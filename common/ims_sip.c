@@ -1,0 +1,486 @@
+/*
+ * ims_sip: the SIP loop of a CSCF — sofia-sip su_root + nta agent, the default leg, cross-thread
+ * hand-over (ims_sip_defer / ims_sip_stop), one-shot timers, the static host table and the
+ * "sip:" configuration section. Forwarding is in ims_sip_proxy.c, header and identity helpers
+ * in ims_sip_hdr.c.
+ *
+ * Threads (DESIGN.md "Threads and loops"): the su_root belongs to the thread that creates it;
+ * create, run and destroy on that thread. Only ims_sip_stop() and ims_sip_defer() may be called
+ * from other threads: they queue work under a mutex and wake the loop through an eventfd that
+ * is registered with su_root_register().
+ *
+ * nta runs transaction-stateful (RFC 3261 §17): retransmissions, ACK of non-2xx finals and
+ * CANCEL matching are done by nta; requests that start a new server transaction reach the
+ * NF through the default leg (NTATAG_NO_DIALOG: we keep no dialog state in nta).
+ *
+ * References: RFC 3261 §16 (proxy), §17 (transactions), §18 (transport: rport RFC 3581).
+ */
+#include "ims_sip_priv.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/su.h>
+#include <sofia-sip/url.h>
+
+/* ---------- configuration ---------- */
+
+const ims_cfg_field ims_sip_cfg_fields[] = {
+    { .key = "listen", .type = IMS_CFG_STR, .offset = offsetof(ims_sip_cfg, listen), .def = "127.0.0.1",
+      .help = "SIP listen address, UDP and TCP (IPv4 or IPv6 literal)" },
+    { .key = "port", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, port), .def = "5060",
+      .min = 1, .max = 65535, .help = "SIP port (UDP and TCP)" },
+    { .key = "hostname", .type = IMS_CFG_STR, .offset = offsetof(ims_sip_cfg, hostname),
+      .help = "our SIP host name for Path / Record-Route / Service-Route; default: the listen address" },
+    { .key = "hosts", .type = IMS_CFG_STRLIST, .offset = offsetof(ims_sip_cfg, hosts),
+      .help = "static name table, items name=address (e.g. scscf.ims.lab=10.0.0.3), used before DNS" },
+    { .key = NULL },
+};
+
+/* ---------- library init ---------- */
+
+static pthread_once_t su_once = PTHREAD_ONCE_INIT;
+static int su_init_result;
+
+/* su_init() sets up sofia's process-wide state (port implementation, sockets); it is done once
+ * and never undone, because several ims_sip instances (tests) may live in one process. */
+static void su_init_once(void)
+{
+    su_init_result = su_init();
+}
+
+/* ---------- defer queue and stop ---------- */
+
+static void wake(ims_sip *s)
+{
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: the loop will wake up anyway. */
+    ssize_t n = write(s->efd, &one, sizeof(one));
+    (void)n;
+}
+
+/* Runs everything queued so far, in order. Items queued while running wait for the next wake-up
+ * (the eventfd was written again), so one busy producer cannot starve the SIP traffic. */
+static void run_deferred(ims_sip *s)
+{
+    pthread_mutex_lock(&s->lock);
+    ims_sip_defer_item *list = s->dq_head;
+    s->dq_head = NULL;
+    s->dq_tail = &s->dq_head;
+    pthread_mutex_unlock(&s->lock);
+
+    while (list) {
+        ims_sip_defer_item *it = list;
+        list = it->next;
+        it->fn(it->arg);
+        free(it);
+    }
+}
+
+static int on_wake(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
+{
+    ims_sip *s = arg;
+    uint64_t v;
+    ssize_t n = read(s->efd, &v, sizeof(v));
+    (void)n;
+    (void)magic;
+    (void)w;
+
+    run_deferred(s);
+    if (atomic_load(&s->stopping))
+        su_root_break(s->root);
+    return 0;
+}
+
+int ims_sip_defer(ims_sip *s, void (*fn)(void *arg), void *arg)
+{
+    if (!s || !fn)
+        return -1;
+    ims_sip_defer_item *it = calloc(1, sizeof(*it));
+    if (!it)
+        return -1;
+    it->fn = fn;
+    it->arg = arg;
+
+    pthread_mutex_lock(&s->lock);
+    *s->dq_tail = it;
+    s->dq_tail = &it->next;
+    pthread_mutex_unlock(&s->lock);
+
+    wake(s);
+    return 0;
+}
+
+void ims_sip_stop(ims_sip *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, true);
+    wake(s);
+}
+
+void ims_sip_run(ims_sip *s)
+{
+    if (!s)
+        return;
+    /* A stop that came before run is still pending in the eventfd: the first wake-up breaks. */
+    su_root_run(s->root);
+    /* Clear it so that the loop may be run again (tests run it in steps). */
+    atomic_store(&s->stopping, false);
+}
+
+/* ---------- timers ---------- */
+
+struct ims_sip_timer {
+    ims_sip_timer *next, **prev;
+    ims_sip *s;
+    su_timer_t *t;
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static void timer_unlink(ims_sip_timer *t)
+{
+    if ((*t->prev = t->next))
+        t->next->prev = t->prev;
+}
+
+static void timer_fired(su_root_magic_t *magic, su_timer_t *st, su_timer_arg_t *arg)
+{
+    ims_sip_timer *t = arg;
+    void (*fn)(void *) = t->fn;
+    void *fn_arg = t->arg;
+    (void)magic;
+    (void)st;
+
+    /* Freed before fn runs, so that fn may start a new timer or destroy what owned this one. */
+    timer_unlink(t);
+    su_timer_destroy(t->t);
+    free(t);
+    fn(fn_arg);
+}
+
+ims_sip_timer *ims_sip_timer_start(ims_sip *s, unsigned ms, void (*fn)(void *arg), void *arg)
+{
+    if (!s || !fn)
+        return NULL;
+    ims_sip_timer *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->s = s;
+    t->fn = fn;
+    t->arg = arg;
+    t->t = su_timer_create(su_root_task(s->root), (su_duration_t)ms);
+    if (!t->t || su_timer_set_interval(t->t, timer_fired, t, (su_duration_t)ms) < 0) {
+        su_timer_destroy(t->t);
+        free(t);
+        return NULL;
+    }
+    t->prev = &s->timers;
+    if ((t->next = s->timers))
+        t->next->prev = &t->next;
+    s->timers = t;
+    return t;
+}
+
+void ims_sip_timer_cancel(ims_sip_timer *t)
+{
+    if (!t)
+        return;
+    timer_unlink(t);
+    su_timer_destroy(t->t);
+    free(t);
+}
+
+/* ---------- host table, self ---------- */
+
+/* "name=address" items from the configuration; blanks around either side are ignored. */
+static int parse_hosts(ims_sip *s, const ims_cfg_strlist *l, char *err, size_t errlen)
+{
+    if (l->count == 0)
+        return 0;
+    s->hosts = su_zalloc(s->home, l->count * sizeof(*s->hosts));
+    if (!s->hosts) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < l->count; i++) {
+        const char *item = l->items[i] ? l->items[i] : "";
+        const char *eq = strchr(item, '=');
+        const char *n = item, *ne = eq, *a = eq ? eq + 1 : NULL, *ae = a ? a + strlen(a) : NULL;
+        if (eq) {
+            while (n < ne && (*n == ' ' || *n == '\t'))
+                n++;
+            while (ne > n && (ne[-1] == ' ' || ne[-1] == '\t'))
+                ne--;
+            while (a < ae && (*a == ' ' || *a == '\t'))
+                a++;
+            while (ae > a && (ae[-1] == ' ' || ae[-1] == '\t'))
+                ae--;
+        }
+        if (!eq || ne == n || ae == a) {
+            snprintf(err, errlen, "sip.hosts: '%s' is not name=address", item);
+            return -1;
+        }
+        s->hosts[s->nhosts].name = su_strndup(s->home, n, ne - n);
+        s->hosts[s->nhosts].addr = su_strndup(s->home, a, ae - a);
+        if (!s->hosts[s->nhosts].name || !s->hosts[s->nhosts].addr) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        s->nhosts++;
+    }
+    return 0;
+}
+
+static const char *host_lookup(const ims_sip *s, const char *name)
+{
+    for (size_t i = 0; name && i < s->nhosts; i++)
+        if (strcasecmp(s->hosts[i].name, name) == 0)
+            return s->hosts[i].addr;
+    return NULL;
+}
+
+url_t *ims_sip_next_hop(ims_sip *s, su_home_t *home, const url_t *target)
+{
+    if (!s || !home || !target || !target->url_host)
+        return NULL;
+    url_t *u = url_hdup(home, target);
+    if (!u)
+        return NULL;
+    const char *addr = host_lookup(s, u->url_host);
+    if (addr)
+        u->url_host = addr;     /* the table lives as long as s, like any request using it */
+    return u;
+}
+
+/* Literal IPv6 addresses are written in brackets in URIs, and url_host keeps the brackets. */
+static bool host_eq(const char *url_host, const char *ours)
+{
+    if (!url_host || !ours)
+        return false;
+    size_t ul = strlen(url_host), ol = strlen(ours);
+    if (ul >= 2 && url_host[0] == '[' && url_host[ul - 1] == ']' && ours[0] != '[')
+        return ol == ul - 2 && strncasecmp(url_host + 1, ours, ol) == 0;
+    return strcasecmp(url_host, ours) == 0;
+}
+
+bool ims_sip_is_self(const ims_sip *s, const url_t *u)
+{
+    if (!s || !u || !u->url_host)
+        return false;
+    if (u->url_type != url_sip && u->url_type != url_sips)
+        return false;
+    unsigned port = 5060;
+    if (u->url_port && *u->url_port) {
+        char *end = NULL;
+        unsigned long p = strtoul(u->url_port, &end, 10);
+        if (*end || p == 0 || p > 65535)
+            return false;
+        port = (unsigned)p;
+    }
+    if (port != s->port)
+        return false;
+    return host_eq(u->url_host, s->hostname) || host_eq(u->url_host, s->listen);
+}
+
+/* ---------- agent ---------- */
+
+/* ACK of a non-2xx final, CANCEL, Timer H on an INVITE the NF holds: nothing to do here (nta
+ * answers the CANCEL 200 and the INVITE 487 itself). Being bound is what matters: without a
+ * callback nta passes such an ACK to the default leg as a new request, and the NF would
+ * forward a hop-by-hop ACK. */
+static int invite_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+{
+    (void)magic;
+    (void)irq;
+    (void)sip;
+    return 0;
+}
+
+/* Default leg: every request that does not belong to an existing server transaction.
+ * A CANCEL gets here only when nta found no INVITE transaction for it: we are transaction
+ * stateful, so there is nothing to cancel (RFC 3261 §9.2: 481). */
+static int leg_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq, sip_t const *sip)
+{
+    ims_sip *s = (ims_sip *)magic;
+    (void)leg;
+    if (sip->sip_request->rq_method == sip_method_cancel)
+        return 481;
+    if (sip->sip_request->rq_method == sip_method_invite)
+        nta_incoming_bind(irq, invite_event, NULL);
+    return s->on_request(s->arg, irq, sip);
+}
+
+/* Messages nta could not give to a transaction or leg: only responses reach this (requests
+ * all go to the default leg). */
+static int agent_message(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip)
+{
+    (void)agent;
+    if (sip && sip->sip_status)
+        return ims_sip_stray_response((ims_sip *)magic, msg, sip);
+    msg_destroy(msg);
+    return 0;
+}
+
+su_root_t *ims_sip_root(ims_sip *s) { return s ? s->root : NULL; }
+nta_agent_t *ims_sip_agent(ims_sip *s) { return s ? s->agent : NULL; }
+su_home_t *ims_sip_home(ims_sip *s) { return s ? s->home : NULL; }
+const char *ims_sip_self_uri(const ims_sip *s) { return s ? s->self_uri : NULL; }
+
+int ims_sip_set_timers(ims_sip *s, unsigned t1_ms, unsigned t1x64_ms)
+{
+    if (!s || !s->agent)
+        return -1;
+    if (t1_ms && nta_agent_set_params(s->agent, NTATAG_SIP_T1(t1_ms), TAG_END()) < 0)
+        return -1;
+    if (t1x64_ms && nta_agent_set_params(s->agent, NTATAG_SIP_T1X64(t1x64_ms), TAG_END()) < 0)
+        return -1;
+    return 0;
+}
+
+ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, void *arg,
+                        char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!err || !errlen)
+        err = dummy, errlen = sizeof(dummy);
+    err[0] = '\0';
+
+    if (!cfg || !on_request) {
+        snprintf(err, errlen, "ims_sip_create: no configuration or request callback");
+        return NULL;
+    }
+    const char *listen = cfg->listen && *cfg->listen ? cfg->listen : "127.0.0.1";
+    if (cfg->port < 1 || cfg->port > 65535) {
+        snprintf(err, errlen, "sip.port: %ld is out of range 1..65535", cfg->port);
+        return NULL;
+    }
+
+    pthread_once(&su_once, su_init_once);
+    if (su_init_result != 0) {
+        snprintf(err, errlen, "sofia-sip su_init() failed");
+        return NULL;
+    }
+
+    ims_sip *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    su_home_init(s->home);
+    pthread_mutex_init(&s->lock, NULL);
+    s->dq_tail = &s->dq_head;
+    s->efd = -1;
+    s->on_request = on_request;
+    s->arg = arg;
+    s->port = (unsigned)cfg->port;
+    s->listen = su_strdup(s->home, listen);
+    s->hostname = su_strdup(s->home, cfg->hostname && *cfg->hostname ? cfg->hostname : listen);
+
+    /* An IPv6 literal needs brackets inside a URI. */
+    bool v6 = strchr(listen, ':') && listen[0] != '[';
+    char bind_url[300];
+    snprintf(bind_url, sizeof(bind_url), "sip:%s%s%s:%u", v6 ? "[" : "", listen, v6 ? "]" : "", s->port);
+    bool h6 = strchr(s->hostname, ':') && s->hostname[0] != '[';
+    s->self_uri = su_sprintf(s->home, "sip:%s%s%s:%u", h6 ? "[" : "", s->hostname, h6 ? "]" : "", s->port);
+    if (!s->listen || !s->hostname || !s->self_uri) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (parse_hosts(s, &cfg->hosts, err, errlen) < 0)
+        goto fail;
+
+    s->root = su_root_create(NULL);
+    if (!s->root) {
+        snprintf(err, errlen, "cannot create the SIP event loop (su_root_create)");
+        goto fail;
+    }
+
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->efd < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    su_wait_t w[1];
+    if (su_wait_create(w, s->efd, SU_WAIT_IN) < 0 ||
+        (s->wait_index = su_root_register(s->root, w, on_wake, s, 0)) <= 0) {
+        s->wait_index = 0;
+        snprintf(err, errlen, "cannot register the wake-up eventfd with the SIP loop");
+        goto fail;
+    }
+
+    errno = 0;
+    s->agent = nta_agent_create(s->root, (url_string_t *)bind_url, agent_message, (nta_agent_magic_t *)s,
+                                NTATAG_UA(0),              /* proxy: 2xx to INVITE end-to-end */
+                                NTATAG_SERVER_RPORT(1),    /* RFC 3581 */
+                                NTATAG_CLIENT_RPORT(1),
+                                NTATAG_CANCEL_487(1),      /* answer a CANCELled INVITE at once */
+                                NTATAG_EXTRA_100(1),       /* 100 Trying on retransmissions */
+                                NTATAG_MAX_FORWARDS(70),
+                                TAG_END());
+    if (!s->agent) {
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s (UDP and TCP)%s%s", bind_url, e ? ": " : "",
+                 e ? strerror(e) : "");
+        goto fail;
+    }
+
+    s->leg = nta_leg_tcreate(s->agent, leg_request, (nta_leg_magic_t *)s, NTATAG_NO_DIALOG(1), TAG_END());
+    if (!s->leg) {
+        snprintf(err, errlen, "cannot create the default SIP leg");
+        goto fail;
+    }
+    return s;
+
+fail:
+    ims_sip_destroy(s);
+    return NULL;
+}
+
+void ims_sip_destroy(ims_sip *s)
+{
+    if (!s)
+        return;
+
+    /* Work handed over before the stop still runs, so that its argument is not leaked; the
+     * agent exists while it does. Producers (Diameter) must be stopped before this point. */
+    for (int round = 0; round < 8 && s->dq_head; round++)
+        run_deferred(s);
+
+    ims_sip_proxy_shutdown(s);
+
+    while (s->timers)
+        ims_sip_timer_cancel(s->timers);
+
+    /* DESIGN.md: deregister before destroying the root. */
+    if (s->wait_index > 0)
+        su_root_deregister(s->root, s->wait_index);
+    s->wait_index = 0;
+    if (s->leg)
+        nta_leg_destroy(s->leg);
+    if (s->agent)
+        nta_agent_destroy(s->agent);
+    if (s->root)
+        su_root_destroy(s->root);
+    if (s->efd >= 0)
+        close(s->efd);
+
+    /* Deferred items queued after the last run (none when producers are stopped) are dropped. */
+    while (s->dq_head) {
+        ims_sip_defer_item *it = s->dq_head;
+        s->dq_head = it->next;
+        free(it);
+    }
+    pthread_mutex_destroy(&s->lock);
+    su_home_deinit(s->home);
+    free(s);
+}

@@ -1,0 +1,67 @@
+/*
+ * ims_sip_priv: internals shared by ims_sip.c (loop, agent, timers, defer), ims_sip_proxy.c
+ * (stateful forwarding, UAC requests) and ims_sip_hdr.c (headers, identities).
+ * Not for NF code: use ims_sip.h.
+ */
+#ifndef IMS_SIP_PRIV_H
+#define IMS_SIP_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "ims_sip.h"
+
+typedef struct {
+    char *name;                 /* looked up case-insensitively */
+    char *addr;
+} ims_sip_host;
+
+typedef struct ims_sip_defer_item {
+    struct ims_sip_defer_item *next;
+    void (*fn)(void *arg);
+    void *arg;
+} ims_sip_defer_item;
+
+struct ims_sip_fwd;             /* ims_sip_proxy.c: one forwarded server transaction */
+struct ims_sip_uac;             /* ims_sip_proxy.c: one request of our own */
+
+struct ims_sip {
+    su_home_t home[1];          /* strings and tables that live as long as the agent */
+    su_root_t *root;
+    nta_agent_t *agent;
+    nta_leg_t *leg;             /* default leg: every request outside a transaction */
+
+    ims_sip_request_f on_request;
+    void *arg;
+
+    char *listen;
+    char *hostname;
+    unsigned port;
+    char *self_uri;             /* sip:<hostname>:<port> */
+
+    ims_sip_host *hosts;
+    size_t nhosts;
+
+    /* Cross-thread wake-up (ims_sip_defer, ims_sip_stop): an eventfd watched by the root. */
+    int efd;
+    int wait_index;             /* su_root_register() index, 0 when not registered */
+    pthread_mutex_t lock;       /* protects the defer queue */
+    ims_sip_defer_item *dq_head, **dq_tail;
+    atomic_bool stopping;
+
+    /* Loop-thread state, released by ims_sip_destroy when still pending. */
+    struct ims_sip_fwd *fwds;
+    struct ims_sip_uac *uacs;
+    ims_sip_timer *timers;
+};
+
+/* ims_sip_proxy.c: drops every pending forward / UAC context (ims_sip_destroy, before the agent
+ * goes away). Callbacks are not called. */
+void ims_sip_proxy_shutdown(ims_sip *s);
+
+/* ims_sip_proxy.c: stray responses (no client transaction left): 2xx to INVITE (retransmissions,
+ * forks, after the transaction ended) are forwarded statelessly (RFC 3261 §16.7 / §18.2.2),
+ * anything else is dropped. */
+int ims_sip_stray_response(ims_sip *s, msg_t *msg, sip_t *sip);
+
+#endif

@@ -1,0 +1,452 @@
+/*
+ * ims_sip_proxy: transaction-stateful forwarding over nta (RFC 3261 §16), requests of our own
+ * (UAC side), and stateless relay of stray responses.
+ *
+ * One forward = one server transaction (irq, from upstream) + one client transaction (orq, to
+ * the next hop), tied by a struct ims_sip_fwd:
+ *
+ *   upstream --req--> irq  [NF: on_request, edits a copy]  ims_sip_forward --> orq --req--> next hop
+ *   upstream <--rsp-- mreply(irq) <-- drop our Via <-- NF on_response <-- orq callback <--rsp--
+ *
+ *  - §16.3/§16.6 step 3: Max-Forwards is checked (483 at 0) and decremented (70 when absent).
+ *  - §16.6 step 8: nta puts our Via on top; §16.7 step 3: we remove it from responses.
+ *  - §16.7 step 10: the best final response is the only one (no forking here), relayed once;
+ *    provisional responses are relayed as they come (100 Trying is hop-by-hop: nta absorbs the
+ *    downstream one and we send our own for INVITE, §16.2).
+ *  - §16.10: a CANCEL for irq is answered 200 by nta, which calls our irq callback: we send
+ *    CANCEL downstream (nta_outgoing_cancel) and nta answers the INVITE 487 upstream.
+ *  - 2xx to INVITE: the client transaction ends with the first 2xx (RFC 3261 §17.1.1.2); more
+ *    2xx (retransmissions, other forks) reach the agent's message callback and are forwarded
+ *    statelessly (§16.7 step 1, RFC 6026 §7.1). Without that callback nta would ACK and BYE them
+ *    as orphans, killing the call. Other stray responses are dropped.
+ *  - ACK for a 2xx is a new transaction (§13.2.2.4): it is forwarded without a client
+ *    transaction to wait on; the ACK of a non-2xx final is hop-by-hop and handled by nta.
+ *  - Errors nta raises itself (transport failure 503, timeout 408) come back as responses and
+ *    are relayed like any other. nta does not send 408 to a non-INVITE request upstream
+ *    (RFC 4320: the client has timed out too), it only completes the transaction.
+ *
+ * The hosts table (ims_sip_next_hop) is applied to every next hop here.
+ */
+#include "ims_sip_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/sip_status.h>
+
+/* RFC 3261 §16.6 step 3: the value a proxy puts when the request carries none. */
+#define IMS_SIP_MAX_FORWARDS 70
+
+struct ims_sip_fwd {
+    struct ims_sip_fwd *next, **prev;
+    ims_sip *s;
+    nta_incoming_t *irq;
+    nta_outgoing_t *orq;
+    ims_sip_response_f on_response;
+    void *arg;
+};
+
+struct ims_sip_uac {
+    struct ims_sip_uac *next, **prev;
+    ims_sip *s;
+    nta_outgoing_t *orq;
+    ims_sip_uac_f on_response;
+    void *arg;
+};
+
+/* ---------- helpers ---------- */
+
+static void fwd_link(ims_sip *s, struct ims_sip_fwd *f)
+{
+    f->prev = &s->fwds;
+    if ((f->next = s->fwds))
+        f->next->prev = &f->next;
+    s->fwds = f;
+}
+
+static void fwd_unlink(struct ims_sip_fwd *f)
+{
+    if ((*f->prev = f->next))
+        f->next->prev = f->prev;
+}
+
+/* The transaction pair is over: nta frees its objects after its own timers. */
+static void fwd_finish(struct ims_sip_fwd *f)
+{
+    fwd_unlink(f);
+    if (f->orq)
+        nta_outgoing_destroy(f->orq);
+    if (f->irq) {
+        nta_incoming_bind(f->irq, NULL, NULL);
+        nta_incoming_destroy(f->irq);
+    }
+    free(f);
+}
+
+/* Answers irq with a local error (when it can still be answered) and gives it back to nta. */
+static int reject(nta_incoming_t *irq, int status, const char *phrase)
+{
+    if (irq) {
+        if (status >= 300 && nta_incoming_status(irq) < 200 && nta_incoming_method(irq) != sip_method_ack)
+            nta_incoming_treply(irq, status, phrase, TAG_END());
+        nta_incoming_destroy(irq);
+    }
+    return -1;
+}
+
+/*
+ * Where a request goes when the caller gave no next hop (RFC 3261 §16.6 step 6-7 / §16.12):
+ * the top Route when it is a loose router (;lr), else the Request-URI. A Route without ;lr
+ * (strict router, RFC 2543) is not supported: 0 / -1 with *status set.
+ */
+static int default_target(const sip_t *sip, const url_t **target, int *status, const char **phrase)
+{
+    if (sip->sip_route) {
+        if (!url_has_param(sip->sip_route->r_url, "lr")) {
+            *status = 400;
+            *phrase = "Strict routing not supported";
+            return -1;
+        }
+        *target = sip->sip_route->r_url;
+    } else {
+        *target = sip->sip_request->rq_url;
+    }
+    return 0;
+}
+
+/* Maps the next hop through the hosts table into msg's home (it lives as long as the request)
+ * and checks that nta can send to it (sip: or sips:). */
+static url_string_t *route_for(ims_sip *s, msg_t *msg, const url_t *hop, int *status, const char **phrase)
+{
+    if (!hop || (hop->url_type != url_sip && hop->url_type != url_sips) || !hop->url_host) {
+        *status = 416;
+        *phrase = "Unsupported URI Scheme";
+        return NULL;
+    }
+    url_t *u = ims_sip_next_hop(s, msg_home(msg), hop);
+    if (!u) {
+        *status = 500;
+        *phrase = "Internal Server Error";
+    }
+    return (url_string_t *)u;
+}
+
+/* §16.3 step 3 and §16.6 step 3 (decrement = forwarding; a request of our own only gets the
+ * default when it has none). Returns 0, or the status to answer with. */
+static int max_forwards(msg_t *msg, sip_t *sip, bool decrement)
+{
+    sip_max_forwards_t *mf = sip->sip_max_forwards;
+    char value[24];
+    if (!mf) {
+        snprintf(value, sizeof(value), "%d", IMS_SIP_MAX_FORWARDS);
+        return msg_header_add_make(msg, (msg_pub_t *)sip, sip_max_forwards_class, value) < 0 ? 500 : 0;
+    }
+    if (!decrement)
+        return 0;
+    if (mf->mf_count == 0)
+        return 483;
+    snprintf(value, sizeof(value), "%lu", mf->mf_count - 1);
+    msg_header_t *h = msg_header_make(msg_home(msg), sip_max_forwards_class, value);
+    if (!h || msg_header_replace(msg, (msg_pub_t *)sip, (msg_header_t *)mf, h) < 0)
+        return 500;
+    return 0;
+}
+
+/* ---------- forwarding ---------- */
+
+/* CANCEL (or ACK of our non-2xx final, or Timer H) on the upstream transaction. */
+static int fwd_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+{
+    struct ims_sip_fwd *f = (struct ims_sip_fwd *)magic;
+    (void)irq;
+    if (f && sip && sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && f->orq)
+        nta_outgoing_cancel(f->orq);    /* §16.10; nta answers 487 upstream after we return */
+    return 0;
+}
+
+static void relay(struct ims_sip_fwd *f, msg_t *msg, sip_t *sip)
+{
+    /* §16.7 step 3: the top Via is ours (nta matched the response by its branch). A response
+     * with no Via left was for us only: nothing to relay. */
+    if (sip->sip_via)
+        msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_via);
+    if (!sip->sip_via) {
+        msg_destroy(msg);
+        return;
+    }
+    /* Fails (and frees msg) when irq is already complete, e.g. 487 after a CANCEL. */
+    nta_incoming_mreply(f->irq, msg);
+}
+
+static int fwd_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *csip)
+{
+    struct ims_sip_fwd *f = (struct ims_sip_fwd *)magic;
+    msg_t *msg = nta_outgoing_getresponse(orq);     /* ours now */
+    sip_t *sip = sip_object(msg);
+    int status = csip && csip->sip_status ? csip->sip_status->st_status : 500;
+
+    if (!msg || !sip || !sip->sip_status) {
+        /* Out of memory in nta: answer locally rather than leave upstream waiting. */
+        if (msg)
+            msg_destroy(msg);
+        if (status >= 200) {
+            nta_incoming_treply(f->irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+            fwd_finish(f);
+        }
+        return 0;
+    }
+    status = sip->sip_status->st_status;
+
+    int rc = f->on_response ? f->on_response(f->arg, f->irq, msg, sip) : 0;
+    if (rc >= 300 && rc <= 699) {
+        /* The NF replaces the answer. A provisional answer means the downstream transaction
+         * is still running: stop it, its final response will be absorbed by nta. */
+        msg_destroy(msg);
+        if (nta_incoming_status(f->irq) < 200)
+            nta_incoming_treply(f->irq, rc, NULL, TAG_END());
+        if (status < 200 && nta_outgoing_method(orq) == sip_method_invite)
+            nta_outgoing_cancel(orq);
+        fwd_finish(f);
+        return 0;
+    }
+
+    relay(f, msg, sip);
+    if (status >= 200)
+        fwd_finish(f);
+    return 0;
+}
+
+msg_t *ims_sip_request_copy(nta_incoming_t *irq)
+{
+    msg_t *ref = nta_incoming_getrequest(irq);
+    if (!ref)
+        return NULL;
+    msg_t *copy = msg_copy(ref);    /* keeps ref's buffers alive as its parent */
+    msg_destroy(ref);
+    return copy;
+}
+
+int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop,
+                    ims_sip_response_f on_response, void *arg)
+{
+    sip_t *sip = sip_object(msg);
+    int status = 500;
+    const char *phrase = NULL;
+
+    if (!s || !irq || !sip || !sip->sip_request) {
+        if (msg)
+            msg_destroy(msg);
+        return reject(irq, SIP_500_INTERNAL_SERVER_ERROR);
+    }
+
+    /* Answered meanwhile, e.g. CANCELled (nta sent 487) while the NF waited for the HSS: the
+     * request must not go anywhere now. */
+    if (nta_incoming_method(irq) != sip_method_ack && nta_incoming_status(irq) >= 200) {
+        msg_destroy(msg);
+        return reject(irq, 0, NULL);
+    }
+
+    int mf = max_forwards(msg, sip, true);
+    if (mf) {
+        msg_destroy(msg);
+        return reject(irq, mf, mf == 483 ? "Too Many Hops" : NULL);
+    }
+
+    const url_t *hop = next_hop;
+    if (!hop && default_target(sip, &hop, &status, &phrase) < 0) {
+        msg_destroy(msg);
+        return reject(irq, status, phrase);
+    }
+    url_string_t *route = route_for(s, msg, hop, &status, &phrase);
+    if (!route) {
+        msg_destroy(msg);
+        return reject(irq, status, phrase);
+    }
+
+    if (sip->sip_request->rq_method == sip_method_ack) {
+        /* Nothing answers an ACK: send it and let both transactions go. */
+        nta_outgoing_t *orq = nta_outgoing_mcreate(s->agent, NULL, NULL, route, msg, TAG_END());
+        if (orq)
+            nta_outgoing_destroy(orq);
+        else
+            msg_destroy(msg);
+        nta_incoming_destroy(irq);
+        return orq ? 0 : -1;
+    }
+
+    struct ims_sip_fwd *f = calloc(1, sizeof(*f));
+    if (!f) {
+        msg_destroy(msg);
+        return reject(irq, SIP_500_INTERNAL_SERVER_ERROR);
+    }
+    f->s = s;
+    f->irq = irq;
+    f->on_response = on_response;
+    f->arg = arg;
+
+    /* Responses are never delivered inside mcreate (nta queues its own errors to the loop). */
+    f->orq = nta_outgoing_mcreate(s->agent, fwd_response, (nta_outgoing_magic_t *)f, route, msg, TAG_END());
+    if (!f->orq) {
+        free(f);
+        msg_destroy(msg);       /* nta leaves it with us when it refuses */
+        return reject(irq, 500, "Cannot forward request");
+    }
+    fwd_link(s, f);
+    nta_incoming_bind(irq, fwd_irq_event, (nta_incoming_magic_t *)f);
+
+    /* §16.2: a stateful proxy answers an INVITE with 100 Trying itself. */
+    if (nta_incoming_method(irq) == sip_method_invite && nta_incoming_status(irq) < 100)
+        nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+    return 0;
+}
+
+int ims_sip_proxy_onward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, ims_sip_response_f on_response,
+                         void *arg)
+{
+    sip_t *sip = sip_object(msg);
+    if (!s || !sip || !sip->sip_request) {
+        if (msg)
+            msg_destroy(msg);
+        return reject(irq, SIP_500_INTERNAL_SERVER_ERROR);
+    }
+
+    /* §16.4: the previous hop was a strict router when the Request-URI names us: the real
+     * target is the last Route. */
+    if (ims_sip_is_self(s, sip->sip_request->rq_url) && sip->sip_route) {
+        sip_route_t *last = sip->sip_route;
+        while (last->r_next)
+            last = last->r_next;
+        sip_request_t *rq = sip_request_create(msg_home(msg), sip->sip_request->rq_method,
+                                               sip->sip_request->rq_method_name,
+                                               (url_string_t *)last->r_url, NULL);
+        if (!rq || msg_header_replace(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_request,
+                                      (msg_header_t *)rq) < 0) {
+            msg_destroy(msg);
+            return reject(irq, SIP_500_INTERNAL_SERVER_ERROR);
+        }
+        msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)last);
+    }
+
+    /* §16.4: pop the Route that names us (the previous hop put it there, or our own
+     * Record-Route came back as a Route in the dialog). */
+    if (sip->sip_route && ims_sip_is_self(s, sip->sip_route->r_url))
+        msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_route);
+
+    return ims_sip_forward(s, irq, msg, NULL, on_response, arg);
+}
+
+/* ---------- requests of our own ---------- */
+
+static void uac_unlink(struct ims_sip_uac *u)
+{
+    if ((*u->prev = u->next))
+        u->next->prev = u->prev;
+}
+
+static int uac_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *sip)
+{
+    struct ims_sip_uac *u = (struct ims_sip_uac *)magic;
+    int status = sip && sip->sip_status ? sip->sip_status->st_status : 500;
+    if (status < 200)
+        return 0;
+    uac_unlink(u);
+    if (u->on_response)
+        u->on_response(u->arg, status, sip);
+    /* After the callback: sip belongs to the response held by orq. */
+    nta_outgoing_destroy(orq);
+    free(u);
+    return 0;
+}
+
+int ims_sip_send_request(ims_sip *s, msg_t *msg, const url_t *next_hop, ims_sip_uac_f on_response,
+                         void *arg)
+{
+    sip_t *sip = sip_object(msg);
+    int status = 0;
+    const char *phrase = NULL;
+
+    if (!s || !sip || !sip->sip_request || !sip->sip_call_id || !sip->sip_cseq || !sip->sip_from ||
+        !sip->sip_to || max_forwards(msg, sip, false) != 0)
+        goto fail;
+    const url_t *hop = next_hop;
+    if (!hop && default_target(sip, &hop, &status, &phrase) < 0)
+        goto fail;
+    url_string_t *route = route_for(s, msg, hop, &status, &phrase);
+    if (!route)
+        goto fail;
+
+    if (sip->sip_request->rq_method == sip_method_ack) {
+        /* Nothing answers an ACK (RFC 3261 §17.1.1.3): send it, no callback. */
+        nta_outgoing_t *ack = nta_outgoing_mcreate(s->agent, NULL, NULL, route, msg, TAG_END());
+        if (!ack)
+            goto fail;
+        nta_outgoing_destroy(ack);
+        return 0;
+    }
+
+    struct ims_sip_uac *u = calloc(1, sizeof(*u));
+    if (!u)
+        goto fail;
+    u->s = s;
+    u->on_response = on_response;
+    u->arg = arg;
+    u->orq = nta_outgoing_mcreate(s->agent, uac_response, (nta_outgoing_magic_t *)u, route, msg, TAG_END());
+    if (!u->orq) {
+        free(u);
+        goto fail;
+    }
+    u->prev = &s->uacs;
+    if ((u->next = s->uacs))
+        u->next->prev = &u->next;
+    s->uacs = u;
+    return 0;
+
+fail:
+    if (msg)
+        msg_destroy(msg);
+    return -1;
+}
+
+/* ---------- stray responses, shutdown ---------- */
+
+int ims_sip_stray_response(ims_sip *s, msg_t *msg, sip_t *sip)
+{
+    /* Only 2xx to INVITE: they are end-to-end and must reach the UAC (it ACKs them). Any other
+     * late response belongs to a transaction that is over: relaying it could answer a newer
+     * request upstream (e.g. an abandoned attempt to one S-CSCF while another is tried).
+     * Forward only what carries our Via on top and someone else's below it; nta_msg_tsend
+     * removes the top Via and sends to the next one (RFC 3261 §18.2.2). */
+    int status = sip->sip_status->st_status;
+    if (!sip->sip_cseq || sip->sip_cseq->cs_method != sip_method_invite || status < 200 || status >= 300) {
+        msg_destroy(msg);
+        return 0;
+    }
+    sip_via_t *v = sip->sip_via;
+    bool ours = false;
+    for (sip_via_t const *lv = nta_agent_via(s->agent); v && lv && !ours; lv = lv->v_next)
+        ours = lv->v_host && v->v_host && strcasecmp(lv->v_host, v->v_host) == 0 &&
+               strcmp(lv->v_port ? lv->v_port : "5060", v->v_port ? v->v_port : "5060") == 0;
+    if (!ours || !v->v_next) {
+        msg_destroy(msg);
+        return 0;
+    }
+    nta_msg_tsend(s->agent, msg, NULL, TAG_END());
+    return 0;
+}
+
+void ims_sip_proxy_shutdown(ims_sip *s)
+{
+    while (s->fwds)
+        fwd_finish(s->fwds);
+    while (s->uacs) {
+        struct ims_sip_uac *u = s->uacs;
+        uac_unlink(u);
+        nta_outgoing_destroy(u->orq);
+        free(u);
+    }
+}
