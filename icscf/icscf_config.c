@@ -1,0 +1,124 @@
+/*
+ * icscf_config: the I-CSCF YAML schema (icscf.yaml). Reference: `icscf --config-reference`.
+ *
+ * Capability numbers of icscf.scscfs[].capabilities are the operator's own values, the ones the
+ * HSS sends in Mandatory-Capability / Optional-Capability (TS 29.228 §6.7, TS 29.229 §6.3.5-6).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sofia-sip/su_alloc.h>
+#include <sofia-sip/url.h>
+
+#include "icscf_context.h"
+
+static const ims_cfg_field icscf_scscf_fields[] = {
+    { .key = "name", .type = IMS_CFG_STR, .offset = offsetof(icscf_scscf_cfg, name), .required = true,
+      .help = "SIP URI of the S-CSCF, as the HSS names it (Server-Name), e.g. sip:scscf.ims.lab:6060" },
+    { .key = "capabilities", .type = IMS_CFG_STRLIST, .offset = offsetof(icscf_scscf_cfg, capabilities),
+      .help = "capability numbers this S-CSCF supports (matched against Mandatory/Optional-Capability)" },
+    { .key = NULL },
+};
+
+static const ims_cfg_field icscf_fields[] = {
+    { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(icscf_cfg, home_domains),
+      .help = "domains served: REGISTERs to others get 403, requests to them are only proxied; empty = any" },
+    { .key = "hss_realm", .type = IMS_CFG_STR, .offset = offsetof(icscf_cfg, hss_realm),
+      .help = "Destination-Realm of UAR/LIR (default: diameter.realm)" },
+    { .key = "hss_host", .type = IMS_CFG_STR, .offset = offsetof(icscf_cfg, hss_host),
+      .help = "Destination-Host of UAR/LIR (default: none, routed by realm)" },
+    { .key = "scscfs", .type = IMS_CFG_LIST, .offset = offsetof(icscf_cfg, scscfs),
+      .sub = icscf_scscf_fields, .rec_size = sizeof(icscf_scscf_cfg),
+      .help = "S-CSCFs the I-CSCF may select from Server-Capabilities, in order of preference" },
+    { .key = "user_unknown_code", .type = IMS_CFG_INT, .offset = offsetof(icscf_cfg, user_unknown_code),
+      .def = "403", .min = 400, .max = 699,
+      .help = "SIP status for a REGISTER the HSS answers DIAMETER_ERROR_USER_UNKNOWN (TS 24.229: 403)" },
+    { .key = "scscf_timeout_ms", .type = IMS_CFG_INT, .offset = offsetof(icscf_cfg, scscf_timeout_ms),
+      .def = "5000", .min = 0, .max = 60000,
+      .help = "no final response to a REGISTER from the S-CSCF within this: select another one (0 = SIP timer only)" },
+    { .key = "lir", .type = IMS_CFG_BOOL, .offset = offsetof(icscf_cfg, lir), .def = "true",
+      .help = "route initial requests to home-domain users to their S-CSCF with LIR (false: proxy only)" },
+    { .key = NULL },
+};
+
+const ims_cfg_field icscf_config_fields[] = {
+    { .key = "log", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, log), .sub = ims_log_cfg_fields },
+    { .key = "http", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, http), .sub = ims_http_cfg_fields },
+    { .key = "diameter", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, diameter),
+      .sub = ims_diameter_cfg_fields },
+    { .key = "sip", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, sip), .sub = ims_sip_cfg_fields },
+    { .key = "icscf", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, icscf), .sub = icscf_fields },
+    { .key = NULL },
+};
+
+static bool is_domain(const char *d)
+{
+    return d && *d && !strpbrk(d, " \t\r\n:;@<>\"/");
+}
+
+static int check_scscf(su_home_t *home, const icscf_scscf_cfg *s, size_t i, char *err, size_t errlen)
+{
+    url_t *u = s->name ? url_make(home, s->name) : NULL;
+    if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host || !*u->url_host) {
+        snprintf(err, errlen, "icscf.scscfs[%zu].name: '%s' is not a sip: URI", i, s->name ? s->name : "");
+        return -1;
+    }
+    if (strlen(s->name) >= ICSCF_URI_MAX) {
+        snprintf(err, errlen, "icscf.scscfs[%zu].name: longer than %d characters", i, ICSCF_URI_MAX - 1);
+        return -1;
+    }
+    if (s->capabilities.count > ICSCF_MAX_CAPS) {
+        snprintf(err, errlen, "icscf.scscfs[%zu].capabilities: more than %d", i, ICSCF_MAX_CAPS);
+        return -1;
+    }
+    for (size_t k = 0; k < s->capabilities.count; k++) {
+        const char *c = s->capabilities.items[k];
+        char *end = NULL;
+        errno = 0;
+        unsigned long v = c ? strtoul(c, &end, 10) : 0;
+        if (!c || !*c || *c == '-' || errno || !end || *end || v > 0xffffffffUL) {
+            snprintf(err, errlen, "icscf.scscfs[%zu].capabilities[%zu]: '%s' is not a capability number", i, k,
+                     c ? c : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int icscf_config_check(const icscf_config *cfg, char *err, size_t errlen)
+{
+    int rv = -1;
+    su_home_t *home = su_home_new(sizeof(su_home_t));
+    if (!home) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    const icscf_cfg *c = &cfg->icscf;
+    for (size_t i = 0; i < c->home_domains.count; i++) {
+        if (!is_domain(c->home_domains.items[i])) {
+            snprintf(err, errlen, "icscf.home_domains[%zu]: '%s' is not a domain name", i,
+                     c->home_domains.items[i] ? c->home_domains.items[i] : "");
+            goto out;
+        }
+    }
+    if (c->hss_realm && !is_domain(c->hss_realm)) {
+        snprintf(err, errlen, "icscf.hss_realm: '%s' is not a realm", c->hss_realm);
+        goto out;
+    }
+    if (c->hss_host && !is_domain(c->hss_host)) {
+        snprintf(err, errlen, "icscf.hss_host: '%s' is not a Diameter identity", c->hss_host);
+        goto out;
+    }
+    const icscf_scscf_cfg *s = c->scscfs.items;
+    for (size_t i = 0; i < c->scscfs.count; i++)
+        if (check_scscf(home, &s[i], i, err, errlen))
+            goto out;
+    rv = 0;
+out:
+    if (home)
+        su_home_unref(home);
+    return rv;
+}

@@ -1,0 +1,181 @@
+/*
+ * icscf_context: the I-CSCF process state and the entry points of its modules.
+ *
+ * Modules (one role per file):
+ *   icscf_config.c    YAML schema (icscf.yaml) and its checks
+ *   icscf_sip.c       start/stop, request dispatch, metrics, /readyz
+ *   icscf_register.c  REGISTER: UAR, S-CSCF assignment, forwarding and re-selection
+ *                     (TS 24.229 §5.3.1, TS 29.228 §6.1.1)
+ *   icscf_route.c     every other request: LIR for initial requests to a home domain
+ *                     (TS 24.229 §5.3.2, TS 29.228 §6.1.4), plain proxying otherwise
+ *   icscf_cx.c        building UAR / LIR and reading their answers (TS 29.229 §6.1.1-§6.1.2, §6.1.5-§6.1.6)
+ *   icscf_scscf.c     S-CSCF selection from Server-Capabilities (TS 29.228 §6.7, TS 23.228 §5.2.1)
+ *
+ * Threading: everything runs on the ims_sip loop thread; the HTTP threads only read atomics and
+ * metrics. Cx answers come back on the loop (ims_cx_client). Pending transactions are found by
+ * a numeric key, never by a pointer handed to another module, so a late callback (Cx answer,
+ * response of a forward) for a transaction that is gone is a harmless lookup miss.
+ */
+#ifndef ICSCF_CONTEXT_H
+#define ICSCF_CONTEXT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ims_config.h"
+#include "ims_cx_client.h"
+#include "ims_http.h"
+#include "ims_sip.h"
+
+/* ---------- configuration ---------- */
+
+/* One entry of icscf.scscfs. */
+typedef struct {
+    char *name;                      /* SIP URI, e.g. sip:scscf.ims.lab:6060 */
+    ims_cfg_strlist capabilities;    /* capability numbers this S-CSCF supports (TS 29.228 §6.7) */
+} icscf_scscf_cfg;
+
+/* The "icscf:" section. */
+typedef struct {
+    ims_cfg_strlist home_domains;    /* domains whose REGISTERs / terminating requests we serve */
+    char *hss_realm;                 /* Destination-Realm of UAR/LIR; NULL = diameter.realm */
+    char *hss_host;                  /* Destination-Host of UAR/LIR, or NULL */
+    ims_cfg_list scscfs;             /* of icscf_scscf_cfg, in order of preference */
+    long user_unknown_code;          /* SIP status for a REGISTER of an unknown user (5001) */
+    long scscf_timeout_ms;           /* no final response from the S-CSCF within this: re-select */
+    bool lir;                        /* LIR for initial requests to home-domain Request-URIs */
+} icscf_cfg;
+
+typedef struct {
+    ims_log_cfg log;
+    ims_http_cfg http;
+    ims_diameter_cfg diameter;
+    ims_sip_cfg sip;
+    icscf_cfg icscf;
+} icscf_config;
+
+extern const ims_cfg_field icscf_config_fields[];
+
+/* ---------- S-CSCF pool (icscf_scscf.c) ---------- */
+
+#define ICSCF_URI_MAX 256
+#define ICSCF_MAX_CAPS 32
+#define ICSCF_MAX_NAMES 16
+
+typedef struct {
+    char name[ICSCF_URI_MAX];        /* as configured */
+    char norm[ICSCF_URI_MAX];        /* normalised (ims_sip_normalise_uri) for comparisons */
+    uint32_t caps[ICSCF_MAX_CAPS];
+    size_t n_caps;
+} icscf_scscf;
+
+/* Server-Capabilities of an answer (TS 29.229 §6.3.4). */
+typedef struct {
+    bool present;
+    uint32_t mandatory[ICSCF_MAX_CAPS];
+    size_t n_mandatory;
+    uint32_t optional[ICSCF_MAX_CAPS];
+    size_t n_optional;
+    char names[ICSCF_MAX_NAMES][ICSCF_URI_MAX];   /* Server-Name AVPs inside the group */
+    size_t n_names;
+} icscf_caps;
+
+/* Builds the pool from cfg.icscf.scscfs. 0 / -1 + err. */
+int icscf_scscf_pool_init(const icscf_cfg *cfg, icscf_scscf **pool, size_t *n, char *err, size_t errlen);
+/* Selects an S-CSCF for `caps` (NULL or !present: no requirement) among the pool and the
+ * Server-Names inside caps, skipping `exclude` (a URI, or NULL). The name goes to out.
+ * 0, or -1 when no candidate fulfils the mandatory capabilities. */
+int icscf_scscf_select(const icscf_scscf *pool, size_t n, const icscf_caps *caps, const char *exclude,
+                       char *out, size_t outlen);
+
+/* ---------- Cx (icscf_cx.c) ---------- */
+
+/* What a UAA or LIA said, reduced to what the I-CSCF acts upon. */
+typedef struct {
+    bool answered;                   /* false: timeout, HSS unreachable */
+    uint32_t result;                 /* base Result-Code (0 if absent) */
+    uint32_t experimental;           /* Experimental-Result-Code (0 if absent) */
+    char server_name[ICSCF_URI_MAX]; /* Server-Name ("" if absent) */
+    icscf_caps caps;                 /* Server-Capabilities */
+} icscf_cx_answer;
+
+typedef struct {
+    const char *impi;
+    const char *impu;
+    const char *visited;             /* Visited-Network-Identifier */
+    int32_t type;                    /* User-Authorization-Type (IMS_UAT_*) */
+} icscf_uar;
+
+struct icscf_context;
+/* Sends a UAR / LIR; cb(arg, ans) runs on the loop (ans NULL on timeout). 0 / -1 (cb not called). */
+int icscf_cx_send_uar(struct icscf_context *ctx, const icscf_uar *uar, ims_cx_answer_f cb, void *arg);
+int icscf_cx_send_lir(struct icscf_context *ctx, const char *impu, ims_cx_answer_f cb, void *arg);
+/* Reads an answer (NULL = no answer) into out. */
+void icscf_cx_read_answer(struct msg *ans, icscf_cx_answer *out);
+/* True when the HSS was not reached: no answer, or a 3002/3003/3004 protocol error. */
+bool icscf_cx_unreachable(const icscf_cx_answer *a);
+/* "DIAMETER_FIRST_REGISTRATION", "timeout", ... for logs and metrics. */
+const char *icscf_cx_answer_name(const icscf_cx_answer *a);
+
+/* ---------- the context ---------- */
+
+struct icscf_reg;
+struct icscf_sess;
+
+typedef struct icscf_context {
+    icscf_config cfg;
+    ims_sip *sip;
+    ims_http *http;
+    const char *hss_realm;           /* cfg.icscf.hss_realm or the diameter realm */
+
+    icscf_scscf *pool;               /* cfg.icscf.scscfs, parsed */
+    size_t n_pool;
+
+    struct icscf_reg *regs;          /* REGISTERs in progress (UAR sent or forwarded) */
+    struct icscf_sess *sessions;     /* other requests waiting for their LIA */
+    uint64_t next_key;               /* keys of pending records (never 0) */
+    size_t n_pending;
+
+    atomic_bool running;             /* the SIP loop runs (for /readyz) */
+    bool stopping;
+
+    ims_metric *m_pending;           /* icscf_pending (gauge) */
+} icscf_context;
+
+/* The one I-CSCF of this process (the NF main sets it up). */
+extern icscf_context icscf_ctx;
+
+/* ---------- icscf_config.c ---------- */
+/* Checks what the schema cannot (URIs, domains, capability numbers). 0 / -1 + err. */
+int icscf_config_check(const icscf_config *cfg, char *err, size_t errlen);
+
+/* ---------- icscf_sip.c ---------- */
+/* After ims_sip_create: pool, metrics. 0 / -1 + err. */
+int icscf_start(icscf_context *ctx, char *err, size_t errlen);
+/* After the loop ended, before ims_sip_destroy: answers and frees every pending record. */
+void icscf_stop(icscf_context *ctx);
+/* Frees what icscf_start allocated (after ims_sip_destroy). */
+void icscf_free(icscf_context *ctx);
+/* The ims_sip_request_f given to ims_sip_create (arg = the context). */
+int icscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip);
+/* /readyz: the SIP loop runs and the HSS peer is open. */
+bool icscf_ready(void *arg, char *why, size_t whylen);
+/* True when `host` is one of icscf.home_domains (any host when the list is empty). */
+bool icscf_is_home_domain(const icscf_context *ctx, const char *host);
+void icscf_count_register(const char *result);
+void icscf_count_request(const char *method, const char *result);
+void icscf_pending_changed(icscf_context *ctx, int delta);
+/* A new key for a pending record. */
+uint64_t icscf_new_key(icscf_context *ctx);
+
+/* ---------- icscf_register.c ---------- */
+int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+/* Answers (500) and frees every pending REGISTER. */
+void icscf_register_fini(icscf_context *ctx);
+
+/* ---------- icscf_route.c ---------- */
+int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+void icscf_route_fini(icscf_context *ctx);
+
+#endif

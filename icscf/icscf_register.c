@@ -1,0 +1,544 @@
+/*
+ * icscf_register: REGISTER at the I-CSCF — user registration status query (UAR), S-CSCF
+ * assignment, stateful forwarding and S-CSCF re-selection.
+ *
+ * References:
+ *  - TS 24.229 §5.3.1.1: during registration the I-CSCF is a stateful proxy.
+ *  - TS 24.229 §5.3.1.2: UAR to the HSS; without Authorization the IMPI is derived from the To
+ *    URI (ims_sip_impi_of); on the answer, forward to the S-CSCF named by the HSS or to one
+ *    selected from the capabilities; the Request-URI is not changed; no Path and no
+ *    Record-Route (the I-CSCF is not on the path of later requests).
+ *  - TS 24.229 §5.3.1.3 (abnormal cases): a negative answer of the HSS is 403 (Forbidden); when
+ *    no S-CSCF fulfilling the capabilities can be selected, 600 (Busy Everywhere); when the
+ *    S-CSCF does not answer (or answers 3xx / 480) to the first REGISTER sent to it, the I-CSCF
+ *    queries the HSS again with User-Authorization-Type REGISTRATION_AND_CAPABILITIES and
+ *    selects another S-CSCF.
+ *  - TS 29.228 §6.1.1 (user registration status query; §6.1.1.1 the HSS, §6.1.1.2 the
+ *    I-CSCF), TS 29.229 §6.3.24 User-Authorization-Type (1 when the REGISTER de-registers:
+ *    expiry 0; 2 for re-selection), RFC 7315 §4.3 (P-Visited-Network-ID).
+ *  - RFC 3261 §10.2.2 (Expires / Contact expires / Contact: *), §16.6-§16.7 (forwarding and
+ *    response relay; §16.7 step 6: a 503 is not relayed as such).
+ *
+ * Mapping of the UAA (TS 29.229 §6.2 codes):
+ *   Experimental 2001/2002, or base 2001        forward (Server-Name, else selection)
+ *   Experimental 5001 USER_UNKNOWN              icscf.user_unknown_code (403)
+ *   Experimental 5002/5003/5004, base 5003      403 Forbidden (§5.3.1.3)
+ *   no answer (timeout, HSS not connected),
+ *   base 3002/3003/3004 (HSS not reachable)     504 Server Time-out (DESIGN.md: Diameter timeout)
+ *   anything else                               500 Server Internal Error
+ *   no S-CSCF can be selected                   600 Busy Everywhere (§5.3.1.3)
+ *
+ * Why the forwarding here is our own nta client transaction and not ims_sip_forward: on a
+ * failed first attempt the I-CSCF must keep the upstream transaction and try another S-CSCF,
+ * and it must give up on a silent S-CSCF long before nta's 32 s (by then the P-CSCF has timed
+ * out too): icscf.scscf_timeout_ms bounds each attempt, so the P-CSCF gets an answer (the second
+ * S-CSCF's, or 600) within about 2 x scscf_timeout_ms + 2 UARs. ims_sip_forward always answers upstream after the final response and cannot be
+ * stopped early. So the REGISTER relay below does the RFC 3261 §16 steps itself: Max-Forwards,
+ * our Via (nta), top-Via removal and relay of responses, CANCEL.
+ *
+ * Records are found by key from Cx callbacks (the HSS may answer after the REGISTER is gone);
+ * the client transaction and the timer carry the record pointer because they are torn down with
+ * the record.
+ *
+ * CANCEL: nta answers a CANCEL for a non-INVITE transaction 200 and tells nobody (RFC 3261 §9.2:
+ * it has no effect on a non-INVITE request), so the REGISTER simply runs to its final response;
+ * nothing upstream can destroy our irq either, so no nta_incoming_bind is needed here.
+ */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/url.h>
+
+#include "icscf_context.h"
+#include "ims_log.h"
+
+#define SUBSYS "icscf.reg"
+#define ID_MAX 512
+
+typedef struct icscf_reg {
+    struct icscf_reg *next;
+    icscf_context *ctx;
+    uint64_t key;
+    nta_incoming_t *irq;             /* upstream REGISTER (ours until answered + destroyed) */
+    nta_outgoing_t *orq;             /* REGISTER to the S-CSCF, or NULL */
+    ims_sip_timer *timer;            /* S-CSCF answer timeout (icscf.scscf_timeout_ms) */
+    int attempts;                    /* forwards sent (at most 2) */
+    char impi[ID_MAX], impu[ID_MAX], visited[ID_MAX];
+    int32_t uat;                     /* User-Authorization-Type of the first UAR */
+    char scscf[ICSCF_URI_MAX];       /* S-CSCF of the current / last attempt */
+} icscf_reg;
+
+/* ---------- records ---------- */
+
+static icscf_reg *reg_find(icscf_context *ctx, uint64_t key)
+{
+    for (icscf_reg *r = ctx->regs; r; r = r->next)
+        if (r->key == key)
+            return r;
+    return NULL;
+}
+
+static void reg_unlink(icscf_context *ctx, icscf_reg *r)
+{
+    for (icscf_reg **pp = &ctx->regs; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            icscf_pending_changed(ctx, -1);
+            return;
+        }
+    }
+}
+
+/* Drops the downstream side (client transaction, timer). */
+static void reg_drop_attempt(icscf_reg *r)
+{
+    ims_sip_timer_cancel(r->timer);
+    r->timer = NULL;
+    if (r->orq)
+        nta_outgoing_destroy(r->orq);   /* no more callbacks; nta completes it on its own */
+    r->orq = NULL;
+}
+
+/* The end: everything released; irq answered before (or left to nta when it was answered). */
+static void reg_finish(icscf_reg *r)
+{
+    reg_drop_attempt(r);
+    if (r->irq) {
+        nta_incoming_destroy(r->irq);
+        r->irq = NULL;
+    }
+    reg_unlink(r->ctx, r);
+    free(r);
+}
+
+/* Answers upstream with a local response (if still possible) and finishes. */
+static void reg_reply(icscf_reg *r, int status, const char *phrase, const char *result)
+{
+    if (r->irq && nta_incoming_status(r->irq) < 200)
+        nta_incoming_treply(r->irq, status, phrase, TAG_END());
+    IMS_INFO(SUBSYS, "REGISTER %s (%s): %d %s", r->impu, r->impi, status, phrase ? phrase : "");
+    icscf_count_register(result);
+    reg_finish(r);
+}
+
+/* ---------- the request ---------- */
+
+/* RFC 3261 §10.2.2: the REGISTER removes every binding it names (expiry 0 for each Contact, or
+ * Contact: * with Expires: 0). A query (no Contact) is not a de-registration. */
+static bool is_deregistration(const sip_t *sip)
+{
+    if (!sip->sip_contact)
+        return false;
+    bool hdr_zero = sip->sip_expires && sip->sip_expires->ex_delta == 0 && !sip->sip_expires->ex_date;
+    for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
+        if (m->m_expires) {
+            char *end = NULL;
+            unsigned long v = strtoul(m->m_expires, &end, 10);
+            if (end == m->m_expires || *end || v != 0)
+                return false;
+        } else if (!hdr_zero) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* RFC 7315 §4.3: P-Visited-Network-ID = vnetwork-spec *(COMMA vnetwork-spec),
+ * vnetwork-spec = (token / quoted-string) *(SEMI vnetwork-param). The first value, unquoted. */
+static bool visited_network(const sip_t *sip, char *out, size_t len)
+{
+    char raw[ID_MAX];
+    if (!ims_sip_header(sip, "P-Visited-Network-ID", raw, sizeof(raw)))
+        return false;
+    const char *p = raw;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = 0;
+    if (*p == '"') {
+        for (p++; *p && *p != '"' && n + 1 < len; p++) {
+            if (*p == '\\' && p[1])
+                p++;
+            out[n++] = *p;
+        }
+    } else {
+        for (; *p && !strchr(",; \t", *p) && n + 1 < len; p++)
+            out[n++] = *p;
+    }
+    out[n] = '\0';
+    return n > 0;
+}
+
+static int32_t uat_of(const sip_t *sip)
+{
+    return is_deregistration(sip) ? IMS_UAT_DE_REGISTRATION : IMS_UAT_REGISTRATION;
+}
+
+static void on_uaa(void *arg, struct msg *ans);
+
+static int send_uar(icscf_reg *r, int32_t type)
+{
+    icscf_uar uar = { .impi = r->impi, .impu = r->impu, .visited = r->visited, .type = type };
+    return icscf_cx_send_uar(r->ctx, &uar, on_uaa, (void *)(uintptr_t)r->key);
+}
+
+int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    int status = 0;
+    const char *phrase = NULL;
+    const char *result = NULL;
+    icscf_reg *r = NULL;
+
+    if (ctx->stopping) {
+        status = 503;
+        phrase = "Service Unavailable - Shutting Down";
+        result = "error";
+        goto out;
+    }
+    const url_t *ruri = sip->sip_request->rq_url;
+    if (ruri->url_type != url_sip && ruri->url_type != url_sips) {
+        status = 416;
+        phrase = "Unsupported URI Scheme";
+        result = "bad_request";
+        goto out;
+    }
+    if (!icscf_is_home_domain(ctx, ruri->url_host)) {
+        /* Only the home network's HSS knows the user: not ours to query (TS 24.229 §5.3.1.2). */
+        status = 403;
+        phrase = "Forbidden - Domain Not Served";
+        result = "domain_not_served";
+        goto out;
+    }
+
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        status = 500;
+        result = "error";
+        goto out;
+    }
+    r->ctx = ctx;
+    if (ims_sip_impu_of(sip, r->impu, sizeof(r->impu)) || !r->impu[0]) {
+        status = 400;
+        phrase = "Bad Request - No Usable Public Identity in To";
+        result = "bad_request";
+        goto out;
+    }
+    if (ims_sip_impi_of(sip, r->impi, sizeof(r->impi)) || !r->impi[0]) {
+        /* A tel: IMPU gives no IMPI to derive (TS 24.229 §5.3.1.2 derives it from a SIP URI). */
+        status = 400;
+        phrase = "Bad Request - Private Identity Missing";
+        result = "bad_request";
+        goto out;
+    }
+    for (const msg_error_t *e = sip->sip_error; e; e = e->er_next) {
+        if (e->er_name && (strcasecmp(e->er_name, "Expires") == 0 || strcasecmp(e->er_name, "Contact") == 0 ||
+                           strcasecmp(e->er_name, "m") == 0)) {
+            status = 400;
+            phrase = "Bad Request - Malformed Contact or Expires";
+            result = "bad_request";
+            goto out;
+        }
+    }
+    if (!visited_network(sip, r->visited, sizeof(r->visited)))
+        snprintf(r->visited, sizeof(r->visited), "%s", ruri->url_host);   /* the home network itself */
+    r->uat = uat_of(sip);
+    r->irq = irq;
+    r->key = icscf_new_key(ctx);
+    r->next = ctx->regs;
+    ctx->regs = r;
+    icscf_pending_changed(ctx, +1);
+
+    if (send_uar(r, r->uat)) {
+        /* Not even sent: no HSS connection (ims_cx_send logged why). */
+        reg_reply(r, 504, "Server Time-out - HSS Not Reachable", "hss_unreachable");
+        return 0;
+    }
+    IMS_DEBUG(SUBSYS, "REGISTER %s (%s) visited %s: UAR type %d", r->impu, r->impi, r->visited, r->uat);
+    return 0;
+
+out:
+    free(r);
+    if (result)
+        icscf_count_register(result);
+    if (status && phrase) {
+        char to[ID_MAX] = "-";
+        if (sip->sip_to)
+            url_e(to, sizeof(to), sip->sip_to->a_url);
+        to[sizeof(to) - 1] = '\0';
+        IMS_INFO(SUBSYS, "REGISTER %s (Call-ID %s): %d %s", to,
+                 sip->sip_call_id && sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "-", status, phrase);
+        nta_incoming_treply(irq, status, phrase, TAG_END());
+        nta_incoming_destroy(irq);
+        return 0;
+    }
+    return status ? status : 500;
+}
+
+/* ---------- forwarding to the S-CSCF ---------- */
+
+static void start_reselection(icscf_reg *r, int status, const char *why);
+
+/* RFC 3261 §16.7 step 3: remove our Via, relay. The response belongs to us (msg). */
+static void relay(icscf_reg *r, msg_t *msg, sip_t *sip)
+{
+    if (sip->sip_via)
+        msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_via);
+    if (!sip->sip_via || !r->irq) {
+        msg_destroy(msg);
+        return;
+    }
+    nta_incoming_mreply(r->irq, msg);   /* frees msg when irq is already complete */
+}
+
+/* Responses worth another S-CSCF (TS 24.229 §5.3.1.3: no answer, 3xx, 480; 408 and 503 are what
+ * nta reports for "no answer" and "transport error"; §16.7 step 6: never relay a 503). */
+static bool retryable(int status)
+{
+    return (status >= 300 && status < 400) || status == 408 || status == 480 || status == 503;
+}
+
+static const char *result_of(int status)
+{
+    if (status >= 200 && status < 300)
+        return "ok";
+    if (status == 401)
+        return "challenged";
+    return "rejected";
+}
+
+static int reg_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *csip)
+{
+    icscf_reg *r = (icscf_reg *)magic;
+    msg_t *msg = nta_outgoing_getresponse(orq);
+    sip_t *sip = msg ? sip_object(msg) : NULL;
+    int status = csip && csip->sip_status ? csip->sip_status->st_status : 500;
+
+    if (!msg || !sip || !sip->sip_status) {
+        if (msg)
+            msg_destroy(msg);
+        if (status >= 200)
+            reg_reply(r, 500, "Server Internal Error", "error");
+        return 0;
+    }
+    status = sip->sip_status->st_status;
+    if (status < 200) {
+        relay(r, msg, sip);
+        return 0;
+    }
+
+    if (retryable(status) && r->attempts == 1) {
+        msg_destroy(msg);
+        start_reselection(r, status, sip->sip_status->st_phrase);
+        return 0;
+    }
+    if (retryable(status)) {
+        /* The second S-CSCF failed as well: there is no S-CSCF to take the registration. */
+        IMS_WARN(SUBSYS, "REGISTER %s: %s answered %d as well", r->impu, r->scscf, status);
+        msg_destroy(msg);
+        reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+        return 0;
+    }
+    IMS_INFO(SUBSYS, "REGISTER %s (%s) via %s: %d", r->impu, r->impi, r->scscf, status);
+    icscf_count_register(result_of(status));
+    relay(r, msg, sip);
+    reg_finish(r);
+    return 0;
+}
+
+static void on_scscf_timeout(void *arg)
+{
+    icscf_reg *r = arg;
+    r->timer = NULL;   /* freed before we run */
+    if (r->attempts == 1) {
+        start_reselection(r, 408, "no final response");
+        return;
+    }
+    IMS_WARN(SUBSYS, "REGISTER %s: no final response from %s either", r->impu, r->scscf);
+    reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+}
+
+/* Sends the REGISTER to `scscf` (TS 24.229 §5.3.1.2: Request-URI unchanged, no Path, no
+ * Record-Route). 0, or a status to answer upstream with. */
+static int forward(icscf_reg *r, const char *scscf, const char **phrase)
+{
+    icscf_context *ctx = r->ctx;
+    msg_t *msg = ims_sip_request_copy(r->irq);
+    sip_t *sip = msg ? sip_object(msg) : NULL;
+    if (!sip) {
+        if (msg)
+            msg_destroy(msg);
+        return 500;
+    }
+    /* The previous hop may have routed the REGISTER to us with a Route (loose routing). */
+    if (sip->sip_route && ims_sip_is_self(ctx->sip, sip->sip_route->r_url))
+        msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_route);
+
+    /* RFC 3261 §16.6 step 3. */
+    char mf[24];
+    if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0) {
+        msg_destroy(msg);
+        *phrase = "Too Many Hops";
+        return 483;
+    }
+    snprintf(mf, sizeof(mf), "%lu", sip->sip_max_forwards ? sip->sip_max_forwards->mf_count - 1 : 70UL);
+    msg_header_t *h = msg_header_make(msg_home(msg), sip_max_forwards_class, mf);
+    if (!h || (sip->sip_max_forwards
+                   ? msg_header_replace(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_max_forwards, h)
+                   : msg_header_insert(msg, (msg_pub_t *)sip, h)) < 0) {
+        msg_destroy(msg);
+        return 500;
+    }
+
+    url_t *target = url_make(msg_home(msg), scscf);
+    url_t *hop = target && (target->url_type == url_sip || target->url_type == url_sips) && target->url_host
+                     ? ims_sip_next_hop(ctx->sip, msg_home(msg), target)
+                     : NULL;
+    if (!hop) {
+        IMS_WARN(SUBSYS, "REGISTER %s: S-CSCF name '%s' is not a usable SIP URI", r->impu, scscf);
+        msg_destroy(msg);
+        *phrase = "Busy Everywhere - Bad S-CSCF Name";
+        return 600;
+    }
+    snprintf(r->scscf, sizeof(r->scscf), "%s", scscf);
+    r->orq = nta_outgoing_mcreate(ims_sip_agent(ctx->sip), reg_response, (nta_outgoing_magic_t *)r,
+                                  (url_string_t *)hop, msg, TAG_END());
+    if (!r->orq) {
+        msg_destroy(msg);   /* nta leaves it with us when it refuses */
+        return 500;
+    }
+    r->attempts++;
+    if (ctx->cfg.icscf.scscf_timeout_ms > 0)
+        r->timer = ims_sip_timer_start(ctx->sip, (unsigned)ctx->cfg.icscf.scscf_timeout_ms, on_scscf_timeout, r);
+    IMS_DEBUG(SUBSYS, "REGISTER %s -> %s (attempt %d)", r->impu, scscf, r->attempts);
+    return 0;
+}
+
+/* TS 24.229 §5.3.1.3 / TS 29.228 §6.1.1: the first S-CSCF failed; ask the HSS for the
+ * capabilities (type 2) and select another one. */
+static void start_reselection(icscf_reg *r, int status, const char *why)
+{
+    IMS_WARN(SUBSYS, "REGISTER %s: S-CSCF %s failed (%d %s): selecting another one", r->impu, r->scscf,
+             status, why ? why : "");
+    reg_drop_attempt(r);
+    icscf_count_register("reselection");
+    if (!r->irq || nta_incoming_status(r->irq) >= 200) {
+        reg_finish(r);
+        return;
+    }
+    if (send_uar(r, IMS_UAT_REGISTRATION_AND_CAPABILITIES))
+        reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+}
+
+/* ---------- the UAA ---------- */
+
+/* Status for a UAA that ends the registration attempt here, 0 when it lets it go on. */
+static int uaa_failure(const icscf_context *ctx, const icscf_cx_answer *a, const char **phrase, const char **result)
+{
+    if (icscf_cx_unreachable(a)) {
+        *phrase = a->answered ? "Server Time-out - HSS Not Reachable" : "Server Time-out - HSS Not Answering";
+        *result = a->answered ? "hss_unreachable" : "hss_timeout";
+        return 504;
+    }
+    if (a->experimental == IMS_CX_FIRST_REGISTRATION || a->experimental == IMS_CX_SUBSEQUENT_REGISTRATION ||
+        (!a->experimental && a->result == IMS_DIAMETER_SUCCESS))
+        return 0;
+    *result = "forbidden";
+    switch (a->experimental) {
+    case IMS_CX_ERROR_USER_UNKNOWN:
+        *phrase = ctx->cfg.icscf.user_unknown_code == 403 ? "Forbidden - User Unknown" : "User Unknown";
+        *result = "user_unknown";
+        return (int)ctx->cfg.icscf.user_unknown_code;
+    case IMS_CX_ERROR_IDENTITIES_DONT_MATCH:
+        *phrase = "Forbidden - Identities Don't Match";
+        return 403;
+    case IMS_CX_ERROR_IDENTITY_NOT_REGISTERED:
+        *phrase = "Forbidden - Identity Not Registered";
+        return 403;
+    case IMS_CX_ERROR_ROAMING_NOT_ALLOWED:
+        *phrase = "Forbidden - Roaming Not Allowed";
+        return 403;
+    case 0:
+        if (a->result == IMS_DIAMETER_AUTHORIZATION_REJECTED) {
+            *phrase = "Forbidden - Authorization Rejected";
+            return 403;
+        }
+        break;
+    default:
+        break;
+    }
+    *phrase = "Server Internal Error - Unexpected HSS Answer";
+    *result = "error";
+    return 500;
+}
+
+static void on_uaa(void *arg, struct msg *ans)
+{
+    icscf_context *ctx = &icscf_ctx;
+    icscf_reg *r = reg_find(ctx, (uint64_t)(uintptr_t)arg);
+    if (!r)
+        return;   /* the REGISTER is gone (shutdown) */
+    if (!r->irq || nta_incoming_status(r->irq) >= 200) {
+        reg_finish(r);
+        return;
+    }
+
+    icscf_cx_answer a;
+    icscf_cx_read_answer(ans, &a);
+    bool reselect = r->attempts > 0;
+    IMS_DEBUG(SUBSYS, "UAA for %s: %s, Server-Name '%s', capabilities %s", r->impu, icscf_cx_answer_name(&a),
+              a.server_name, a.caps.present ? "yes" : "no");
+
+    const char *phrase = NULL, *result = NULL;
+    int status = uaa_failure(ctx, &a, &phrase, &result);
+    if (status) {
+        IMS_INFO(SUBSYS, "REGISTER %s (%s): UAA %s", r->impu, r->impi, icscf_cx_answer_name(&a));
+        if (reselect && !icscf_cx_unreachable(&a)) {
+            /* The HSS refused the re-selection query: no other S-CSCF. */
+            status = 600;
+            phrase = "Busy Everywhere - No S-CSCF Available";
+            result = "no_scscf";
+        }
+        reg_reply(r, status, phrase, result);
+        return;
+    }
+
+    /* TS 24.229 §5.3.1.2: the S-CSCF the HSS names; else one selected from the capabilities
+     * (on re-selection: never the one that failed, even if the HSS still names it). */
+    char chosen[ICSCF_URI_MAX] = "";
+    char failed[ICSCF_URI_MAX] = "", a_norm[ICSCF_URI_MAX] = "";
+    if (reselect) {
+        if (ims_sip_normalise_uri(r->scscf, failed, sizeof(failed)))
+            snprintf(failed, sizeof(failed), "%s", r->scscf);
+    }
+    if (a.server_name[0]) {
+        if (ims_sip_normalise_uri(a.server_name, a_norm, sizeof(a_norm)))
+            snprintf(a_norm, sizeof(a_norm), "%s", a.server_name);
+        if (!reselect || strcmp(a_norm, failed) != 0)
+            snprintf(chosen, sizeof(chosen), "%s", a.server_name);
+    }
+    if (!chosen[0] &&
+        icscf_scscf_select(ctx->pool, ctx->n_pool, &a.caps, reselect ? r->scscf : NULL, chosen, sizeof(chosen))) {
+        IMS_WARN(SUBSYS, "REGISTER %s: no S-CSCF fulfils the capabilities (%zu mandatory, %zu optional, "
+                 "%zu named)%s", r->impu, a.caps.n_mandatory, a.caps.n_optional, a.caps.n_names,
+                 reselect ? " other than the one that failed" : "");
+        reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+        return;
+    }
+    phrase = NULL;
+    status = forward(r, chosen, &phrase);
+    if (status)
+        reg_reply(r, status, phrase, status == 600 ? "no_scscf" : status == 483 ? "bad_request" : "error");
+}
+
+/* ---------- shutdown ---------- */
+
+void icscf_register_fini(icscf_context *ctx)
+{
+    while (ctx->regs)
+        reg_reply(ctx->regs, 503, "Service Unavailable - Shutting Down", "error");
+}

@@ -1,0 +1,242 @@
+/*
+ * icscf_route: every request but REGISTER.
+ *
+ * References:
+ *  - TS 24.229 §5.3.2.1: an initial request for a user of the home network (Request-URI in a
+ *    home domain) gets a location query (LIR); on success the I-CSCF puts the S-CSCF URI in the
+ *    topmost Route and forwards the request; with capabilities instead of a name it selects an
+ *    S-CSCF like at registration (TS 29.228 §6.1.4, §6.7).
+ *  - TS 29.228 §6.1.4.1 / TS 29.229 §6.2: LIA codes. Mapped here:
+ *      base 2001, Experimental 2003 UNREGISTERED_SERVICE      forward to the S-CSCF
+ *      Experimental 5001 USER_UNKNOWN                         404 Not Found
+ *      Experimental 5003 IDENTITY_NOT_REGISTERED              480 Temporarily Unavailable
+ *      no answer, base 3002/3003/3004 (HSS not reachable)    504 Server Time-out
+ *      no S-CSCF fulfils the capabilities                     600 Busy Everywhere
+ *      anything else                                          500
+ *  - RFC 3261 §16.4-§16.6: everything else (in-dialog requests, ACK, requests for other domains,
+ *    requests with a Route set beyond us) is proxied onward (ims_sip_proxy_onward).
+ *
+ * Not done: tel: URI / user=phone translation (ENUM), THIG, the Dx (SLF) interface.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/url.h>
+
+#include "icscf_context.h"
+#include "ims_log.h"
+
+#define SUBSYS "icscf.route"
+
+typedef struct icscf_sess {
+    struct icscf_sess *next;
+    uint64_t key;
+    nta_incoming_t *irq;
+    char method[32];
+    char impu[512];
+} icscf_sess;
+
+static void sess_finish(icscf_context *ctx, icscf_sess *s)
+{
+    for (icscf_sess **pp = &ctx->sessions; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            icscf_pending_changed(ctx, -1);
+            break;
+        }
+    }
+    if (s->irq)
+        nta_incoming_destroy(s->irq);
+    free(s);
+}
+
+static void sess_reply(icscf_context *ctx, icscf_sess *s, int status, const char *phrase, const char *result)
+{
+    if (s->irq && nta_incoming_status(s->irq) < 200 && nta_incoming_method(s->irq) != sip_method_ack)
+        nta_incoming_treply(s->irq, status, phrase, TAG_END());
+    IMS_INFO(SUBSYS, "%s to %s: %d %s", s->method, s->impu, status, phrase ? phrase : "");
+    icscf_count_request(s->method, result);
+    sess_finish(ctx, s);
+}
+
+/* Forwarding without NF logic: the response callback only counts. */
+static int count_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
+{
+    (void)arg; (void)irq; (void)msg; (void)sip;
+    return 0;
+}
+
+static int proxy(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    msg_t *msg = ims_sip_request_copy(irq);
+    if (!msg)
+        return 500;
+    icscf_count_request(sip->sip_request->rq_method_name, "proxied");
+    ims_sip_proxy_onward(ctx->sip, irq, msg, count_response, NULL);   /* -1: it answered already */
+    return 0;
+}
+
+/* The Route set left after our own entry (RFC 3261 §16.4). */
+static const sip_route_t *routes_beyond_us(icscf_context *ctx, const sip_t *sip)
+{
+    const sip_route_t *r = sip->sip_route;
+    if (r && ims_sip_is_self(ctx->sip, r->r_url))
+        r = r->r_next;
+    return r;
+}
+
+/* Public-Identity of a LIR: the Request-URI without parameters (TS 29.228 §6.1.4.1). */
+static int target_identity(const sip_t *sip, char *buf, size_t len)
+{
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    int rc = -1;
+    char *s = url_as_string(home, sip->sip_request->rq_url);
+    if (s)
+        rc = ims_sip_normalise_uri(s, buf, len);
+    su_home_deinit(home);
+    return rc;
+}
+
+static void on_lia(void *arg, struct msg *ans);
+
+int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    const url_t *ruri = sip->sip_request->rq_url;
+    sip_method_t method = sip->sip_request->rq_method;
+    bool initial = sip->sip_to && !sip->sip_to->a_tag;
+
+    if (method == sip_method_ack || !initial || routes_beyond_us(ctx, sip))
+        return proxy(ctx, irq, sip);
+
+    /* Addressed to us (no Route left): nobody to proxy to. */
+    if (ims_sip_is_self(ctx->sip, ruri)) {
+        icscf_count_request(sip->sip_request->rq_method_name, "local");
+        if (method == sip_method_options) {
+            nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR("REGISTER, INVITE, ACK, BYE, CANCEL, OPTIONS, "
+                                                                  "MESSAGE, SUBSCRIBE, NOTIFY, UPDATE, PRACK, INFO, REFER"),
+                                TAG_END());
+            nta_incoming_destroy(irq);
+            return 0;
+        }
+        return 404;
+    }
+
+    /* A tel: URI has no domain: the HSS is the one to know it. */
+    bool home = ruri->url_type == url_tel ||
+                ((ruri->url_type == url_sip || ruri->url_type == url_sips) && icscf_is_home_domain(ctx, ruri->url_host));
+    if (!ctx->cfg.icscf.lir || !home)
+        return proxy(ctx, irq, sip);
+
+    if (ctx->stopping)
+        return 503;
+    icscf_sess *s = calloc(1, sizeof(*s));
+    if (!s)
+        return 500;
+    if (target_identity(sip, s->impu, sizeof(s->impu))) {
+        free(s);
+        nta_incoming_treply(irq, 400, "Bad Request - Request-URI", TAG_END());
+        nta_incoming_destroy(irq);
+        return 0;
+    }
+    snprintf(s->method, sizeof(s->method), "%s", sip->sip_request->rq_method_name);
+    s->irq = irq;
+    s->key = icscf_new_key(ctx);
+    s->next = ctx->sessions;
+    ctx->sessions = s;
+    icscf_pending_changed(ctx, +1);
+    /* §16.2: an INVITE gets 100 Trying while the HSS is asked. */
+    if (method == sip_method_invite)
+        nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+    if (icscf_cx_send_lir(ctx, s->impu, on_lia, (void *)(uintptr_t)s->key))
+        sess_reply(ctx, s, 504, "Server Time-out - HSS Not Reachable", "hss_unreachable");
+    return 0;
+}
+
+/* Adds <scscf;lr> as the topmost Route (TS 24.229 §5.3.2.1) and forwards to it. */
+static int forward_to_scscf(icscf_context *ctx, icscf_sess *s, const char *scscf)
+{
+    msg_t *msg = ims_sip_request_copy(s->irq);
+    sip_t *sip = msg ? sip_object(msg) : NULL;
+    if (!sip) {
+        if (msg)
+            msg_destroy(msg);
+        return -1;
+    }
+    if (sip->sip_route && ims_sip_is_self(ctx->sip, sip->sip_route->r_url))
+        msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_route);
+    url_t *u = url_make(msg_home(msg), scscf);
+    if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host) {
+        msg_destroy(msg);
+        return -1;
+    }
+    if (!url_has_param(u, "lr"))
+        url_param_add(msg_home(msg), u, "lr");
+    char value[600];
+    char *us = url_as_string(msg_home(msg), u);
+    snprintf(value, sizeof(value), "<%s>", us ? us : scscf);
+    if (!us || ims_sip_prepend_header(msg, sip, "Route", value)) {
+        msg_destroy(msg);
+        return -1;
+    }
+    nta_incoming_t *irq = s->irq;
+    s->irq = NULL;   /* ims_sip_forward owns it now, in every case */
+    IMS_DEBUG(SUBSYS, "%s to %s -> %s", s->method, s->impu, scscf);
+    ims_sip_forward(ctx->sip, irq, msg, NULL, count_response, NULL);
+    return 0;
+}
+
+static void on_lia(void *arg, struct msg *ans)
+{
+    icscf_context *ctx = &icscf_ctx;
+    icscf_sess *s = NULL;
+    for (s = ctx->sessions; s && s->key != (uint64_t)(uintptr_t)arg; s = s->next)
+        ;
+    if (!s)
+        return;
+    if (!s->irq || nta_incoming_status(s->irq) >= 200) {   /* CANCELled meanwhile (nta sent 487) */
+        icscf_count_request(s->method, "cancelled");
+        sess_finish(ctx, s);
+        return;
+    }
+
+    icscf_cx_answer a;
+    icscf_cx_read_answer(ans, &a);
+    if (icscf_cx_unreachable(&a)) {
+        sess_reply(ctx, s, 504, a.answered ? "Server Time-out - HSS Not Reachable" : "Server Time-out - HSS Not Answering",
+                   a.answered ? "hss_unreachable" : "hss_timeout");
+        return;
+    }
+    bool ok = a.experimental == IMS_CX_UNREGISTERED_SERVICE || (!a.experimental && a.result == IMS_DIAMETER_SUCCESS);
+    if (!ok) {
+        if (a.experimental == IMS_CX_ERROR_USER_UNKNOWN)
+            sess_reply(ctx, s, 404, "Not Found - User Unknown", "user_unknown");
+        else if (a.experimental == IMS_CX_ERROR_IDENTITY_NOT_REGISTERED)
+            sess_reply(ctx, s, 480, "Temporarily Unavailable - Not Registered", "not_registered");
+        else
+            sess_reply(ctx, s, 500, "Server Internal Error - Unexpected HSS Answer", "error");
+        return;
+    }
+    char chosen[ICSCF_URI_MAX] = "";
+    if (a.server_name[0])
+        snprintf(chosen, sizeof(chosen), "%s", a.server_name);
+    else if (icscf_scscf_select(ctx->pool, ctx->n_pool, &a.caps, NULL, chosen, sizeof(chosen))) {
+        sess_reply(ctx, s, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+        return;
+    }
+    if (forward_to_scscf(ctx, s, chosen)) {
+        sess_reply(ctx, s, 500, "Server Internal Error - Bad S-CSCF Name", "error");
+        return;
+    }
+    icscf_count_request(s->method, "routed");
+    sess_finish(ctx, s);
+}
+
+void icscf_route_fini(icscf_context *ctx)
+{
+    while (ctx->sessions)
+        sess_reply(ctx, ctx->sessions, 503, "Service Unavailable - Shutting Down", "error");
+}
