@@ -1,0 +1,116 @@
+/*
+ * pcscf_bindings: the P-CSCF's registration bindings (TS 24.229 §5.2.2.1: what the P-CSCF stores
+ * from the 200 (OK) to REGISTER), with expiry.
+ *
+ * One binding = one UE (source address) registering one public identity: its contacts (each with
+ * its own expiry), the implicit registration set from P-Associated-URI (RFC 7315 §4.1; the first
+ * entry is the default public identity), the Service-Route (RFC 3608), and where the UE sends from
+ * (received address, port and transport), to reach it behind NAT and over its TCP connection.
+ *
+ * Identities are stored as given by the caller, which normalises them (ims_sip_normalise_uri);
+ * they are compared case-insensitively. Contacts are compared by scheme, user, host and port.
+ *
+ * The store is not thread-safe: it belongs to the SIP loop. Pointers returned by the lookups are
+ * valid until the next call that changes the store. The interface (by identity, by source, by
+ * contact) is what an external store would have to offer.
+ */
+#ifndef PCSCF_BINDINGS_H
+#define PCSCF_BINDINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char host[64];          /* numeric IP address the UE sent from */
+    unsigned port;
+    char transport[4];      /* "udp" or "tcp" */
+} pcscf_addr;
+
+typedef struct {
+    char *uri;              /* contact URI as the UE registered it */
+    int64_t expires;        /* absolute, pcscf_now() seconds */
+} pcscf_contact;
+
+typedef struct pcscf_binding {
+    struct pcscf_binding *next;
+    char *impu;                      /* the registered public identity (To of the REGISTER) */
+    char **impus;                    /* implicit registration set (P-Associated-URI), in order */
+    size_t n_impus;
+    char **service_route;            /* Service-Route URIs, in order */
+    size_t n_service_route;
+    pcscf_contact *contacts;
+    size_t n_contacts;
+    pcscf_addr source;
+    int64_t created;
+} pcscf_binding;
+
+typedef struct pcscf_bindings pcscf_bindings;
+
+/* Called after a binding left the store (expired, de-registered, terminated by reg event, ...);
+ * impu is valid during the call only. The callback must not change the store. */
+typedef void (*pcscf_binding_removed_f)(void *arg, const char *impu, const pcscf_addr *source);
+
+pcscf_bindings *pcscf_bindings_new(pcscf_binding_removed_f on_removed, void *arg);
+void pcscf_bindings_free(pcscf_bindings *store);   /* no callbacks */
+size_t pcscf_bindings_count(const pcscf_bindings *store);
+
+/* What a successful REGISTER transaction tells about the binding (impu, source). */
+typedef struct {
+    const char *impu;
+    const pcscf_addr *source;
+    const char *const *impus;        /* NULL/0: keep the stored set (or use impu alone) */
+    size_t n_impus;
+    const char *const *service_route;/* NULL/0 with replace_route: clear */
+    size_t n_service_route;
+    bool replace_route;
+    const pcscf_contact *contacts;   /* expires <= now: that contact is removed */
+    size_t n_contacts;
+    bool remove_all;                 /* Contact: * / all contacts gone */
+} pcscf_binding_update;
+
+enum { PCSCF_BINDING_ERROR = -1, PCSCF_BINDING_UPDATED = 0, PCSCF_BINDING_CREATED = 1,
+       PCSCF_BINDING_REMOVED = 2, PCSCF_BINDING_NONE = 3 };
+
+/* Creates, refreshes or removes the binding (contacts merged by URI: the update's contacts are
+ * set, the others kept). Returns one of the codes above; a binding left without contacts is
+ * removed (PCSCF_BINDING_REMOVED, or NONE when there was nothing). */
+int pcscf_bindings_update(pcscf_bindings *store, const pcscf_binding_update *u, int64_t now);
+
+/* The binding of (impu, source), or NULL. */
+const pcscf_binding *pcscf_bindings_get(pcscf_bindings *store, const char *impu, const pcscf_addr *source);
+
+/* A binding of a UE sending from `source`, for an originating request:
+ *   1. same address and port, and `identity` (may be NULL) in its set;
+ *   2. same address and port (only one UE sends from one address:port);
+ *   3. same address, any port (TCP connections come from new ports), `identity` in its set.
+ * Transport is not compared (a UE may switch UDP -> TCP for large requests, RFC 3261 §18.1.1). */
+const pcscf_binding *pcscf_bindings_by_source(pcscf_bindings *store, const pcscf_addr *source,
+                                              const char *identity);
+/* The binding holding an unexpired contact equal to `uri`, or NULL. */
+const pcscf_binding *pcscf_bindings_by_contact(pcscf_bindings *store, const char *uri, int64_t now);
+/* True when a binding has this registered IMPU (primary identity). */
+bool pcscf_bindings_has_impu(pcscf_bindings *store, const char *impu);
+/* True when `identity` is the binding's IMPU or in its implicit registration set. */
+bool pcscf_binding_has_identity(const pcscf_binding *b, const char *identity);
+/* The default public identity: the first P-Associated-URI, else the registered IMPU. */
+const char *pcscf_binding_default_identity(const pcscf_binding *b);
+/* Latest contact expiry of the binding (absolute). */
+int64_t pcscf_binding_expires(const pcscf_binding *b);
+
+/* reg event (RFC 3680) driven changes. `aor` is compared with the primary IMPU and the set. */
+/* Registration of aor terminated: bindings whose IMPU is aor are removed; aor is dropped from the
+ * sets of the others. Returns how many bindings changed. */
+int pcscf_bindings_terminate_aor(pcscf_bindings *store, const char *aor);
+/* Contact `uri` of the bindings of aor: expires (absolute) <= now removes it (binding removed when
+ * no contact is left), else sets its expiry. Returns how many contacts changed. */
+int pcscf_bindings_set_contact(pcscf_bindings *store, const char *aor, const char *uri, int64_t expires,
+                               int64_t now);
+
+/* Drops expired contacts and empty bindings. Returns how many bindings were removed. */
+size_t pcscf_bindings_expire(pcscf_bindings *store, int64_t now);
+
+/* Iteration (read-only): first binding / next one. */
+const pcscf_binding *pcscf_bindings_first(const pcscf_bindings *store);
+
+#endif

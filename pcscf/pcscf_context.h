@@ -1,0 +1,116 @@
+/*
+ * pcscf_context: the P-CSCF process state and the entry points of its modules.
+ *
+ * Modules (one role per file):
+ *   pcscf_config.c    YAML schema (pcscf.yaml) and its checks
+ *   pcscf_sip.c       start/stop, request dispatch, housekeeping timer, metrics
+ *   pcscf_register.c  REGISTER from the UE towards the I-CSCF and its responses (TS 24.229 §5.2.2)
+ *   pcscf_bindings.c  registration bindings store (pcscf_bindings.h)
+ *   pcscf_secagree.c  RFC 3329 security agreement policy (no IPsec: see the file header)
+ *   pcscf_regevent.c  subscription to the reg event package at the S-CSCF (TS 24.229 §5.2.3, RFC 3680)
+ *   pcscf_route.c     routing of every other request (TS 24.229 §5.2.6, §5.2.7; RFC 3261 §16)
+ *   pcscf_util.c      SIP helpers shared by the modules (pcscf_util.h)
+ *
+ * Threading: everything here runs on the ims_sip loop thread, except the `running` flag and the
+ * metrics, which the HTTP threads read (both atomic).
+ */
+#ifndef PCSCF_CONTEXT_H
+#define PCSCF_CONTEXT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ims_config.h"
+#include "ims_http.h"
+#include "ims_sip.h"
+#include "pcscf_bindings.h"
+
+/* The "pcscf:" section. */
+typedef struct {
+    char *icscf;                     /* SIP URI of the home network entry point (I-CSCF) */
+    ims_cfg_strlist home_domains;    /* REGISTER Request-URI domains we forward; empty = any */
+    char *visited_network_id;        /* P-Visited-Network-ID value (RFC 7315 §4.3) */
+    bool sec_agree;                  /* enforce RFC 3329 for UEs that require sec-agree */
+    bool subscribe_reg_event;        /* SUBSCRIBE to reg at the S-CSCF after registration */
+} pcscf_cfg;
+
+typedef struct {
+    ims_log_cfg log;
+    ims_http_cfg http;
+    ims_sip_cfg sip;
+    pcscf_cfg pcscf;
+} pcscf_config;
+
+extern const ims_cfg_field pcscf_config_fields[];
+
+struct pcscf_reg_pending;
+struct pcscf_subscription;
+
+typedef struct {
+    pcscf_config cfg;
+    ims_sip *sip;
+    ims_http *http;
+    su_home_t *home;                 /* for the parsed URIs below */
+    url_t *icscf_url;                /* cfg.pcscf.icscf, parsed */
+
+    /* Our URIs, from sip.hostname and sip.port */
+    char self_uri[256];              /* sip:pcscf.ims.lab:5060 (From/P-Asserted-Identity of our SUBSCRIBEs) */
+    char path_uri[256];              /* <sip:term@pcscf.ims.lab:5060;lr>: Path (RFC 3327) */
+    char rr_uri[256];                /* <sip:pcscf.ims.lab:5060;lr>: Record-Route */
+
+    pcscf_bindings *bindings;
+    struct pcscf_reg_pending *pending;       /* REGISTERs forwarded, waiting for their final response */
+    struct pcscf_subscription *subscriptions; /* reg event subscriptions, one per IMPU */
+    ims_sip_timer *housekeeping;     /* 1 s timer: binding expiry, stale pending registrations */
+
+    atomic_bool running;             /* the SIP loop runs (for /readyz) */
+    bool stopping;
+
+    ims_metric *m_bindings;          /* pcscf_bindings (gauge) */
+} pcscf_context;
+
+/* The one P-CSCF of this process (the NF main sets it up). */
+extern pcscf_context pcscf_ctx;
+
+/* Local name of the user part of our Path URI: requests routed to it are terminating (core -> UE). */
+#define PCSCF_TERM_USER "term"
+
+/* ---------- pcscf_config.c ---------- */
+/* Checks what the schema cannot (icscf is a sip: URI, ...). 0 / -1 + err. */
+int pcscf_config_check(const pcscf_config *cfg, char *err, size_t errlen);
+
+/* ---------- pcscf_sip.c ---------- */
+/* After ims_sip_create: parses the URIs, creates the store, starts housekeeping. 0 / -1 + err. */
+int pcscf_start(pcscf_context *ctx, char *err, size_t errlen);
+/* Before ims_sip_destroy: frees every module's state (timers cancelled). */
+void pcscf_stop(pcscf_context *ctx);
+/* The ims_sip_request_f given to ims_sip_create (arg = the context). */
+int pcscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip);
+/* Metrics (registered once, process-wide). */
+void pcscf_count_request(const char *method);
+void pcscf_count_register(const char *result);
+
+/* ---------- pcscf_register.c ---------- */
+int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+/* Frees pending registrations older than max_age seconds (all when max_age < 0). */
+void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age);
+
+/* ---------- pcscf_route.c ---------- */
+int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+
+/* ---------- pcscf_regevent.c ---------- */
+/* Makes sure a reg subscription exists for the binding's IMPU (sends SUBSCRIBE if none). */
+void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b);
+/* No binding is left for this IMPU: ends and forgets its subscription. */
+void pcscf_regevent_forget(pcscf_context *ctx, const char *impu);
+/* True when the request is a NOTIFY for one of our subscriptions (by Call-ID). */
+bool pcscf_regevent_is_ours(pcscf_context *ctx, const sip_t *sip);
+/* Answers and applies such a NOTIFY. */
+int pcscf_regevent_notify(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+/* Applies a reginfo document (RFC 3680) to the bindings store. Returns the number of changes
+ * (contacts or bindings removed / updated), -1 when the XML is not a reginfo document. */
+int pcscf_regevent_apply(pcscf_context *ctx, const char *xml, size_t len);
+void pcscf_regevent_fini(pcscf_context *ctx);
+
+#endif

@@ -1,0 +1,476 @@
+/*
+ * pcscf_regevent: the P-CSCF's subscription to the reg event package of its registered users.
+ *
+ * References:
+ *  - TS 24.229 §5.2.3: after the first successful registration the P-CSCF subscribes:
+ *    Request-URI and To = the public identity, From = the P-CSCF's SIP URI (with tag),
+ *    Event: reg, Expires higher than the registration's, P-Asserted-Identity = the P-CSCF's SIP
+ *    URI, P-Charging-Vector; refreshes 600 s before expiry when the subscription lasts more than
+ *    1200 s, else at half its duration. §5.2.4: on a NOTIFY that terminates a registration or a
+ *    contact, the P-CSCF removes what it stored for it.
+ *  - RFC 3680 (reginfo+xml: registration state init|active|terminated, contact state
+ *    active|terminated with events registered|created|refreshed|shortened|expired|deactivated|
+ *    probation|unregistered|rejected), RFC 6665 (SUBSCRIBE/NOTIFY, Subscription-State, dialog),
+ *    RFC 3608 (Service-Route: where the S-CSCF is).
+ *
+ * One subscription per registered IMPU (several UEs registering the same IMPU share it). The
+ * SUBSCRIBE goes along the binding's Service-Route (the I-CSCF when there is none); NOTIFYs are
+ * recognised by Call-ID. Timers and the UAC callbacks hold a pointer to the subscription: one
+ * forgotten while a SUBSCRIBE is in flight is only marked dead and freed by the callback.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_tag.h>
+
+#include "ims_log.h"
+#include "pcscf_context.h"
+#include "pcscf_util.h"
+
+#define SUBSYS "pcscf.regevent"
+#define MAX_ROUTES 8
+#define EXPIRES_MARGIN 600          /* subscription outlives the registration by this much */
+#define RETRY_SECONDS 60            /* after a failed SUBSCRIBE, while the user stays registered */
+#define REGINFO_NS "urn:ietf:params:xml:ns:reginfo"
+
+typedef struct pcscf_subscription {
+    struct pcscf_subscription *next;
+    pcscf_context *ctx;
+    char impu[512];
+    char call_id[96];
+    char from_tag[24];
+    char to_tag[128];
+    char remote_target[512];         /* Contact of the notifier, once the dialog exists */
+    char *route[MAX_ROUTES];         /* Service-Route (initial) or the dialog's route set */
+    size_t n_route;
+    uint32_t cseq;
+    unsigned requested;              /* Expires of the SUBSCRIBE in flight */
+    bool established;                /* dialog known (to tag) */
+    bool in_flight;
+    bool dead;                       /* forgotten while in flight: the callback frees it */
+    ims_sip_timer *timer;            /* refresh or retry */
+} pcscf_subscription;
+
+static void sub_free(pcscf_subscription *s)
+{
+    ims_sip_timer_cancel(s->timer);
+    for (size_t i = 0; i < s->n_route; i++)
+        free(s->route[i]);
+    free(s);
+}
+
+static void set_routes(pcscf_subscription *s, char *const *routes, size_t n, bool reverse)
+{
+    for (size_t i = 0; i < s->n_route; i++)
+        free(s->route[i]);
+    s->n_route = 0;
+    for (size_t i = 0; i < n && s->n_route < MAX_ROUTES; i++) {
+        const char *r = routes[reverse ? n - 1 - i : i];
+        if (r && (s->route[s->n_route] = strdup(r)))
+            s->n_route++;
+    }
+}
+
+static pcscf_subscription *find_by_impu(pcscf_context *ctx, const char *impu)
+{
+    for (pcscf_subscription *s = ctx->subscriptions; s; s = s->next)
+        if (strcasecmp(s->impu, impu) == 0)
+            return s;
+    return NULL;
+}
+
+/* Unlinks s; frees it unless a transaction still points to it. */
+static void sub_release(pcscf_context *ctx, pcscf_subscription *s)
+{
+    for (pcscf_subscription **pp = &ctx->subscriptions; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    ims_sip_timer_cancel(s->timer);
+    s->timer = NULL;
+    if (s->in_flight)
+        s->dead = true;
+    else
+        sub_free(s);
+}
+
+/* Longest remaining registration of the IMPU, in seconds (0: none left). */
+static int64_t registration_left(pcscf_context *ctx, const char *impu, int64_t now)
+{
+    int64_t best = 0;
+    for (const pcscf_binding *b = pcscf_bindings_first(ctx->bindings); b; b = b->next)
+        if (strcasecmp(b->impu, impu) == 0 && pcscf_binding_expires(b) - now > best)
+            best = pcscf_binding_expires(b) - now;
+    return best;
+}
+
+static void on_timer(void *arg);
+
+static void schedule(pcscf_subscription *s, unsigned seconds)
+{
+    ims_sip_timer_cancel(s->timer);
+    s->timer = ims_sip_timer_start(s->ctx->sip, seconds * 1000u, on_timer, s);
+}
+
+static int send_subscribe(pcscf_subscription *s, unsigned expires);
+
+static void on_subscribe_response(void *arg, int status, const sip_t *sip)
+{
+    pcscf_subscription *s = arg;
+    s->in_flight = false;
+    if (s->dead) {
+        sub_free(s);
+        return;
+    }
+    pcscf_context *ctx = s->ctx;
+    if (status >= 200 && status < 300 && sip) {
+        if (!s->established) {
+            if (sip->sip_to && sip->sip_to->a_tag)
+                snprintf(s->to_tag, sizeof(s->to_tag), "%s", sip->sip_to->a_tag);
+            if (sip->sip_contact) {
+                su_home_t *home = su_home_new(sizeof(su_home_t));
+                char *t = home ? url_as_string(home, sip->sip_contact->m_url) : NULL;
+                if (t)
+                    snprintf(s->remote_target, sizeof(s->remote_target), "%s", t);
+                /* UAC route set: the Record-Route of the 2xx in reverse (RFC 3261 §12.1.2) */
+                char *rr[MAX_ROUTES] = { NULL };
+                size_t n = 0;
+                for (const sip_record_route_t *r = sip->sip_record_route; home && r && n < MAX_ROUTES; r = r->r_next)
+                    if ((rr[n] = url_as_string(home, r->r_url)))
+                        n++;
+                set_routes(s, rr, n, true);
+                if (home)
+                    su_home_unref(home);
+            }
+            s->established = s->to_tag[0] != '\0';
+        }
+        unsigned granted = sip->sip_expires ? (unsigned)sip->sip_expires->ex_delta : s->requested;
+        if (granted == 0 || s->requested == 0) {
+            IMS_DEBUG(SUBSYS, "reg subscription of %s ended", s->impu);
+            sub_release(ctx, s);
+            return;
+        }
+        IMS_INFO(SUBSYS, "subscribed to reg of %s for %u s", s->impu, granted);
+        schedule(s, granted > 1200 ? granted - 600 : granted / 2 ? granted / 2 : 1);
+        return;
+    }
+    if (s->requested == 0) {   /* un-SUBSCRIBE refused: nothing more to do */
+        sub_release(ctx, s);
+        return;
+    }
+    IMS_WARN(SUBSYS, "SUBSCRIBE to reg of %s: %d%s; retrying in %d s while registered", s->impu, status,
+             status == 481 ? " (dialog gone)" : "", RETRY_SECONDS);
+    if (s->established) {
+        /* start again with a new dialog (RFC 6665 §4.1.2.2 for 481; other failures alike) */
+        s->established = false;
+        s->to_tag[0] = s->remote_target[0] = '\0';
+        const pcscf_binding *b = NULL;
+        for (b = pcscf_bindings_first(ctx->bindings); b; b = b->next)
+            if (strcasecmp(b->impu, s->impu) == 0)
+                break;
+        set_routes(s, b ? b->service_route : NULL, b ? b->n_service_route : 0, false);
+        pcscf_random_token(s->from_tag, 16);
+    }
+    schedule(s, RETRY_SECONDS);
+}
+
+static void on_timer(void *arg)
+{
+    pcscf_subscription *s = arg;
+    s->timer = NULL;   /* fired: freed by ims_sip */
+    int64_t left = registration_left(s->ctx, s->impu, pcscf_now());
+    if (left <= 0) {
+        sub_release(s->ctx, s);
+        return;
+    }
+    if (!s->in_flight)
+        send_subscribe(s, (unsigned)(left + EXPIRES_MARGIN));
+}
+
+static int send_subscribe(pcscf_subscription *s, unsigned expires)
+{
+    int rv = -1;
+    pcscf_context *ctx = s->ctx;
+    su_home_t *home = su_home_new(sizeof(su_home_t));
+    msg_t *msg = nta_msg_create(ims_sip_agent(ctx->sip), 0);
+    sip_t *sip = msg ? sip_object(msg) : NULL;
+    if (!home || !sip)
+        goto out;
+
+    const char *ruri = s->established && s->remote_target[0] ? s->remote_target : s->impu;
+    char rl[600], from[400], to[700], cseq[40], exp[16], pcv[200], icid[128], pai[300], contact[300];
+    snprintf(rl, sizeof(rl), "SUBSCRIBE %s SIP/2.0", ruri);
+    snprintf(from, sizeof(from), "<%s>;tag=%s", ctx->self_uri, s->from_tag);
+    if (s->established)
+        snprintf(to, sizeof(to), "<%s>;tag=%s", s->impu, s->to_tag);
+    else
+        snprintf(to, sizeof(to), "<%s>", s->impu);
+    snprintf(cseq, sizeof(cseq), "%u SUBSCRIBE", ++s->cseq);
+    snprintf(exp, sizeof(exp), "%u", expires);
+    snprintf(contact, sizeof(contact), "<%s>", ctx->self_uri);
+    snprintf(pai, sizeof(pai), "<%s>", ctx->self_uri);
+    ims_sip_new_icid(icid, sizeof(icid));
+    snprintf(pcv, sizeof(pcv), "icid-value=\"%s\"", icid);
+
+    if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(rl), SIPTAG_MAX_FORWARDS_STR("70"), SIPTAG_FROM_STR(from),
+                   SIPTAG_TO_STR(to), SIPTAG_CALL_ID_STR(s->call_id), SIPTAG_CSEQ_STR(cseq),
+                   SIPTAG_CONTACT_STR(contact), SIPTAG_EVENT_STR("reg"),
+                   SIPTAG_ACCEPT_STR("application/reginfo+xml"), SIPTAG_EXPIRES_STR(exp), TAG_END()) < 0)
+        goto out;
+    for (size_t i = 0; i < s->n_route; i++) {
+        char r[600];
+        snprintf(r, sizeof(r), "<%s>", s->route[i]);
+        if (msg_header_add_make(msg, (msg_pub_t *)sip, sip_route_class, r) < 0)
+            goto out;
+    }
+    if (ims_sip_add_header(msg, sip, "P-Asserted-Identity", pai) ||
+        ims_sip_add_header(msg, sip, "P-Charging-Vector", pcv) ||
+        sip_add_tl(msg, sip, SIPTAG_CONTENT_LENGTH_STR("0"), TAG_END()) < 0)
+        goto out;
+
+    url_t *target = NULL;
+    if (s->n_route)
+        target = url_make(home, s->route[0]);
+    else if (s->established && s->remote_target[0])
+        target = url_make(home, s->remote_target);
+    else
+        target = ctx->icscf_url;   /* no Service-Route: the I-CSCF finds the S-CSCF */
+    url_t *next_hop = target ? ims_sip_next_hop(ctx->sip, home, target) : NULL;
+    if (!next_hop)
+        goto out;
+
+    s->requested = expires;
+    s->in_flight = true;
+    msg_t *m = msg;
+    msg = NULL;   /* ims_sip_send_request owns it */
+    if (ims_sip_send_request(ctx->sip, m, next_hop, on_subscribe_response, s) < 0) {
+        s->in_flight = false;
+        goto out;
+    }
+    IMS_DEBUG(SUBSYS, "SUBSCRIBE reg %s (Expires %u, CSeq %u)", s->impu, expires, s->cseq);
+    rv = 0;
+out:
+    if (msg)
+        msg_destroy(msg);
+    if (home)
+        su_home_unref(home);
+    if (rv && expires && !s->dead) {
+        IMS_WARN(SUBSYS, "cannot send SUBSCRIBE reg for %s; retrying in %d s", s->impu, RETRY_SECONDS);
+        schedule(s, RETRY_SECONDS);
+    }
+    return rv;
+}
+
+void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b)
+{
+    if (find_by_impu(ctx, b->impu))
+        return;
+    pcscf_subscription *s = calloc(1, sizeof(*s));
+    if (!s)
+        return;
+    s->ctx = ctx;
+    snprintf(s->impu, sizeof(s->impu), "%s", b->impu);
+    char tok[33];
+    pcscf_random_token(tok, 32);
+    const char *host = ctx->cfg.sip.hostname ? ctx->cfg.sip.hostname : ctx->cfg.sip.listen;
+    snprintf(s->call_id, sizeof(s->call_id), "reg-%s@%s", tok, host ? host : "pcscf");
+    pcscf_random_token(s->from_tag, 16);
+    set_routes(s, b->service_route, b->n_service_route, false);
+    s->next = ctx->subscriptions;
+    ctx->subscriptions = s;
+    int64_t left = pcscf_binding_expires(b) - pcscf_now();
+    send_subscribe(s, (unsigned)((left > 0 ? left : 0) + EXPIRES_MARGIN));
+}
+
+void pcscf_regevent_forget(pcscf_context *ctx, const char *impu)
+{
+    pcscf_subscription *s = find_by_impu(ctx, impu);
+    if (!s)
+        return;
+    if (s->established && !s->in_flight && !ctx->stopping) {
+        /* un-SUBSCRIBE (RFC 6665 §4.1.2.3); the callback releases it */
+        ims_sip_timer_cancel(s->timer);
+        s->timer = NULL;
+        if (send_subscribe(s, 0) == 0)
+            return;
+    }
+    sub_release(ctx, s);
+}
+
+static pcscf_subscription *find_by_call_id(pcscf_context *ctx, const sip_t *sip)
+{
+    if (!sip->sip_call_id || !sip->sip_call_id->i_id)
+        return NULL;
+    for (pcscf_subscription *s = ctx->subscriptions; s; s = s->next) {
+        if (strcmp(s->call_id, sip->sip_call_id->i_id))
+            continue;
+        /* the NOTIFY's To tag is our From tag (RFC 6665 §4.1.2.4) */
+        if (sip->sip_to && sip->sip_to->a_tag && strcmp(sip->sip_to->a_tag, s->from_tag))
+            continue;
+        return s;
+    }
+    return NULL;
+}
+
+bool pcscf_regevent_is_ours(pcscf_context *ctx, const sip_t *sip)
+{
+    return sip->sip_request && sip->sip_request->rq_method == sip_method_notify && find_by_call_id(ctx, sip);
+}
+
+/* ---------- reginfo (RFC 3680) ---------- */
+
+static bool is_element(const xmlNode *n, const char *name)
+{
+    if (!n || n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, name))
+        return false;
+    return !n->ns || !n->ns->href || strcmp((const char *)n->ns->href, REGINFO_NS) == 0;
+}
+
+static char *prop(const xmlNode *n, const char *name)
+{
+    return (char *)xmlGetProp(n, (const xmlChar *)name);
+}
+
+static int apply_contact(pcscf_context *ctx, const char *aor, const xmlNode *c, int64_t now)
+{
+    int changed = 0;
+    char *state = prop(c, "state"), *event = prop(c, "event"), *expires = prop(c, "expires");
+    xmlChar *uri = NULL;
+    for (const xmlNode *k = c->children; k; k = k->next)
+        if (is_element(k, "uri")) {
+            uri = xmlNodeGetContent(k);
+            break;
+        }
+    if (!uri || !state)
+        goto out;
+    char *u = (char *)uri;
+    while (*u == ' ' || *u == '\n' || *u == '\t' || *u == '\r')
+        u++;
+    for (char *e = u + strlen(u); e > u && (e[-1] == ' ' || e[-1] == '\n' || e[-1] == '\t' || e[-1] == '\r');)
+        *--e = '\0';
+    if (strcmp(state, "terminated") == 0) {
+        changed = pcscf_bindings_set_contact(ctx->bindings, aor, u, 0, now);
+        if (changed)
+            IMS_INFO(SUBSYS, "reg event: contact %s of %s terminated (%s)", u, aor, event ? event : "-");
+    } else if (expires) {
+        long e = strtol(expires, NULL, 10);
+        if (e > 0)
+            changed = pcscf_bindings_set_contact(ctx->bindings, aor, u, now + e, now);
+    }
+out:
+    xmlFree(state);
+    xmlFree(event);
+    xmlFree(expires);
+    xmlFree(uri);
+    return changed;
+}
+
+int pcscf_regevent_apply(pcscf_context *ctx, const char *xml, size_t len)
+{
+    int changed = -1;
+    xmlDoc *doc = NULL;
+    if (!xml || !len || len > (size_t)1 << 20)
+        goto out;
+    /* No network, no entity substitution (XML_PARSE_NOENT is not given), no DTD loading. */
+    doc = xmlReadMemory(xml, (int)len, "reginfo.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+                        XML_PARSE_NOWARNING);
+    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+    if (!is_element(root, "reginfo"))
+        goto out;
+    changed = 0;
+    int64_t now = pcscf_now();
+    for (const xmlNode *r = root->children; r; r = r->next) {
+        if (!is_element(r, "registration"))
+            continue;
+        char *aor_raw = prop(r, "aor"), *state = prop(r, "state");
+        char aor[512];
+        if (aor_raw && state && pcscf_identity(aor_raw, aor, sizeof(aor)) == 0) {
+            if (strcmp(state, "terminated") == 0) {
+                int n = pcscf_bindings_terminate_aor(ctx->bindings, aor);
+                if (n)
+                    IMS_INFO(SUBSYS, "reg event: registration of %s terminated", aor);
+                changed += n;
+            } else {
+                for (const xmlNode *c = r->children; c; c = c->next)
+                    if (is_element(c, "contact"))
+                        changed += apply_contact(ctx, aor, c, now);
+            }
+        }
+        xmlFree(aor_raw);
+        xmlFree(state);
+    }
+    ims_metric_set(ctx->m_bindings, (int64_t)pcscf_bindings_count(ctx->bindings));
+out:
+    if (doc)
+        xmlFreeDoc(doc);
+    return changed;
+}
+
+int pcscf_regevent_notify(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    pcscf_subscription *s = find_by_call_id(ctx, sip);
+    if (!s) {
+        return 481;
+    }
+    nta_incoming_treply(irq, SIP_200_OK, TAG_END());
+    nta_incoming_destroy(irq);
+
+    if (!s->established && sip->sip_from && sip->sip_from->a_tag) {
+        /* NOTIFY before the 2xx of the SUBSCRIBE: it establishes the dialog (RFC 6665 §4.1.2.4);
+         * route set = its Record-Route in order */
+        snprintf(s->to_tag, sizeof(s->to_tag), "%s", sip->sip_from->a_tag);
+        su_home_t *home = su_home_new(sizeof(su_home_t));
+        if (home && sip->sip_contact) {
+            char *t = url_as_string(home, sip->sip_contact->m_url);
+            if (t)
+                snprintf(s->remote_target, sizeof(s->remote_target), "%s", t);
+            char *rr[MAX_ROUTES] = { NULL };
+            size_t n = 0;
+            for (const sip_record_route_t *r = sip->sip_record_route; r && n < MAX_ROUTES; r = r->r_next)
+                if ((rr[n] = url_as_string(home, r->r_url)))
+                    n++;
+            set_routes(s, rr, n, false);
+        }
+        if (home)
+            su_home_unref(home);
+        s->established = true;
+    }
+
+    const sip_subscription_state_t *ss = sip->sip_subscription_state;
+    if (ss && ss->ss_substate && strcasecmp(ss->ss_substate, "terminated") == 0) {
+        IMS_INFO(SUBSYS, "reg subscription of %s terminated by the notifier (%s)", s->impu,
+                 ss->ss_reason ? ss->ss_reason : "no reason");
+        sub_release(ctx, s);   /* before the body: removing bindings must not un-SUBSCRIBE it */
+    }
+
+    const sip_payload_t *pl = sip->sip_payload;
+    const char *ct = sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+    if (pl && pl->pl_len) {
+        if (ct && strcasecmp(ct, "application/reginfo+xml")) {
+            IMS_WARN(SUBSYS, "NOTIFY reg with Content-Type %s ignored", ct);
+        } else if (pcscf_regevent_apply(ctx, pl->pl_data, pl->pl_len) < 0) {
+            IMS_WARN(SUBSYS, "NOTIFY reg: body is not a reginfo document");
+        }
+    }
+    return 0;
+}
+
+void pcscf_regevent_fini(pcscf_context *ctx)
+{
+    pcscf_subscription *s = ctx->subscriptions;
+    ctx->subscriptions = NULL;
+    while (s) {
+        pcscf_subscription *n = s->next;
+        sub_free(s);
+        s = n;
+    }
+}

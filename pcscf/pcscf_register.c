@@ -1,0 +1,483 @@
+/*
+ * pcscf_register: REGISTER from the UE, forwarded to the I-CSCF, and its responses.
+ *
+ * References:
+ *  - TS 24.229 §5.2.2.1: the P-CSCF adds itself in Path, Require: path, P-Visited-Network-ID and
+ *    P-Charging-Vector (icid-value), removes what the UE may not assert, forwards to the I-CSCF of
+ *    the home network; on the 401 it removes CK and IK from WWW-Authenticate (it would keep them
+ *    for the IPsec SAs: we have none, so they are just dropped); on the 200 (OK) it stores the
+ *    Service-Route and the P-Associated-URI list of the registered identity.
+ *  - RFC 3327 §5.2 (Path, Require / Supported: path), RFC 3608 (Service-Route),
+ *    RFC 7315 §4.1-4.3 (P-Associated-URI, P-Visited-Network-ID), §4.6 (P-Charging-Vector),
+ *    RFC 3261 §10.2-10.3 (Contact, Expires, Contact: *), §16 (proxy behaviour).
+ *  - TS 24.228 §6.2 (R1 flow: which headers the P-CSCF adds and removes).
+ *
+ * What the UE asked for is kept in a pending record until the final response: the contacts of
+ * the REGISTER, where it came from, its public identity. Records whose response never arrived
+ * are swept after PENDING_MAX_AGE seconds (a transaction lasts 32 s at most).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/url.h>
+
+#include "ims_log.h"
+#include "pcscf_context.h"
+#include "pcscf_secagree.h"
+#include "pcscf_util.h"
+
+#define SUBSYS "pcscf.reg"
+#define MAX_CONTACTS 16
+#define MAX_IMPUS 32
+#define MAX_ROUTES 8
+#define DEFAULT_EXPIRES 3600
+#define PENDING_MAX_AGE 120
+
+typedef struct pcscf_reg_pending {
+    struct pcscf_reg_pending *next;
+    pcscf_context *ctx;
+    int64_t started;
+    char impu[512];                  /* normalised public identity (To) */
+    pcscf_addr source;
+    char *contacts[MAX_CONTACTS];    /* contact URIs of the REGISTER */
+    long requested[MAX_CONTACTS];    /* expiry the UE asked for, per contact */
+    size_t n_contacts;
+    bool star;                       /* Contact: * (remove all) */
+} pcscf_reg_pending;
+
+static void pending_free(pcscf_reg_pending *p)
+{
+    for (size_t i = 0; i < p->n_contacts; i++)
+        free(p->contacts[i]);
+    free(p);
+}
+
+/* Unlinks p if it is still pending and frees it; a no-op for an unknown pointer. */
+static void pending_release(pcscf_context *ctx, pcscf_reg_pending *p)
+{
+    for (pcscf_reg_pending **pp = &ctx->pending; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            pending_free(p);
+            return;
+        }
+    }
+}
+
+void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age)
+{
+    pcscf_reg_pending **pp = &ctx->pending;
+    while (*pp) {
+        pcscf_reg_pending *p = *pp;
+        if (max_age >= 0 && now - p->started < max_age) {
+            pp = &p->next;
+            continue;
+        }
+        if (max_age >= 0)
+            IMS_WARN(SUBSYS, "REGISTER of %s: no final response after %lld s, forgotten", p->impu,
+                     (long long)(now - p->started));
+        *pp = p->next;
+        pending_free(p);
+    }
+}
+
+static bool all_digits(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* RFC 3261 §10.3 checks a proxy can make without being the registrar. 0 or a status + phrase. */
+static int check_register(const sip_t *sip, const char **phrase)
+{
+    /* sofia-sip lists here the headers it could not parse (generic error headers, er_name valid)
+     * and the surplus instances of single headers (their own class: er_name is not a name). */
+    for (const msg_error_t *e = sip->sip_error; e; e = e->er_next) {
+        const msg_hclass_t *hc = e->er_common->h_class;
+        const char *name = hc && hc->hc_name ? hc->hc_name : e->er_name;
+        if (name && (strcasecmp(name, "Expires") == 0 || strcasecmp(name, "Contact") == 0 ||
+                     strcasecmp(name, "m") == 0)) {
+            *phrase = strcasecmp(name, "Expires") == 0 ? "Bad Expires" : "Bad Contact";
+            return 400;
+        }
+    }
+    if (!sip->sip_to || !sip->sip_from || !sip->sip_call_id || !sip->sip_cseq) {
+        *phrase = "Missing Mandatory Header";
+        return 400;
+    }
+    if (sip->sip_expires && sip->sip_expires->ex_date && !sip->sip_expires->ex_delta) {
+        *phrase = "Bad Expires";   /* an HTTP date instead of delta-seconds */
+        return 400;
+    }
+    size_t n = 0;
+    bool star = false;
+    for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
+        n++;
+        if (m->m_url->url_type == url_any)
+            star = true;
+        if (m->m_expires && !all_digits(m->m_expires)) {
+            *phrase = "Bad Contact Expires";
+            return 400;
+        }
+    }
+    if (star && (n > 1 || !sip->sip_expires || sip->sip_expires->ex_delta != 0)) {
+        *phrase = "Bad Contact: * needs Expires: 0";
+        return 400;
+    }
+    if (n > MAX_CONTACTS) {
+        *phrase = "Too Many Contacts";
+        return 400;
+    }
+    return 0;
+}
+
+static bool domain_served(const pcscf_context *ctx, const sip_t *sip)
+{
+    const ims_cfg_strlist *d = &ctx->cfg.pcscf.home_domains;
+    if (!d->count)
+        return true;
+    const char *host = sip->sip_request->rq_url->url_host;
+    for (size_t i = 0; host && i < d->count; i++)
+        if (strcasecmp(host, d->items[i]) == 0)
+            return true;
+    return false;
+}
+
+static long requested_expiry(const sip_t *sip, const sip_contact_t *m)
+{
+    if (m->m_expires)
+        return strtol(m->m_expires, NULL, 10);
+    if (sip->sip_expires)
+        return (long)sip->sip_expires->ex_delta;
+    return DEFAULT_EXPIRES;
+}
+
+/* Quotes a value unless it is a token (RFC 3261 §25.1). */
+static void token_or_quoted(const char *in, char *out, size_t len)
+{
+    bool token = *in != '\0';
+    for (const char *c = in; *c && token; c++)
+        token = isalnum((unsigned char)*c) || strchr("-.!%*_+`'~", *c);
+    if (token)
+        snprintf(out, len, "%s", in);
+    else
+        snprintf(out, len, "\"%s\"", in);
+}
+
+/* Headers the UE may not set: the P-CSCF asserts identity and charging itself (RFC 7315, TS 24.229
+ * §5.2.2.1 and §4.4 trust domain). */
+static const char *const untrusted_headers[] = {
+    "P-Asserted-Identity", "P-Preferred-Identity", "P-Charging-Vector", "P-Charging-Function-Addresses",
+    "P-Visited-Network-ID", "P-Served-User", "P-Profile-Key", NULL,
+};
+
+static int add_ims_headers(pcscf_context *ctx, msg_t *msg, sip_t *sip)
+{
+    char buf[512];
+    for (size_t i = 0; untrusted_headers[i]; i++)
+        ims_sip_remove_headers(msg, sip, untrusted_headers[i]);
+    /* RFC 3327 §5.2: we are on the path of terminating requests. Our URI carries the user part
+     * "term" so that requests the S-CSCF sends back along the Path are recognised as terminating. */
+    if (ims_sip_prepend_header(msg, sip, "Path", ctx->path_uri))
+        return -1;
+    if (!pcscf_list_has(sip->sip_require, "path") && ims_sip_add_header(msg, sip, "Require", "path"))
+        return -1;
+    if (!pcscf_list_has(sip->sip_supported, "path") && ims_sip_add_header(msg, sip, "Supported", "path"))
+        return -1;
+    token_or_quoted(ctx->cfg.pcscf.visited_network_id, buf, sizeof(buf));
+    if (ims_sip_add_header(msg, sip, "P-Visited-Network-ID", buf))
+        return -1;
+    char icid[128], tok[160];
+    ims_sip_new_icid(icid, sizeof(icid));
+    token_or_quoted(icid, tok, sizeof(tok));
+    snprintf(buf, sizeof(buf), "icid-value=%s", tok);
+    if (ims_sip_add_header(msg, sip, "P-Charging-Vector", buf))
+        return -1;
+    return 0;
+}
+
+/* ---------- responses ---------- */
+
+/* TS 24.229 §5.2.2.1: remove the "ck" and "ik" parameters of WWW-Authenticate before the 401
+ * goes to the UE. Every WWW-Authenticate is rebuilt without them. */
+static void strip_ck_ik(msg_t *msg, sip_t *sip)
+{
+    char *rebuilt[8];
+    size_t n = 0;
+    bool any = false;
+    su_home_t *home = msg_home(msg);
+    for (const sip_www_authenticate_t *w = sip->sip_www_authenticate; w && n < 8; w = w->au_next) {
+        char buf[2048];
+        size_t used = (size_t)snprintf(buf, sizeof(buf), "%s", w->au_scheme ? w->au_scheme : "Digest");
+        bool first = true;
+        for (msg_param_t const *p = w->au_params; p && *p; p++) {
+            if (strncasecmp(*p, "ck=", 3) == 0 || strncasecmp(*p, "ik=", 3) == 0) {
+                any = true;
+                continue;
+            }
+            int k = snprintf(buf + used, sizeof(buf) - used, "%s%s", first ? " " : ", ", *p);
+            if (k < 0 || (size_t)k >= sizeof(buf) - used)
+                return;   /* leave the header alone rather than truncate it */
+            used += (size_t)k;
+            first = false;
+        }
+        rebuilt[n++] = su_strdup(home, buf);
+    }
+    if (!any)
+        return;
+    msg_header_remove_all(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_www_authenticate);
+    for (size_t i = 0; i < n; i++)
+        if (rebuilt[i])
+            msg_header_add_make(msg, (msg_pub_t *)sip, sip_www_authenticate_class, rebuilt[i]);
+}
+
+typedef struct {
+    char *v[MAX_IMPUS];
+    size_t n;
+    su_home_t *home;
+} strv_collect;
+
+static int collect_identity(void *arg, const char *uri)
+{
+    strv_collect *c = arg;
+    char norm[512];
+    if (c->n >= MAX_IMPUS)
+        return 1;
+    if (pcscf_identity(uri, norm, sizeof(norm)) == 0)
+        c->v[c->n++] = su_strdup(c->home, norm);
+    return 0;
+}
+
+static int collect_associated(void *arg, const char *value)
+{
+    pcscf_split_uris(value, collect_identity, arg);
+    return 0;
+}
+
+static void on_registered(pcscf_context *ctx, pcscf_reg_pending *p, const sip_t *sip)
+{
+    int64_t now = pcscf_now();
+    su_home_t *home = su_home_new(sizeof(su_home_t));
+    if (!home)
+        goto out;
+
+    if (!p->star && p->n_contacts == 0) {
+        pcscf_count_register("query");
+        goto out;
+    }
+
+    /* Contacts: the registrar lists every contact of the identity with its expiry; we keep
+     * ours. Without any Contact in the 200 (a registrar that does not echo them), trust what the
+     * UE asked for. */
+    long dflt = sip->sip_expires ? (long)sip->sip_expires->ex_delta : -1;
+    bool echoed = sip->sip_contact != NULL;
+    pcscf_contact contacts[MAX_CONTACTS];
+    for (size_t i = 0; i < p->n_contacts; i++) {
+        url_t *mine = url_make(home, p->contacts[i]);
+        long e = echoed ? 0 : p->requested[i];
+        for (const sip_contact_t *m = sip->sip_contact; mine && m; m = m->m_next) {
+            if (!pcscf_url_same(m->m_url, mine))
+                continue;
+            e = m->m_expires ? strtol(m->m_expires, NULL, 10) : dflt >= 0 ? dflt : p->requested[i];
+            break;
+        }
+        contacts[i].uri = p->contacts[i];
+        contacts[i].expires = e > 0 ? now + e : 0;
+    }
+    if (!echoed && !p->star)
+        IMS_WARN(SUBSYS, "200 to REGISTER of %s lists no Contact: using the expiry the UE asked for", p->impu);
+
+    strv_collect impus = { .home = home };
+    pcscf_header_values(sip, "P-Associated-URI", collect_associated, &impus);
+
+    const char *routes[MAX_ROUTES];
+    size_t n_routes = 0;
+    for (const sip_service_route_t *r = sip->sip_service_route; r && n_routes < MAX_ROUTES; r = r->r_next) {
+        char *s = url_as_string(home, r->r_url);
+        if (s)
+            routes[n_routes++] = s;
+    }
+
+    pcscf_binding_update u = {
+        .impu = p->impu, .source = &p->source,
+        .impus = (const char *const *)impus.v, .n_impus = impus.n,
+        .service_route = routes, .n_service_route = n_routes, .replace_route = true,
+        .contacts = contacts, .n_contacts = p->n_contacts,
+        .remove_all = p->star,
+    };
+    int rc = pcscf_bindings_update(ctx->bindings, &u, now);
+    ims_metric_set(ctx->m_bindings, (int64_t)pcscf_bindings_count(ctx->bindings));
+    switch (rc) {
+    case PCSCF_BINDING_CREATED:
+    case PCSCF_BINDING_UPDATED: {
+        const pcscf_binding *b = pcscf_bindings_get(ctx->bindings, p->impu, &p->source);
+        IMS_INFO(SUBSYS, "%s %s from %s:%u/%s: %zu contact(s), %zu identities, %zu service route(s), "
+                 "expires in %lld s", rc == PCSCF_BINDING_CREATED ? "registered" : "re-registered",
+                 p->impu, p->source.host, p->source.port, p->source.transport, b ? b->n_contacts : 0,
+                 b ? b->n_impus : 0, b ? b->n_service_route : 0,
+                 b ? (long long)(pcscf_binding_expires(b) - now) : 0LL);
+        if (!n_routes)
+            IMS_WARN(SUBSYS, "200 to REGISTER of %s has no Service-Route: originating requests will fail",
+                     p->impu);
+        pcscf_count_register("registered");
+        if (b && ctx->cfg.pcscf.subscribe_reg_event)
+            pcscf_regevent_ensure(ctx, b);
+        break;
+    }
+    case PCSCF_BINDING_REMOVED:
+    case PCSCF_BINDING_NONE:
+        IMS_INFO(SUBSYS, "de-registered %s from %s:%u/%s", p->impu, p->source.host, p->source.port,
+                 p->source.transport);
+        pcscf_count_register("deregistered");
+        break;
+    default:
+        IMS_ERROR(SUBSYS, "cannot store the binding of %s (out of memory)", p->impu);
+        pcscf_count_register("error");
+        break;
+    }
+out:
+    if (home)
+        su_home_unref(home);
+}
+
+static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
+{
+    (void)irq;
+    pcscf_reg_pending *p = arg;
+    pcscf_context *ctx = p->ctx;
+    int status = sip && sip->sip_status ? sip->sip_status->st_status : 0;
+    if (status > 0 && status < 200)
+        return 0;
+
+    if (status == 401) {
+        strip_ck_ik(msg, sip);
+        pcscf_count_register("challenged");
+    } else if (status >= 200 && status < 300) {
+        on_registered(ctx, p, sip);
+    } else {
+        IMS_INFO(SUBSYS, "REGISTER of %s: %d from the core", p->impu, status);
+        pcscf_count_register(status == 408 ? "timeout" : "rejected");
+    }
+    pending_release(ctx, p);
+    return 0;
+}
+
+/* ---------- the request ---------- */
+
+int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    int status = 0;
+    const char *phrase = NULL;
+    msg_t *msg = NULL;
+    pcscf_reg_pending *p = NULL;
+    char impu[512];
+
+    status = check_register(sip, &phrase);
+    if (status) {
+        pcscf_count_register("bad_request");
+        goto out;
+    }
+    if (!domain_served(ctx, sip)) {
+        status = 403;
+        phrase = "Forbidden - Domain Not Served";
+        pcscf_count_register("forbidden");
+        goto out;
+    }
+    const char *security_server = NULL;
+    status = pcscf_secagree_check(ctx, sip, &security_server);
+    if (status) {
+        IMS_INFO(SUBSYS, "REGISTER requires sec-agree with no mechanism we support: %d", status);
+        nta_incoming_treply(irq, status, "Security Agreement Required",
+                            TAG_IF(security_server, SIPTAG_SECURITY_SERVER_STR(security_server)), TAG_END());
+        nta_incoming_destroy(irq);
+        pcscf_count_register("sec_agree");
+        status = 0;
+        goto out;
+    }
+    char to[512];
+    if (ims_sip_impu_of(sip, to, sizeof(to)) || pcscf_identity(to, impu, sizeof(impu))) {
+        status = 400;
+        phrase = "Bad To";
+        pcscf_count_register("bad_request");
+        goto out;
+    }
+
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        status = 500;
+        goto out;
+    }
+    p->ctx = ctx;
+    p->started = pcscf_now();
+    snprintf(p->impu, sizeof(p->impu), "%s", impu);
+    if (pcscf_source_of(irq, &p->source)) {
+        status = 500;
+        phrase = "Source Address Unknown";
+        goto out;
+    }
+    su_home_t *tmp = su_home_new(sizeof(su_home_t));
+    for (const sip_contact_t *m = sip->sip_contact; tmp && m && p->n_contacts < MAX_CONTACTS; m = m->m_next) {
+        if (m->m_url->url_type == url_any) {
+            p->star = true;
+            continue;
+        }
+        char *s = url_as_string(tmp, m->m_url);
+        if (!s || !(p->contacts[p->n_contacts] = strdup(s)))
+            continue;
+        p->requested[p->n_contacts++] = requested_expiry(sip, m);
+    }
+    if (tmp)
+        su_home_unref(tmp);
+
+    msg = ims_sip_request_copy(irq);
+    sip_t *fw = msg ? sip_object(msg) : NULL;
+    if (!fw) {
+        status = 500;
+        goto out;
+    }
+    /* The UE's route set ends here: REGISTER goes to the I-CSCF of the home network. */
+    if (fw->sip_route)
+        msg_header_remove_all(msg, (msg_pub_t *)fw, (msg_header_t *)fw->sip_route);
+    pcscf_secagree_strip(msg, fw);
+    if (add_ims_headers(ctx, msg, fw)) {
+        status = 500;
+        goto out;
+    }
+    url_t *next_hop = ims_sip_next_hop(ctx->sip, msg_home(msg), ctx->icscf_url);
+    if (!next_hop) {
+        status = 500;
+        phrase = "I-CSCF Unresolvable";
+        goto out;
+    }
+
+    IMS_DEBUG(SUBSYS, "REGISTER %s from %s:%u/%s (%zu contact(s)%s) -> %s", impu, p->source.host,
+              p->source.port, p->source.transport, p->n_contacts, p->star ? ", *" : "", ctx->cfg.pcscf.icscf);
+    p->next = ctx->pending;
+    ctx->pending = p;
+    msg_t *m = msg;
+    msg = NULL;   /* ims_sip_forward owns it and irq in every case */
+    if (ims_sip_forward(ctx->sip, irq, m, next_hop, on_register_response, p) < 0) {
+        pcscf_count_register("error");
+        pending_release(ctx, p);   /* an error response went to the UE already */
+    }
+    p = NULL;
+out:
+    if (msg)
+        msg_destroy(msg);
+    if (p)
+        pending_free(p);
+    if (status && phrase) {
+        pcscf_reply(irq, status, phrase);
+        status = 0;
+    }
+    return status;
+}

@@ -1,0 +1,257 @@
+/*
+ * pcscf_route: every request that is not a REGISTER from the UE nor a NOTIFY of our own reg
+ * subscriptions.
+ *
+ * References:
+ *  - TS 24.229 §5.2.6.3 (initial requests from the UE): the UE must be registered (else 403);
+ *    the P-CSCF checks the preloaded route against the Service-Route and, when they differ,
+ *    replaces it with the Service-Route (the option this code always takes: the route after us
+ *    is always exactly the stored Service-Route); inserts P-Asserted-Identity (the
+ *    P-Preferred-Identity when it is one of the registered identities, else the default public
+ *    identity) and removes P-Preferred-Identity; adds P-Charging-Vector; Record-Routes itself.
+ *  - TS 24.229 §5.2.6.4 / §5.2.7 (requests towards the UE and in-dialog requests): the P-CSCF
+ *    forwards to the UE's contact, using the address the UE registered from (NAT, TCP connection
+ *    reuse: RFC 3261 §18.2.2, RFC 3581).
+ *  - RFC 3261 §16.4-§16.6 (Route processing, loose routing), RFC 3327 (our Path URI carries the
+ *    user part "term": a request routed to it comes from the core for a UE), RFC 3325 / 7315
+ *    (P-Asserted-Identity, P-Preferred-Identity).
+ *
+ * Not yet here (next issue): session-specific handling (SDP, Rx), P-Called-Party-ID, Privacy,
+ * separate Record-Route per direction, terminating routing by Path for UEs that use GRUU.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/url.h>
+
+#include "ims_log.h"
+#include "pcscf_context.h"
+#include "pcscf_secagree.h"
+#include "pcscf_util.h"
+
+#define SUBSYS "pcscf.route"
+
+static const char *const untrusted_from_ue[] = {
+    "P-Asserted-Identity", "P-Charging-Vector", "P-Charging-Function-Addresses", "P-Served-User",
+    "P-Profile-Key", "P-Visited-Network-ID", NULL,
+};
+
+static bool dialog_forming(sip_method_t m)
+{
+    return m != sip_method_register && m != sip_method_cancel && m != sip_method_ack;
+}
+
+/* sip:host:port;transport=x of where the UE sends from. */
+static url_t *ue_next_hop(su_home_t *home, const pcscf_binding *b)
+{
+    char s[160];
+    bool v6 = strchr(b->source.host, ':') != NULL;
+    snprintf(s, sizeof(s), "sip:%s%s%s:%u;transport=%s", v6 ? "[" : "", b->source.host, v6 ? "]" : "",
+             b->source.port, b->source.transport);
+    return url_make(home, s);
+}
+
+/* Terminating and in-dialog requests: when no Route is left after us and the Request-URI is a
+ * registered contact, to the address the UE registered from; otherwise on by RFC 3261 rules. */
+static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw, bool initial)
+{
+    if (fw->sip_route && ims_sip_is_self(ctx->sip, fw->sip_route->r_url))
+        pcscf_pop_route(msg, fw);
+    if (fw->sip_route) {   /* more hops: loose routing */
+        ims_sip_proxy_onward(ctx->sip, irq, msg, NULL, NULL);   /* -1: it answered already */
+        return 0;
+    }
+
+    su_home_t *home = msg_home(msg);
+    char *ruri = url_as_string(home, fw->sip_request->rq_url);
+    const pcscf_binding *b = ruri ? pcscf_bindings_by_contact(ctx->bindings, ruri, pcscf_now()) : NULL;
+    if (!b) {
+        if (!initial) {
+            ims_sip_proxy_onward(ctx->sip, irq, msg, NULL, NULL);
+            return 0;
+        }
+        IMS_INFO(SUBSYS, "%s for %s: no such registered contact", fw->sip_request->rq_method_name,
+                 ruri ? ruri : "?");
+        msg_destroy(msg);
+        pcscf_reply(irq, 480, "Temporarily Unavailable - Not Registered");
+        return 0;
+    }
+    if (initial && dialog_forming(fw->sip_request->rq_method))
+        ims_sip_prepend_header(msg, fw, "Record-Route", ctx->rr_uri);
+    url_t *next_hop = ue_next_hop(home, b);
+    if (!next_hop) {
+        msg_destroy(msg);
+        return 500;
+    }
+    IMS_DEBUG(SUBSYS, "%s %s -> UE %s:%u/%s", fw->sip_request->rq_method_name, ruri, b->source.host,
+              b->source.port, b->source.transport);
+    ims_sip_forward(ctx->sip, irq, msg, next_hop, NULL, NULL);
+    return 0;
+}
+
+/* First URI of P-Preferred-Identity, normalised. */
+static bool preferred_identity(const sip_t *sip, char *out, size_t len)
+{
+    char v[1024], uri[512];
+    return ims_sip_header(sip, "P-Preferred-Identity", v, sizeof(v)) && pcscf_addr_uri(v, uri, sizeof(uri)) == 0 &&
+           pcscf_identity(uri, out, len) == 0;
+}
+
+/* Initial request from a UE (TS 24.229 §5.2.6.3). */
+static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    int status = 0;
+    const char *phrase = NULL;
+    msg_t *msg = NULL;
+    pcscf_addr src;
+    char ppi[512] = "", from[512] = "";
+
+    if (pcscf_source_of(irq, &src)) {
+        status = 500;
+        goto out;
+    }
+    bool has_ppi = preferred_identity(sip, ppi, sizeof(ppi));
+    if (sip->sip_from) {
+        su_home_t *home = su_home_new(sizeof(su_home_t));
+        char *f = home ? url_as_string(home, sip->sip_from->a_url) : NULL;
+        if (!f || pcscf_identity(f, from, sizeof(from)))
+            from[0] = '\0';
+        if (home)
+            su_home_unref(home);
+    }
+    const pcscf_binding *b = pcscf_bindings_by_source(ctx->bindings, &src, has_ppi ? ppi : from[0] ? from : NULL);
+    if (!b && has_ppi && from[0])
+        b = pcscf_bindings_by_source(ctx->bindings, &src, from);
+    if (!b) {
+        IMS_INFO(SUBSYS, "%s from %s:%u/%s (%s): not registered", sip->sip_request->rq_method_name, src.host,
+                 src.port, src.transport, from[0] ? from : "-");
+        status = 403;
+        phrase = "Forbidden - Not Registered";
+        goto out;
+    }
+    if (!b->n_service_route) {
+        status = 403;
+        phrase = "Forbidden - No Service-Route";
+        goto out;
+    }
+    const char *asserted = has_ppi && pcscf_binding_has_identity(b, ppi) ? ppi : pcscf_binding_default_identity(b);
+
+    msg = ims_sip_request_copy(irq);
+    sip_t *fw = msg ? sip_object(msg) : NULL;
+    if (!fw) {
+        status = 500;
+        goto out;
+    }
+    for (size_t i = 0; untrusted_from_ue[i]; i++)
+        ims_sip_remove_headers(msg, fw, untrusted_from_ue[i]);
+    ims_sip_remove_headers(msg, fw, "P-Preferred-Identity");
+    pcscf_secagree_strip(msg, fw);
+
+    /* Route = the Service-Route, whatever the UE preloaded after us. */
+    if (fw->sip_route)
+        msg_header_remove_all(msg, (msg_pub_t *)fw, (msg_header_t *)fw->sip_route);
+    for (size_t i = 0; i < b->n_service_route; i++) {
+        char r[600];
+        snprintf(r, sizeof(r), "<%s>", b->service_route[i]);
+        if (msg_header_add_make(msg, (msg_pub_t *)fw, sip_route_class, r) < 0) {
+            status = 500;
+            goto out;
+        }
+    }
+    if (dialog_forming(fw->sip_request->rq_method) &&
+        ims_sip_prepend_header(msg, fw, "Record-Route", ctx->rr_uri)) {
+        status = 500;
+        goto out;
+    }
+    char v[600], icid[128];
+    snprintf(v, sizeof(v), "<%s>", asserted);
+    ims_sip_new_icid(icid, sizeof(icid));
+    if (ims_sip_add_header(msg, fw, "P-Asserted-Identity", v)) {
+        status = 500;
+        goto out;
+    }
+    snprintf(v, sizeof(v), "icid-value=\"%s\"", icid);
+    if (ims_sip_add_header(msg, fw, "P-Charging-Vector", v)) {
+        status = 500;
+        goto out;
+    }
+    url_t *first = url_make(msg_home(msg), b->service_route[0]);
+    url_t *next_hop = first ? ims_sip_next_hop(ctx->sip, msg_home(msg), first) : NULL;
+    if (!next_hop) {
+        status = 500;
+        phrase = "Service-Route Unresolvable";
+        goto out;
+    }
+    IMS_DEBUG(SUBSYS, "%s from %s as %s -> %s", fw->sip_request->rq_method_name, b->impu, asserted,
+              b->service_route[0]);
+    msg_t *m = msg;
+    msg = NULL;
+    ims_sip_forward(ctx->sip, irq, m, next_hop, NULL, NULL);
+out:
+    if (msg)
+        msg_destroy(msg);
+    if (status && phrase) {
+        pcscf_reply(irq, status, phrase);
+        status = 0;
+    }
+    return status;
+}
+
+/* Requests for the P-CSCF itself (Request-URI = us without a user part, no Route). */
+static int local(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    (void)ctx;
+    switch (sip->sip_request->rq_method) {
+    case sip_method_options:
+        nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR("REGISTER, INVITE, ACK, BYE, CANCEL, OPTIONS, "
+                            "SUBSCRIBE, NOTIFY, MESSAGE, PRACK, UPDATE, INFO, REFER"),
+                            SIPTAG_SUPPORTED_STR("path"), TAG_END());
+        nta_incoming_destroy(irq);
+        return 0;
+    case sip_method_notify:
+    case sip_method_bye:
+        return 481;
+    case sip_method_ack:
+        return 400;   /* non-zero: dropped, nothing is sent for an ACK */
+    default:
+        return 404;
+    }
+}
+
+int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    const sip_route_t *top = sip->sip_route;
+    const url_t *ruri = sip->sip_request->rq_url;
+    bool in_dialog = sip->sip_to && sip->sip_to->a_tag;
+    bool top_self = top && ims_sip_is_self(ctx->sip, top->r_url);
+    bool terminating = top_self && top->r_url->url_user && strcmp(top->r_url->url_user, PCSCF_TERM_USER) == 0;
+
+    if (sip->sip_request->rq_method == sip_method_ack && !in_dialog)
+        return 400;   /* non-zero: dropped (the ACK of a non-2xx never gets here) */
+    if (!top && (!ruri->url_user || !*ruri->url_user) && ims_sip_is_self(ctx->sip, ruri))
+        return local(ctx, irq, sip);
+
+    if (terminating || in_dialog) {
+        msg_t *msg = ims_sip_request_copy(irq);
+        sip_t *fw = msg ? sip_object(msg) : NULL;
+        if (!fw) {
+            if (msg)
+                msg_destroy(msg);
+            return 500;
+        }
+        if (in_dialog && !terminating) {
+            /* from a registered UE: what it may not assert and the sec-agree headers go */
+            pcscf_addr src;
+            if (pcscf_source_of(irq, &src) == 0 && pcscf_bindings_by_source(ctx->bindings, &src, NULL)) {
+                for (size_t i = 0; untrusted_from_ue[i]; i++)
+                    ims_sip_remove_headers(msg, fw, untrusted_from_ue[i]);
+                pcscf_secagree_strip(msg, fw);
+            }
+        }
+        return onward(ctx, irq, msg, fw, !in_dialog);
+    }
+    return originating(ctx, irq, sip);
+}
