@@ -195,11 +195,15 @@ static int on_request(struct msg **msg, struct avp *avp, struct session *sess, v
     return 0;
 }
 
+/* Served commands live as long as the process: a static table, nothing to free at exit. */
+static cx_server g_servers[8];
+static size_t g_n_servers;
+
 int ims_cx_serve(ims_sip *sip, struct dict_object *cmd, ims_cx_request_f fn, void *arg)
 {
-    cx_server *srv = calloc(1, sizeof(*srv));   /* lives as long as the process */
-    if (!srv)
+    if (g_n_servers >= sizeof(g_servers) / sizeof(g_servers[0]))
         return -1;
+    cx_server *srv = &g_servers[g_n_servers];
     srv->sip = sip;
     srv->fn = fn;
     srv->arg = arg;
@@ -207,9 +211,8 @@ int ims_cx_serve(ims_sip *sip, struct dict_object *cmd, ims_cx_request_f fn, voi
     memset(&when, 0, sizeof(when));
     when.app = ims_cx_dict.app;
     when.command = cmd;
-    if (fd_disp_register(on_request, DISP_HOW_CC, &when, srv, NULL)) {
-        free(srv);
+    if (fd_disp_register(on_request, DISP_HOW_CC, &when, srv, NULL))
         return -1;
-    }
+    g_n_servers++;
     return 0;
 }

@@ -306,6 +306,20 @@ static int invite_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
     return 0;
 }
 
+/* A single-instance header given twice (two Max-Forwards, two From...) makes sofia-sip abort
+ * when it serialises a copy of the request (assertion in serialize_one): such requests are
+ * refused here, before any NF sees them. The surplus instances sit in sip_error with their own
+ * header class. */
+static bool has_repeated_single(const sip_t *sip)
+{
+    for (const msg_error_t *e = sip->sip_error; e; e = e->er_next) {
+        const msg_hclass_t *hc = e->er_common->h_class;
+        if (hc && hc->hc_kind == msg_kind_single)
+            return true;
+    }
+    return false;
+}
+
 /* Default leg: every request that does not belong to an existing server transaction.
  * A CANCEL gets here only when nta found no INVITE transaction for it: we are transaction
  * stateful, so there is nothing to cancel (RFC 3261 §9.2: 481). */
@@ -315,6 +329,8 @@ static int leg_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *i
     (void)leg;
     if (sip->sip_request->rq_method == sip_method_cancel)
         return 481;
+    if (has_repeated_single(sip))
+        return 400;   /* an ACK is dropped instead: nta never answers ACK */
     if (sip->sip_request->rq_method == sip_method_invite)
         nta_incoming_bind(irq, invite_event, NULL);
     return s->on_request(s->arg, irq, sip);

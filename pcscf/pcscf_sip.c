@@ -81,12 +81,6 @@ int pcscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip)
     pcscf_count_request(sip->sip_request->rq_method_name);
     if (ctx->stopping)
         return 503;
-    if (pcscf_has_repeated_single(sip)) {
-        if (sip->sip_request->rq_method == sip_method_ack)
-            return 400;   /* dropped */
-        pcscf_reply(irq, 400, "Repeated Single-Instance Header");
-        return 0;
-    }
     if (sip->sip_request->rq_method == sip_method_register)
         return pcscf_register_handle(ctx, irq, sip);
     if (pcscf_regevent_is_ours(ctx, sip))

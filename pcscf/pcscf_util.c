@@ -20,16 +20,6 @@
 #include "ims_sip.h"
 #include "pcscf_util.h"
 
-bool pcscf_has_repeated_single(const sip_t *sip)
-{
-    for (const msg_error_t *e = sip->sip_error; e; e = e->er_next) {
-        const msg_hclass_t *hc = e->er_common->h_class;
-        if (hc && hc->hc_kind == msg_kind_single)
-            return true;
-    }
-    return false;
-}
-
 int64_t pcscf_now(void)
 {
     struct timespec ts;

@@ -14,10 +14,6 @@
 
 #include "pcscf_bindings.h"
 
-/* True when sofia-sip found a second instance of a header that may appear once (Max-Forwards,
- * CSeq, Expires ...): RFC 3261 §7.3.1 makes the message malformed, and sofia-sip 1.12.11 aborts
- * (assertion in msg_serialize) if such a message is forwarded. */
-bool pcscf_has_repeated_single(const sip_t *sip);
 
 /* Monotonic seconds. */
 int64_t pcscf_now(void);

@@ -1,0 +1,98 @@
+/*
+ * scscf_config: the S-CSCF YAML schema (scscf.yaml). Reference: `scscf --config-reference`.
+ *
+ * Derived defaults (applied in scscf_start, once the SIP agent knows its URI):
+ *   scscf.name      sip:<sip.hostname>:<sip.port>   (Server-Name in MAR/SAR, TS 29.229 §6.3.4)
+ *   scscf.realm     diameter.realm                  (digest realm of AKA challenges)
+ *   scscf.hss_realm diameter.realm                  (Destination-Realm of MAR/SAR)
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sofia-sip/su_alloc.h>
+#include <sofia-sip/url.h>
+
+#include "scscf_context.h"
+
+static const ims_cfg_field scscf_fields[] = {
+    { .key = "name", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, name),
+      .help = "our SIP URI, sent as Server-Name in MAR/SAR; default sip:<sip.hostname>:<sip.port>" },
+    { .key = "realm", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, realm),
+      .help = "home domain and digest realm of AKA challenges; default diameter.realm" },
+    { .key = "hss_realm", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, hss_realm),
+      .help = "Destination-Realm of Cx requests; default diameter.realm" },
+    { .key = "hss_host", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, hss_host),
+      .help = "Destination-Host of Cx requests (e.g. hss.ims.lab); default: routed by realm" },
+    { .key = "min_expires", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, min_expires),
+      .def = "60", .min = 1, .max = 86400, .help = "shortest registration accepted (shorter: 423 Interval Too Brief)" },
+    { .key = "max_expires", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, max_expires),
+      .def = "3600", .min = 1, .max = 604800, .help = "longer registrations are shortened to this" },
+    { .key = "default_expires", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, default_expires),
+      .def = "3600", .min = 1, .max = 604800,
+      .help = "registration time when neither the Contact nor the Expires header gives one" },
+    { .key = "auth_vectors", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, auth_vectors),
+      .def = "1", .min = 1, .max = 16, .help = "SIP-Number-Auth-Items asked per MAR (spare AKA vectors are kept for later challenges)" },
+    { .key = "nonce_lifetime", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, nonce_lifetime),
+      .def = "60", .min = 5, .max = 3600, .help = "seconds a challenge (nonce) stays valid" },
+    { .key = "reg_event_expires", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, reg_event_expires),
+      .def = "3600", .min = 60, .max = 604800, .help = "longest reg event subscription granted (RFC 3680)" },
+    { .key = NULL },
+};
+
+const ims_cfg_field scscf_config_fields[] = {
+    { .key = "log", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, log), .sub = ims_log_cfg_fields },
+    { .key = "http", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, http), .sub = ims_http_cfg_fields },
+    { .key = "diameter", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, diameter),
+      .sub = ims_diameter_cfg_fields },
+    { .key = "sip", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, sip), .sub = ims_sip_cfg_fields },
+    { .key = "scscf", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, scscf), .sub = scscf_fields },
+    { .key = NULL },
+};
+
+static bool is_token(const char *s)
+{
+    return s && *s && !strpbrk(s, " \t\r\n\"<>;,@");
+}
+
+int scscf_config_check(const scscf_config *cfg, char *err, size_t errlen)
+{
+    int rv = -1;
+    su_home_t *home = su_home_new(sizeof(su_home_t));
+    const scscf_cfg *c = &cfg->scscf;
+    if (!home) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (c->name) {
+        url_t *u = url_make(home, c->name);
+        if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host || !*u->url_host ||
+            strpbrk(c->name, " \t\r\n<>\"")) {
+            snprintf(err, errlen, "scscf.name: '%s' is not a sip: URI", c->name);
+            goto out;
+        }
+    }
+    if (c->realm && !is_token(c->realm)) {
+        snprintf(err, errlen, "scscf.realm: '%s' is not a domain name", c->realm);
+        goto out;
+    }
+    if (c->hss_realm && !is_token(c->hss_realm)) {
+        snprintf(err, errlen, "scscf.hss_realm: '%s' is not a Diameter realm", c->hss_realm);
+        goto out;
+    }
+    if (c->hss_host && !is_token(c->hss_host)) {
+        snprintf(err, errlen, "scscf.hss_host: '%s' is not a Diameter identity", c->hss_host);
+        goto out;
+    }
+    if (c->min_expires > c->max_expires) {
+        snprintf(err, errlen, "scscf.min_expires (%ld) is above scscf.max_expires (%ld)", c->min_expires,
+                 c->max_expires);
+        goto out;
+    }
+    rv = 0;
+out:
+    if (home)
+        su_home_unref(home);
+    return rv;
+}
