@@ -70,7 +70,10 @@ int ims_signals_wait(void)
 static void fd_logger(int level, const char *format, va_list args)
 {
     ims_log_level ours;
-    if (level >= FD_LOG_FATAL)
+    /* freeDiameter announces an orderly shutdown at FATAL level: it is not an error here. */
+    if (strncmp(format, "Initiating freeDiameter shutdown", 32) == 0)
+        ours = IMS_LOG_INFO;
+    else if (level >= FD_LOG_FATAL)
         ours = IMS_LOG_ERROR;
     else if (level >= FD_LOG_ERROR)
         ours = IMS_LOG_WARN;
