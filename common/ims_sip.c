@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <sofia-sip/nta_tag.h>
+#include <sofia-sip/tport_tag.h>
 #include <sofia-sip/su.h>
 #include <sofia-sip/url.h>
 
@@ -442,6 +443,9 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
                                 NTATAG_CANCEL_487(1),      /* answer a CANCELled INVITE at once */
                                 NTATAG_EXTRA_100(1),       /* 100 Trying on retransmissions */
                                 NTATAG_MAX_FORWARDS(70),
+                                /* No STUN server on SIP ports: sofia answers a STUN-looking datagram
+                                 * with an error and leaks 12 bytes each time (send_stun_error). */
+                                TPTAG_STUN_SERVER(0),
                                 TAG_END());
     if (!s->agent) {
         int e = errno;
