@@ -28,6 +28,7 @@
  * The hosts table (ims_sip_next_hop) is applied to every next hop here.
  */
 #include "ims_sip_priv.h"
+#include "ims_http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,8 +62,20 @@ struct ims_sip_uac {
 
 /* ---------- helpers ---------- */
 
+/* sip_transactions_active: forwards and our own client transactions in progress. Tests use it
+ * to show nothing is left behind once traffic stops. */
+static void count_active(int64_t delta)
+{
+    static ims_metric *m;
+    if (!m)
+        m = ims_metric_gauge("sip_transactions_active",
+                             "SIP transactions in progress (proxied requests and our own requests)");
+    ims_metric_add(m, delta);
+}
+
 static void fwd_link(ims_sip *s, struct ims_sip_fwd *f)
 {
+    count_active(1);
     f->prev = &s->fwds;
     if ((f->next = s->fwds))
         f->next->prev = &f->next;
@@ -71,6 +84,7 @@ static void fwd_link(ims_sip *s, struct ims_sip_fwd *f)
 
 static void fwd_unlink(struct ims_sip_fwd *f)
 {
+    count_active(-1);
     if ((*f->prev = f->next))
         f->next->prev = f->prev;
 }
@@ -344,6 +358,7 @@ int ims_sip_proxy_onward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, ims_sip_re
 
 static void uac_unlink(struct ims_sip_uac *u)
 {
+    count_active(-1);
     if ((*u->prev = u->next))
         u->next->prev = u->prev;
 }
@@ -404,6 +419,7 @@ int ims_sip_send_request(ims_sip *s, msg_t *msg, const url_t *next_hop, ims_sip_
     if ((u->next = s->uacs))
         u->next->prev = &u->next;
     s->uacs = u;
+    count_active(1);
     return 0;
 
 fail:
