@@ -764,6 +764,22 @@ class Lab:
         for nf in self.nfs.values():
             if nf.proc is not None and nf.proc.poll() is not None:
                 problems.append("%s died during the test (%s)" % (nf.name, describe_rc(nf.proc.returncode)))
+        # Once the test's traffic is over, no CSCF may still hold a SIP transaction.
+        for r in self.sipp_runs:
+            r.stop()
+        for name in ("pcscf", "icscf", "scscf"):
+            nf = self.nfs.get(name)
+            if nf is None or not nf.running():
+                continue
+            deadline = time.monotonic() + 5
+            active = None
+            while time.monotonic() < deadline:
+                active = nf.metric("sip_transactions_active")
+                if not active:
+                    break
+                time.sleep(0.2)
+            if active:
+                problems.append("%s still has %s SIP transaction(s) active after the test" % (name, active))
         codes = self.stop()
         for name, rc in codes.items():
             if rc != 0 and not any(p.startswith(name) for p in problems):
