@@ -122,6 +122,7 @@ class Hss:
         """Starts hss without waiting for it (tests of start-up failures use this + wait())."""
         check(os.access(HSS_BIN, os.X_OK), "no hss binary at %s (build first)" % HSS_BIN)
         log = open(self.logfile, "ab")
+        self.log_offset = log.tell()     # start() reads only what this run writes
         self.proc = subprocess.Popen([HSS_BIN, "-c", self.config], stdout=log, stderr=log,
                                      cwd=self.tmpdir)
         log.close()
@@ -139,7 +140,9 @@ class Hss:
                 raise TestFailure("hss exited with %d during start-up; log:\n%s" % (rc, self.log()))
             try:
                 status, _, _ = http("GET", self.base + "/healthz", timeout=1)
-                if status == 200:
+                # Another process may own the port (free_port races): only our hss's own
+                # "ready" log line proves the answer came from it.
+                if status == 200 and " ready (Cx on " in self.log()[self.log_offset:]:
                     return self
             except (OSError, urllib.error.URLError):
                 pass
