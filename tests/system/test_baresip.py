@@ -27,6 +27,19 @@ MODULES = "/usr/lib/baresip/modules"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def sip_port_pair():
+    """baresip listens for SIP on P (UDP+TCP) and for SIP/TLS on P+1: both must be free."""
+    for _ in range(50):
+        port = lab.free_port()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise lab.TestFailure("no free port pair for baresip")
+
+
 class Baresip:
     def __init__(self, core, user="dave", password="davepass", regint=60):
         check(os.access(BARESIP, os.X_OK), "baresip is not installed (Debian package baresip-core)")
@@ -34,7 +47,7 @@ class Baresip:
             check(os.path.exists(os.path.join(MODULES, m + ".so")), "baresip module %s.so missing" % m)
         self.dir = os.path.join(core.tmp, "baresip")
         os.makedirs(self.dir, exist_ok=True)
-        self.sip_port = lab.free_port()
+        self.sip_port = sip_port_pair()
         self.ctrl_port = lab.free_port()
         self.aor = "sip:%s@%s" % (user, lab.DOMAIN)
         wav = os.path.join(self.dir, "tone.wav")
