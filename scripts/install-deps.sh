@@ -10,12 +10,15 @@ SUDO=""
 
 RUNTIME_PKGS="libsofia-sip-ua0 libfdcore6 libfdproto6 freediameter-extensions libmicrohttpd12 libjson-c5 libyaml-0-2 libsqlite3-0 libxml2 ca-certificates"
 BUILD_PKGS="build-essential cmake pkg-config libsofia-sip-ua-dev libfreediameter-dev freediameter-extensions libmicrohttpd-dev libjson-c-dev libyaml-dev libsqlite3-dev libxml2-dev libcmocka-dev"
-TEST_PKGS="curl sip-tester baresip-core iproute2 procps sqlite3 python3"
+TEST_PKGS="curl sip-tester baresip-core iproute2 procps sqlite3 python3 docker-compose"
 
 if [ "${1:-}" = "runtime" ]; then
   PKGS="$RUNTIME_PKGS"
 else
   PKGS="$RUNTIME_PKGS $BUILD_PKGS $TEST_PKGS"
+  # The Kubernetes manifest validation (tests/deploy) runs npm's kubernetes-models. Machines that
+  # already have Node.js and npm keep theirs; others get Debian's.
+  command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 fi
 
 missing=""

@@ -1,0 +1,149 @@
+"""deploy/docker-compose.yml: accepted by Debian's docker-compose 1.29 (`config -q`, offline), broken
+copies rejected, and consistent with the NF configs it mounts (deploy/compose/<nf>.yaml).
+
+Needs docker-compose (Debian package docker-compose); no Docker engine."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "component"))
+
+import harness  # noqa: E402
+from harness import TestFailure, check  # noqa: E402
+
+SOURCE_DIR = harness.SOURCE_DIR
+DEPLOY = os.path.join(SOURCE_DIR, "deploy")
+COMPOSE = os.path.join(DEPLOY, "docker-compose.yml")
+ADDRESSES = {"hss": "172.22.0.10", "icscf": "172.22.0.11", "scscf": "172.22.0.12", "pcscf": "172.22.0.13"}
+
+
+def docker_compose():
+    exe = shutil.which("docker-compose")
+    if not exe:
+        raise TestFailure("docker-compose not found (Debian package docker-compose; 1.29 is the version checked)")
+    return exe
+
+
+def compose_config(path):
+    r = subprocess.run([docker_compose(), "-f", path, "config", "-q"], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, COMPOSE_INTERACTIVE_NO_CLI="1"))
+    return r.returncode, r.stdout + r.stderr
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def copy_deploy(tmp):
+    """deploy/ copied into tmp (the compose file's relative paths keep their meaning)."""
+    d = os.path.join(tmp, "deploy")
+    shutil.copytree(DEPLOY, d, ignore=shutil.ignore_patterns("k8s"))
+    return os.path.join(d, "docker-compose.yml")
+
+
+def test_version_is_1_29():
+    out = subprocess.run([docker_compose(), "version", "--short"], capture_output=True, text=True, timeout=30).stdout
+    print("docker-compose %s" % out.strip())
+    check(out.strip().startswith("1."), "expected docker-compose 1.x (Debian 12: 1.29.2), got %r" % out)
+
+
+def test_compose_file_valid():
+    rc, out = compose_config(COMPOSE)
+    check(rc == 0, "docker-compose config -q rejected %s:\n%s" % (COMPOSE, out))
+    check(out.strip() == "", "docker-compose config -q printed warnings:\n%s" % out)
+
+
+BROKEN = [
+    # (what, transform(text) -> text, part of the expected message)
+    ("unknown service key", lambda t: t.replace("    hostname: icscf\n", "    hostname: icscf\n    hostnme: x\n"),
+     "hostnme"),
+    ("top-level name (compose v2 only)", lambda t: "name: ims\n" + t, "name"),
+    ("depends_on.required (compose v2 only)",
+     lambda t: t.replace("        condition: service_healthy\n    networks:\n      ims:\n        ipv4_address: 172.22.0.11",
+                         "        condition: service_healthy\n        required: true\n    networks:\n      ims:\n"
+                         "        ipv4_address: 172.22.0.11"), "required"),
+    ("port as a list of numbers", lambda t: t.replace('      - "5060:5060/udp"\n', "      - [5060, 5060]\n"), "ports"),
+    ("healthcheck retries not a number", lambda t: t.replace("    retries: 3\n", "    retries: three\n"), "retries"),
+]
+
+
+def test_broken_copies_rejected(tmp):
+    original = read(COMPOSE)
+    for what, transform, expect in BROKEN:
+        broken = transform(original)
+        check(broken != original, "%s: the transformation did not apply (compose file changed?)" % what)
+        path = copy_deploy(os.path.join(tmp, re.sub(r"\W+", "-", what)))
+        with open(path, "w") as f:
+            f.write(broken)
+        rc, out = compose_config(path)
+        check(rc != 0, "%s: docker-compose config -q accepted the broken copy %s" % (what, path))
+        check(expect in out, "%s: rejected, but the message does not name %r:\n%s" % (what, expect, out))
+        print("rejected as expected (%s): %s" % (what, out.strip().splitlines()[-1]))
+    # The copy itself, unbroken, is accepted: the rejections come from the changes.
+    path = copy_deploy(os.path.join(tmp, "unchanged"))
+    rc, out = compose_config(path)
+    check(rc == 0, "an unchanged copy of deploy/ is rejected:\n%s" % out)
+
+
+def services(text):
+    """{service: block text} of the top-level services: section (2-space indented names)."""
+    m = re.search(r"^services:\n(.*?)(?=^\S)", text, re.M | re.S)
+    check(m, "no services: section")
+    out = {}
+    for sm in re.finditer(r"^  (\w[\w-]*):\n((?:^(?:    .*|\s*)\n)*)", m.group(1), re.M):
+        out[sm.group(1)] = sm.group(2)
+    return out
+
+
+def test_services_match_nf_configs():
+    text = read(COMPOSE)
+    check(not re.search(r"^name:", text, re.M), "top-level name: is not accepted by docker-compose 1.29")
+    svcs = services(text)
+    check(sorted(svcs) == sorted(ADDRESSES), "services %s, expected %s" % (sorted(svcs), sorted(ADDRESSES)))
+    check(re.search(r"subnet: 172\.22\.0\.0/24", text), "network ims must have subnet 172.22.0.0/24")
+    hosts_expected = sorted("%s.ims.lab=%s" % (n, a) for n, a in ADDRESSES.items())
+    for nf, addr in ADDRESSES.items():
+        block = svcs[nf]
+        check("ipv4_address: %s" % addr in block, "%s: ipv4_address %s expected" % (nf, addr))
+        check('command: ["%s", "-c", "/etc/ims/%s.yaml"]' % (nf, nf) in block, "%s: command should run %s" % (nf, nf))
+        check("./compose/%s.yaml:/etc/ims/%s.yaml:ro" % (nf, nf) in block, "%s: config mount missing" % nf)
+        cfg = read(os.path.join(DEPLOY, "compose", "%s.yaml" % nf))
+        listens = re.findall(r"^  listen: (\S+)", cfg, re.M)
+        for value in listens:
+            check(value in (addr, "0.0.0.0"), "compose/%s.yaml: listen %s, expected %s or 0.0.0.0" % (nf, value, addr))
+        check(re.search(r"^http:\n(?:  .*\n)*?  listen: 0\.0\.0\.0\n(?:  .*\n)*?  port: 9090", cfg, re.M),
+              "compose/%s.yaml: http must listen on 0.0.0.0:9090 (the healthcheck probes it)" % nf)
+        if nf != "hss":
+            hosts = re.search(r"^  hosts: \[(.*)\]", cfg, re.M)
+            check(hosts, "compose/%s.yaml: no sip.hosts" % nf)
+            got = sorted(h.strip().strip('"') for h in hosts.group(1).split(","))
+            check(got == hosts_expected, "compose/%s.yaml: sip.hosts %s, expected %s" % (nf, got, hosts_expected))
+        for peer in re.findall(r"address: ([0-9.]+)", cfg):
+            check(peer == ADDRESSES["hss"], "compose/%s.yaml: Diameter peer %s is not the HSS" % (nf, peer))
+    # HSS: database on the named volume, subscribers mounted and imported.
+    hss = svcs["hss"]
+    check("hss-data:/var/lib/ims" in hss and re.search(r"^volumes:\n  hss-data:", text, re.M),
+          "the HSS database needs the named volume hss-data at /var/lib/ims")
+    check("./config/subscribers.yaml:/etc/ims/subscribers.yaml:ro" in hss, "subscribers.yaml not mounted")
+    hss_cfg = read(os.path.join(DEPLOY, "compose", "hss.yaml"))
+    check("database: /var/lib/ims/hss.db" in hss_cfg and "import: /etc/ims/subscribers.yaml" in hss_cfg,
+          "compose/hss.yaml: database/import paths do not match the mounts")
+    # The S-CSCF name agrees everywhere.
+    name = re.search(r"^  name: (\S+)", read(os.path.join(DEPLOY, "compose", "scscf.yaml")), re.M).group(1)
+    check('"%s"' % name in hss_cfg, "hss.scscf_names does not offer %s" % name)
+    check(name in read(os.path.join(DEPLOY, "compose", "icscf.yaml")), "icscf.scscfs does not hold %s" % name)
+    # P-CSCF: SIP published on UDP and TCP.
+    for proto in ("udp", "tcp"):
+        check('"5060:5060/%s"' % proto in svcs["pcscf"], "pcscf: 5060/%s not published" % proto)
+    # Every bind-mounted file exists.
+    for src in re.findall(r"- (\./[^:]+):", text):
+        check(os.path.exists(os.path.join(DEPLOY, src)), "mounted %s does not exist" % src)
+
+
+if __name__ == "__main__":
+    harness.main()
