@@ -651,7 +651,7 @@ const ims_cfg_field ims_diameter_peer_cfg_fields[] = {
     { .key = "identity", .type = IMS_CFG_STR, .offset = offsetof(ims_diameter_peer_cfg, identity),
       .required = true, .help = "the peer's Diameter identity (Origin-Host)" },
     { .key = "address", .type = IMS_CFG_STR, .offset = offsetof(ims_diameter_peer_cfg, address),
-      .required = true, .help = "IP address to connect to" },
+      .required = true, .help = "IP address or host name to connect to (resolved at start)" },
     { .key = "port", .type = IMS_CFG_INT, .offset = offsetof(ims_diameter_peer_cfg, port), .def = "3868",
       .min = 1, .max = 65535, .help = "TCP port" },
     { .key = NULL },

@@ -6,7 +6,9 @@
  */
 #include "ims_diameter.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -100,6 +102,38 @@ static int check_token(const char *what, const char *v, char *err, size_t errlen
     return 0;
 }
 
+/* freeDiameter resolves a ConnectTo name once, silently drops names that resolve to loopback,
+ * and fails its whole configuration when a lookup fails. So names are resolved here, with
+ * retries (a Kubernetes Service name may not resolve yet when the pod starts), and freeDiameter
+ * gets an IPv4 literal. */
+static int resolve_peer(const char *what, const char *address, char *ip, size_t iplen, char *err, size_t errlen)
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, address, &a) == 1) {
+        snprintf(ip, iplen, "%s", address);
+        return 0;
+    }
+    struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res = NULL;
+    int rc = 0;
+    for (int attempt = 0; attempt < 30; attempt++) {
+        rc = getaddrinfo(address, NULL, &hints, &res);
+        if (rc == 0)
+            break;
+        if (attempt == 0)
+            IMS_WARN(SUBSYS, "diameter.%s: cannot resolve %s yet (%s); retrying for 30 s", what, address,
+                     gai_strerror(rc));
+        sleep(1);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "diameter.%s: cannot resolve '%s': %s", what, address, gai_strerror(rc));
+        return -1;
+    }
+    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, (socklen_t)iplen);
+    freeaddrinfo(res);
+    IMS_INFO(SUBSYS, "diameter.%s: %s is %s", what, address, ip);
+    return 0;
+}
+
 static int write_fd_conf(const ims_diameter_cfg *cfg, const char *nf, char *err, size_t errlen)
 {
     if (check_token("identity", cfg->identity, err, errlen) ||
@@ -145,10 +179,12 @@ static int write_fd_conf(const ims_diameter_cfg *cfg, const char *nf, char *err,
         if (check_token(what, peers[i].identity, err, errlen))
             goto fail;
         snprintf(what, sizeof(what), "peers[%zu].address", i);
-        if (check_token(what, peers[i].address, err, errlen))
+        char ip[INET_ADDRSTRLEN];
+        if (check_token(what, peers[i].address, err, errlen) ||
+            resolve_peer(what, peers[i].address, ip, sizeof(ip), err, errlen))
             goto fail;
         fprintf(f, "ConnectPeer = \"%s\" { ConnectTo = \"%s\"; Port = %ld; %s };\n",
-                peers[i].identity, peers[i].address, peers[i].port, tls ? "" : "No_TLS;");
+                peers[i].identity, ip, peers[i].port, tls ? "" : "No_TLS;");
     }
     if (fclose(f) != 0) {
         snprintf(err, errlen, "cannot write freeDiameter configuration %s: %s", g_conf_path, strerror(errno));
