@@ -476,6 +476,7 @@ void ims_sip_destroy(ims_sip *s)
     for (int round = 0; round < 8 && s->dq_head; round++)
         run_deferred(s);
 
+    ims_sip_fork_shutdown(s);
     ims_sip_proxy_shutdown(s);
 
     while (s->timers)

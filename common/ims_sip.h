@@ -146,6 +146,59 @@ typedef void (*ims_sip_uac_f)(void *arg, int status, const sip_t *sip);
 int ims_sip_send_request(ims_sip *s, msg_t *msg, const url_t *next_hop, ims_sip_uac_f on_response,
                          void *arg);
 
+/* Parallel forking (RFC 3261 §16.5 - §16.7, §16.8 Timer C, §16.10 CANCEL).
+ * One server transaction (irq) and one client transaction per branch. Each branch is a copy of
+ * `msg` (checked for Max-Forwards once, like ims_sip_forward) with its Request-URI set to
+ * `ruri` (e.g. a registered contact) and its Route headers replaced by `route` ("<a>, <b>", e.g.
+ * the Path of that contact; NULL/"" = no Route): it goes to the top Route, else to the
+ * Request-URI (hosts table applied). Ownership of msg and irq passes to ims_sip_fork in every
+ * case, as for ims_sip_forward.
+ * Responses (§16.7):
+ *  - provisional responses (101-199) of any branch are relayed upstream (on_response first);
+ *  - every 2xx is relayed (on_response first; its return value is ignored), the first one
+ *    through irq, later ones (other branches of a forked INVITE) statelessly; the first 2xx
+ *    CANCELs every branch still pending;
+ *  - a 6xx CANCELs the other pending branches;
+ *  - other finals are kept; when no branch is pending any more, the best one (6xx if any, else
+ *    the lowest class, 401/407/415/420/484 first among 4xx; 503 becomes 500, §16.7 step 6)
+ *    goes through on_response and upstream.
+ *    There on_response may return a status >= 300 to answer with that instead, or
+ *    IMS_SIP_FORK_RETAKE: nothing is sent and irq goes back to the NF (which must answer it or
+ *    forward it again) — for "try the next target" logic such as DefaultHandling of an AS.
+ * Timer C (§16.8): an INVITE branch with no final response timer_c ms after its last provisional
+ * response (or its start) is CANCELled and counts as 408. `no_answer_ms` (> 0): when no branch
+ * has sent anything but 100 by then, every branch is CANCELled and the final is 408 (the NF's
+ * "AS does not answer" timer). A CANCEL from upstream CANCELs every pending branch (nta answers
+ * 487 upstream). A locally generated final (408 of Timer C / no answer, or the status of a
+ * branch that could not be sent) reaches on_response with msg and sip NULL. When no branch can
+ * be sent at all, that goes through on_response inside this call. Returns 0, or -1 (bad arguments, Max-Forwards: an error response
+ * was sent on irq). */
+typedef struct {
+    const char *ruri;           /* Request-URI of the branch (sip:/sips: URI) */
+    const char *route;          /* Route header values for the branch, or NULL */
+} ims_sip_branch;
+
+#define IMS_SIP_FORK_RETAKE 1
+
+typedef struct {
+    ims_sip_response_f on_response;     /* may be NULL */
+    void *arg;
+    unsigned no_answer_ms;              /* 0: none */
+    /* no_answer_ms passed: return false to keep waiting after all (NULL: give up). */
+    bool (*give_up)(void *arg);
+    /* The fork is over (every branch final, or irq retaken, or ims_sip_destroy): release arg.
+     * Called once whenever ims_sip_fork returned 0. May be NULL. */
+    void (*on_end)(void *arg);
+} ims_sip_fork_opts;
+
+int ims_sip_fork(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const ims_sip_branch *branches, size_t n,
+                 const ims_sip_fork_opts *opts);
+
+/* Default Timer C of forked INVITE branches (RFC 3261 §16.6 step 11: > 3 min); shorter for
+ * tests. 0 restores the default. */
+#define IMS_SIP_TIMER_C_MS 180000u
+void ims_sip_set_timer_c(ims_sip *s, unsigned ms);
+
 /* Lowers nta's timers (T1, and T1x64 = Timer B/F: how long an unanswered request waits before
  * 408), e.g. for tests; 0 keeps a value. Defaults: 500 ms, 32 s. 0 / -1. */
 int ims_sip_set_timers(ims_sip *s, unsigned t1_ms, unsigned t1x64_ms);

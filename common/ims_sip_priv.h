@@ -24,6 +24,7 @@ typedef struct ims_sip_defer_item {
 
 struct ims_sip_fwd;             /* ims_sip_proxy.c: one forwarded server transaction */
 struct ims_sip_uac;             /* ims_sip_proxy.c: one request of our own */
+struct ims_sip_fork;            /* ims_sip_fork.c: one forked server transaction */
 
 struct ims_sip {
     su_home_t home[1];          /* strings and tables that live as long as the agent */
@@ -52,12 +53,27 @@ struct ims_sip {
     /* Loop-thread state, released by ims_sip_destroy when still pending. */
     struct ims_sip_fwd *fwds;
     struct ims_sip_uac *uacs;
+    struct ims_sip_fork *forks;
+    unsigned timer_c_ms;        /* 0: IMS_SIP_TIMER_C_MS */
     ims_sip_timer *timers;
 };
 
 /* ims_sip_proxy.c: drops every pending forward / UAC context (ims_sip_destroy, before the agent
  * goes away). Callbacks are not called. */
 void ims_sip_proxy_shutdown(ims_sip *s);
+
+/* ims_sip_fork.c: drops every pending fork (ims_sip_destroy). Callbacks are not called. */
+void ims_sip_fork_shutdown(ims_sip *s);
+
+/* ims_sip_proxy.c helpers shared with ims_sip_fork.c. */
+void ims_sip_count_active(int64_t delta);
+/* Answers irq with status (if it can still be answered) and destroys it. Returns -1. */
+int ims_sip_reject(nta_incoming_t *irq, int status, const char *phrase);
+/* RFC 3261 §16.6 step 3 (decrement) / default 70. 0 or the status to answer with. */
+int ims_sip_max_forwards(msg_t *msg, sip_t *sip, bool decrement);
+/* Next hop of msg: `hop`, or the top Route (;lr) / Request-URI, mapped through the hosts table
+ * into msg's home. NULL with *status / *phrase set. */
+url_string_t *ims_sip_route_of(ims_sip *s, msg_t *msg, const url_t *hop, int *status, const char **phrase);
 
 /* ims_sip_proxy.c: stray responses (no client transaction left): 2xx to INVITE (retransmissions,
  * forks, after the transaction ended) are forwarded statelessly (RFC 3261 §16.7 / §18.2.2),

@@ -428,6 +428,31 @@ fail:
     return -1;
 }
 
+/* ---------- helpers for ims_sip_fork.c ---------- */
+
+void ims_sip_count_active(int64_t delta)
+{
+    count_active(delta);
+}
+
+int ims_sip_reject(nta_incoming_t *irq, int status, const char *phrase)
+{
+    return reject(irq, status, phrase);
+}
+
+int ims_sip_max_forwards(msg_t *msg, sip_t *sip, bool decrement)
+{
+    return max_forwards(msg, sip, decrement);
+}
+
+url_string_t *ims_sip_route_of(ims_sip *s, msg_t *msg, const url_t *hop, int *status, const char **phrase)
+{
+    sip_t *sip = sip_object(msg);
+    if (!hop && (!sip || !sip->sip_request || default_target(sip, &hop, status, phrase) < 0))
+        return NULL;
+    return route_for(s, msg, hop, status, phrase);
+}
+
 /* ---------- stray responses, shutdown ---------- */
 
 int ims_sip_stray_response(ims_sip *s, msg_t *msg, sip_t *sip)

@@ -23,5 +23,7 @@ if [ "$sanitize" = 1 ]; then
   export ASAN_OPTIONS="abort_on_error=0:halt_on_error=1:detect_leaks=1"
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-  (cd build-asan && ctest --output-on-failure "$@")
+  # The deploy label validates manifests and the image's package list (which sanitized binaries,
+  # needing libasan, cannot match): it runs in the normal pass only.
+  (cd build-asan && ctest --output-on-failure -LE deploy "$@")
 fi

@@ -38,6 +38,19 @@ static const ims_cfg_field scscf_fields[] = {
       .def = "60", .min = 5, .max = 3600, .help = "seconds a challenge (nonce) stays valid" },
     { .key = "reg_event_expires", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, reg_event_expires),
       .def = "3600", .min = 60, .max = 604800, .help = "longest reg event subscription granted (RFC 3680)" },
+    { .key = "icscf", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, icscf),
+      .help = "I-CSCF SIP URI (e.g. sip:icscf.ims.lab:5062): originating requests to home users not served "
+              "here go there for the location query (LIR); default: none (such requests get 404)" },
+    { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(scscf_cfg, home_domains),
+      .help = "domains of this network (Request-URI host decides home or other network); default [realm]" },
+    { .key = "breakout", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, breakout),
+      .help = "SIP URI where originating requests to other domains go (e.g. a BGCF/IBCF); default: none (404)" },
+    { .key = "as_timeout_ms", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, as_timeout_ms),
+      .def = "3000", .min = 100, .max = 120000,
+      .help = "ms to wait for an application server's first response before its DefaultHandling applies" },
+    { .key = "timer_c_ms", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, timer_c_ms),
+      .def = "180000", .min = 1000, .max = 600000,
+      .help = "Timer C (RFC 3261 §16.8): a forked INVITE branch with no final response this long is CANCELled" },
     { .key = NULL },
 };
 
@@ -84,6 +97,24 @@ int scscf_config_check(const scscf_config *cfg, char *err, size_t errlen)
     if (c->hss_host && !is_token(c->hss_host)) {
         snprintf(err, errlen, "scscf.hss_host: '%s' is not a Diameter identity", c->hss_host);
         goto out;
+    }
+    const char *uris[2] = { c->icscf, c->breakout };
+    const char *keys[2] = { "icscf", "breakout" };
+    for (int i = 0; i < 2; i++) {
+        if (!uris[i])
+            continue;
+        url_t *u = url_make(home, uris[i]);
+        if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host || !*u->url_host ||
+            strpbrk(uris[i], " \t\r\n<>\"")) {
+            snprintf(err, errlen, "scscf.%s: '%s' is not a sip: URI", keys[i], uris[i]);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < c->home_domains.count; i++) {
+        if (!is_token(c->home_domains.items[i])) {
+            snprintf(err, errlen, "scscf.home_domains: '%s' is not a domain name", c->home_domains.items[i]);
+            goto out;
+        }
     }
     if (c->min_expires > c->max_expires) {
         snprintf(err, errlen, "scscf.min_expires (%ld) is above scscf.max_expires (%ld)", c->min_expires,

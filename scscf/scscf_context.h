@@ -13,6 +13,10 @@
  *                       (RFC 3680, RFC 6665, TS 24.229 §5.4.2.1)
  *   scscf_thirdparty.c  third-party REGISTER to application servers (TS 24.229 §5.4.1.7)
  *   scscf_ifc.c         initial filter criteria evaluation (TS 29.228 Annex B/F) (scscf_ifc.h)
+ *   scscf_session.c     originating / terminating routing of initial requests, in-dialog
+ *                       requests (TS 24.229 §5.4.3) (scscf_session.h)
+ *   scscf_as.c          AS chaining with the original dialog identifier, DefaultHandling
+ *                       (TS 24.229 §5.4.3.2 / §5.4.3.3, TS 23.218 §6)
  *   scscf_util.c        string map, string builder, tokens (scscf_util.h)
  *
  * Threading: everything runs on the ims_sip loop thread (Cx answers and HSS requests are handed
@@ -42,6 +46,11 @@ typedef struct {
     long auth_vectors;          /* SIP-Number-Auth-Items asked per MAR */
     long nonce_lifetime;        /* seconds a challenge stays valid */
     long reg_event_expires;     /* longest reg event subscription */
+    char *icscf;                /* I-CSCF URI for terminating home users (LIR), or NULL */
+    ims_cfg_strlist home_domains; /* home domains; default [realm] */
+    char *breakout;             /* where requests for other domains go (SIP URI), or NULL: 404 */
+    long as_timeout_ms;         /* wait for an AS's first response before DefaultHandling */
+    long timer_c_ms;            /* Timer C of forked INVITE branches (RFC 3261 §16.8) */
 } scscf_cfg;
 
 typedef struct {
@@ -71,6 +80,8 @@ typedef struct scscf_context {
     scscf_regstore *store;
     struct scscf_auth *auth;
     struct scscf_reginfo *reginfo;
+    void *odi;                  /* scscf_map: odi token -> session waiting at an AS (scscf_as.c) */
+    char rr[300];               /* our Record-Route value: <sip:scscf.ims.lab:6060;lr> */
     ims_sip_timer *housekeeping;
 
     bool stopping;
@@ -107,6 +118,12 @@ msg_t *scscf_reply_msg(scscf_context *ctx, nta_incoming_t *irq, int status, cons
 int64_t scscf_now(void);
 /* Refreshes the gauges from the stores. */
 void scscf_update_gauges(scscf_context *ctx);
+
+/* ---------- scscf_session.c ---------- */
+/* Every request but REGISTER / SUBSCRIBE(reg) / OPTIONS: same contract as ims_sip_request_f. */
+int scscf_session_request(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+/* Releases the sessions waiting at ASes (scscf_stop). */
+void scscf_session_shutdown(scscf_context *ctx);
 
 /* ---------- scscf_registrar.c ---------- */
 int scscf_registrar_register(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);

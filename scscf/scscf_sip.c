@@ -3,8 +3,9 @@
  * metrics and readiness.
  *
  * Dispatch (TS 24.229 §5.4): REGISTER -> scscf_registrar; SUBSCRIBE with Event: reg ->
- * scscf_reginfo (RFC 3680); OPTIONS -> 200 (keep-alive probes); other methods are the session
- * handling (originating/terminating, iFC to ASes) of a later issue: 501 for now.
+ * scscf_reginfo (RFC 3680); OPTIONS -> 200 (keep-alive probes) unless it is routed through us;
+ * everything else (INVITE, MESSAGE, in-dialog requests, ACK ...) -> scscf_session (originating /
+ * terminating, iFC to ASes, TS 24.229 §5.4.3).
  *
  * References: RFC 3261 §8.2 (UAS behaviour), §21.5.2 (501), RFC 6665 §4.2.1 (489 Bad Event).
  */
@@ -22,6 +23,7 @@
 #include "scscf_auth.h"
 #include "scscf_context.h"
 #include "scscf_reginfo.h"
+#include "scscf_util.h"
 
 #define SUBSYS "scscf"
 #define HOUSEKEEPING_MS 5000
@@ -159,13 +161,15 @@ int scscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip)
         }
         return scscf_reginfo_subscribe(ctx, irq, sip);
     case sip_method_options:
-        scscf_reply(ctx, irq, 200, "OK",
-                    "Allow: REGISTER, SUBSCRIBE, NOTIFY, OPTIONS\r\nAllow-Events: reg\r\n", false);
-        return 0;
-    case sip_method_ack:
-        return 1;   /* nothing to forward yet: dropped */
+        if (!sip->sip_route || (sip->sip_to && sip->sip_to->a_tag)) {
+            scscf_reply(ctx, irq, 200, "OK",
+                        "Allow: REGISTER, SUBSCRIBE, NOTIFY, OPTIONS, INVITE, ACK, BYE, CANCEL, MESSAGE, PRACK, "
+                        "UPDATE, INFO\r\nAllow-Events: reg\r\n", false);
+            return 0;
+        }
+        return scscf_session_request(ctx, irq, sip);
     default:
-        return 501;
+        return scscf_session_request(ctx, irq, sip);
     }
 }
 
@@ -184,12 +188,16 @@ int scscf_start(scscf_context *ctx, char *err, size_t errlen)
     const char *self = ims_sip_self_uri(ctx->sip);
     const char *host = strncmp(self, "sip:", 4) == 0 ? self + 4 : self;
     snprintf(ctx->service_route, sizeof(ctx->service_route), "<sip:%s@%s;lr>", SCSCF_ORIG_USER, host);
+    /* Record-Route of the sessions we route (TS 24.229 §5.4.3.2 / §5.4.3.3) */
+    snprintf(ctx->rr, sizeof(ctx->rr), "<%s;lr>", self);
+    ctx->odi = scscf_map_new();
+    ims_sip_set_timer_c(ctx->sip, (unsigned)c->timer_c_ms);
 
     scscf_timer_ops ops = { .start = timer_start, .cancel = timer_cancel, .now = timer_now, .arg = ctx };
     ctx->store = scscf_regstore_new(&ops, scscf_registrar_expired, ctx);
     ctx->auth = scscf_auth_new(c->nonce_lifetime);
     ctx->reginfo = scscf_reginfo_new(ctx);
-    if (!ctx->store || !ctx->auth || !ctx->reginfo) {
+    if (!ctx->store || !ctx->auth || !ctx->reginfo || !ctx->odi) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -200,6 +208,10 @@ int scscf_start(scscf_context *ctx, char *err, size_t errlen)
     ctx->m_subscriptions = ims_metric_gauge("scscf_reg_subscriptions", "reg event subscriptions (RFC 3680)");
     /* the family shows up in /metrics before the first REGISTER */
     ims_metric_counter("scscf_register_total{result=\"200\"}", "REGISTER requests answered, by final status");
+    ims_metric_counter("scscf_sessions_total{case=\"orig\",result=\"200\"}",
+                       "initial requests routed by the S-CSCF, by case and final status");
+    ims_metric_counter("scscf_as_requests_total{result=\"sent\"}",
+                       "initial requests sent to application servers, by outcome");
     ims_cx_client_set_metrics_prefix("scscf");
 
     if (scscf_cx_serve(ctx)) {
@@ -215,6 +227,7 @@ void scscf_stop(scscf_context *ctx)
     ctx->stopping = true;
     ims_sip_timer_cancel(ctx->housekeeping);
     ctx->housekeeping = NULL;
+    scscf_session_shutdown(ctx);
     scscf_reginfo_free(ctx->reginfo);   /* releases reg->subs of every registration */
     ctx->reginfo = NULL;
     scscf_regstore_free(ctx->store);
