@@ -7,8 +7,6 @@
  * Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot start (SIP or HTTP port in use),
  * 2 bad configuration.
  */
-#include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,16 +14,10 @@
 
 #include "ims_diameter.h"   /* ims_signals_block / ims_signals_wait */
 #include "ims_log.h"
+#include "ims_nf.h"
 #include "pcscf_context.h"
 
 #define SUBSYS "pcscf"
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: pcscf -c CONFIG.yaml\n"
-               "       pcscf --config-reference\n"
-               "Every key can be overridden by IMS_PCSCF_<PATH> (see README).\n");
-}
 
 static bool ready(void *arg, char *why, size_t whylen)
 {
@@ -37,43 +29,9 @@ static bool ready(void *arg, char *why, size_t whylen)
     return true;
 }
 
-static void *signal_thread(void *arg)
-{
-    pcscf_context *ctx = arg;
-    int sig = ims_signals_wait();
-    IMS_INFO(SUBSYS, "signal %d (%s): shutting down", sig, strsignal(sig));
-    ims_sip_stop(ctx->sip);
-    return NULL;
-}
-
-static void die(int code, const char *what, const char *err)
-{
-    IMS_ERROR(SUBSYS, "%s: %s", what, err);
-    exit(code);
-}
-
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "config-reference", no_argument, NULL, 'R' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *config = NULL;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config = optarg; break;
-        case 'R': ims_cfg_print_reference("pcscf", pcscf_config_fields, stdout); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const char *config = ims_nf_args(argc, argv, "pcscf", pcscf_config_fields);
 
     /* Before any thread exists (libmicrohttpd, the signal thread). */
     ims_signals_block();
@@ -81,8 +39,7 @@ int main(int argc, char **argv)
     pcscf_context *ctx = &pcscf_ctx;
     char err[512];
     ims_cfg_load_or_exit(config, "pcscf", pcscf_config_fields, &ctx->cfg);
-    int level = ims_log_level_from_name(ctx->cfg.log.level);
-    ims_log_set_level(level < 0 ? IMS_LOG_INFO : (ims_log_level)level);
+    ims_nf_apply_log(&ctx->cfg.log);
     if (pcscf_config_check(&ctx->cfg, err, sizeof(err))) {
         fprintf(stderr, "pcscf: configuration error: %s\n", err);
         return 2;
@@ -91,25 +48,23 @@ int main(int argc, char **argv)
     if (ctx->cfg.http.enabled) {
         ctx->http = ims_http_start(&ctx->cfg.http, err, sizeof(err));
         if (!ctx->http)
-            die(1, "HTTP server failed", err);
+            ims_nf_die(SUBSYS, 1, "HTTP server failed", err);
         ims_http_set_ready(ctx->http, ready, ctx);
     }
     ctx->sip = ims_sip_create(&ctx->cfg.sip, pcscf_on_request, ctx, err, sizeof(err));
     if (!ctx->sip)
-        die(1, "SIP start failed", err);
+        ims_nf_die(SUBSYS, 1, "SIP start failed", err);
     if (pcscf_start(ctx, err, sizeof(err)))
-        die(1, "P-CSCF start failed", err);
+        ims_nf_die(SUBSYS, 1, "P-CSCF start failed", err);
 
-    pthread_t th;
-    if (pthread_create(&th, NULL, signal_thread, ctx))
-        die(1, "start failed", "cannot create the signal thread");
+    if (ims_nf_stop_sip_on_signal(ctx->sip, SUBSYS))
+        ims_nf_die(SUBSYS, 1, "start failed", "cannot create the signal thread");
 
     IMS_INFO(SUBSYS, "P-CSCF %s ready (I-CSCF %s, HTTP on %s:%u, sec-agree %s, reg event %s)",
              ims_sip_self_uri(ctx->sip), ctx->cfg.pcscf.icscf,
              ctx->cfg.http.listen ? ctx->cfg.http.listen : "-", ctx->http ? ims_http_port(ctx->http) : 0,
              ctx->cfg.pcscf.sec_agree ? "enforced" : "off", ctx->cfg.pcscf.subscribe_reg_event ? "on" : "off");
     ims_sip_run(ctx->sip);
-    pthread_join(th, NULL);
 
     pcscf_stop(ctx);
     if (ctx->http)
