@@ -295,15 +295,18 @@ bool ims_sip_is_self(const ims_sip *s, const url_t *u)
 
 /* ---------- agent ---------- */
 
-/* ACK of a non-2xx final, CANCEL, Timer H on an INVITE the NF holds: nothing to do here (nta
- * answers the CANCEL 200 and the INVITE 487 itself). Being bound is what matters: without a
- * callback nta passes such an ACK to the default leg as a new request, and the NF would
- * forward a hop-by-hop ACK. */
-static int invite_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+/* Events on an INVITE the NF holds (not forwarded yet, e.g. waiting for the HSS): a CANCEL is
+ * answered here with 487 (nta already sent 200 to the CANCEL; with NTATAG_CANCEL_487(0) nta
+ * leaves the INVITE to us, so that a forwarded INVITE gets the callee's 487, RFC 3261 §16.10).
+ * Being bound also matters for the ACK of a non-2xx final and Timer H: without a callback nta
+ * passes such an ACK to the default leg as a new request, and the NF would forward a
+ * hop-by-hop ACK. */
+int ims_sip_held_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
 {
     (void)magic;
-    (void)irq;
-    (void)sip;
+    if (sip && sip->sip_request && sip->sip_request->rq_method == sip_method_cancel &&
+        nta_incoming_status(irq) < 200)
+        nta_incoming_treply(irq, 487, "Request Terminated", TAG_END());
     return 0;
 }
 
@@ -333,7 +336,7 @@ static int leg_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *i
     if (has_repeated_single(sip))
         return 400;   /* an ACK is dropped instead: nta never answers ACK */
     if (sip->sip_request->rq_method == sip_method_invite)
-        nta_incoming_bind(irq, invite_event, NULL);
+        nta_incoming_bind(irq, ims_sip_held_irq_event, NULL);
     return s->on_request(s->arg, irq, sip);
 }
 
@@ -440,7 +443,10 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
                                 NTATAG_UA(0),              /* proxy: 2xx to INVITE end-to-end */
                                 NTATAG_SERVER_RPORT(1),    /* RFC 3581 */
                                 NTATAG_CLIENT_RPORT(1),
-                                NTATAG_CANCEL_487(1),      /* answer a CANCELled INVITE at once */
+                                /* A CANCELled INVITE that was forwarded gets the callee's 487
+                                 * (RFC 3261 §16.10); held ones are answered by
+                                 * ims_sip_held_irq_event. */
+                                NTATAG_CANCEL_487(0),
                                 NTATAG_EXTRA_100(1),       /* 100 Trying on retransmissions */
                                 NTATAG_MAX_FORWARDS(70),
                                 /* No STUN server on SIP ports: sofia answers a STUN-looking datagram

@@ -62,14 +62,6 @@ static int rank(int status)
     return (status / 100) * 2 + (actionable ? 0 : 1);
 }
 
-static int noop_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
-{
-    (void)magic;
-    (void)irq;
-    (void)sip;
-    return 0;
-}
-
 static void fork_free(struct ims_sip_fork *fk, bool keep_irq)
 {
     ims_sip_count_active(-1);
@@ -86,7 +78,7 @@ static void fork_free(struct ims_sip_fork *fk, bool keep_irq)
     if (fk->irq) {
         if (keep_irq) {
             /* back to the NF as ims_sip gave it (ACK of a non-2xx absorbed by nta) */
-            nta_incoming_bind(fk->irq, fk->invite ? noop_irq_event : NULL, NULL);
+            nta_incoming_bind(fk->irq, fk->invite ? ims_sip_held_irq_event : NULL, NULL);
         } else {
             nta_incoming_bind(fk->irq, NULL, NULL);
             nta_incoming_destroy(fk->irq);
@@ -272,7 +264,8 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
     return 0;
 }
 
-/* CANCEL from upstream (§16.10): every pending branch is CANCELled; nta answers 487. */
+/* CANCEL from upstream (§16.10): every pending branch is CANCELled; their 487s come back
+ * and the best final (487) is relayed. */
 static int fork_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
 {
     struct ims_sip_fork *fk = (struct ims_sip_fork *)magic;

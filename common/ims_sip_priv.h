@@ -80,4 +80,7 @@ url_string_t *ims_sip_route_of(ims_sip *s, msg_t *msg, const url_t *hop, int *st
  * anything else is dropped. */
 int ims_sip_stray_response(ims_sip *s, msg_t *msg, sip_t *sip);
 
+/* Bound to INVITEs the NF holds: answers a CANCEL with 487 (ims_sip.c). */
+int ims_sip_held_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip);
+
 #endif

@@ -14,7 +14,7 @@
  *    provisional responses are relayed as they come (100 Trying is hop-by-hop: nta absorbs the
  *    downstream one and we send our own for INVITE, §16.2).
  *  - §16.10: a CANCEL for irq is answered 200 by nta, which calls our irq callback: we send
- *    CANCEL downstream (nta_outgoing_cancel) and nta answers the INVITE 487 upstream.
+ *    CANCEL downstream (nta_outgoing_cancel) and the downstream 487 is relayed upstream.
  *  - 2xx to INVITE: the client transaction ends with the first 2xx (RFC 3261 §17.1.1.2); more
  *    2xx (retransmissions, other forks) reach the agent's message callback and are forwarded
  *    statelessly (§16.7 step 1, RFC 6026 §7.1). Without that callback nta would ACK and BYE them
@@ -179,7 +179,7 @@ static int fwd_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t
     struct ims_sip_fwd *f = (struct ims_sip_fwd *)magic;
     (void)irq;
     if (f && sip && sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && f->orq)
-        nta_outgoing_cancel(f->orq);    /* §16.10; nta answers 487 upstream after we return */
+        nta_outgoing_cancel(f->orq);    /* §16.10: the callee's 487 is relayed upstream */
     return 0;
 }
 
