@@ -16,6 +16,7 @@
  * References: RFC 3261 §16 (proxy), §17 (transactions), §18 (transport: rport RFC 3581).
  */
 #include "ims_sip_priv.h"
+#include "ims_http.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -439,6 +440,9 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
     }
 
     errno = 0;
+    /* Exported from the start (0), so an idle CSCF shows it too (ims_sip_proxy.c updates it). */
+    ims_metric_gauge("sip_transactions_active",
+                     "SIP transactions in progress (proxied requests and our own requests)");
     s->agent = nta_agent_create(s->root, (url_string_t *)bind_url, agent_message, (nta_agent_magic_t *)s,
                                 NTATAG_UA(0),              /* proxy: 2xx to INVITE end-to-end */
                                 NTATAG_SERVER_RPORT(1),    /* RFC 3581 */
