@@ -35,20 +35,9 @@
 
 #include "ims_http.h"
 #include "ims_sip.h"
-
-typedef struct node {
-    ims_sip_cfg cfg;
-    char *hosts[1];
-    ims_sip_request_f on_request;
-    ims_sip *s;
-    pthread_t thread;
-    sem_t ready;
-    char err[256];
-} node;
+#include "sip_test_node.h"
 
 static node g_a, g_b, g_c;
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
 
 #define MAX_HELD 4
 
@@ -64,67 +53,6 @@ static struct {
     int checked;
     int a_calls;
 } g;
-
-static void *node_main(void *arg)
-{
-    node *n = arg;
-    n->s = ims_sip_create(&n->cfg, n->on_request, n, n->err, sizeof(n->err));
-    sem_post(&n->ready);
-    if (!n->s)
-        return NULL;
-    ims_sip_set_timers(n->s, 100, 2000);
-    ims_sip_run(n->s);
-    ims_sip_destroy(n->s);
-    return NULL;
-}
-
-static int node_start(node *n, int port, const char *hosts)
-{
-    memset(&n->cfg, 0, sizeof(n->cfg));
-    n->cfg.listen = "127.0.0.1";
-    n->cfg.port = port;
-    if (hosts) {
-        n->hosts[0] = (char *)hosts;
-        n->cfg.hosts.items = n->hosts;
-        n->cfg.hosts.count = 1;
-    }
-    sem_init(&n->ready, 0, 0);
-    if (pthread_create(&n->thread, NULL, node_main, n) != 0)
-        return -1;
-    sem_wait(&n->ready);
-    sem_destroy(&n->ready);
-    if (!n->s) {
-        pthread_join(n->thread, NULL);
-        return -1;
-    }
-    return 0;
-}
-
-static void node_stop(node *n)
-{
-    if (!n->s)
-        return;
-    ims_sip_stop(n->s);
-    pthread_join(n->thread, NULL);
-    n->s = NULL;
-}
-
-static bool wait_flag(int *flag, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L)
-        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&g_lock);
-    while (!*flag)
-        if (pthread_cond_timedwait(&g_cond, &g_lock, &ts) == ETIMEDOUT)
-            break;
-    bool ok = *flag != 0;
-    pthread_mutex_unlock(&g_lock);
-    return ok;
-}
 
 static void reset(void)
 {
