@@ -41,11 +41,14 @@ def sip_port_pair():
 
 
 class Baresip:
-    def __init__(self, core, user="dave", password="davepass", regint=60):
+    def __init__(self, core, user="dave", password="davepass", regint=60, dirname="baresip",
+                 wav_seconds=1, extra_config=(), account_params=""):
+        """extra_config: more lines for baresip's config; account_params: appended to the
+        account line (e.g. "answermode=auto;audio_codecs=PCMU")."""
         check(os.access(BARESIP, os.X_OK), "baresip is not installed (Debian package baresip-core)")
         for m in ("account", "aufile", "aubridge", "ctrl_tcp", "menu", "g711"):
             check(os.path.exists(os.path.join(MODULES, m + ".so")), "baresip module %s.so missing" % m)
-        self.dir = os.path.join(core.tmp, "baresip")
+        self.dir = os.path.join(core.tmp, dirname)
         os.makedirs(self.dir, exist_ok=True)
         self.sip_port = sip_port_pair()
         self.ctrl_port = lab.free_port()
@@ -55,7 +58,8 @@ class Baresip:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(8000)
-            w.writeframes(b"".join(struct.pack("<h", (i % 16) * 512 - 4096) for i in range(8000)))
+            w.writeframes(b"".join(struct.pack("<h", (i % 16) * 512 - 4096)
+                                   for i in range(8000 * wav_seconds)))
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write("\n".join([
                 "poll_method epoll",
@@ -71,11 +75,12 @@ class Baresip:
                 "module_tmp account.so",
                 "module_app menu.so",
                 "module_app ctrl_tcp.so",
-                "ctrl_tcp_listen 127.0.0.1:%d" % self.ctrl_port,
-                ""]))
+                "ctrl_tcp_listen 127.0.0.1:%d" % self.ctrl_port]
+                + list(extra_config) + [""]))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write('<%s>;auth_user=%s@%s;auth_pass=%s;outbound="sip:127.0.0.1:%d";regint=%d\n' %
-                    (self.aor, user, lab.DOMAIN, password, core.pcscf_sip, regint))
+            f.write('<%s>;auth_user=%s@%s;auth_pass=%s;outbound="sip:127.0.0.1:%d";regint=%d%s\n' %
+                    (self.aor, user, lab.DOMAIN, password, core.pcscf_sip, regint,
+                     ";" + account_params if account_params else ""))
         self.logfile = os.path.join(self.dir, "baresip.log")
         log = open(self.logfile, "wb")
         # -s: SIP trace in the log (kept with the test's files when it fails)

@@ -16,19 +16,16 @@ the sink; G.711 only. No transaction or session state may be left in any CSCF af
 """
 
 import copy
-import os
 import re
 import socket
 import struct
-import subprocess
 import threading
 import time
-import wave
 
 import lab
 import test_baresip
 from lab import check, wait_for
-from test_baresip import BARESIP, MODULES, ANSI
+from test_baresip import ANSI
 
 
 def subscribers():
@@ -46,46 +43,9 @@ class Phone(test_baresip.Baresip):
     """test_baresip.Baresip in its own directory, with answer mode and RTP statistics."""
 
     def __init__(self, core, user, password, answermode="manual"):
-        check(os.access(BARESIP, os.X_OK), "baresip is not installed (Debian package baresip-core)")
-        self.dir = os.path.join(core.tmp, "baresip-" + user)
-        os.makedirs(self.dir, exist_ok=True)
-        self.sip_port = lab.free_port()
-        self.ctrl_port = lab.free_port()
-        self.aor = "sip:%s@%s" % (user, lab.DOMAIN)
-        wav = os.path.join(self.dir, "tone.wav")
-        with wave.open(wav, "wb") as w:      # 8 kHz mono, 10 s: aufile as the audio source
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(8000)
-            w.writeframes(b"".join(struct.pack("<h", (i % 16) * 512 - 4096) for i in range(80000)))
-        with open(os.path.join(self.dir, "config"), "w") as f:
-            f.write("\n".join([
-                "poll_method epoll",
-                "sip_listen 127.0.0.1:%d" % self.sip_port,
-                "net_interface 127.0.0.1",
-                "audio_player aubridge,nil",
-                "audio_source aufile,%s" % wav,
-                "audio_alert aubridge,nil",
-                "rtp_stats yes",
-                "module_path %s" % MODULES,
-                "module g711.so",
-                "module aufile.so",
-                "module aubridge.so",
-                "module_tmp account.so",
-                "module_app menu.so",
-                "module_app ctrl_tcp.so",
-                "ctrl_tcp_listen 127.0.0.1:%d" % self.ctrl_port,
-                ""]))
-        with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write('<%s>;auth_user=%s@%s;auth_pass=%s;outbound="sip:127.0.0.1:%d";regint=60;'
-                    'answermode=%s;audio_codecs=PCMU\n' %
-                    (self.aor, user, lab.DOMAIN, password, core.pcscf_sip, answermode))
-        self.logfile = os.path.join(self.dir, "baresip.log")
-        log = open(self.logfile, "wb")
-        self.proc = subprocess.Popen([BARESIP, "-f", self.dir, "-s"], stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL, cwd=self.dir)
-        log.close()
-        self.sock = None
+        super().__init__(core, user, password, dirname="baresip-" + user, wav_seconds=10,
+                         extra_config=["rtp_stats yes"],
+                         account_params="answermode=%s;audio_codecs=PCMU" % answermode)
 
     def text(self, cmd, params=""):
         return ANSI.sub("", self.command(cmd, params).get("data", ""))
