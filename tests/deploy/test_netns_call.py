@@ -134,14 +134,7 @@ def test_aka_call_through_the_namespace_lab(tmp):
         if not ok:
             running.dump()
         rc = running.stop()
-    out = running.output()
-    check("exit codes: pcscf=0 scscf=0 icscf=0 hss=0" in out, "an NF did not exit 0 on SIGTERM:\n%s" % lab.tail(out, 10))
-    check(rc == 143, "deploy/lab up exited %s on SIGTERM (expected 143)" % rc)
-    for nf in ("hss", "icscf", "scscf", "pcscf"):
-        with open(os.path.join(running.dir, "%s.log" % nf), errors="replace") as f:
-            text = f.read()
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            check(marker not in text, "sanitizer report in %s.log:\n%s" % (nf, text[text.find(marker):][:3000]))
+    netlab.check_clean_stop(running, rc)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,18 @@ def compose_healthcheck():
     return json.loads(m.group(1))
 
 
+def check_clean_stop(running, rc):
+    """After `deploy/lab up` got SIGTERM: every NF exited 0, the script 143, no sanitizer report."""
+    out = running.output()
+    check("exit codes: pcscf=0 scscf=0 icscf=0 hss=0" in out, "an NF did not exit 0 on SIGTERM:\n%s" % lab.tail(out, 10))
+    check(rc == 143, "deploy/lab up exited %s on SIGTERM (expected 143)" % rc)
+    for nf in ("hss", "icscf", "scscf", "pcscf"):
+        with open(os.path.join(running.dir, "%s.log" % nf), errors="replace") as f:
+            text = f.read()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            check(marker not in text, "sanitizer report in %s.log:\n%s" % (nf, text[text.find(marker):][:3000]))
+
+
 def test_aka_registration_through_the_namespace_lab(tmp):
     for b in ("hss", "icscf", "scscf", "pcscf"):
         path = os.path.join(BUILD_DIR, b, b)
@@ -185,14 +197,7 @@ def test_aka_registration_through_the_namespace_lab(tmp):
         if not ok:
             running.dump()
         rc = running.stop()
-    out = running.output()
-    check("exit codes: pcscf=0 scscf=0 icscf=0 hss=0" in out, "an NF did not exit 0 on SIGTERM:\n%s" % lab.tail(out, 10))
-    check(rc == 143, "deploy/lab up exited %s on SIGTERM (expected 143)" % rc)
-    for nf in ("hss", "icscf", "scscf", "pcscf"):
-        with open(os.path.join(running.dir, "%s.log" % nf), errors="replace") as f:
-            text = f.read()
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            check(marker not in text, "sanitizer report in %s.log:\n%s" % (nf, text[text.find(marker):][:3000]))
+    check_clean_stop(running, rc)
 
 
 def test_down_cleans_up_after_a_killed_lab(tmp):
