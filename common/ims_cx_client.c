@@ -64,6 +64,7 @@ static void deliver(void *p)
 {
     cx_pending *c = p;
     count(c);
+    ims_sip_work_add(-1);
     c->cb(c->arg, c->ans);
     if (c->ans)
         fd_msg_free(c->ans);
@@ -74,6 +75,7 @@ static void hand_over(cx_pending *c)
 {
     if (ims_sip_defer(c->sip, deliver, c) != 0) {
         /* The loop is shutting down: nobody is left to tell. */
+        ims_sip_work_add(-1);
         if (c->ans)
             fd_msg_free(c->ans);
         free(c);
@@ -116,6 +118,8 @@ int ims_cx_send(ims_sip *sip, struct msg **req, ims_cx_answer_f cb, void *arg)
     c->cmd = h->msg_code;
     c->t0 = now_us();
 
+    /* Counted as work in progress for overload control (ims_sip_work_add) until delivered. */
+    ims_sip_work_add(1);
     long ms = ims_diameter_request_timeout_ms();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -133,6 +137,7 @@ int ims_cx_send(ims_sip *sip, struct msg **req, ims_cx_answer_f cb, void *arg)
         *req = NULL;
         c->ans = NULL;
         count(c);
+        ims_sip_work_add(-1);
         free(c);
         return -1;
     }

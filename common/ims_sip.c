@@ -17,8 +17,10 @@
  */
 #include "ims_sip_priv.h"
 #include "ims_http.h"
+#include "ims_log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sofia-sip/nta_tag.h>
@@ -44,6 +47,12 @@ const ims_cfg_field ims_sip_cfg_fields[] = {
       .help = "our SIP host name for Path / Record-Route / Service-Route; default: the listen address" },
     { .key = "hosts", .type = IMS_CFG_STRLIST, .offset = offsetof(ims_sip_cfg, hosts),
       .help = "static name table, items name=address (e.g. scscf.ims.lab=10.0.0.3), used before DNS" },
+    { .key = "max_transactions", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, max_transactions),
+      .def = "2000", .min = 0, .max = 10000000,
+      .help = "overload limit: requests in progress (forwards, own requests, Cx) at which new "
+              "out-of-dialog requests get 503 with Retry-After; 0: no limit" },
+    { .key = "retry_after", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, retry_after),
+      .def = "2", .min = 1, .max = 3600, .help = "seconds in the Retry-After of an overload 503" },
     { .key = NULL },
 };
 
@@ -202,6 +211,39 @@ void ims_sip_timer_cancel(ims_sip_timer *t)
     free(t);
 }
 
+/* ---------- memory housekeeping ---------- */
+
+#define HOUSEKEEPING_MS 5000
+#define TRIM_FREE_BYTES (32u << 20)
+
+/* A burst of traffic leaves glibc's heap full of freed transaction memory: nta keeps every
+ * completed UDP server transaction (request and response, a dozen KiB with the parsed headers)
+ * for Timer J, 64*T1 = 32 s (RFC 3261 §17.2.2), so 1,000 requests/s hold ~0.5 GB for half a
+ * minute. glibc returns little of it to the system on its own (the long-lived registrations sit
+ * between the freed chunks), so when much of the heap is free we ask it to release the free
+ * pages (malloc_trim uses MADV_DONTNEED inside the heap too). Heap figures are exported for the
+ * operator: in use vs. held. */
+static void housekeeping(void *arg)
+{
+    ims_sip *s = arg;
+    static ims_metric *m_used, *m_free;
+    if (!m_used) {
+        m_used = ims_metric_gauge("process_heap_inuse_bytes", "heap bytes in use (glibc mallinfo2)");
+        m_free = ims_metric_gauge("process_heap_free_bytes", "heap bytes free but still held (glibc mallinfo2)");
+    }
+    struct mallinfo2 mi = mallinfo2();
+    size_t used = mi.uordblks + mi.hblkhd, freeb = mi.fordblks;
+    if (freeb > TRIM_FREE_BYTES && freeb > used) {
+        malloc_trim(0);
+        mi = mallinfo2();
+        used = mi.uordblks + mi.hblkhd;
+        freeb = mi.fordblks;
+    }
+    ims_metric_set(m_used, (int64_t)used);
+    ims_metric_set(m_free, (int64_t)freeb);
+    ims_sip_timer_start(s, HOUSEKEEPING_MS, housekeeping, s);
+}
+
 /* ---------- host table, self ---------- */
 
 /* "name=address" items from the configuration; blanks around either side are ignored. */
@@ -325,6 +367,50 @@ static bool has_repeated_single(const sip_t *sip)
     return false;
 }
 
+/* ---------- overload control ---------- */
+
+static _Atomic int64_t g_work;
+
+void ims_sip_work_add(int64_t delta)
+{
+    atomic_fetch_add(&g_work, delta);
+}
+
+int64_t ims_sip_work_in_progress(void)
+{
+    return atomic_load(&g_work);
+}
+
+/* True (and the request answered 503) when an initial request arrives over the limit. Requests
+ * inside a dialog (To tag), ACK and CANCEL are never refused: they end work, they do not add it. */
+static bool shed_load(ims_sip *s, nta_incoming_t *irq, const sip_t *sip)
+{
+    if (s->max_transactions == 0 || atomic_load(&g_work) < s->max_transactions)
+        return false;
+    if (sip->sip_request->rq_method == sip_method_ack || (sip->sip_to && sip->sip_to->a_tag))
+        return false;
+
+    static ims_metric *rejected;
+    if (!rejected)
+        rejected = ims_metric_counter("sip_overload_rejected_total",
+                                      "new requests answered 503 because sip.max_transactions was reached");
+    ims_metric_inc(rejected);
+
+    /* One warning per second at most: an overload is a flood by definition. */
+    time_t now = time(NULL);
+    if (now != s->overload_logged) {
+        s->overload_logged = now;
+        IMS_WARN("sip", "overload: %lld requests in progress (sip.max_transactions %u): answering new "
+                 "requests 503 Retry-After %u (%s from %s)", (long long)atomic_load(&g_work),
+                 s->max_transactions, s->retry_after, sip->sip_request->rq_method_name,
+                 sip->sip_from && sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "?");
+    }
+    sip_retry_after_t ra[1];
+    sip_retry_after_init(ra)->af_delta = s->retry_after;
+    nta_incoming_treply(irq, 503, "Service Unavailable", SIPTAG_RETRY_AFTER(ra), TAG_END());
+    return true;
+}
+
 /* Default leg: every request that does not belong to an existing server transaction.
  * A CANCEL gets here only when nta found no INVITE transaction for it: we are transaction
  * stateful, so there is nothing to cancel (RFC 3261 §9.2: 481). */
@@ -336,6 +422,10 @@ static int leg_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *i
         return 481;
     if (has_repeated_single(sip))
         return 400;   /* an ACK is dropped instead: nta never answers ACK */
+    if (shed_load(s, irq, sip)) {
+        nta_incoming_destroy(irq);
+        return 0;
+    }
     if (sip->sip_request->rq_method == sip_method_invite)
         nta_incoming_bind(irq, ims_sip_held_irq_event, NULL);
     return s->on_request(s->arg, irq, sip);
@@ -404,6 +494,8 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
     s->on_request = on_request;
     s->arg = arg;
     s->port = (unsigned)cfg->port;
+    s->max_transactions = cfg->max_transactions > 0 ? (unsigned)cfg->max_transactions : 0;
+    s->retry_after = cfg->retry_after > 0 ? (unsigned)cfg->retry_after : 2;
     s->listen = su_strdup(s->home, listen);
     s->hostname = su_strdup(s->home, cfg->hostname && *cfg->hostname ? cfg->hostname : listen);
 
@@ -469,6 +561,7 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
         snprintf(err, errlen, "cannot create the default SIP leg");
         goto fail;
     }
+    ims_sip_timer_start(s, HOUSEKEEPING_MS, housekeeping, s);
     return s;
 
 fail:

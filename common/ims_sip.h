@@ -38,6 +38,9 @@ typedef struct {
                                   (e.g. pcscf.ims.lab); default: the listen address */
     ims_cfg_strlist hosts;     /* static name table, "name=address" items, e.g.
                                   "scscf.ims.lab=127.0.0.1": used before DNS when forwarding */
+    long max_transactions;     /* overload limit: work in progress (forwards, our own requests,
+                                  Cx requests) at which new requests get 503; 0: no limit */
+    long retry_after;          /* seconds, in the Retry-After of that 503 */
 } ims_sip_cfg;
 
 extern const ims_cfg_field ims_sip_cfg_fields[];
@@ -67,6 +70,17 @@ nta_agent_t *ims_sip_agent(ims_sip *s);
 su_home_t *ims_sip_home(ims_sip *s);
 /* sip:<hostname>:<port> of this NF, as a string ("sip:pcscf.ims.lab:5060"). */
 const char *ims_sip_self_uri(const ims_sip *s);
+
+/* Overload control (RFC 3261 §21.5.4, §20.33; the simple local form of RFC 7339's idea):
+ * the work a CSCF has in progress — forwarded transactions, its own client transactions and
+ * whatever the NF counts with ims_sip_work_add (Cx requests waiting for the HSS) — is the
+ * process-wide figure below. When it reaches sip.max_transactions, new out-of-dialog requests
+ * (no To tag; not ACK, not CANCEL) are answered 503 Service Unavailable with Retry-After at
+ * once, before the NF spends anything on them, so that the core degrades into quick refusals
+ * instead of timeouts, and in-dialog requests (BYE, re-INVITE, ACK) still get through to end
+ * what is already established. Exported as sip_overload_rejected_total. */
+void ims_sip_work_add(int64_t delta);
+int64_t ims_sip_work_in_progress(void);
 
 /* Runs the loop until ims_sip_stop(). */
 void ims_sip_run(ims_sip *s);

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "ims_sip.h"
 
@@ -38,7 +39,10 @@ struct ims_sip {
     char *listen;
     char *hostname;
     unsigned port;
-    char *self_uri;             /* sip:<hostname>:<port> */
+    char *self_uri;
+    unsigned max_transactions;  /* overload limit (ims_sip_work_add), 0: none */
+    unsigned retry_after;       /* seconds */
+    time_t overload_logged;     /* last overload warning, one per second */             /* sip:<hostname>:<port> */
 
     ims_sip_host *hosts;
     size_t nhosts;

@@ -71,6 +71,7 @@ static void count_active(int64_t delta)
         m = ims_metric_gauge("sip_transactions_active",
                              "SIP transactions in progress (proxied requests and our own requests)");
     ims_metric_add(m, delta);
+    ims_sip_work_add(delta);
 }
 
 static void fwd_link(ims_sip *s, struct ims_sip_fwd *f)

@@ -5,23 +5,192 @@
  * Service-Route, the P-Associated-URI list, the contact of the UE), RFC 3261 §10.3 (per-contact
  * expiry), RFC 3680 §5 (contact / registration states applied by pcscf_regevent.c).
  *
- * A singly linked list: a lab P-CSCF serves hundreds of UEs, and each lookup is a short scan.
- * Should it need to scale, the interface stays and the list becomes hash tables by IMPU, source
- * and contact.
+ * Storage: a doubly linked list of bindings (iteration, expiry sweep) and four hash indexes, so
+ * that every per-request lookup costs the same at 10 or 100,000 UEs:
+ *   by_key       IMPU + source (address, port, transport) -> the binding (unique);
+ *   by_identity  every identity of a binding (its IMPU and P-Associated-URI set) -> the bindings
+ *                holding it (a small vector; one UE per identity is the normal case);
+ *   by_hostport  source address:port -> a list of bindings threaded through hp_next/hp_prev
+ *                (one SIPp process sends for thousands of users from one address:port);
+ *   by_contact   contact key (scheme, user, host, port as pcscf_url_same compares them) -> the
+ *                bindings holding that contact.
+ * A binding is taken out of the identity and contact indexes before it changes and put back
+ * after (reindex), which keeps the update code as simple as the list version was.
  */
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <sofia-sip/su_alloc.h>
+#include <sofia-sip/url.h>
+
+#include "ims_map.h"
 #include "pcscf_bindings.h"
 #include "pcscf_util.h"
 
 struct pcscf_bindings {
     pcscf_binding *head;
     size_t count;
+    ims_map *by_key, *by_identity, *by_hostport, *by_contact;
     pcscf_binding_removed_f on_removed;
     void *arg;
 };
+
+/* ---------- keys and binding vectors ---------- */
+
+#define KEY_MAX 600
+
+/* Lower-cased copy (identities are compared case-insensitively). False when it does not fit. */
+static bool lower_key(const char *in, char *out, size_t len)
+{
+    size_t i = 0;
+    for (; in[i]; i++) {
+        if (i + 1 >= len)
+            return false;
+        out[i] = (char)tolower((unsigned char)in[i]);
+    }
+    out[i] = '\0';
+    return true;
+}
+
+static bool binding_key(const char *impu, const pcscf_addr *src, char *out, size_t len)
+{
+    char id[KEY_MAX];
+    if (!lower_key(impu, id, sizeof(id)))
+        return false;
+    int n = snprintf(out, len, "%s\n%s\n%u\n%s", id, src->host, src->port, src->transport);
+    return n > 0 && (size_t)n < len;
+}
+
+static void hostport_key(const char *host, unsigned port, char *out, size_t len)
+{
+    snprintf(out, len, "%s\n%u", host, port);
+}
+
+/* The parts of a URI that pcscf_url_same compares, as one string. False when unparsable (such a
+ * contact never matches, as in pcscf_uri_same). */
+static bool contact_key(const char *uri, char *out, size_t len)
+{
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    url_t *u = url_make(home, uri);
+    bool ok = false;
+    if (u && u->url_host) {
+        int n;
+        if (u->url_type == url_tel) {
+            n = snprintf(out, len, "tel\n%s", u->url_host);
+        } else {
+            char host[256];
+            ok = lower_key(u->url_host, host, sizeof(host));
+            n = ok ? snprintf(out, len, "%d\n%s\n%s\n%s", (int)u->url_type, u->url_user ? u->url_user : "",
+                              host, u->url_port && *u->url_port ? u->url_port : "5060") : -1;
+        }
+        ok = n > 0 && (size_t)n < len;
+    }
+    su_home_deinit(home);
+    return ok;
+}
+
+typedef struct {
+    size_t n, cap;
+    pcscf_binding **v;
+} bvec;
+
+static int bvec_add(ims_map *m, const char *key, pcscf_binding *b)
+{
+    bvec *l = ims_map_get(m, key);
+    if (!l) {
+        if (!(l = calloc(1, sizeof(*l))) || ims_map_put(m, key, l) < 0) {
+            free(l);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i] == b)
+            return 0;   /* an identity both the IMPU and in the set */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1;
+        pcscf_binding **v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = b;
+    return 0;
+}
+
+static void bvec_del(ims_map *m, const char *key, const pcscf_binding *b)
+{
+    bvec *l = ims_map_get(m, key);
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i] == b) {
+            l->v[i] = l->v[--l->n];
+            break;
+        }
+    }
+    if (l->n == 0) {
+        ims_map_del(m, key);
+        free(l->v);
+        free(l);
+    }
+}
+
+/* A copy of the bindings of an index entry, for loops that change the store. NULL when none. */
+static pcscf_binding **bvec_snapshot(ims_map *m, const char *key, size_t *n)
+{
+    bvec *l = ims_map_get(m, key);
+    *n = 0;
+    if (!l || !l->n)
+        return NULL;
+    pcscf_binding **v = malloc(l->n * sizeof(*v));
+    if (v) {
+        memcpy(v, l->v, l->n * sizeof(*v));
+        *n = l->n;
+    }
+    return v;
+}
+
+static int free_bvec(void *arg, const char *key, void *val)
+{
+    (void)arg;
+    (void)key;
+    bvec *l = val;
+    free(l->v);
+    free(l);
+    return 0;
+}
+
+/* Identity and contact entries of b (they change with its set and contacts). */
+static void unindex(pcscf_bindings *s, pcscf_binding *b)
+{
+    char k[KEY_MAX];
+    if (lower_key(b->impu, k, sizeof(k)))
+        bvec_del(s->by_identity, k, b);
+    for (size_t i = 0; i < b->n_impus; i++)
+        if (lower_key(b->impus[i], k, sizeof(k)))
+            bvec_del(s->by_identity, k, b);
+    for (size_t i = 0; i < b->n_contacts; i++)
+        if (contact_key(b->contacts[i].uri, k, sizeof(k)))
+            bvec_del(s->by_contact, k, b);
+}
+
+/* Best effort on ENOMEM: a binding missing from an index is not found by that lookup. */
+static void reindex(pcscf_bindings *s, pcscf_binding *b)
+{
+    char k[KEY_MAX];
+    if (lower_key(b->impu, k, sizeof(k)))
+        bvec_add(s->by_identity, k, b);
+    for (size_t i = 0; i < b->n_impus; i++)
+        if (lower_key(b->impus[i], k, sizeof(k)))
+            bvec_add(s->by_identity, k, b);
+    for (size_t i = 0; i < b->n_contacts; i++)
+        if (contact_key(b->contacts[i].uri, k, sizeof(k)))
+            bvec_add(s->by_contact, k, b);
+}
 
 static char **strv_dup(const char *const *v, size_t n)
 {
@@ -62,18 +231,23 @@ static void binding_free(pcscf_binding *b)
     free(b);
 }
 
-static bool same_source(const pcscf_addr *a, const pcscf_addr *b)
-{
-    return strcmp(a->host, b->host) == 0 && a->port == b->port && strcmp(a->transport, b->transport) == 0;
-}
+/* ---------- store ---------- */
 
 pcscf_bindings *pcscf_bindings_new(pcscf_binding_removed_f on_removed, void *arg)
 {
     pcscf_bindings *s = calloc(1, sizeof(*s));
-    if (s) {
-        s->on_removed = on_removed;
-        s->arg = arg;
+    if (!s)
+        return NULL;
+    s->by_key = ims_map_new();
+    s->by_identity = ims_map_new();
+    s->by_hostport = ims_map_new();
+    s->by_contact = ims_map_new();
+    if (!s->by_key || !s->by_identity || !s->by_hostport || !s->by_contact) {
+        pcscf_bindings_free(s);
+        return NULL;
     }
+    s->on_removed = on_removed;
+    s->arg = arg;
     return s;
 }
 
@@ -87,6 +261,12 @@ void pcscf_bindings_free(pcscf_bindings *s)
         binding_free(b);
         b = n;
     }
+    ims_map_foreach(s->by_identity, free_bvec, NULL);
+    ims_map_foreach(s->by_contact, free_bvec, NULL);
+    ims_map_free(s->by_key);
+    ims_map_free(s->by_identity);
+    ims_map_free(s->by_hostport);
+    ims_map_free(s->by_contact);
     free(s);
 }
 
@@ -100,30 +280,75 @@ const pcscf_binding *pcscf_bindings_first(const pcscf_bindings *s)
     return s ? s->head : NULL;
 }
 
-/* Unlinks *pp, tells the owner, frees it. */
-static void unlink_binding(pcscf_bindings *s, pcscf_binding **pp)
+/* Links a new binding into the list and the key and source indexes. 0 / -1. */
+static int link_binding(pcscf_bindings *s, pcscf_binding *b)
 {
-    pcscf_binding *b = *pp;
-    *pp = b->next;
+    char k[KEY_MAX + 128];
+    if (!binding_key(b->impu, &b->source, k, sizeof(k)) || ims_map_put(s->by_key, k, b) < 0)
+        return -1;
+    hostport_key(b->source.host, b->source.port, k, sizeof(k));
+    pcscf_binding *first = ims_map_get(s->by_hostport, k);
+    if (ims_map_put(s->by_hostport, k, b) < 0) {
+        binding_key(b->impu, &b->source, k, sizeof(k));
+        ims_map_del(s->by_key, k);
+        return -1;
+    }
+    b->hp_prev = NULL;
+    if ((b->hp_next = first))
+        first->hp_prev = b;
+
+    b->prev = NULL;
+    if ((b->next = s->head))
+        s->head->prev = b;
+    s->head = b;
+    s->count++;
+    reindex(s, b);
+    return 0;
+}
+
+/* Takes b out of the store, tells the owner, frees it. */
+static void unlink_binding(pcscf_bindings *s, pcscf_binding *b)
+{
+    char k[KEY_MAX + 128];
+    unindex(s, b);
+    if (binding_key(b->impu, &b->source, k, sizeof(k)))
+        ims_map_del(s->by_key, k);
+    if (b->hp_prev) {
+        b->hp_prev->hp_next = b->hp_next;
+    } else {
+        hostport_key(b->source.host, b->source.port, k, sizeof(k));
+        if (b->hp_next)
+            ims_map_put(s->by_hostport, k, b->hp_next);   /* replaces: no allocation */
+        else
+            ims_map_del(s->by_hostport, k);
+    }
+    if (b->hp_next)
+        b->hp_next->hp_prev = b->hp_prev;
+
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        s->head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
     s->count--;
     if (s->on_removed)
         s->on_removed(s->arg, b->impu, &b->source);
     binding_free(b);
 }
 
-static pcscf_binding **find_slot(pcscf_bindings *s, const char *impu, const pcscf_addr *src)
+static pcscf_binding *find(pcscf_bindings *s, const char *impu, const pcscf_addr *src)
 {
-    for (pcscf_binding **pp = &s->head; *pp; pp = &(*pp)->next)
-        if (strcasecmp((*pp)->impu, impu) == 0 && same_source(&(*pp)->source, src))
-            return pp;
-    return NULL;
+    char k[KEY_MAX + 128];
+    return binding_key(impu, src, k, sizeof(k)) ? ims_map_get(s->by_key, k) : NULL;
 }
 
 const pcscf_binding *pcscf_bindings_get(pcscf_bindings *s, const char *impu, const pcscf_addr *source)
 {
-    pcscf_binding **pp = find_slot(s, impu, source);
-    return pp ? *pp : NULL;
+    return s && impu && source ? find(s, impu, source) : NULL;
 }
+
+/* ---------- contacts of one binding ---------- */
 
 static int contact_index(const pcscf_binding *b, const char *uri)
 {
@@ -140,7 +365,8 @@ static void contact_remove_at(pcscf_binding *b, size_t i)
     b->n_contacts--;
 }
 
-/* Sets (or, expires <= now, removes) one contact. 1 changed, 0 not, -1 memory. */
+/* Sets (or, expires <= now, removes) one contact. 1 changed, 0 not, -1 memory. The binding must
+ * be out of the contact index (unindex) while this runs. */
 static int contact_set(pcscf_binding *b, const char *uri, int64_t expires, int64_t now)
 {
     int i = contact_index(b, uri);
@@ -166,48 +392,10 @@ static int contact_set(pcscf_binding *b, const char *uri, int64_t expires, int64
     return 1;
 }
 
-int pcscf_bindings_update(pcscf_bindings *s, const pcscf_binding_update *u, int64_t now)
-{
-    int rv = PCSCF_BINDING_ERROR;
-    if (!s || !u || !u->impu || !u->source)
-        goto out;
-    pcscf_binding **pp = find_slot(s, u->impu, u->source);
-    pcscf_binding *b = pp ? *pp : NULL;
-    bool created = false;
+/* ---------- update from a REGISTER ---------- */
 
-    if (u->remove_all) {
-        if (!b) {
-            rv = PCSCF_BINDING_NONE;
-            goto out;
-        }
-        unlink_binding(s, pp);
-        rv = PCSCF_BINDING_REMOVED;
-        goto out;
-    }
-    if (!b) {
-        bool any = false;
-        for (size_t i = 0; i < u->n_contacts; i++)
-            any |= u->contacts[i].expires > now;
-        if (!any) {
-            rv = PCSCF_BINDING_NONE;
-            goto out;
-        }
-        b = calloc(1, sizeof(*b));
-        if (!b || !(b->impu = strdup(u->impu))) {
-            free(b);
-            goto out;
-        }
-        b->source = *u->source;
-        b->created = now;
-        created = true;
-    }
-    for (size_t i = 0; i < u->n_contacts; i++) {
-        if (contact_set(b, u->contacts[i].uri, u->contacts[i].expires, now) < 0) {
-            if (created)
-                binding_free(b);
-            goto out;
-        }
-    }
+static void apply_sets(pcscf_binding *b, const pcscf_binding_update *u)
+{
     if (u->n_impus) {
         char **v = strv_dup(u->impus, u->n_impus);
         if (v) {
@@ -224,22 +412,67 @@ int pcscf_bindings_update(pcscf_bindings *s, const pcscf_binding_update *u, int6
             b->n_service_route = u->n_service_route;
         }
     }
-    if (created) {
-        b->next = s->head;
-        s->head = b;
-        s->count++;
-        rv = PCSCF_BINDING_CREATED;
-        goto out;
+}
+
+static int create_binding(pcscf_bindings *s, const pcscf_binding_update *u, int64_t now)
+{
+    bool any = false;
+    for (size_t i = 0; i < u->n_contacts; i++)
+        any |= u->contacts[i].expires > now;
+    if (!any)
+        return PCSCF_BINDING_NONE;
+    pcscf_binding *b = calloc(1, sizeof(*b));
+    if (!b || !(b->impu = strdup(u->impu))) {
+        free(b);
+        return PCSCF_BINDING_ERROR;
     }
-    if (b->n_contacts == 0) {
-        unlink_binding(s, pp);
+    b->source = *u->source;
+    b->created = now;
+    for (size_t i = 0; i < u->n_contacts; i++) {
+        if (contact_set(b, u->contacts[i].uri, u->contacts[i].expires, now) < 0) {
+            binding_free(b);
+            return PCSCF_BINDING_ERROR;
+        }
+    }
+    apply_sets(b, u);
+    if (link_binding(s, b) < 0) {
+        binding_free(b);
+        return PCSCF_BINDING_ERROR;
+    }
+    return PCSCF_BINDING_CREATED;
+}
+
+int pcscf_bindings_update(pcscf_bindings *s, const pcscf_binding_update *u, int64_t now)
+{
+    if (!s || !u || !u->impu || !u->source)
+        return PCSCF_BINDING_ERROR;
+    pcscf_binding *b = find(s, u->impu, u->source);
+    if (!b)
+        return u->remove_all ? PCSCF_BINDING_NONE : create_binding(s, u, now);
+    if (u->remove_all) {
+        unlink_binding(s, b);
+        return PCSCF_BINDING_REMOVED;
+    }
+
+    int rv = PCSCF_BINDING_UPDATED;
+    unindex(s, b);
+    for (size_t i = 0; i < u->n_contacts; i++) {
+        if (contact_set(b, u->contacts[i].uri, u->contacts[i].expires, now) < 0) {
+            rv = PCSCF_BINDING_ERROR;
+            break;
+        }
+    }
+    if (rv != PCSCF_BINDING_ERROR)
+        apply_sets(b, u);
+    reindex(s, b);
+    if (rv != PCSCF_BINDING_ERROR && b->n_contacts == 0) {
+        unlink_binding(s, b);
         rv = PCSCF_BINDING_REMOVED;
-        goto out;
     }
-    rv = PCSCF_BINDING_UPDATED;
-out:
     return rv;
 }
+
+/* ---------- lookups ---------- */
 
 bool pcscf_binding_has_identity(const pcscf_binding *b, const char *identity)
 {
@@ -267,65 +500,95 @@ int64_t pcscf_binding_expires(const pcscf_binding *b)
     return e;
 }
 
+static const bvec *identity_list(pcscf_bindings *s, const char *identity)
+{
+    char k[KEY_MAX];
+    return identity && lower_key(identity, k, sizeof(k)) ? ims_map_get(s->by_identity, k) : NULL;
+}
+
 const pcscf_binding *pcscf_bindings_by_source(pcscf_bindings *s, const pcscf_addr *src, const char *identity)
 {
-    const pcscf_binding *same_port = NULL, *same_host_id = NULL;
-    for (const pcscf_binding *b = s->head; b; b = b->next) {
-        if (strcmp(b->source.host, src->host))
-            continue;
-        bool id = identity && pcscf_binding_has_identity(b, identity);
-        if (b->source.port == src->port) {
-            if (id)
-                return b;
-            if (!same_port)
-                same_port = b;
-        } else if (id && !same_host_id) {
-            same_host_id = b;
-        }
-    }
-    return same_port ? same_port : same_host_id;
+    const bvec *l = identity_list(s, identity);
+    /* 1. same address and port, identity in its set */
+    for (size_t i = 0; l && i < l->n; i++)
+        if (l->v[i]->source.port == src->port && strcmp(l->v[i]->source.host, src->host) == 0)
+            return l->v[i];
+    /* 2. same address and port */
+    char k[KEY_MAX];
+    hostport_key(src->host, src->port, k, sizeof(k));
+    const pcscf_binding *b = ims_map_get(s->by_hostport, k);
+    if (b)
+        return b;
+    /* 3. same address, another port, identity in its set */
+    for (size_t i = 0; l && i < l->n; i++)
+        if (strcmp(l->v[i]->source.host, src->host) == 0)
+            return l->v[i];
+    return NULL;
 }
 
 const pcscf_binding *pcscf_bindings_by_contact(pcscf_bindings *s, const char *uri, int64_t now)
 {
-    for (const pcscf_binding *b = s->head; b; b = b->next) {
-        int i = contact_index(b, uri);
-        if (i >= 0 && b->contacts[i].expires > now)
-            return b;
+    char k[KEY_MAX];
+    const bvec *l = uri && contact_key(uri, k, sizeof(k)) ? ims_map_get(s->by_contact, k) : NULL;
+    for (size_t i = 0; l && i < l->n; i++) {
+        int c = contact_index(l->v[i], uri);
+        if (c >= 0 && l->v[i]->contacts[c].expires > now)
+            return l->v[i];
     }
     return NULL;
 }
 
 bool pcscf_bindings_has_impu(pcscf_bindings *s, const char *impu)
 {
-    for (const pcscf_binding *b = s->head; b; b = b->next)
-        if (strcasecmp(b->impu, impu) == 0)
+    const bvec *l = identity_list(s, impu);
+    for (size_t i = 0; l && i < l->n; i++)
+        if (strcasecmp(l->v[i]->impu, impu) == 0)
             return true;
     return false;
+}
+
+void pcscf_bindings_foreach_identity(pcscf_bindings *s, const char *identity,
+                                     void (*fn)(void *arg, const pcscf_binding *b), void *arg)
+{
+    const bvec *l = identity_list(s, identity);
+    for (size_t i = 0; l && i < l->n; i++)
+        fn(arg, l->v[i]);
+}
+
+/* ---------- reg event driven changes ---------- */
+
+static pcscf_binding **holders(pcscf_bindings *s, const char *aor, size_t *n)
+{
+    char k[KEY_MAX];
+    *n = 0;
+    return lower_key(aor, k, sizeof(k)) ? bvec_snapshot(s->by_identity, k, n) : NULL;
 }
 
 int pcscf_bindings_terminate_aor(pcscf_bindings *s, const char *aor)
 {
     int changed = 0;
-    pcscf_binding **pp = &s->head;
-    while (*pp) {
-        pcscf_binding *b = *pp;
+    size_t n;
+    pcscf_binding **v = holders(s, aor, &n);
+    for (size_t j = 0; j < n; j++) {
+        pcscf_binding *b = v[j];
         if (strcasecmp(b->impu, aor) == 0) {
-            unlink_binding(s, pp);
+            unlink_binding(s, b);
             changed++;
             continue;
         }
         for (size_t i = 0; i < b->n_impus; i++) {
             if (strcasecmp(b->impus[i], aor))
                 continue;
+            unindex(s, b);
             free(b->impus[i]);
             memmove(&b->impus[i], &b->impus[i + 1], (b->n_impus - i - 1) * sizeof(char *));
             b->n_impus--;
+            reindex(s, b);
             changed++;
             break;
         }
-        pp = &b->next;
     }
+    free(v);
     return changed;
 }
 
@@ -333,37 +596,44 @@ int pcscf_bindings_set_contact(pcscf_bindings *s, const char *aor, const char *u
                                int64_t now)
 {
     int changed = 0;
-    pcscf_binding **pp = &s->head;
-    while (*pp) {
-        pcscf_binding *b = *pp;
-        if (pcscf_binding_has_identity(b, aor) && contact_index(b, uri) >= 0) {
-            if (contact_set(b, uri, expires, now) > 0)
-                changed++;
-            if (b->n_contacts == 0) {
-                unlink_binding(s, pp);
-                continue;
-            }
-        }
-        pp = &b->next;
+    size_t n;
+    pcscf_binding **v = holders(s, aor, &n);
+    for (size_t j = 0; j < n; j++) {
+        pcscf_binding *b = v[j];
+        if (contact_index(b, uri) < 0)
+            continue;
+        unindex(s, b);
+        if (contact_set(b, uri, expires, now) > 0)
+            changed++;
+        reindex(s, b);
+        if (b->n_contacts == 0)
+            unlink_binding(s, b);
     }
+    free(v);
     return changed;
 }
 
 size_t pcscf_bindings_expire(pcscf_bindings *s, int64_t now)
 {
     size_t removed = 0;
-    pcscf_binding **pp = &s->head;
-    while (*pp) {
-        pcscf_binding *b = *pp;
-        for (size_t i = b->n_contacts; i-- > 0;)
-            if (b->contacts[i].expires <= now)
-                contact_remove_at(b, i);
-        if (b->n_contacts == 0) {
-            unlink_binding(s, pp);
-            removed++;
-            continue;
+    pcscf_binding *b = s->head;
+    while (b) {
+        pcscf_binding *next = b->next;
+        bool expired = false;
+        for (size_t i = 0; i < b->n_contacts && !expired; i++)
+            expired = b->contacts[i].expires <= now;
+        if (expired) {
+            unindex(s, b);
+            for (size_t i = b->n_contacts; i-- > 0;)
+                if (b->contacts[i].expires <= now)
+                    contact_remove_at(b, i);
+            reindex(s, b);
+            if (b->n_contacts == 0) {
+                unlink_binding(s, b);
+                removed++;
+            }
         }
-        pp = &b->next;
+        b = next;
     }
     return removed;
 }

@@ -12,7 +12,9 @@
  *
  * The store is not thread-safe: it belongs to the SIP loop. Pointers returned by the lookups are
  * valid until the next call that changes the store. The interface (by identity, by source, by
- * contact) is what an external store would have to offer.
+ * contact) is what an external store would have to offer; each lookup is a hash-table probe, so
+ * that a P-CSCF serving 100k UEs (or one SIPp process sending for all of them from one address)
+ * spends the same per request as one serving ten.
  */
 #ifndef PCSCF_BINDINGS_H
 #define PCSCF_BINDINGS_H
@@ -33,7 +35,9 @@ typedef struct {
 } pcscf_contact;
 
 typedef struct pcscf_binding {
-    struct pcscf_binding *next;
+    struct pcscf_binding *next;      /* iteration order (pcscf_bindings_first) */
+    struct pcscf_binding *prev;      /* store internal: list and source-index links */
+    struct pcscf_binding *hp_next, *hp_prev;
     char *impu;                      /* the registered public identity (To of the REGISTER) */
     char **impus;                    /* implicit registration set (P-Associated-URI), in order */
     size_t n_impus;
@@ -91,6 +95,10 @@ const pcscf_binding *pcscf_bindings_by_source(pcscf_bindings *store, const pcscf
 const pcscf_binding *pcscf_bindings_by_contact(pcscf_bindings *store, const char *uri, int64_t now);
 /* True when a binding has this registered IMPU (primary identity). */
 bool pcscf_bindings_has_impu(pcscf_bindings *store, const char *impu);
+/* Calls fn for every binding whose identity set (IMPU or P-Associated-URI) holds `identity`;
+ * fn must not change the store. */
+void pcscf_bindings_foreach_identity(pcscf_bindings *store, const char *identity,
+                                     void (*fn)(void *arg, const pcscf_binding *b), void *arg);
 /* True when `identity` is the binding's IMPU or in its implicit registration set. */
 bool pcscf_binding_has_identity(const pcscf_binding *b, const char *identity);
 /* The default public identity: the first P-Associated-URI, else the registered IMPU. */

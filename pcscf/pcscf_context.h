@@ -4,7 +4,8 @@
  * Modules (one role per file):
  *   pcscf_config.c    YAML schema (pcscf.yaml) and its checks
  *   pcscf_sip.c       start/stop, request dispatch, housekeeping timer, metrics
- *   pcscf_register.c  REGISTER from the UE towards the I-CSCF and its responses (TS 24.229 §5.2.2)
+ *   pcscf_register.c  REGISTER from the UE towards the I-CSCF and its responses (TS 24.229 §5.2.2),
+ *                     failed REGISTERs counted per UE address (ims_authlimit)
  *   pcscf_bindings.c  registration bindings store (pcscf_bindings.h)
  *   pcscf_secagree.c  RFC 3329 security agreement policy (no IPsec: see the file header)
  *   pcscf_regevent.c  subscription to the reg event package at the S-CSCF (TS 24.229 §5.2.3, RFC 3680)
@@ -33,6 +34,9 @@ typedef struct {
     char *visited_network_id;        /* P-Visited-Network-ID value (RFC 7315 §4.3) */
     bool sec_agree;                  /* enforce RFC 3329 for UEs that require sec-agree */
     bool subscribe_reg_event;        /* SUBSCRIBE to reg at the S-CSCF after registration */
+    long auth_max_failures;          /* failed REGISTERs from one address that block it (0: never) */
+    long auth_failure_window;        /* ... counted within this many seconds */
+    long auth_lockout;               /* seconds a blocked address gets 403 from us */
 } pcscf_cfg;
 
 typedef struct {
@@ -62,7 +66,10 @@ typedef struct {
     pcscf_bindings *bindings;
     struct pcscf_reg_pending *pending;       /* REGISTERs forwarded, waiting for their final response */
     struct pcscf_subscription *subscriptions; /* reg event subscriptions, one per IMPU */
+    struct ims_map *subs_by_impu;    /* lower-cased IMPU -> subscription (pcscf_regevent.c) */
+    struct ims_map *subs_by_call_id; /* Call-ID of its dialog -> subscription (NOTIFY matching) */
     ims_sip_timer *housekeeping;     /* 1 s timer: binding expiry, stale pending registrations */
+    struct ims_authlimit *authlimit; /* failed REGISTERs per UE address (pcscf_register.c) */
 
     atomic_bool running;             /* the SIP loop runs (for /readyz) */
     bool stopping;

@@ -13,7 +13,8 @@
  *    probation|unregistered|rejected), RFC 6665 (SUBSCRIBE/NOTIFY, Subscription-State, dialog),
  *    RFC 3608 (Service-Route: where the S-CSCF is).
  *
- * One subscription per registered IMPU (several UEs registering the same IMPU share it). The
+ * One subscription per registered IMPU (several UEs registering the same IMPU share it), found
+ * by IMPU and by Call-ID through two hash indexes (a P-CSCF holds one per registered user). The
  * SUBSCRIBE goes along the binding's Service-Route (the I-CSCF when there is none); NOTIFYs are
  * recognised by Call-ID. Timers and the UAC callbacks hold a pointer to the subscription: one
  * forgotten while a SUBSCRIBE is in flight is only marked dead and freed by the callback.
@@ -31,6 +32,7 @@
 #include <sofia-sip/sip_tag.h>
 
 #include "ims_log.h"
+#include "ims_map.h"
 #include "pcscf_context.h"
 #include "pcscf_util.h"
 
@@ -41,7 +43,7 @@
 #define REGINFO_NS "urn:ietf:params:xml:ns:reginfo"
 
 typedef struct pcscf_subscription {
-    struct pcscf_subscription *next;
+    struct pcscf_subscription *next, *prev;
     pcscf_context *ctx;
     char impu[512];
     char call_id[96];
@@ -78,23 +80,59 @@ static void set_routes(pcscf_subscription *s, char *const *routes, size_t n, boo
     }
 }
 
+/* Lower-cased IMPU: identities are compared case-insensitively. */
+static void impu_key(const char *impu, char *out, size_t len)
+{
+    size_t i = 0;
+    for (; impu[i] && i + 1 < len; i++)
+        out[i] = (char)((impu[i] >= 'A' && impu[i] <= 'Z') ? impu[i] + 32 : impu[i]);
+    out[i] = '\0';
+}
+
 static pcscf_subscription *find_by_impu(pcscf_context *ctx, const char *impu)
 {
-    for (pcscf_subscription *s = ctx->subscriptions; s; s = s->next)
-        if (strcasecmp(s->impu, impu) == 0)
-            return s;
-    return NULL;
+    char k[sizeof(((pcscf_subscription *)0)->impu)];
+    impu_key(impu, k, sizeof(k));
+    return ims_map_get(ctx->subs_by_impu, k);
+}
+
+/* Links a new subscription into the list and both indexes. 0 / -1 (ENOMEM). */
+static int sub_link(pcscf_context *ctx, pcscf_subscription *s)
+{
+    char k[sizeof(s->impu)];
+    impu_key(s->impu, k, sizeof(k));
+    if ((!ctx->subs_by_impu && !(ctx->subs_by_impu = ims_map_new())) ||
+        (!ctx->subs_by_call_id && !(ctx->subs_by_call_id = ims_map_new())))
+        return -1;
+    if (ims_map_put(ctx->subs_by_impu, k, s) < 0)
+        return -1;
+    if (ims_map_put(ctx->subs_by_call_id, s->call_id, s) < 0) {
+        ims_map_del(ctx->subs_by_impu, k);
+        return -1;
+    }
+    s->prev = NULL;
+    if ((s->next = ctx->subscriptions))
+        s->next->prev = s;
+    ctx->subscriptions = s;
+    return 0;
 }
 
 /* Unlinks s; frees it unless a transaction still points to it. */
 static void sub_release(pcscf_context *ctx, pcscf_subscription *s)
 {
-    for (pcscf_subscription **pp = &ctx->subscriptions; *pp; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    }
+    char k[sizeof(s->impu)];
+    impu_key(s->impu, k, sizeof(k));
+    if (ims_map_get(ctx->subs_by_impu, k) == s)
+        ims_map_del(ctx->subs_by_impu, k);
+    if (ims_map_get(ctx->subs_by_call_id, s->call_id) == s)
+        ims_map_del(ctx->subs_by_call_id, s->call_id);
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (ctx->subscriptions == s)
+        ctx->subscriptions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
     ims_sip_timer_cancel(s->timer);
     s->timer = NULL;
     if (s->in_flight)
@@ -103,14 +141,29 @@ static void sub_release(pcscf_context *ctx, pcscf_subscription *s)
         sub_free(s);
 }
 
+typedef struct {
+    const char *impu;
+    int64_t latest;                  /* latest contact expiry of the bindings of impu */
+    const pcscf_binding *first;      /* first binding registering impu */
+} impu_scan;
+
+static void scan_binding(void *arg, const pcscf_binding *b)
+{
+    impu_scan *sc = arg;
+    if (strcasecmp(b->impu, sc->impu))
+        return;   /* holds impu only in its implicit set */
+    if (!sc->first)
+        sc->first = b;
+    if (pcscf_binding_expires(b) > sc->latest)
+        sc->latest = pcscf_binding_expires(b);
+}
+
 /* Longest remaining registration of the IMPU, in seconds (0: none left). */
 static int64_t registration_left(pcscf_context *ctx, const char *impu, int64_t now)
 {
-    int64_t best = 0;
-    for (const pcscf_binding *b = pcscf_bindings_first(ctx->bindings); b; b = b->next)
-        if (strcasecmp(b->impu, impu) == 0 && pcscf_binding_expires(b) - now > best)
-            best = pcscf_binding_expires(b) - now;
-    return best;
+    impu_scan sc = { .impu = impu };
+    pcscf_bindings_foreach_identity(ctx->bindings, impu, scan_binding, &sc);
+    return sc.latest > now ? sc.latest - now : 0;
 }
 
 static void on_timer(void *arg);
@@ -173,10 +226,9 @@ static void on_subscribe_response(void *arg, int status, const sip_t *sip)
         /* start again with a new dialog (RFC 6665 §4.1.2.2 for 481; other failures alike) */
         s->established = false;
         s->to_tag[0] = s->remote_target[0] = '\0';
-        const pcscf_binding *b = NULL;
-        for (b = pcscf_bindings_first(ctx->bindings); b; b = b->next)
-            if (strcasecmp(b->impu, s->impu) == 0)
-                break;
+        impu_scan sc = { .impu = s->impu };
+        pcscf_bindings_foreach_identity(ctx->bindings, s->impu, scan_binding, &sc);
+        const pcscf_binding *b = sc.first;
         set_routes(s, b ? b->service_route : NULL, b ? b->n_service_route : 0, false);
         pcscf_random_token(s->from_tag, 16);
     }
@@ -285,8 +337,11 @@ void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b)
     snprintf(s->call_id, sizeof(s->call_id), "reg-%s@%s", tok, host ? host : "pcscf");
     pcscf_random_token(s->from_tag, 16);
     set_routes(s, b->service_route, b->n_service_route, false);
-    s->next = ctx->subscriptions;
-    ctx->subscriptions = s;
+    if (sub_link(ctx, s) < 0) {
+        IMS_WARN(SUBSYS, "out of memory: no reg event subscription for %s", s->impu);
+        sub_free(s);
+        return;
+    }
     int64_t left = pcscf_binding_expires(b) - pcscf_now();
     send_subscribe(s, (unsigned)((left > 0 ? left : 0) + EXPIRES_MARGIN));
 }
@@ -310,15 +365,11 @@ static pcscf_subscription *find_by_call_id(pcscf_context *ctx, const sip_t *sip)
 {
     if (!sip->sip_call_id || !sip->sip_call_id->i_id)
         return NULL;
-    for (pcscf_subscription *s = ctx->subscriptions; s; s = s->next) {
-        if (strcmp(s->call_id, sip->sip_call_id->i_id))
-            continue;
-        /* the NOTIFY's To tag is our From tag (RFC 6665 §4.1.2.4) */
-        if (sip->sip_to && sip->sip_to->a_tag && strcmp(sip->sip_to->a_tag, s->from_tag))
-            continue;
-        return s;
-    }
-    return NULL;
+    pcscf_subscription *s = ims_map_get(ctx->subs_by_call_id, sip->sip_call_id->i_id);
+    /* the NOTIFY's To tag is our From tag (RFC 6665 §4.1.2.4) */
+    if (s && sip->sip_to && sip->sip_to->a_tag && strcmp(sip->sip_to->a_tag, s->from_tag))
+        return NULL;
+    return s;
 }
 
 bool pcscf_regevent_is_ours(pcscf_context *ctx, const sip_t *sip)
@@ -327,6 +378,12 @@ bool pcscf_regevent_is_ours(pcscf_context *ctx, const sip_t *sip)
 }
 
 /* ---------- reginfo (RFC 3680) ---------- */
+
+static void xml_quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
 
 static bool is_element(const xmlNode *n, const char *name)
 {
@@ -363,6 +420,8 @@ static int apply_contact(pcscf_context *ctx, const char *aor, const xmlNode *c, 
             IMS_INFO(SUBSYS, "reg event: contact %s of %s terminated (%s)", u, aor, event ? event : "-");
     } else if (expires) {
         long e = strtol(expires, NULL, 10);
+        if (e > INT32_MAX)
+            e = INT32_MAX;   /* now + e must not overflow (expires="99999999999999999999": tests/fuzz) */
         if (e > 0)
             changed = pcscf_bindings_set_contact(ctx->bindings, aor, u, now + e, now);
     }
@@ -381,8 +440,14 @@ int pcscf_regevent_apply(pcscf_context *ctx, const char *xml, size_t len)
     if (!xml || !len || len > (size_t)1 << 20)
         goto out;
     /* No network, no entity substitution (XML_PARSE_NOENT is not given), no DTD loading. */
+    /* Encoding errors bypass XML_PARSE_NOERROR and go to libxml2's generic error function (per
+     * thread): silenced around this parse, or each such NOTIFY printed to stderr (tests/fuzz). */
+    xmlGenericErrorFunc saved_fn = xmlGenericError;
+    void *saved_ctx = xmlGenericErrorContext;
+    xmlSetGenericErrorFunc(NULL, xml_quiet);
     doc = xmlReadMemory(xml, (int)len, "reginfo.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
                         XML_PARSE_NOWARNING);
+    xmlSetGenericErrorFunc(saved_ctx, saved_fn);
     xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
     if (!is_element(root, "reginfo"))
         goto out;
@@ -473,4 +538,7 @@ void pcscf_regevent_fini(pcscf_context *ctx)
         sub_free(s);
         s = n;
     }
+    ims_map_free(ctx->subs_by_impu);
+    ims_map_free(ctx->subs_by_call_id);
+    ctx->subs_by_impu = ctx->subs_by_call_id = NULL;
 }

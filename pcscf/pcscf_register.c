@@ -15,6 +15,18 @@
  * What the UE asked for is kept in a pending record until the final response: the contacts of
  * the REGISTER, where it came from, its public identity. Records whose response never arrived
  * are swept after PENDING_MAX_AGE seconds (a transaction lasts 32 s at most).
+ *
+ * Failed registrations per UE address (pcscf.auth_max_failures / auth_failure_window /
+ * auth_lockout): a 403 from the core (wrong password or RES, unknown identity, someone else's
+ * public identity) counts one failure for the UE's IP address (not the port: a client picks ports
+ * freely). Past the limit we answer that address's REGISTERs with 403 ourselves for the lockout
+ * time, so a guesser neither reaches the S-CSCF/HSS nor locks further identities there (the
+ * S-CSCF's own limit is per private identity). 401s are not counted: the first 401 is every
+ * registration's normal first step, and a 401 to an answered challenge (unknown, stale or
+ * replayed nonce) is sent without checking the password, so it tells a guesser nothing -- while
+ * softphones that re-send their previous credentials get one on each refresh here (every REGISTER
+ * is challenged), and many share a NAT address. 403 for the same reason as at the S-CSCF
+ * (RFC 3261 §21.4.3; see scscf_registrar.c).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -26,6 +38,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/url.h>
 
+#include "ims_authlimit.h"
 #include "ims_log.h"
 #include "pcscf_context.h"
 #include "pcscf_secagree.h"
@@ -37,6 +50,7 @@
 #define MAX_ROUTES 8
 #define DEFAULT_EXPIRES 3600
 #define PENDING_MAX_AGE 120
+#define AUTHLIMIT_MAX_ADDRESSES 100000
 
 typedef struct pcscf_reg_pending {
     struct pcscf_reg_pending *next;
@@ -71,6 +85,12 @@ static void pending_release(pcscf_context *ctx, pcscf_reg_pending *p)
 
 void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age)
 {
+    if (max_age < 0) {
+        ims_authlimit_free(ctx->authlimit);
+        ctx->authlimit = NULL;
+    } else {
+        ims_authlimit_sweep(ctx->authlimit, now);
+    }
     pcscf_reg_pending **pp = &ctx->pending;
     while (*pp) {
         pcscf_reg_pending *p = *pp;
@@ -203,6 +223,55 @@ static int add_ims_headers(pcscf_context *ctx, msg_t *msg, sip_t *sip)
     if (ims_sip_add_header(msg, sip, "P-Charging-Vector", buf))
         return -1;
     return 0;
+}
+
+/* ---------- failed registrations per UE address ---------- */
+
+static ims_authlimit *limiter(pcscf_context *ctx)
+{
+    if (!ctx->authlimit && !ctx->stopping)
+        ctx->authlimit = ims_authlimit_new(ctx->cfg.pcscf.auth_max_failures, ctx->cfg.pcscf.auth_failure_window,
+                                           ctx->cfg.pcscf.auth_lockout, AUTHLIMIT_MAX_ADDRESSES);
+    return ctx->authlimit;
+}
+
+static void count_failure(pcscf_context *ctx, const pcscf_reg_pending *p, int status)
+{
+    if (ims_authlimit_fail(limiter(ctx), p->source.host, pcscf_now())) {
+        ims_metric_inc(ims_metric_counter("pcscf_auth_lockouts_total",
+                                          "UE addresses blocked after too many failed REGISTERs"));
+        IMS_WARN(SUBSYS, "UE address %s blocked for %ld s: %ld failed REGISTERs within %ld s (last: %s from "
+                 "%s:%u/%s answered %d); its REGISTERs get 403 until then", p->source.host,
+                 ctx->cfg.pcscf.auth_lockout, ctx->cfg.pcscf.auth_max_failures, ctx->cfg.pcscf.auth_failure_window,
+                 p->impu, p->source.host, p->source.port, p->source.transport, status);
+    }
+}
+
+/* 403 when the source address is blocked; 0 otherwise. */
+static int check_blocked(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    if (!ctx->cfg.pcscf.auth_max_failures)
+        return 0;
+    pcscf_addr src;
+    if (pcscf_source_of(irq, &src))
+        return 0;
+    long left = ims_authlimit_locked(limiter(ctx), src.host, pcscf_now());
+    if (!left)
+        return 0;
+    ims_metric_inc(ims_metric_counter("pcscf_register_blocked_total",
+                                      "REGISTERs refused because their source address is blocked"));
+    pcscf_count_register("forbidden");
+    char to[512] = "?";
+    if (sip->sip_to)
+        ims_sip_impu_of(sip, to, sizeof(to));
+    IMS_INFO(SUBSYS, "REGISTER of %s from %s:%u/%s refused: address blocked for another %ld s after failed "
+             "REGISTERs", to, src.host, src.port, src.transport, left);
+    char ra[32];
+    snprintf(ra, sizeof(ra), "%ld", left);
+    nta_incoming_treply(irq, 403, "Forbidden - Too Many Failed Registrations", SIPTAG_RETRY_AFTER_STR(ra),
+                        TAG_END());
+    nta_incoming_destroy(irq);
+    return 403;
 }
 
 /* ---------- responses ---------- */
@@ -367,6 +436,8 @@ static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_
         IMS_INFO(SUBSYS, "REGISTER of %s: %d from the core", p->impu, status);
         pcscf_count_register(status == 408 ? "timeout" : "rejected");
     }
+    if (status == 403)
+        count_failure(ctx, p, status);
     pending_release(ctx, p);
     return 0;
 }
@@ -381,6 +452,8 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
     pcscf_reg_pending *p = NULL;
     char impu[512];
 
+    if (check_blocked(ctx, irq, sip))
+        return 0;   /* answered */
     status = check_register(sip, &phrase);
     if (status) {
         pcscf_count_register("bad_request");

@@ -26,6 +26,7 @@ struct scscf_auth {
     long lifetime;
     scscf_map *by_nonce;     /* nonce -> scscf_challenge */
     scscf_map *spares;       /* impi -> spare_list */
+    ims_authlimit *limiter;  /* failed authentications per IMPI */
 };
 
 scscf_auth *scscf_auth_new(long nonce_lifetime)
@@ -74,6 +75,7 @@ void scscf_auth_free(scscf_auth *a)
     scscf_map_foreach(a->spares, free_val, NULL);
     scscf_map_free(a->by_nonce);
     scscf_map_free(a->spares);
+    ims_authlimit_free(a->limiter);
     free(a);
 }
 
@@ -355,4 +357,37 @@ void scscf_auth_sweep(scscf_auth *a, int64_t now, void (*fn)(void *arg, const sc
 {
     sweep_ctx s = { a, now, fn, arg };
     scscf_map_foreach(a->by_nonce, sweep_one, &s);
+    ims_authlimit_sweep(a->limiter, now);
+}
+
+/* The limiter keeps at most this many IMPIs: only identities the HSS knows reach the S-CSCF's
+ * authentication (the I-CSCF's UAR stops unknown ones), so this bounds memory, not the policy. */
+#define LIMITER_MAX_ENTRIES 200000
+
+ims_authlimit *scscf_auth_limiter(scscf_auth *a, long max_failures, long window, long lockout)
+{
+    if (!a->limiter)
+        a->limiter = ims_authlimit_new(max_failures, window, lockout, LIMITER_MAX_ENTRIES);
+    return a->limiter;
+}
+
+void scscf_auth_source(const sip_t *sip, char *buf, size_t len)
+{
+    const sip_via_t *v = sip ? sip->sip_via : NULL;
+    while (v && v->v_next)
+        v = v->v_next;   /* the bottom Via is the UE's; the P-CSCF added received/rport to it */
+    char ue[200] = "unknown address";
+    if (v) {
+        const char *proto = v->v_protocol ? strrchr(v->v_protocol, '/') : NULL;
+        const char *host = v->v_received && *v->v_received ? v->v_received : v->v_host;
+        const char *port = v->v_rport && *v->v_rport ? v->v_rport : v->v_port ? v->v_port : "5060";
+        snprintf(ue, sizeof(ue), "%s %s:%s", proto ? proto + 1 : "UDP", host ? host : "?", port);
+    }
+    char path[200] = "";
+    if (sip && sip->sip_path && sip->sip_path->r_url->url_host) {
+        const url_t *u = sip->sip_path->r_url;
+        snprintf(path, sizeof(path), " via <sip:%s%s%s%s%s>", u->url_user ? u->url_user : "",
+                 u->url_user ? "@" : "", u->url_host, u->url_port ? ":" : "", u->url_port ? u->url_port : "");
+    }
+    snprintf(buf, len, "%s%s", ue, path);
 }

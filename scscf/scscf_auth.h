@@ -22,6 +22,8 @@
 
 #include <sofia-sip/sip.h>
 
+#include "ims_authlimit.h"
+
 enum { SCSCF_AUTH_AKA = 1, SCSCF_AUTH_DIGEST = 2 };
 
 typedef struct {
@@ -101,5 +103,15 @@ scscf_verify_result scscf_auth_verify(scscf_challenge *c, const scscf_credential
 /* Calls fn once for every challenge that expired unused (SAR AUTHENTICATION_TIMEOUT, TS 29.228
  * §6.1.2) and forgets challenges expired for more than a lifetime. */
 void scscf_auth_sweep(scscf_auth *a, int64_t now, void (*fn)(void *arg, const scscf_challenge *c), void *arg);
+
+/* The per-IMPI failure limiter kept with the challenges: created on the first call with these
+ * limits (later calls return it as it is), swept by scscf_auth_sweep, freed by scscf_auth_free.
+ * NULL when out of memory (then nothing is limited). */
+ims_authlimit *scscf_auth_limiter(scscf_auth *a, long max_failures, long window, long lockout);
+
+/* Who sent a REGISTER, for the logs of failed authentications: the UE's address as the P-CSCF
+ * saw it (the bottom Via: received/rport when present, else sent-by) and the P-CSCF (first Path).
+ * E.g. "UDP 192.0.2.7:5060 via <sip:term@pcscf.ims.lab:5060;lr>". */
+void scscf_auth_source(const sip_t *sip, char *buf, size_t len);
 
 #endif

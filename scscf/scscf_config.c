@@ -51,6 +51,14 @@ static const ims_cfg_field scscf_fields[] = {
     { .key = "timer_c_ms", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, timer_c_ms),
       .def = "180000", .min = 1000, .max = 600000,
       .help = "Timer C (RFC 3261 §16.8): a forked INVITE branch with no final response this long is CANCELled" },
+    { .key = "auth_max_failures", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, auth_max_failures),
+      .def = "5", .min = 0, .max = 10000,
+      .help = "failed authentications (wrong password/RES) of one private identity within auth_failure_window "
+              "that lock it: its REGISTERs then get 403 without a challenge or MAR for auth_lockout seconds; 0: off" },
+    { .key = "auth_failure_window", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, auth_failure_window),
+      .def = "60", .min = 1, .max = 86400, .help = "seconds over which auth_max_failures are counted" },
+    { .key = "auth_lockout", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, auth_lockout),
+      .def = "60", .min = 1, .max = 86400, .help = "seconds a private identity stays locked" },
     { .key = NULL },
 };
 

@@ -51,6 +51,9 @@ typedef struct {
     char *breakout;             /* where requests for other domains go (SIP URI), or NULL: 404 */
     long as_timeout_ms;         /* wait for an AS's first response before DefaultHandling */
     long timer_c_ms;            /* Timer C of forked INVITE branches (RFC 3261 §16.8) */
+    long auth_max_failures;     /* failed authentications of one IMPI that lock it (0: never) */
+    long auth_failure_window;   /* ... counted within this many seconds */
+    long auth_lockout;          /* seconds a locked IMPI gets 403 without a challenge */
 } scscf_cfg;
 
 typedef struct {

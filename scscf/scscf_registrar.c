@@ -30,6 +30,14 @@
  *    Authorization without response/uri/username or with a malformed nc -> 400.
  *  - The digest "uri" parameter is used as sent for the response computation (SIPp sends
  *    sip:<remote_ip>:<port>); it is not required to equal the Request-URI.
+ *  - Brute force (scscf.auth_max_failures / auth_failure_window / auth_lockout): wrong responses
+ *    are counted per IMPI; past the limit the IMPI is locked and every REGISTER naming it gets
+ *    403 with Retry-After, without a MAR. 403 because RFC 3261 §21.4.3 says exactly this
+ *    ("authorization will not help, the request SHOULD NOT be repeated") and TS 24.229
+ *    §5.4.1.2.3A answers failed authentication with 403; not 503, which means overload and sends
+ *    UEs and proxies to another server (RFC 3261 §21.5.4); SIP has no "too many requests" (429
+ *    is Provide Referrer Identity, RFC 3892). The lock is per IMPI, so whoever guesses can lock the
+ *    real user out for auth_lockout seconds: the P-CSCF's per-address limit stops one source.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -698,10 +706,26 @@ static void registered(reg_txn *t)
 
 /* ---------- authentication failure (TS 24.229 §5.4.1.2.3A) ---------- */
 
+static ims_authlimit *limiter(scscf_context *ctx)
+{
+    const scscf_cfg *c = &ctx->cfg.scscf;
+    return scscf_auth_limiter(ctx->auth, c->auth_max_failures, c->auth_failure_window, c->auth_lockout);
+}
+
 static void auth_failed(reg_txn *t, const char *why)
 {
-    ims_metric_inc(t->ctx->m_auth_failures);
-    IMS_WARN(SUBSYS, "authentication of %s (%s) failed: %s", t->impi, t->impu, why);
+    scscf_context *ctx = t->ctx;
+    char source[400];
+    scscf_auth_source(t->sip, source, sizeof(source));
+    ims_metric_inc(ctx->m_auth_failures);
+    IMS_WARN(SUBSYS, "authentication of %s (%s) from %s failed: %s", t->impi, t->impu, source, why);
+    if (ims_authlimit_fail(limiter(ctx), t->impi, scscf_now())) {
+        ims_metric_inc(ims_metric_counter("scscf_auth_lockouts_total",
+                                          "private identities locked after too many failed authentications"));
+        IMS_WARN(SUBSYS, "%s locked for %ld s after %ld failed authentications within %ld s (last from %s): "
+                 "its REGISTERs get 403 until then", t->impi, ctx->cfg.scscf.auth_lockout,
+                 ctx->cfg.scscf.auth_max_failures, ctx->cfg.scscf.auth_failure_window, source);
+    }
     if (scscf_cx_sar(t->ctx, t->impi, t->impu, IMS_SAT_AUTHENTICATION_FAILURE, false, NULL, NULL))
         IMS_WARN(SUBSYS, "cannot send SAR AUTHENTICATION_FAILURE for %s", t->impu);
     finish(t, 403, "Forbidden - Authentication Failed", NULL);
@@ -779,6 +803,18 @@ int scscf_registrar_register(scscf_context *ctx, nta_incoming_t *irq, const sip_
         snprintf(t->impi, sizeof(t->impi), "%s", t->cred.username);
     else if (ims_sip_impi_of(sip, t->impi, sizeof(t->impi))) {
         finish(t, 403, "Forbidden - No Private Identity", NULL);
+        return 0;
+    }
+    long locked = ims_authlimit_locked(limiter(ctx), t->impi, scscf_now());
+    if (locked) {
+        char source[400], hdr[64];
+        scscf_auth_source(sip, source, sizeof(source));
+        ims_metric_inc(ims_metric_counter("scscf_register_locked_total",
+                                          "REGISTERs refused because their private identity is locked"));
+        IMS_INFO(SUBSYS, "REGISTER of %s (%s) from %s refused: locked for another %ld s after failed "
+                 "authentications", t->impi, t->impu, source, locked);
+        snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n", locked);
+        finish(t, 403, "Forbidden - Too Many Failed Authentications", hdr);
         return 0;
     }
     status = parse_contacts(t, &phrase, &min_exp);

@@ -995,3 +995,117 @@ def register_request(port_local, pcscf_port, user="alice", domain=DOMAIN, call_i
         out.append("%s: %s" % (n, v))
     out.append("Content-Length: 0")
     return "REGISTER sip:%s SIP/2.0\r\n%s\r\n\r\n" % (domain, "\r\n".join(out))
+
+
+# --- AKA SQN and a hand-made UE (tests/system/test_faults.py, test_auth_abuse.py) ---------------
+
+def milenage_f2_f5(k, op, rand):
+    """(RES, AK) of Milenage (TS 35.206 §4.1: OUT2 = E_K(TEMP xor OPc xor c2) xor OPc, r2 = 0;
+    RES = OUT2[8:16], AK = OUT2[0:6]). Same computation as milenage_res."""
+    opc = xor(aes128_encrypt(k, op), op)
+    temp = aes128_encrypt(k, xor(rand, opc))
+    out2 = xor(aes128_encrypt(k, xor(xor(temp, opc), bytes(15) + b"\x01")), opc)
+    return out2[8:16], out2[0:6]
+
+
+def aka_sqn_of_nonce(nonce_b64, k=AKA_K, op=AKA_OP):
+    """The SQN (int) inside an AKAv1-MD5 nonce: AUTN = SQN xor AK || AMF || MAC (TS 33.102 §6.3.3)."""
+    import base64
+    raw = base64.b64decode(nonce_b64)
+    _, ak = milenage_f2_f5(bytes.fromhex(k), bytes.fromhex(op), raw[:16])
+    return int.from_bytes(xor(raw[16:22], ak), "big")
+
+
+def digest_response(ha1, nonce, method, uri, nc=None, cnonce=None, qop=None):
+    """RFC 2617 §3.2.2.1 response (MD5) from HA1 (hex)."""
+    import hashlib
+    md5 = lambda s: hashlib.md5(s if isinstance(s, bytes) else s.encode()).hexdigest()  # noqa: E731
+    ha2 = md5("%s:%s" % (method, uri))
+    if qop:
+        return md5("%s:%s:%s:%s:%s:%s" % (ha1, nonce, nc, cnonce, qop, ha2))
+    return md5("%s:%s:%s" % (ha1, nonce, ha2))
+
+
+def digest_ha1(username, realm, password):
+    """HA1 = MD5(username:realm:password); password may be bytes (RFC 3310: RES as octets)."""
+    import hashlib
+    pw = password if isinstance(password, bytes) else password.encode()
+    return hashlib.md5(("%s:%s:" % (username, realm)).encode() + pw).hexdigest()
+
+
+class RawUe:
+    """A UE made by hand on its own UDP socket: REGISTERs through the P-CSCF with Authorization
+    headers computed here (SIP digest from a password, IMS AKA from K/OP), so a test controls
+    every parameter (nonce, nc, username vs To). user: the public identity's user part (To/From);
+    impi: the private identity (digest username)."""
+
+    def __init__(self, core, user, impi=None, password=None, k=AKA_K, op=AKA_OP, domain=DOMAIN, port=None,
+                 host="127.0.0.1"):
+        self.core = core
+        self.user, self.domain = user, domain
+        self.impi = impi or "%s@%s" % (user, domain)
+        self.password, self.k, self.op = password, k, op
+        self.host = host
+        self.udp = RawUdp()
+        if host != "127.0.0.1":   # another loopback address: another UE host as the P-CSCF sees it
+            self.udp.sock.close()
+            self.udp.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.sock.bind((host, 0))
+            self.udp.port = self.udp.sock.getsockname()[1]
+        self.port = self.udp.port
+        self.target = port or core.pcscf_sip
+        self.call_id = "rawue-%s-%d-%d@127.0.0.1" % (user, os.getpid(), self.port)
+        self.cseq = 0
+
+    def register(self, authorization=None, expires="600", timeout=5.0):
+        """Sends one REGISTER (authorization: the header value, None = the empty one a 3GPP UE
+        sends first); returns its final response (SipMessage) or None."""
+        self.cseq += 1
+        auth = authorization or ('Digest username="%s", realm="%s", uri="sip:%s", nonce="", response=""' %
+                                 (self.impi, self.domain, self.domain))
+        req = register_request(self.port, self.target, user=self.user, domain=self.domain, call_id=self.call_id,
+                               cseq=self.cseq, expires=str(expires), headers={"Authorization": auth})
+        req = req.replace("127.0.0.1:%d" % self.port, "%s:%d" % (self.host, self.port))
+        for m in self.udp.exchange(self.target, req, timeout=timeout):
+            if m.status and m.status >= 200:
+                return m
+        return None
+
+    @staticmethod
+    def challenge(resp):
+        """{param: value} of a 401's WWW-Authenticate."""
+        www = resp.get("WWW-Authenticate", "") if resp is not None else ""
+        return dict((a.lower(), b if b else c) for a, b, c in
+                    re.findall(r'([A-Za-z0-9_-]+)=(?:"([^"]*)"|([^\s,]+))', www))
+
+    def answer(self, resp, password=None, nc=1, cnonce="0a4f113b", uri=None, username=None):
+        """The Authorization answering the 401 resp: AKA (RES from K/OP and the nonce's RAND)
+        when the challenge says AKAv1-MD5, else digest with password (default self.password)."""
+        ch = self.challenge(resp)
+        nonce, realm = ch.get("nonce", ""), ch.get("realm", self.domain)
+        username = username or self.impi
+        uri = uri or "sip:%s" % self.domain
+        if "AKAv1" in ch.get("algorithm", ""):
+            secret = aka_res_of_nonce(nonce, self.k, self.op) if password is None else password
+            alg = "AKAv1-MD5"
+        else:
+            secret = password if password is not None else self.password
+            alg = "MD5"
+        ha1 = digest_ha1(username, realm, secret)
+        ncs = "%08x" % nc
+        qop = "auth" if "qop" in ch else None
+        resp_hex = digest_response(ha1, nonce, "REGISTER", uri, ncs, cnonce, qop)
+        value = 'Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s' % (
+            username, realm, nonce, uri, resp_hex, alg)
+        if qop:
+            value += ', qop=auth, nc=%s, cnonce="%s"' % (ncs, cnonce)
+        return value
+
+    def close(self):
+        self.udp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
