@@ -52,12 +52,12 @@ static void count_as(const char *result)
 
 static scscf_sess *waiting(scscf_context *ctx, const char *odi)
 {
-    return ctx->odi ? scscf_map_get(ctx->odi, odi) : NULL;
+    return ctx->odi ? ims_map_get(ctx->odi, odi) : NULL;
 }
 
 static scscf_sess *take(scscf_context *ctx, const char *odi)
 {
-    return ctx->odi ? scscf_map_del(ctx->odi, odi) : NULL;
+    return ctx->odi ? ims_map_del(ctx->odi, odi) : NULL;
 }
 
 void scscf_as_select(scscf_sess *st, const ims_service_profile *sp, bool registered)
@@ -199,7 +199,7 @@ void scscf_as_next(scscf_sess *st)
     snprintf(w->odi, sizeof(w->odi), "%s", st->odi);
     int n = snprintf(route, sizeof(route), "<%s%s>, <%s;lr;odi=%s>", hop->uri, strstr(hop->uri, ";lr") ? "" : ";lr",
                      self, st->odi);
-    if (n < 0 || (size_t)n >= sizeof(route) || scscf_map_put(ctx->odi, st->odi, st))
+    if (n < 0 || (size_t)n >= sizeof(route) || ims_map_put(ctx->odi, st->odi, st))
         goto fail;
 
     ims_sip_branch b = { .ruri = ruri, .route = route };
@@ -249,7 +249,7 @@ void scscf_as_shutdown(scscf_context *ctx)
 {
     if (!ctx->odi)
         return;
-    scscf_map_foreach(ctx->odi, drop_one, NULL);
-    scscf_map_free(ctx->odi);
+    ims_map_foreach(ctx->odi, drop_one, NULL);
+    ims_map_free(ctx->odi);
     ctx->odi = NULL;
 }

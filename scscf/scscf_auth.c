@@ -24,8 +24,8 @@ typedef struct {
 
 struct scscf_auth {
     long lifetime;
-    scscf_map *by_nonce;     /* nonce -> scscf_challenge */
-    scscf_map *spares;       /* impi -> spare_list */
+    ims_map *by_nonce;     /* nonce -> scscf_challenge */
+    ims_map *spares;       /* impi -> spare_list */
     ims_authlimit *limiter;  /* failed authentications per IMPI */
 };
 
@@ -35,8 +35,8 @@ scscf_auth *scscf_auth_new(long nonce_lifetime)
     if (!a)
         return NULL;
     a->lifetime = nonce_lifetime > 0 ? nonce_lifetime : 60;
-    a->by_nonce = scscf_map_new();
-    a->spares = scscf_map_new();
+    a->by_nonce = ims_map_new();
+    a->spares = ims_map_new();
     if (!a->by_nonce || !a->spares) {
         scscf_auth_free(a);
         return NULL;
@@ -71,17 +71,17 @@ void scscf_auth_free(scscf_auth *a)
 {
     if (!a)
         return;
-    scscf_map_foreach(a->by_nonce, free_challenge, NULL);
-    scscf_map_foreach(a->spares, free_val, NULL);
-    scscf_map_free(a->by_nonce);
-    scscf_map_free(a->spares);
+    ims_map_foreach(a->by_nonce, free_challenge, NULL);
+    ims_map_foreach(a->spares, free_val, NULL);
+    ims_map_free(a->by_nonce);
+    ims_map_free(a->spares);
     ims_authlimit_free(a->limiter);
     free(a);
 }
 
 size_t scscf_auth_count(const scscf_auth *a)
 {
-    return a ? scscf_map_count(a->by_nonce) : 0;
+    return a ? ims_map_count(a->by_nonce) : 0;
 }
 
 const sip_authorization_t *scscf_auth_pick(const sip_t *sip, const char *realm)
@@ -154,7 +154,7 @@ static scscf_challenge *new_challenge(scscf_auth *a, const char *impi, const cha
 
 static int insert(scscf_auth *a, scscf_challenge *c)
 {
-    if (scscf_map_get(a->by_nonce, c->nonce) || scscf_map_put(a->by_nonce, c->nonce, c)) {
+    if (ims_map_get(a->by_nonce, c->nonce) || ims_map_put(a->by_nonce, c->nonce, c)) {
         challenge_free(c);
         return -1;
     }
@@ -218,10 +218,10 @@ int scscf_auth_challenge_digest(scscf_auth *a, const char *impi, const char *imp
 
 void scscf_auth_keep_spare(scscf_auth *a, const char *impi, const scscf_aka_vector *v)
 {
-    spare_list *l = scscf_map_get(a->spares, impi);
+    spare_list *l = ims_map_get(a->spares, impi);
     if (!l) {
         l = calloc(1, sizeof(*l));
-        if (!l || scscf_map_put(a->spares, impi, l)) {
+        if (!l || ims_map_put(a->spares, impi, l)) {
             free(l);
             return;
         }
@@ -232,33 +232,33 @@ void scscf_auth_keep_spare(scscf_auth *a, const char *impi, const scscf_aka_vect
 
 bool scscf_auth_take_spare(scscf_auth *a, const char *impi, scscf_aka_vector *out)
 {
-    spare_list *l = scscf_map_get(a->spares, impi);
+    spare_list *l = ims_map_get(a->spares, impi);
     if (!l || !l->n)
         return false;
     /* oldest first: vectors must be used in SQN order (TS 33.102 §6.3.2) */
     *out = l->v[0];
     memmove(&l->v[0], &l->v[1], (l->n - 1) * sizeof(l->v[0]));
     if (--l->n == 0)
-        free(scscf_map_del(a->spares, impi));
+        free(ims_map_del(a->spares, impi));
     return true;
 }
 
 void scscf_auth_drop_spares(scscf_auth *a, const char *impi)
 {
-    free(scscf_map_del(a->spares, impi));
+    free(ims_map_del(a->spares, impi));
 }
 
 scscf_challenge *scscf_auth_find(scscf_auth *a, const char *nonce)
 {
-    return nonce && *nonce ? scscf_map_get(a->by_nonce, nonce) : NULL;
+    return nonce && *nonce ? ims_map_get(a->by_nonce, nonce) : NULL;
 }
 
 void scscf_auth_forget(scscf_auth *a, scscf_challenge *c)
 {
     if (!c)
         return;
-    if (scscf_map_get(a->by_nonce, c->nonce) == c)
-        scscf_map_del(a->by_nonce, c->nonce);
+    if (ims_map_get(a->by_nonce, c->nonce) == c)
+        ims_map_del(a->by_nonce, c->nonce);
     challenge_free(c);
 }
 
@@ -283,7 +283,7 @@ static int find_other(void *arg, const char *key, void *val)
 bool scscf_auth_other_pending(scscf_auth *a, const scscf_challenge *c, int64_t now)
 {
     other_ctx o = { c, now, false };
-    scscf_map_foreach(a->by_nonce, find_other, &o);
+    ims_map_foreach(a->by_nonce, find_other, &o);
     return o.found;
 }
 
@@ -347,7 +347,7 @@ static int sweep_one(void *arg, const char *key, void *val)
             s->fn(s->arg, c);
     }
     if (c->expires_at + s->a->lifetime <= s->now) {
-        scscf_map_del(s->a->by_nonce, c->nonce);   /* the entry being visited: allowed */
+        ims_map_del(s->a->by_nonce, c->nonce);   /* the entry being visited: allowed */
         challenge_free(c);
     }
     return 0;
@@ -356,7 +356,7 @@ static int sweep_one(void *arg, const char *key, void *val)
 void scscf_auth_sweep(scscf_auth *a, int64_t now, void (*fn)(void *arg, const scscf_challenge *c), void *arg)
 {
     sweep_ctx s = { a, now, fn, arg };
-    scscf_map_foreach(a->by_nonce, sweep_one, &s);
+    ims_map_foreach(a->by_nonce, sweep_one, &s);
     ims_authlimit_sweep(a->limiter, now);
 }
 

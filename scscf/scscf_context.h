@@ -83,7 +83,7 @@ typedef struct scscf_context {
     scscf_regstore *store;
     struct scscf_auth *auth;
     struct scscf_reginfo *reginfo;
-    void *odi;                  /* scscf_map: odi token -> session waiting at an AS (scscf_as.c) */
+    void *odi;                  /* ims_map: odi token -> session waiting at an AS (scscf_as.c) */
     char rr[300];               /* our Record-Route value: <sip:scscf.ims.lab:6060;lr> */
     ims_sip_timer *housekeeping;
 

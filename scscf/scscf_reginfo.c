@@ -58,7 +58,7 @@ typedef struct regsub {
 
 struct scscf_reginfo {
     scscf_context *ctx;
-    scscf_map *by_key;          /* key -> regsub */
+    ims_map *by_key;          /* key -> regsub */
 };
 
 scscf_reginfo *scscf_reginfo_new(scscf_context *ctx)
@@ -67,7 +67,7 @@ scscf_reginfo *scscf_reginfo_new(scscf_context *ctx)
     if (!ri)
         return NULL;
     ri->ctx = ctx;
-    ri->by_key = scscf_map_new();
+    ri->by_key = ims_map_new();
     if (!ri->by_key) {
         free(ri);
         return NULL;
@@ -101,8 +101,8 @@ static void sub_release(scscf_reginfo *ri, regsub *s)
             }
         }
     }
-    if (scscf_map_get(ri->by_key, s->key) == s)
-        scscf_map_del(ri->by_key, s->key);
+    if (ims_map_get(ri->by_key, s->key) == s)
+        ims_map_del(ri->by_key, s->key);
     sub_free(s);
 }
 
@@ -113,7 +113,7 @@ static int free_one(void *arg, const char *key, void *val)
     regsub *s = val;
     if (s->reg)
         s->reg->subs = NULL;    /* every subscription goes: the list is simply dropped */
-    scscf_map_del(ri->by_key, s->key);
+    ims_map_del(ri->by_key, s->key);
     sub_free(s);
     return 0;
 }
@@ -122,14 +122,14 @@ void scscf_reginfo_free(scscf_reginfo *ri)
 {
     if (!ri)
         return;
-    scscf_map_foreach(ri->by_key, free_one, ri);
-    scscf_map_free(ri->by_key);
+    ims_map_foreach(ri->by_key, free_one, ri);
+    ims_map_free(ri->by_key);
     free(ri);
 }
 
 size_t scscf_reginfo_count(const scscf_reginfo *ri)
 {
-    return ri ? scscf_map_count(ri->by_key) : 0;
+    return ri ? ims_map_count(ri->by_key) : 0;
 }
 
 /* ---------- the document (RFC 3680 §5) ---------- */
@@ -188,7 +188,7 @@ static void on_notify_response(void *arg, int status, const sip_t *sip)
      * those that ask for a retry later (RFC 6665 §4.2.2). */
     if (status >= 300 && status != 401 && status != 407 && status != 491 && status != 500 && status != 503 &&
         status != 504 && ctx->reginfo) {
-        regsub *s = scscf_map_get(ctx->reginfo->by_key, key);
+        regsub *s = ims_map_get(ctx->reginfo->by_key, key);
         if (s) {
             IMS_INFO(SUBSYS, "subscription of %s to %s removed after NOTIFY failure %d", s->remote_uri, s->aor,
                      status);
@@ -277,8 +277,8 @@ void scscf_reginfo_notify(scscf_context *ctx, scscf_reg *reg, bool reg_terminate
         send_notify(ctx, s, state, reg_terminated);
         if (reg_terminated) {
             s->reg = NULL;   /* the list goes with the registration */
-            if (scscf_map_get(ctx->reginfo->by_key, s->key) == s)
-                scscf_map_del(ctx->reginfo->by_key, s->key);
+            if (ims_map_get(ctx->reginfo->by_key, s->key) == s)
+                ims_map_del(ctx->reginfo->by_key, s->key);
             sub_free(s);
         }
         s = next;
@@ -406,7 +406,7 @@ int scscf_reginfo_subscribe(scscf_context *ctx, nta_incoming_t *irq, const sip_t
     if (sip->sip_to->a_tag) {
         /* in-dialog: a refresh or an unsubscription */
         snprintf(key, sizeof(key), "%s\n%s", sip->sip_call_id->i_id, sip->sip_to->a_tag);
-        s = scscf_map_get(ri->by_key, key);
+        s = ims_map_get(ri->by_key, key);
         if (!s) {
             scscf_reply(ctx, irq, 481, "Subscription Does Not Exist", NULL, false);
             return 0;
@@ -459,7 +459,7 @@ int scscf_reginfo_subscribe(scscf_context *ctx, nta_incoming_t *irq, const sip_t
     snprintf(key, sizeof(key), "%s\n%s", sip->sip_call_id->i_id, tag);
     s->key = strdup(key);
     if (!s->aor || !s->call_id || !s->local_tag || !s->remote_tag || !s->local_uri || !s->remote_uri ||
-        !s->target || !s->key || scscf_map_put(ri->by_key, s->key, s))
+        !s->target || !s->key || ims_map_put(ri->by_key, s->key, s))
         goto fail;
     s->next = reg->subs;
     reg->subs = s;
@@ -485,8 +485,8 @@ int scscf_reginfo_subscribe(scscf_context *ctx, nta_incoming_t *irq, const sip_t
 
 fail:
     if (s) {
-        if (s->key && scscf_map_get(ri->by_key, s->key) == s)
-            scscf_map_del(ri->by_key, s->key);
+        if (s->key && ims_map_get(ri->by_key, s->key) == s)
+            ims_map_del(ri->by_key, s->key);
         sub_free(s);
     }
     scscf_reply(ctx, irq, 500, "Server Internal Error", NULL, false);

@@ -20,7 +20,7 @@ struct scscf_regstore {
     scscf_timer_ops ops;
     scscf_expiry_f on_expiry;
     void *arg;
-    scscf_map *by_impu;          /* identity key -> scscf_reg */
+    ims_map *by_impu;          /* identity key -> scscf_reg */
     scscf_reg *head;
     size_t n_regs, n_impus, n_contacts;
     uint32_t next_id;
@@ -68,7 +68,7 @@ scscf_regstore *scscf_regstore_new(const scscf_timer_ops *ops, scscf_expiry_f on
     scscf_regstore *st = calloc(1, sizeof(*st));
     if (!st)
         return NULL;
-    st->by_impu = scscf_map_new();
+    st->by_impu = ims_map_new();
     if (!st->by_impu) {
         free(st);
         return NULL;
@@ -94,8 +94,8 @@ static void unindex(scscf_regstore *st, scscf_reg *reg)
     char key[512];
     for (size_t i = 0; i < reg->n_impus; i++) {
         scscf_identity_key(reg->impus[i].uri, key, sizeof(key));
-        if (scscf_map_get(st->by_impu, key) == reg) {
-            scscf_map_del(st->by_impu, key);
+        if (ims_map_get(st->by_impu, key) == reg) {
+            ims_map_del(st->by_impu, key);
             st->n_impus--;
         }
     }
@@ -143,7 +143,7 @@ void scscf_regstore_free(scscf_regstore *st)
         unindex(st, reg);
         reg_free(st, reg);
     }
-    scscf_map_free(st->by_impu);
+    ims_map_free(st->by_impu);
     free(st);
 }
 
@@ -151,7 +151,7 @@ scscf_reg *scscf_regstore_find(scscf_regstore *st, const char *impu)
 {
     char key[512];
     scscf_identity_key(impu, key, sizeof(key));
-    return scscf_map_get(st->by_impu, key);
+    return ims_map_get(st->by_impu, key);
 }
 
 /* Derives the IRS from the profile: every PublicIdentity of every ServiceProfile, the registered
@@ -208,10 +208,10 @@ static int index_reg(scscf_regstore *st, scscf_reg *reg)
     char key[512];
     for (size_t i = 0; i < reg->n_impus; i++) {
         scscf_identity_key(reg->impus[i].uri, key, sizeof(key));
-        scscf_reg *other = scscf_map_get(st->by_impu, key);
+        scscf_reg *other = ims_map_get(st->by_impu, key);
         if (other == reg)
             continue;
-        if (scscf_map_put(st->by_impu, key, reg))
+        if (ims_map_put(st->by_impu, key, reg))
             return -1;
         if (!other)
             st->n_impus++;

@@ -190,7 +190,7 @@ int scscf_start(scscf_context *ctx, char *err, size_t errlen)
     snprintf(ctx->service_route, sizeof(ctx->service_route), "<sip:%s@%s;lr>", SCSCF_ORIG_USER, host);
     /* Record-Route of the sessions we route (TS 24.229 §5.4.3.2 / §5.4.3.3) */
     snprintf(ctx->rr, sizeof(ctx->rr), "<%s;lr>", self);
-    ctx->odi = scscf_map_new();
+    ctx->odi = ims_map_new();
     ims_sip_set_timer_c(ctx->sip, (unsigned)c->timer_c_ms);
 
     scscf_timer_ops ops = { .start = timer_start, .cancel = timer_cancel, .now = timer_now, .arg = ctx };

@@ -1,5 +1,5 @@
 /*
- * scscf_util: small helpers shared by the S-CSCF modules: a string-keyed hash map, a growable
+ * scscf_util: small helpers shared by the S-CSCF modules: a growable
  * string builder, random tokens, XML escaping and auth-param parsing (RFC 3261 §25.1 / RFC 7616
  * §3.4 quoted strings).
  */
@@ -11,21 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---------- string map (keys copied, values borrowed) ---------- */
-typedef struct scscf_map scscf_map;
-
-scscf_map *scscf_map_new(void);
-/* Frees the map (not the values). */
-void scscf_map_free(scscf_map *m);
-void *scscf_map_get(const scscf_map *m, const char *key);
-/* Inserts or replaces. 0 / -1 (ENOMEM). */
-int scscf_map_put(scscf_map *m, const char *key, void *val);
-/* Removes key; returns its value or NULL. */
-void *scscf_map_del(scscf_map *m, const char *key);
-size_t scscf_map_count(const scscf_map *m);
-/* Calls fn for every entry; fn may delete the entry it is given (and no other). fn returns
- * non-zero to stop. */
-void scscf_map_foreach(scscf_map *m, int (*fn)(void *arg, const char *key, void *val), void *arg);
+#include "ims_map.h"   /* the string map of the S-CSCF stores */
 
 /* ---------- string builder ---------- */
 typedef struct {

@@ -26,37 +26,37 @@
 
 static int count_and_delete_odd(void *arg, const char *key, void *val)
 {
-    scscf_map *m = arg;
+    ims_map *m = arg;
     (void)val;
     int n = atoi(key + 1);
     if (n % 2)
-        scscf_map_del(m, key);   /* deleting the visited entry is allowed */
+        ims_map_del(m, key);   /* deleting the visited entry is allowed */
     return 0;
 }
 
 static void test_map(void **state)
 {
     (void)state;
-    scscf_map *m = scscf_map_new();
+    ims_map *m = ims_map_new();
     assert_non_null(m);
     char key[32];
     for (intptr_t i = 0; i < 1000; i++) {
         snprintf(key, sizeof key, "k%ld", (long)i);
-        assert_int_equal(scscf_map_put(m, key, (void *)(i + 1)), 0);
+        assert_int_equal(ims_map_put(m, key, (void *)(i + 1)), 0);
     }
-    assert_int_equal(scscf_map_count(m), 1000);
-    assert_ptr_equal(scscf_map_get(m, "k500"), (void *)501);
-    assert_int_equal(scscf_map_put(m, "k500", (void *)7), 0);   /* replace */
-    assert_int_equal(scscf_map_count(m), 1000);
-    assert_ptr_equal(scscf_map_get(m, "k500"), (void *)7);
-    assert_null(scscf_map_get(m, "nope"));
-    scscf_map_foreach(m, count_and_delete_odd, m);
-    assert_int_equal(scscf_map_count(m), 500);
-    assert_null(scscf_map_get(m, "k1"));
-    assert_non_null(scscf_map_get(m, "k2"));
-    assert_ptr_equal(scscf_map_del(m, "k2"), (void *)3);
-    assert_null(scscf_map_del(m, "k2"));
-    scscf_map_free(m);
+    assert_int_equal(ims_map_count(m), 1000);
+    assert_ptr_equal(ims_map_get(m, "k500"), (void *)501);
+    assert_int_equal(ims_map_put(m, "k500", (void *)7), 0);   /* replace */
+    assert_int_equal(ims_map_count(m), 1000);
+    assert_ptr_equal(ims_map_get(m, "k500"), (void *)7);
+    assert_null(ims_map_get(m, "nope"));
+    ims_map_foreach(m, count_and_delete_odd, m);
+    assert_int_equal(ims_map_count(m), 500);
+    assert_null(ims_map_get(m, "k1"));
+    assert_non_null(ims_map_get(m, "k2"));
+    assert_ptr_equal(ims_map_del(m, "k2"), (void *)3);
+    assert_null(ims_map_del(m, "k2"));
+    ims_map_free(m);
 }
 
 static void test_param_and_buf(void **state)
