@@ -55,6 +55,16 @@
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 static void xml_init_once(void) { xmlInitParser(); }
 
+/* libxml2 reports input encoding failures (a declared encoding the bytes do not match) through its
+ * generic error function even with XML_PARSE_NOERROR: without this, every such User-Data printed
+ * lines to stderr (found by tests/fuzz). The handler is per thread in libxml2, so it is swapped
+ * around one parse only; the error still reaches us through xmlCtxtGetLastError. */
+static void xml_quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -220,14 +230,35 @@ fail:
 /* writer                                                                                           */
 
 /* Text we put into the document must be valid UTF-8 and contain only XML 1.0 characters, otherwise
- * the output is not well-formed (libxml2 would write &#1; which XML 1.0 forbids). */
-static bool text_ok(const char *s)
+ * the output is not well-formed (libxml2 would write &#1; which XML 1.0 forbids). Strict RFC 3629:
+ * xmlCheckUTF8 accepts overlong forms (C0 91) that the parser then refuses (found by tests/fuzz). */
+bool ims_userdata_text_ok(const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p++, more, min;
+        if (c < 0x80) {
+            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+                return false;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) { more = 1; min = 0x80; c &= 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { more = 2; min = 0x800; c &= 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { more = 3; min = 0x10000; c &= 0x07; }
+        else return false;
+        for (; more; more--, p++) {
+            if ((*p & 0xc0) != 0x80)   /* also stops at the terminating NUL */
+                return false;
+            c = (c << 6) | (*p & 0x3f);
+        }
+        /* XML 1.0 Char: no surrogates, no U+FFFE / U+FFFF, nothing above U+10FFFF */
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff) || c == 0xfffe || c == 0xffff)
             return false;
-    return xmlCheckUTF8((const xmlChar *)s) != 0;
+    }
+    return true;
 }
+
+static bool text_ok(const char *s) { return ims_userdata_text_ok(s); }
 
 static bool is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -1252,7 +1283,11 @@ int ims_userdata_parse(const char *xml, size_t len, ims_subscription *out, char 
      * NOERROR/NOWARNING: libxml2 must not print to stderr; we report the last error ourselves.
      * BIG_LINES: correct line numbers past 65535. */
     int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES;
+    xmlGenericErrorFunc saved_fn = xmlGenericError;
+    void *saved_ctx = xmlGenericErrorContext;
+    xmlSetGenericErrorFunc(NULL, xml_quiet);
     xmlDoc *doc = xmlCtxtReadMemory(ctxt, xml, (int)len, "User-Data", NULL, opts);
+    xmlSetGenericErrorFunc(saved_ctx, saved_fn);
     int rc = -1;
 
     if (ctxt->_private == &doctype_seen_marker || (doc && (doc->intSubset || doc->extSubset))) {

@@ -121,6 +121,10 @@ char *ims_userdata_write(const ims_subscription *sub, char *err, size_t errlen);
  * element and line. On error *out holds nothing that needs freeing. */
 int ims_userdata_parse(const char *xml, size_t len, ims_subscription *out, char *err, size_t errlen);
 
+/* True when s can be User-Data text: well-formed UTF-8 of XML 1.0 characters (no control
+ * characters other than tab, LF, CR). The writer refuses anything else; provisioning checks with it. */
+bool ims_userdata_text_ok(const char *s);
+
 void ims_subscription_free(ims_subscription *sub);
 /* Deep copies (used by stores and caches). Return 0 / -1 (ENOMEM). */
 int ims_service_profile_copy(ims_service_profile *dst, const ims_service_profile *src);

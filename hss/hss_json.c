@@ -149,6 +149,14 @@ static json_object *jget(json_object *obj, const char *key)
     return v;
 }
 
+/* Text the User-Data writer can carry (ims_userdata_text_ok: strict UTF-8, no control characters
+ * but tab/LF/CR) and no NUL inside. json-c passes raw bytes through, so without this the API
+ * accepted subscribers the HSS then could not serve in an SAA (found by tests/fuzz/fuzz_json). */
+static bool text_ok(const char *s, size_t len)
+{
+    return strlen(s) == len && ims_userdata_text_ok(s);
+}
+
 static int get_str(jctx *c, json_object *obj, const char *path, const char *key, bool required,
                    const char **out)
 {
@@ -159,7 +167,11 @@ static int get_str(jctx *c, json_object *obj, const char *path, const char *key,
         return required ? jfail(c, path, key, "required") : 0;
     if (!json_object_is_type(v, json_type_string))
         return jfail(c, path, key, "must be a string");
-    *out = json_object_get_string(v);
+    const char *s = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
+    if (!text_ok(s, len))
+        return jfail(c, path, key, "must be UTF-8 text without control characters");
+    *out = s;
     return 0;
 }
 
@@ -295,8 +307,11 @@ static int spt_from_json(jctx *c, json_object *o, const char *path, ims_spt *spt
         } else {
             if (get_str(c, o, path, spt_kind_keys[k], true, &s) != 0)
                 return -1;
-            if (!s[0])
-                return jfail(c, path, spt_kind_keys[k], "must not be empty");
+            /* method, header and sdp_line are tokens the User-Data reader trims: a value with
+             * white space around it could not go into User-Data (tests/fuzz/fuzz_json). */
+            if (!s[0] || (k != IMS_SPT_REQUEST_URI &&
+                          (isspace((unsigned char)s[0]) || isspace((unsigned char)s[strlen(s) - 1]))))
+                return jfail(c, path, spt_kind_keys[k], "must not be empty or begin or end with white space");
             if (dup_str(c, path, s, &spt->value) != 0)
                 return -1;
         }
@@ -761,7 +776,8 @@ int hss_subscriber_from_json(json_object *obj, hss_subscriber *out, char *err, s
 
             join_path(p, sizeof(p), "roaming", "visited_networks", (long)i);
             if (!json_object_is_type(e, json_type_string) || !json_object_get_string(e)[0] ||
-                has_space(json_object_get_string(e))) {
+                has_space(json_object_get_string(e)) ||
+                !text_ok(json_object_get_string(e), (size_t)json_object_get_string_len(e))) {
                 jfail(&c, p, NULL, "must be a network name (string)");
                 goto fail;
             }

@@ -10,7 +10,7 @@ SUDO=""
 
 RUNTIME_PKGS="libsofia-sip-ua0 libfdcore6 libfdproto6 freediameter-extensions libmicrohttpd12 libjson-c5 libyaml-0-2 libsqlite3-0 libxml2 ca-certificates"
 BUILD_PKGS="build-essential cmake pkg-config libsofia-sip-ua-dev libfreediameter-dev freediameter-extensions libmicrohttpd-dev libjson-c-dev libyaml-dev libsqlite3-dev libxml2-dev libcmocka-dev"
-TEST_PKGS="curl sip-tester baresip-core iproute2 procps sqlite3 python3 docker-compose"
+TEST_PKGS="clang libclang-rt-14-dev curl sip-tester baresip-core iproute2 procps sqlite3 python3 docker-compose"
 
 if [ "${1:-}" = "runtime" ]; then
   PKGS="$RUNTIME_PKGS"

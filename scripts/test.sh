@@ -31,3 +31,8 @@ if [ "$sanitize" = 1 ]; then
   # needing libasan, cannot match): it runs in the normal pass only.
   (cd build-asan && ctest --output-on-failure $retry -LE deploy "$@")
 fi
+
+# libFuzzer targets (tests/fuzz), each briefly on a copy of its seed corpus: a crash, leak or hang
+# fails the run naming the target and the crash file. IMS_FUZZ_SECONDS changes the time per target.
+echo "== fuzz (clang, ${IMS_FUZZ_SECONDS:-15} s per target) =="
+bash scripts/fuzz.sh "${IMS_FUZZ_SECONDS:-15}"

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -575,6 +576,58 @@ static void test_err_not_well_formed(void **state)
     expect_parse_error("<IMSSubscription><PrivateID>&foo;</PrivateID></IMSSubscription>", "line 1");
 }
 
+/* Bytes that do not match the declared encoding: refused with our message, and libxml2 must not
+ * print its own "encoding error" lines to stderr (it did, bypassing XML_PARSE_NOERROR; found by
+ * tests/fuzz/fuzz_cx). stderr is captured into a temporary file around the call. */
+/* Strict UTF-8 for text going into User-Data: xmlCheckUTF8 let an overlong form (C0 91) through
+ * the writer and the HSS provisioning check, and the reader then refused the document
+ * (tests/fuzz/fuzz_json). */
+static void test_text_ok_strict_utf8(void **state)
+{
+    (void)state;
+    assert_true(ims_userdata_text_ok("sip:alice@ims.lab"));
+    assert_true(ims_userdata_text_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\t\n"));
+    assert_false(ims_userdata_text_ok("sip:alice\xc0\x91ims.lab"));     /* overlong '@' */
+    assert_false(ims_userdata_text_ok("\xe0\x80\xaf"));                 /* overlong '/' */
+    assert_false(ims_userdata_text_ok("\xed\xa0\x80"));                 /* surrogate D800 */
+    assert_false(ims_userdata_text_ok("\xf4\x90\x80\x80"));             /* above U+10FFFF */
+    assert_false(ims_userdata_text_ok("\xef\xbf\xbf"));                 /* U+FFFF */
+    assert_false(ims_userdata_text_ok("abc\xc3"));                      /* truncated */
+    assert_false(ims_userdata_text_ok("a\x01" "b"));                    /* control character */
+
+    ims_subscription s;
+    build_rich(&s);
+    free(s.profiles[1].ids[0].identity);
+    s.profiles[1].ids[0].identity = strdup("sip:alice\xc0\x91ims.lab");
+    expect_write_refused(&s, "Identity");
+    ims_subscription_free(&s);
+}
+
+static void test_err_encoding_is_quiet(void **state)
+{
+    (void)state;
+    static const char xml[] = "<?xml version=\"1.0\" encoding=\"EUC-JP\"?>\n"
+                              "<IMSSubscription><PrivateID>a\xff\xfe\x01" "b</PrivateID></IMSSubscription>";
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), 2) == 2);
+    ims_subscription s;
+    char err[256] = "";
+    int rc = ims_userdata_parse(xml, sizeof xml - 1, &s, err, sizeof err);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fseek(tmp, 0, SEEK_END);
+    long printed = ftell(tmp);
+    fclose(tmp);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "not well-formed"));
+    assert_int_equal(printed, 0);
+}
+
 static void test_err_wrong_root(void **state)
 {
     (void)state;
@@ -680,6 +733,8 @@ int main(void)
         cmocka_unit_test(test_err_mandatory_ifc_parts),
         cmocka_unit_test(test_err_bad_values),
         cmocka_unit_test(test_err_not_well_formed),
+        cmocka_unit_test(test_text_ok_strict_utf8),
+        cmocka_unit_test(test_err_encoding_is_quiet),
         cmocka_unit_test(test_err_wrong_root),
         cmocka_unit_test(test_err_doctype),
         cmocka_unit_test(test_err_size_and_empty),
