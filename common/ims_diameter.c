@@ -7,6 +7,7 @@
 #include "ims_diameter.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <freeDiameter/freeDiameter-host.h>
@@ -82,6 +84,38 @@ static void fd_logger(int level, const char *format, va_list args)
     else
         ours = IMS_LOG_DEBUG;   /* NOTICE dumps the whole configuration: keep it for debug */
     ims_vlog(ours, "freediameter", format, args);
+}
+
+/* ---------- per-message hooks ---------- */
+
+/* freeDiameter 1.2.1 runs a default hook for every message event nobody hooked (libfdcore
+ * hooks.c): it formats a dump of the message (a full dump for HOOK_MESSAGE_LOCAL) under one
+ * process-wide mutex, then hands the text to the logger, which drops it below debug level. At
+ * tens of thousands of messages per second that dump and that lock were a large part of the
+ * Cx cost (perf). Hooking the per-message events ourselves stops the default; we log the
+ * message only when debug logging is on. Errors (parsing, routing, dropped messages) keep
+ * freeDiameter's default, which logs them. */
+static void quiet_message_hook(enum fd_hook_type type, struct msg *msg, struct peer_hdr *peer,
+                               void *other, struct fd_hook_permsgdata *pmd, void *regdata)
+{
+    (void)other; (void)pmd; (void)regdata;
+    if (!msg || ims_log_get_level() < IMS_LOG_DEBUG)
+        return;
+    char *buf = NULL;
+    size_t len = 0;
+    if (fd_msg_dump_summary(&buf, &len, NULL, msg, NULL, 0, 1))
+        IMS_DEBUG(SUBSYS, "message event %d, peer %s: %s", (int)type,
+                  peer ? peer->info.pi_diamid : "-", buf);
+    free(buf);
+}
+
+static int register_quiet_hooks(void)
+{
+    static struct fd_hook_hdl *hdl;
+    return fd_hook_register(HOOK_MASK(HOOK_DATA_RECEIVED, HOOK_MESSAGE_RECEIVED, HOOK_MESSAGE_LOCAL,
+                                      HOOK_MESSAGE_SENDING, HOOK_MESSAGE_SENT,
+                                      HOOK_MESSAGE_ROUTING_FORWARD, HOOK_MESSAGE_ROUTING_LOCAL),
+                            quiet_message_hook, NULL, NULL, &hdl);
 }
 
 /* ---------- configuration file ---------- */
@@ -235,6 +269,11 @@ int ims_diameter_init(const ims_diameter_cfg *cfg, const char *nf, char *err, si
                  IMS_FD_EXT_DIR);
         return -1;
     }
+    rc = register_quiet_hooks();
+    if (rc) {
+        snprintf(err, errlen, "cannot register the freeDiameter message hooks: %s", strerror(rc));
+        return -1;
+    }
     rc = fd_disp_app_support(ims_cx_dict.app, ims_cx_dict.vendor, 1, 0);
     if (rc) {
         snprintf(err, errlen, "cannot declare Cx application support: %s", strerror(rc));
@@ -265,10 +304,32 @@ int ims_diameter_start(char *err, size_t errlen)
     return 0;
 }
 
+/* freeDiameter 1.2.1 tears down its queues with fd_fifo_del(), which wakes the threads waiting
+ * on a queue one at a time and aborts the process (assertion "++loops < 20" in fifo.c) when they
+ * have not all left within ~20 ms. On a loaded machine a woken thread can wait longer than that
+ * for a CPU, and a clean SIGTERM became SIGABRT. Raising the priority of our threads for the
+ * shutdown lets them run at once; without the privilege (EPERM/EACCES) it stays as it was. */
+static void boost_threads_for_shutdown(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    int boosted = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (setpriority(PRIO_PROCESS, (id_t)atoi(e->d_name), -15) == 0)
+            boosted++;
+    }
+    closedir(d);
+    IMS_DEBUG(SUBSYS, "shutdown: %d thread(s) at raised priority", boosted);
+}
+
 void ims_diameter_stop(void)
 {
     if (!g_initialised)
         return;
+    boost_threads_for_shutdown();
     fd_core_shutdown();
     fd_core_wait_shutdown_complete();
     g_initialised = g_started = false;

@@ -37,7 +37,8 @@ typedef struct {
 /* Adds the /api/v1/... routes to `http`. ctx must outlive the server. Returns 0 / -1. */
 int hss_api_register(ims_http *http, hss_api_ctx *ctx);
 
-/* Imports {"subscribers": [ {subscriber}, ... ]} from a .yaml/.yml or .json file into the store,
+/* Imports {"subscribers": [ {subscriber}, ... ]} from a .yaml/.yml or .json file, or one
+ * subscriber object per line from a .jsonl file (streamed), into the store,
  * replacing subscribers with the same id (idempotent when re-run at every start).
  * Stops at the first error and returns -1 with a message naming the file and the field, e.g.
  * "subscribers.yaml: subscribers[2].impis[0].k: must be 32 hex digits". Returns 0 on success

@@ -305,6 +305,22 @@ static void set_state_local(hss_subscriber *sub, const char *const *ids, size_t 
     }
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/* Are all of ids[0..n-1] in state st already? */
+static bool irs_in_state(const hss_subscriber *sub, const char **ids, size_t n, hss_reg_state st)
+{
+    for (size_t i = 0; i < n; i++) {
+        const hss_impu *pu = hss_subscriber_impu(sub, ids[i]);
+        if (!pu || pu->reg_state != st)
+            return false;
+    }
+    return true;
+}
+
 static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void *opaque,
                   enum disp_action *act)
 {
@@ -376,8 +392,11 @@ static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void 
     switch (sat) {
     case IMS_SAT_REGISTRATION:
     case IMS_SAT_RE_REGISTRATION:
-        if (hss_store_set_scscf(hss_ctx.store, sub.id, server, peer, realm) ||
-            hss_store_set_reg_state(hss_ctx.store, sub.id, irs, n_irs, HSS_REGISTERED)) {
+        /* A re-registration by the same S-CSCF changes nothing: no write, no fsync. */
+        if (!(same_str(sub.scscf_name, server) && same_str(sub.scscf_host, peer) &&
+              same_str(sub.scscf_realm, realm) && irs_in_state(&sub, irs, n_irs, HSS_REGISTERED)) &&
+            hss_store_register(hss_ctx.store, sub.id, server, peer, realm, irs, n_irs,
+                               HSS_REGISTERED)) {
             out = CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "store error");
             goto out;
         }

@@ -7,8 +7,9 @@
  * TS 33.102 §6.3.3/§6.3.5 and Annex C (SQN, AUTS).
  *
  * AKA: SIP-Authenticate = RAND || AUTN, SIP-Authorization = XRES, CK and IK in their own AVPs.
- * The SQNs of the vectors are committed to the store before the answer leaves, so a crash can
- * never hand out the same SQN twice. Resync: the S-CSCF sends SIP-Authorization = RAND || AUTS;
+ * The SQNs of the vectors are covered by a durable reservation in the store before the answer
+ * leaves (hss_store_auth.c), so a crash can never hand out the same SQN twice. The lookup reads
+ * only the IMPI row and the IMPU's owner, not the whole subscription. Resync: the S-CSCF sends SIP-Authorization = RAND || AUTS;
  * we verify MAC-S (AMF 0000) before taking SQN_MS; a bad MAC-S is refused with
  * DIAMETER_UNABLE_TO_COMPLY and the SQN is left alone.
  */
@@ -140,8 +141,9 @@ static int on_mar(struct msg **msg, struct avp *avp, struct session *sess, void 
     struct msg *qry = *msg;
     char impi[HSS_ID_MAX] = "", impu[HSS_ID_MAX] = "", server[HSS_ID_MAX] = "", scheme_name[64] = "";
     char peer[256], who[2 * HSS_ID_MAX + 64];
-    hss_subscriber sub;
-    memset(&sub, 0, sizeof(sub));
+    hss_impi cred;
+    hss_impu_owner owner = HSS_IMPU_UNKNOWN;
+    memset(&cred, 0, sizeof(cred));
     hss_cx_outcome out = CX_OK;
     uint32_t wanted = 1;
     unsigned made = 0;
@@ -168,23 +170,21 @@ static int on_mar(struct msg **msg, struct avp *avp, struct session *sess, void 
         wanted = (uint32_t)hss_ctx.cfg.hss.max_auth_items;
     ims_cx_get_str(item, ims_cx_dict.sip_auth_scheme, scheme_name, sizeof(scheme_name));
 
-    int rc = hss_store_find_by_impi(hss_ctx.store, impi, &sub);
+    /* Only the IMPI row and the IMPU's owner: the MAR is the hot path of the HSS. */
+    int rc = hss_store_auth_lookup(hss_ctx.store, impi, impu, &cred, &owner);
     if (rc == HSS_STORE_ERROR) {
         out = CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "store error");
         goto out;
     }
-    const hss_impi *pi = rc == HSS_STORE_OK ? hss_subscriber_impi(&sub, impi) : NULL;
+    const hss_impi *pi = rc == HSS_STORE_OK ? &cred : NULL;
     if (!pi) {
         out = CX_EXP(IMS_CX_ERROR_USER_UNKNOWN, "unknown private identity");
         goto out;
     }
-    if (!hss_subscriber_impu(&sub, impu)) {
-        hss_subscriber other;
-        memset(&other, 0, sizeof(other));
-        bool known = hss_store_find_by_impu(hss_ctx.store, impu, &other) == HSS_STORE_OK;
-        hss_subscriber_free(&other);
-        out = known ? CX_EXP(IMS_CX_ERROR_IDENTITIES_DONT_MATCH, "IMPU of another subscription")
-                    : CX_EXP(IMS_CX_ERROR_USER_UNKNOWN, "unknown public identity");
+    if (owner != HSS_IMPU_SAME) {
+        out = owner == HSS_IMPU_OTHER
+                  ? CX_EXP(IMS_CX_ERROR_IDENTITIES_DONT_MATCH, "IMPU of another subscription")
+                  : CX_EXP(IMS_CX_ERROR_USER_UNKNOWN, "unknown public identity");
         goto out;
     }
 
@@ -218,7 +218,7 @@ static int on_mar(struct msg **msg, struct avp *avp, struct session *sess, void 
 out:
     snprintf(who, sizeof(who), "%s %s %s x%u", impi[0] ? impi : "-", impu[0] ? impu : "-",
              scheme == HSS_AUTH_AKA ? "AKA" : scheme == HSS_AUTH_DIGEST ? "SIP-Digest" : "?", made);
-    hss_subscriber_free(&sub);
+    hss_impi_clear(&cred);
     return hss_cx_send_answer(msg, IMS_CX_MAR, who, peer, out, t0);
 }
 

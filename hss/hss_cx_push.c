@@ -118,6 +118,9 @@ static int send_request(struct msg **req, push_req *p, char *err, size_t errlen)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
+    /* Logged before the send: once sent, the answer may arrive and free p on a freeDiameter
+     * thread before this one runs again. */
+    IMS_INFO(SUBSYS, "sending %s to %s for subscription %s", ims_cx_cmd_name(p->cmd), p->peer, p->id);
     int rc = fd_msg_send_timeout(req, on_answer, p, on_timeout, &ts);
     if (rc) {
         snprintf(err, errlen, "cannot send %s to %s: %s", ims_cx_cmd_name(p->cmd), p->peer, strerror(rc));
@@ -126,7 +129,6 @@ static int send_request(struct msg **req, push_req *p, char *err, size_t errlen)
         push_req_free(p);
         return -1;
     }
-    IMS_INFO(SUBSYS, "%s sent to %s for subscription %s", ims_cx_cmd_name(p->cmd), p->peer, p->id);
     return 0;
 }
 

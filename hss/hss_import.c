@@ -15,8 +15,14 @@
  *   64 bits and have no leading zero -> int (so "0011..." hex keys and YAML-1.1 octal lookalikes
  *   stay strings), anything else -> string.
  *
+ * JSON lines (.jsonl): one subscriber object per line, read as a stream (a file of a million
+ * subscribers is never held in memory); errors name the line: "subs.jsonl:7: impis[0].k: ...".
+ *
  * Subscribers are stored with hss_store_put(create_only = 0): re-importing the same file at every
  * start replaces them with identical content and keeps the volatile state (SQN, registrations).
+ * The import runs before Cx and HTTP start, in bulk mode (hss_store_bulk_begin): one commit per
+ * IMPORT_BATCH subscribers instead of one fsync each. On an error the subscribers before the
+ * failing one are committed, as without batching.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -33,6 +39,7 @@
 #include "ims_log.h"
 
 #define YAML_MAX_DEPTH 64
+#define IMPORT_BATCH 20000
 
 /* State of one YAML -> JSON conversion. */
 typedef struct {
@@ -346,6 +353,209 @@ static int check_duplicate_ids(json_object *arr, const char *path, char *err, si
     return rc;
 }
 
+/* Validates and stores one subscriber object. -1 + msg: a validation error (a field path message
+ * of hss_subscriber_from_json, *id NULL) or a store error (*id = the subscriber's id). */
+static int import_one(hss_store *st, json_object *obj, char *msg, size_t msglen, const char **id)
+{
+    hss_subscriber s = {0};
+    int prc;
+
+    *id = NULL;
+    if (hss_subscriber_from_json(obj, &s, msg, msglen) != 0) {
+        hss_subscriber_free(&s);
+        return -1;
+    }
+    prc = hss_store_put(st, &s, 0, msg, msglen);
+    if (prc != HSS_STORE_OK) {
+        json_object *jid;
+        if (!msg[0])
+            snprintf(msg, msglen, "%s", prc == HSS_STORE_CONFLICT ? "conflict" : "database error");
+        /* The id as the caller's object holds it (s is freed below). */
+        if (json_object_object_get_ex(obj, "id", &jid))
+            *id = json_object_get_string(jid);
+        hss_subscriber_free(&s);
+        return -1;
+    }
+    hss_subscriber_free(&s);
+    return 0;
+}
+
+/* Ids seen so far in a JSON lines file (a set of strings, open addressing): the same id twice
+ * in one file is refused, as in the other formats. */
+typedef struct {
+    char **slot;
+    size_t *line;
+    size_t cap, n;
+} id_set;
+
+static size_t id_hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* 0 added, >0 the line the id was first seen on, -1 ENOMEM. */
+static long id_set_add(id_set *set, const char *id, size_t line)
+{
+    if ((set->n + 1) * 2 > set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 4096;
+        char **slot = calloc(cap, sizeof(char *));
+        size_t *lines = calloc(cap, sizeof(size_t));
+        if (!slot || !lines) {
+            free(slot);
+            free(lines);
+            return -1;
+        }
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slot[i])
+                continue;
+            size_t j = id_hash(set->slot[i]) & (cap - 1);
+            while (slot[j])
+                j = (j + 1) & (cap - 1);
+            slot[j] = set->slot[i];
+            lines[j] = set->line[i];
+        }
+        free(set->slot);
+        free(set->line);
+        set->slot = slot;
+        set->line = lines;
+        set->cap = cap;
+    }
+    size_t j = id_hash(id) & (set->cap - 1);
+    while (set->slot[j]) {
+        if (strcmp(set->slot[j], id) == 0)
+            return (long)set->line[j];
+        j = (j + 1) & (set->cap - 1);
+    }
+    if (!(set->slot[j] = strdup(id)))
+        return -1;
+    set->line[j] = line;
+    set->n++;
+    return 0;
+}
+
+static void id_set_free(id_set *set)
+{
+    for (size_t i = 0; i < set->cap; i++)
+        free(set->slot[i]);
+    free(set->slot);
+    free(set->line);
+}
+
+/* One JSON object on a line: the object, or NULL + err. */
+static json_object *parse_line(json_tokener *tok, const char *line, size_t len, const char *path,
+                               size_t lineno, char *err, size_t errlen)
+{
+    json_object *o;
+    enum json_tokener_error jerr;
+    size_t end;
+
+    if (len > INT32_MAX) {
+        snprintf(err, errlen, "%s:%zu: line too long", path, lineno);
+        return NULL;
+    }
+    json_tokener_reset(tok);
+    o = json_tokener_parse_ex(tok, line, (int)len);
+    jerr = json_tokener_get_error(tok);
+    end = json_tokener_get_parse_end(tok);
+    while (jerr == json_tokener_success && end < len && isspace((unsigned char)line[end]))
+        end++;
+    if (jerr == json_tokener_success && end == len && json_object_is_type(o, json_type_object))
+        return o;
+    snprintf(err, errlen, "%s:%zu: %s at offset %zu", path, lineno,
+             jerr == json_tokener_continue    ? "invalid JSON: unexpected end of line"
+             : jerr != json_tokener_success   ? json_tokener_error_desc(jerr)
+             : end != len                     ? "invalid JSON: unexpected data after the value"
+                                              : "a subscriber must be a JSON object",
+             end);
+    json_object_put(o);
+    return NULL;
+}
+
+static int import_jsonl(hss_store *st, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    json_tokener *tok = json_tokener_new();
+    id_set ids = {0};
+    char *line = NULL;
+    size_t cap = 0, lineno = 0, n = 0;
+    ssize_t len;
+    int rc = -1;
+
+    if (!f || !tok) {
+        snprintf(err, errlen, "%s: %s", path, f ? "out of memory" : strerror(errno));
+        goto out;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    if (hss_store_bulk_begin(st) != HSS_STORE_OK) {
+        snprintf(err, errlen, "%s: cannot start the import transaction (database error)", path);
+        goto out;
+    }
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        char msg[512] = "";
+        const char *id = NULL;
+        json_object *o, *jid;
+        size_t i = 0;
+
+        lineno++;
+        while (i < (size_t)len && isspace((unsigned char)line[i]))
+            i++;
+        if (i == (size_t)len)
+            continue;   /* blank line */
+        if (!(o = parse_line(tok, line, (size_t)len, path, lineno, err, errlen)))
+            goto fail;
+        if (json_object_object_get_ex(o, "id", &jid) && json_object_is_type(jid, json_type_string)) {
+            long first = id_set_add(&ids, json_object_get_string(jid), lineno);
+            if (first != 0) {
+                if (first < 0)
+                    snprintf(err, errlen, "%s:%zu: out of memory", path, lineno);
+                else
+                    snprintf(err, errlen, "%s:%zu: id: '%s' is already used on line %ld", path,
+                             lineno, json_object_get_string(jid), first);
+                json_object_put(o);
+                goto fail;
+            }
+        }
+        if (import_one(st, o, msg, sizeof(msg), &id) != 0) {
+            if (id)
+                snprintf(err, errlen, "%s:%zu (%s): %s", path, lineno, id, msg);
+            else
+                snprintf(err, errlen, "%s:%zu: %s", path, lineno,
+                         strncmp(msg, "$: ", 3) == 0 ? msg + 3 : msg);
+            json_object_put(o);
+            goto fail;
+        }
+        json_object_put(o);
+        if (++n % IMPORT_BATCH == 0 && hss_store_bulk_commit(st) != HSS_STORE_OK) {
+            snprintf(err, errlen, "%s:%zu: commit failed (database error)", path, lineno);
+            goto out;
+        }
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error after line %zu", path, lineno);
+        goto fail;
+    }
+    if (hss_store_bulk_end(st, true) != HSS_STORE_OK) {
+        snprintf(err, errlen, "%s: commit failed (database error)", path);
+        goto out;
+    }
+    IMS_INFO("hss.import", "imported %zu subscriber%s from %s", n, n == 1 ? "" : "s", path);
+    rc = 0;
+    goto out;
+fail:
+    hss_store_bulk_end(st, true);   /* the subscribers before the failing line stay */
+out:
+    id_set_free(&ids);
+    free(line);
+    if (tok)
+        json_tokener_free(tok);
+    if (f)
+        fclose(f);
+    return rc;
+}
+
 int hss_import_file(hss_store *st, const char *path, char *err, size_t errlen)
 {
     const char *ext = strrchr(path, '.');
@@ -357,8 +567,10 @@ int hss_import_file(hss_store *st, const char *path, char *err, size_t errlen)
         root = load_yaml(path, err, errlen);
     } else if (ext && !strcasecmp(ext, ".json")) {
         root = load_json(path, err, errlen);
+    } else if (ext && !strcasecmp(ext, ".jsonl")) {
+        return import_jsonl(st, path, err, errlen);
     } else {
-        snprintf(err, errlen, "%s: unknown file type (expected .yaml, .yml or .json)", path);
+        snprintf(err, errlen, "%s: unknown file type (expected .yaml, .yml, .json or .jsonl)", path);
         goto out;
     }
     if (!root)
@@ -385,24 +597,30 @@ int hss_import_file(hss_store *st, const char *path, char *err, size_t errlen)
     if (arr && check_duplicate_ids(arr, path, err, errlen) != 0)
         goto out;
 
+    if (hss_store_bulk_begin(st) != HSS_STORE_OK) {
+        snprintf(err, errlen, "%s: cannot start the import transaction (database error)", path);
+        goto out;
+    }
     for (size_t i = 0; i < n; i++) {
-        hss_subscriber s = {0};
         char msg[512] = "";
-        int prc;
+        const char *id = NULL;
 
-        if (hss_subscriber_from_json(json_object_array_get_idx(arr, i), &s, msg, sizeof(msg)) != 0) {
-            prefix_error(err, errlen, path, i, msg);
-            hss_subscriber_free(&s);
+        if (import_one(st, json_object_array_get_idx(arr, i), msg, sizeof(msg), &id) != 0) {
+            if (id)
+                snprintf(err, errlen, "%s: subscribers[%zu] (%s): %s", path, i, id, msg);
+            else
+                prefix_error(err, errlen, path, i, msg);
+            hss_store_bulk_end(st, true);
             goto out;
         }
-        prc = hss_store_put(st, &s, 0, msg, sizeof(msg));
-        if (prc != HSS_STORE_OK) {
-            snprintf(err, errlen, "%s: subscribers[%zu] (%s): %s", path, i, s.id,
-                     msg[0] ? msg : prc == HSS_STORE_CONFLICT ? "conflict" : "database error");
-            hss_subscriber_free(&s);
+        if ((i + 1) % IMPORT_BATCH == 0 && hss_store_bulk_commit(st) != HSS_STORE_OK) {
+            snprintf(err, errlen, "%s: commit after subscribers[%zu] failed (database error)", path, i);
             goto out;
         }
-        hss_subscriber_free(&s);
+    }
+    if (hss_store_bulk_end(st, true) != HSS_STORE_OK) {
+        snprintf(err, errlen, "%s: commit failed (database error)", path);
+        goto out;
     }
     IMS_INFO("hss.import", "imported %zu subscriber%s from %s", n, n == 1 ? "" : "s", path);
     rc = 0;

@@ -13,8 +13,9 @@
  * collation. NOCASE would be wrong: the user part is case-sensitive (RFC 3261 §19.1.4).
  *
  * Durability: WAL + synchronous=FULL, so a COMMIT is on disk when it returns. The SQN
- * (TS 33.102 Annex C: SEQ||IND, 48 bits) is advanced in its own BEGIN IMMEDIATE transaction and
- * committed before any vector built from it can leave the HSS: a crash never re-issues an SQN.
+ * (TS 33.102 Annex C: SEQ||IND, 48 bits): impi.sqn is a durable reservation mark, committed
+ * before any vector with an SQN up to it can leave the HSS, so a crash never re-issues an SQN;
+ * SQNs below the mark are handed out from memory (hss_store_auth.c).
  *
  * Concurrency: one connection serialised by a mutex. freeDiameter dispatch threads and
  * libmicrohttpd threads are pools we neither create nor see end, so a connection per thread would
@@ -26,25 +27,24 @@
  * Schema versions: PRAGMA user_version. 0 = empty file (we create version 1); a newer version than
  * HSS_SCHEMA_VERSION is refused rather than misread.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "hss_store.h"
+#include "hss_store_priv.h"
 #include "ims_aka.h"
 #include "ims_log.h"
 
 #define HSS_SCHEMA_VERSION 1
 #define LOG_SUB "hss.store"
 
-struct hss_store {
-    sqlite3 *db;
-    pthread_mutex_t lock;
-};
 
 static const char schema_v1[] =
     "CREATE TABLE imsu ("
@@ -102,95 +102,23 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int exec(hss_store *st, const char *sql)
+/* Why `path` cannot be written, when the file system says so: "" otherwise. */
+static void write_hint(const char *path, char *buf, size_t len)
 {
-    char *msg = NULL;
+    char dir[512];
+    const char *slash = strrchr(path, '/');
 
-    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        IMS_ERROR(LOG_SUB, "%.40s: %s", sql, msg ? msg : sqlite3_errmsg(st->db));
-        sqlite3_free(msg);
-        return -1;
+    buf[0] = '\0';
+    if (access(path, W_OK) != 0 && errno != ENOENT) {
+        snprintf(buf, len, " (the file is not writable: %s)", strerror(errno));
+        return;
     }
-    return 0;
-}
-
-/* Binds the arguments described by fmt, one letter per '?': 't' const char * (NULL binds NULL),
- * 'i' int, 'I' int64_t, 'b' const void * + int length (NULL binds NULL). */
-static void bindv(sqlite3_stmt *stmt, const char *fmt, va_list ap)
-{
-    for (int i = 1; *fmt; fmt++, i++) {
-        if (*fmt == 't') {
-            const char *s = va_arg(ap, const char *);
-            if (s)
-                sqlite3_bind_text(stmt, i, s, -1, SQLITE_TRANSIENT);
-        } else if (*fmt == 'i') {
-            sqlite3_bind_int(stmt, i, va_arg(ap, int));
-        } else if (*fmt == 'I') {
-            sqlite3_bind_int64(stmt, i, (sqlite3_int64)va_arg(ap, int64_t));
-        } else if (*fmt == 'b') {
-            const void *p = va_arg(ap, const void *);
-            int len = va_arg(ap, int);
-            if (p)
-                sqlite3_bind_blob(stmt, i, p, len, SQLITE_TRANSIENT);
-        }
-    }
-}
-
-/* Prepares sql and binds args (see bindv). Statements are prepared per call: compiling one costs
- * microseconds next to the fsync of a commit, and no cached statement can be left half-used by
- * an error path. */
-static sqlite3_stmt *query(hss_store *st, const char *sql, const char *fmt, ...)
-{
-    sqlite3_stmt *stmt = NULL;
-    va_list ap;
-
-    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        IMS_ERROR(LOG_SUB, "prepare \"%.60s\": %s", sql, sqlite3_errmsg(st->db));
-        return NULL;
-    }
-    va_start(ap, fmt);
-    bindv(stmt, fmt, ap);
-    va_end(ap);
-    return stmt;
-}
-
-/* Runs an INSERT/UPDATE/DELETE: rows changed, -1 on error, -2 on a constraint violation (not
- * logged: callers turn it into a conflict message). */
-static int change(hss_store *st, const char *sql, const char *fmt, ...)
-{
-    sqlite3_stmt *stmt = NULL;
-    va_list ap;
-    int rc;
-
-    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        IMS_ERROR(LOG_SUB, "prepare \"%.60s\": %s", sql, sqlite3_errmsg(st->db));
-        return -1;
-    }
-    va_start(ap, fmt);
-    bindv(stmt, fmt, ap);
-    va_end(ap);
-    rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE && rc != SQLITE_CONSTRAINT)
-        IMS_ERROR(LOG_SUB, "\"%.60s\": %s", sql, sqlite3_errmsg(st->db));
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? sqlite3_changes(st->db) : rc == SQLITE_CONSTRAINT ? -2 : -1;
-}
-
-/* First column of the first row as an integer: 1 found, 0 no row, -1 error. */
-static int query_int(hss_store *st, int64_t *out, const char *sql, const char *fmt, const char *arg)
-{
-    sqlite3_stmt *stmt = query(st, sql, fmt, arg);
-    int rc;
-
-    if (!stmt)
-        return -1;
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW && out)
-        *out = sqlite3_column_int64(stmt, 0);
-    else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        IMS_ERROR(LOG_SUB, "\"%.60s\": %s", sql, sqlite3_errmsg(st->db));
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (!dir[0])
+        snprintf(dir, sizeof(dir), "/");
+    if (access(dir, W_OK) != 0)
+        snprintf(buf, len, " (its directory %s is not writable: %s; SQLite needs to create the "
+                 "-wal and -shm files there)", dir, strerror(errno));
 }
 
 static char *col_str(sqlite3_stmt *stmt, int col)
@@ -229,30 +157,30 @@ static int create_schema(hss_store *st, const char *path, char *err, size_t errl
     int64_t version = -1, tables = -1;
     char sql[64];
 
-    if (exec(st, "BEGIN IMMEDIATE") != 0) {
+    if (st_exec(st, "BEGIN IMMEDIATE") != 0) {
         set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
         return -1;
     }
-    if (query_int(st, &version, "PRAGMA user_version", "", NULL) != 1 ||
-        query_int(st, &tables, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "",
+    if (st_query_int(st, &version, "PRAGMA user_version", "", NULL) != 1 ||
+        st_query_int(st, &tables, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "",
                   NULL) != 1)
         goto fail;
     if (version == 0 && tables != 0) {
         set_err(err, errlen, "%s: not an HSS database (tables without a schema version)", path);
-        exec(st, "ROLLBACK");
+        st_rollback(st, "ROLLBACK");
         return -1;
     }
     if (version == 0) {
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", HSS_SCHEMA_VERSION);
-        if (exec(st, schema_v1) != 0 || exec(st, sql) != 0)
+        if (st_exec(st, schema_v1) != 0 || st_exec(st, sql) != 0)
             goto fail;
         IMS_INFO(LOG_SUB, "%s: created schema version %d", path, HSS_SCHEMA_VERSION);
     }
-    if (exec(st, "COMMIT") == 0)
+    if (st_exec(st, "COMMIT") == 0)
         return 0;
 fail:
     set_err(err, errlen, "%s: cannot create the schema: %s", path, sqlite3_errmsg(st->db));
-    exec(st, "ROLLBACK");
+    st_rollback(st, "ROLLBACK");
     return -1;
 }
 
@@ -261,6 +189,7 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
     hss_store *st = calloc(1, sizeof(*st));
     sqlite3_stmt *stmt;
     int64_t version = 0;
+    char sql[64], hint[640];
 
     if (!st) {
         set_err(err, errlen, "out of memory");
@@ -270,7 +199,8 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
     /* NOMUTEX: our own mutex serialises every use of the connection. */
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                            SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+        write_hint(path, hint, sizeof(hint));
+        set_err(err, errlen, "%s: %s%s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open", hint);
         goto fail;
     }
     sqlite3_busy_timeout(st->db, 5000);
@@ -278,15 +208,16 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
      * with SQLite's "file is not a database". */
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL) != SQLITE_OK ||
         sqlite3_step(stmt) != SQLITE_ROW) {
-        set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        write_hint(path, hint, sizeof(hint));
+        set_err(err, errlen, "%s: %s%s", path, sqlite3_errmsg(st->db), hint);
         sqlite3_finalize(stmt);
         goto fail;
     }
     if (strcmp((const char *)sqlite3_column_text(stmt, 0), "wal") != 0)
         IMS_WARN(LOG_SUB, "%s: journal mode is %s, not wal", path, sqlite3_column_text(stmt, 0));
     sqlite3_finalize(stmt);
-    if (exec(st, "PRAGMA synchronous = FULL") != 0 || exec(st, "PRAGMA foreign_keys = ON") != 0 ||
-        query_int(st, &version, "PRAGMA user_version", "", NULL) != 1) {
+    if (st_exec(st, "PRAGMA synchronous = FULL") != 0 || st_exec(st, "PRAGMA foreign_keys = ON") != 0 ||
+        st_query_int(st, &version, "PRAGMA user_version", "", NULL) != 1) {
         set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
         goto fail;
     }
@@ -297,6 +228,16 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
     }
     if (version == 0 && create_schema(st, path, err, errlen) != 0)
         goto fail;
+    /* Prove now that the file can be written (a read-only file, directory or file system
+     * otherwise shows only at the first MAR): rewrite the schema version, a real commit. */
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+             (int)(version ? version : HSS_SCHEMA_VERSION));
+    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        write_hint(path, hint, sizeof(hint));
+        set_err(err, errlen, "%s: cannot write the database: %s%s", path, sqlite3_errmsg(st->db),
+                hint[0] ? hint : " (is the file, its directory or the file system read-only?)");
+        goto fail;
+    }
     return st;
 fail:
     hss_store_close(st);
@@ -307,6 +248,11 @@ void hss_store_close(hss_store *st)
 {
     if (!st)
         return;
+    pthread_mutex_lock(&st->lock);
+    hss_sqn_release_all(st);
+    pthread_mutex_unlock(&st->lock);
+    for (size_t i = 0; i < st->n_stmts; i++)
+        sqlite3_finalize(st->stmts[i].stmt);
     sqlite3_close_v2(st->db);
     pthread_mutex_destroy(&st->lock);
     free(st);
@@ -336,9 +282,15 @@ static int row_profile(sqlite3_stmt *stmt, hss_subscriber *out)
 static int row_impi(sqlite3_stmt *stmt, hss_subscriber *out)
 {
     hss_impi *m = grow((void **)&out->impis, &out->n_impis, sizeof(*m));
+
+    return m ? st_row_impi(stmt, m) : -1;
+}
+
+int st_row_impi(sqlite3_stmt *stmt, hss_impi *m)
+{
     const unsigned char *ha1;
 
-    if (!m || !(m->identity = col_str(stmt, 0)))
+    if (!(m->identity = col_str(stmt, 0)))
         return -1;
     m->auth_schemes = (unsigned)sqlite3_column_int(stmt, 1);
     m->default_scheme = (unsigned)sqlite3_column_int(stmt, 2);
@@ -397,7 +349,7 @@ static int row_imsu(sqlite3_stmt *stmt, hss_subscriber *out)
 static int load_rows(hss_store *st, const char *sql, const char *id, hss_subscriber *out,
                      int (*fn)(sqlite3_stmt *, hss_subscriber *))
 {
-    sqlite3_stmt *stmt = query(st, sql, "t", id);
+    sqlite3_stmt *stmt = st_query(st, sql, "t", id);
     int step, rows = 0, rc = 0;
 
     if (!stmt)
@@ -410,7 +362,7 @@ static int load_rows(hss_store *st, const char *sql, const char *id, hss_subscri
         IMS_ERROR(LOG_SUB, "reading %s: %s", id, sqlite3_errmsg(st->db));
         rc = -1;
     }
-    sqlite3_finalize(stmt);
+    st_done(st, stmt);
     return rc != 0 ? -1 : rows;
 }
 
@@ -441,14 +393,14 @@ static int load(hss_store *st, const char *id, hss_subscriber *out)
 /* Subscription id owning a (normalised) identity of `table` ("impi"/"impu"), NULL when none. */
 static char *owner_of(hss_store *st, const char *table, const char *norm)
 {
-    sqlite3_stmt *stmt = query(st, strcmp(table, "impi") == 0
+    sqlite3_stmt *stmt = st_query(st, strcmp(table, "impi") == 0
                                        ? "SELECT imsu_id FROM impi WHERE identity = ?"
                                        : "SELECT imsu_id FROM impu WHERE identity = ?", "t", norm);
     char *id = NULL;
 
     if (stmt && sqlite3_step(stmt) == SQLITE_ROW)
         id = col_str(stmt, 0);
-    sqlite3_finalize(stmt);
+    st_done(st, stmt);
     return id;
 }
 
@@ -465,12 +417,15 @@ static int get_by(hss_store *st, const char *by, const char *key, hss_subscriber
     if (by)
         norm = strcmp(by, "impi") == 0 ? hss_impi_normalise(key) : hss_impu_normalise(key);
     pthread_mutex_lock(&st->lock);
-    if (exec(st, "BEGIN") != 0) {
+    if (st_exec(st, "BEGIN") != 0) {
         rc = HSS_STORE_ERROR;
     } else {
         id = by ? (norm ? owner_of(st, by, norm) : NULL) : strdup(key);
         rc = id ? load(st, id, out) : HSS_STORE_NOT_FOUND;
-        exec(st, "COMMIT");
+        /* The row holds the reservation mark; show the last SQN actually handed out. */
+        for (size_t i = 0; rc == HSS_STORE_OK && i < out->n_impis; i++)
+            hss_sqn_cached_last(st, out->impis[i].identity, &out->impis[i].sqn);
+        st_exec(st, "COMMIT");
     }
     pthread_mutex_unlock(&st->lock);
     free(id);
@@ -502,7 +457,7 @@ int hss_store_list(hss_store *st, const char *after, size_t limit, char ***ids, 
     *n = 0;
     pthread_mutex_lock(&st->lock);
     /* LIMIT -1: no limit. */
-    stmt = query(st, "SELECT id FROM imsu WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2", "tI",
+    stmt = st_query(st, "SELECT id FROM imsu WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2", "tI",
                  after, (int64_t)(limit ? (int64_t)limit : -1));
     while (stmt && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
         char **v = grow((void **)ids, n, sizeof(char *));
@@ -516,7 +471,7 @@ int hss_store_list(hss_store *st, const char *after, size_t limit, char ***ids, 
         IMS_ERROR(LOG_SUB, "list: %s", sqlite3_errmsg(st->db));
         rc = HSS_STORE_ERROR;
     }
-    sqlite3_finalize(stmt);
+    st_done(st, stmt);
     pthread_mutex_unlock(&st->lock);
     if (rc != HSS_STORE_OK) {
         hss_store_free_ids(*ids, *n);
@@ -538,34 +493,13 @@ size_t hss_store_count(hss_store *st)
     int64_t n = 0;
 
     pthread_mutex_lock(&st->lock);
-    if (query_int(st, &n, "SELECT count(*) FROM imsu", "", NULL) != 1)
+    if (st_query_int(st, &n, "SELECT count(*) FROM imsu", "", NULL) != 1)
         n = 0;
     pthread_mutex_unlock(&st->lock);
     return (size_t)n;
 }
 
 /* ---------- writes ---------- */
-
-/* Runs fn inside BEGIN IMMEDIATE .. COMMIT under the lock, and rolls back unless fn returns OK.
- * IMMEDIATE takes the write lock up front, so a read-then-write never fails half-way with
- * SQLITE_BUSY on the lock upgrade. */
-static int in_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->lock);
-    if (exec(st, "BEGIN IMMEDIATE") != 0) {
-        pthread_mutex_unlock(&st->lock);
-        return HSS_STORE_ERROR;
-    }
-    rc = fn(st, arg);
-    if (rc == HSS_STORE_OK && exec(st, "COMMIT") != 0)
-        rc = HSS_STORE_ERROR;
-    if (rc != HSS_STORE_OK)
-        exec(st, "ROLLBACK");
-    pthread_mutex_unlock(&st->lock);
-    return rc;
-}
 
 typedef struct {
     const hss_subscriber *s;
@@ -581,7 +515,7 @@ typedef struct {
 static int put_check(hss_store *st, put_args *a, bool *exists)
 {
     const hss_subscriber *s = a->s;
-    int found = query_int(st, NULL, "SELECT 1 FROM imsu WHERE id = ?", "t", s->id);
+    int found = st_query_int(st, NULL, "SELECT 1 FROM imsu WHERE id = ?", "t", s->id);
 
     if (found < 0)
         return HSS_STORE_ERROR;
@@ -595,7 +529,7 @@ static int put_check(hss_store *st, put_args *a, bool *exists)
 
         for (size_t i = 0; i < n; i++) {
             const char *id = table == 0 ? a->impis[i] : a->impus[i];
-            sqlite3_stmt *stmt = query(st, table == 0
+            sqlite3_stmt *stmt = st_query(st, table == 0
                                                ? "SELECT imsu_id, sqn FROM impi WHERE identity = ?"
                                                : "SELECT imsu_id, reg_state FROM impu WHERE identity = ?",
                                        "t", id);
@@ -610,13 +544,15 @@ static int put_check(hss_store *st, put_args *a, bool *exists)
                         table == 0 ? "impis" : "impus", i, id, sqlite3_column_text(stmt, 0));
                 rc = HSS_STORE_CONFLICT;
             } else if (table == 0) {
-                /* Same subscription: the SQN never goes back. */
+                /* Same subscription: the SQN never goes back. The last SQN handed out is
+                 * enough (the rest of a reservation is released by the replace). */
                 uint64_t old = (uint64_t)sqlite3_column_int64(stmt, 1);
+                hss_sqn_cached_last(st, id, &old);
                 a->sqn[i] = old > a->sqn[i] ? old : a->sqn[i];
             } else {
                 a->state[i] = sqlite3_column_int(stmt, 1);
             }
-            sqlite3_finalize(stmt);
+            st_done(st, stmt);
             if (rc != HSS_STORE_OK)
                 return rc;
         }
@@ -648,16 +584,21 @@ static int put_txn(hss_store *st, void *arg)
     /* A replace rewrites the rows of the subscription but keeps the imsu row, and with it the
      * assigned S-CSCF. */
     vtext = json_object_to_json_string_ext(visited, JSON_C_TO_STRING_PLAIN);
+    /* The rows are rewritten: their SQN reservations end here. */
+    for (size_t i = 0; rc == HSS_STORE_OK && i < s->n_impis; i++)
+        hss_sqn_forget(st, a->impis[i]);
+    if (rc == HSS_STORE_OK && exists && hss_sqn_forget_subscription(st, s->id) != 0)
+        rc = HSS_STORE_ERROR;
     if (rc == HSS_STORE_OK && exists) {
-        if (change(st, "UPDATE imsu SET visited_networks = ?, ccf_primary = ?, ccf_secondary = ?,"
+        if (st_change(st, "UPDATE imsu SET visited_networks = ?, ccf_primary = ?, ccf_secondary = ?,"
                        " ecf_primary = ?, ecf_secondary = ? WHERE id = ?", "tttttt", vtext,
                    s->ccf_primary, s->ccf_secondary, s->ecf_primary, s->ecf_secondary, s->id) < 0 ||
-            change(st, "DELETE FROM impu WHERE imsu_id = ?", "t", s->id) < 0 ||
-            change(st, "DELETE FROM impi WHERE imsu_id = ?", "t", s->id) < 0 ||
-            change(st, "DELETE FROM service_profile WHERE imsu_id = ?", "t", s->id) < 0)
+            st_change(st, "DELETE FROM impu WHERE imsu_id = ?", "t", s->id) < 0 ||
+            st_change(st, "DELETE FROM impi WHERE imsu_id = ?", "t", s->id) < 0 ||
+            st_change(st, "DELETE FROM service_profile WHERE imsu_id = ?", "t", s->id) < 0)
             rc = HSS_STORE_ERROR;
     } else if (rc == HSS_STORE_OK) {
-        if (change(st, "INSERT INTO imsu (id, visited_networks, ccf_primary, ccf_secondary,"
+        if (st_change(st, "INSERT INTO imsu (id, visited_networks, ccf_primary, ccf_secondary,"
                        " ecf_primary, ecf_secondary, scscf_name, scscf_host, scscf_realm)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", "ttttttttt", s->id, vtext,
                    s->ccf_primary, s->ccf_secondary, s->ecf_primary, s->ecf_secondary,
@@ -672,7 +613,7 @@ static int put_txn(hss_store *st, void *arg)
         const hss_service_profile *p = &s->profiles[i];
         json_object *ifc = hss_ifcs_to_json(p->ifcs, p->n_ifcs);
 
-        rc = change(st, "INSERT INTO service_profile (imsu_id, name, pos, media_profile_id, ifc_json)"
+        rc = st_change(st, "INSERT INTO service_profile (imsu_id, name, pos, media_profile_id, ifc_json)"
                         " VALUES (?, ?, ?, ?, ?)", "ttIit", s->id, p->name, (int64_t)i,
                     p->subscribed_media_profile_id,
                     json_object_to_json_string_ext(ifc, JSON_C_TO_STRING_PLAIN));
@@ -683,7 +624,7 @@ static int put_txn(hss_store *st, void *arg)
     for (size_t i = 0; i < s->n_impis; i++) {
         const hss_impi *m = &s->impis[i];
 
-        rc = change(st, "INSERT INTO impi (identity, imsu_id, pos, auth_schemes, default_scheme, k,"
+        rc = st_change(st, "INSERT INTO impi (identity, imsu_id, pos, auth_schemes, default_scheme, k,"
                         " op, op_is_opc, amf, sqn, digest_realm, ha1)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ttIiibbibItt",
                     a->impis[i], s->id, (int64_t)i, (int)m->auth_schemes, (int)m->default_scheme,
@@ -695,7 +636,7 @@ static int put_txn(hss_store *st, void *arg)
     for (size_t i = 0; i < s->n_impus; i++) {
         const hss_impu *u = &s->impus[i];
 
-        rc = change(st, "INSERT INTO impu (identity, imsu_id, pos, barred, irs, service_profile,"
+        rc = st_change(st, "INSERT INTO impu (identity, imsu_id, pos, barred, irs, service_profile,"
                         " display_name, identity_type, can_register, reg_state)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ttIiittiii",
                     a->impus[i], s->id, (int64_t)i, (int)u->barred, u->irs, u->service_profile,
@@ -740,10 +681,14 @@ int hss_store_put(hss_store *st, const hss_subscriber *s, int create_only, char 
             goto out;
         a.state[i] = s->impus[i].reg_state;
     }
-    rc = in_write_txn(st, put_txn, &a);
+    rc = st_write_txn(st, put_txn, &a);
 out:
-    if (rc == HSS_STORE_ERROR && err && errlen && !err[0])
-        set_err(err, errlen, "database error");
+    if (rc == HSS_STORE_ERROR && err && errlen && !err[0]) {
+        /* SQLite's reason (e.g. "database or disk is full") for the API's error body. */
+        pthread_mutex_lock(&st->lock);
+        set_err(err, errlen, "%s", st->last_err[0] ? st->last_err : "database error");
+        pthread_mutex_unlock(&st->lock);
+    }
     for (size_t i = 0; a.impis && i < s->n_impis; i++)
         free(a.impis[i]);
     for (size_t i = 0; a.impus && i < s->n_impus; i++)
@@ -755,8 +700,8 @@ out:
     return rc;
 }
 
-/* change() result of a single-row UPDATE/DELETE -> store code. */
-static int changed(int n)
+/* st_change() result of a single-row UPDATE/DELETE -> store code. */
+int st_changed(int n)
 {
     return n < 0 ? HSS_STORE_ERROR : n == 0 ? HSS_STORE_NOT_FOUND : HSS_STORE_OK;
 }
@@ -768,113 +713,9 @@ int hss_store_delete(hss_store *st, const char *id)
     pthread_mutex_lock(&st->lock);
     /* Children go by ON DELETE CASCADE (foreign_keys is on for this connection). A single
      * statement is its own transaction, durable when it returns. */
-    rc = changed(change(st, "DELETE FROM imsu WHERE id = ?", "t", id));
-    pthread_mutex_unlock(&st->lock);
-    return rc;
-}
-
-typedef struct {
-    const char *impi;               /* normalised */
-    unsigned n;
-    uint64_t prev;                  /* the stored SQN before the advance */
-} sqn_args;
-
-static int advance_txn(hss_store *st, void *arg)
-{
-    sqn_args *a = arg;
-    int64_t prev;
-    uint64_t last;
-    int found = query_int(st, &prev, "SELECT sqn FROM impi WHERE identity = ?", "t", a->impi);
-
-    if (found != 1)
-        return found == 0 ? HSS_STORE_NOT_FOUND : HSS_STORE_ERROR;
-    a->prev = last = (uint64_t)prev;
-    for (unsigned i = 0; i < a->n; i++)
-        last = ims_sqn_next(last);
-    return change(st, "UPDATE impi SET sqn = ? WHERE identity = ?", "It", (int64_t)last,
-                  a->impi) == 1 ? HSS_STORE_OK : HSS_STORE_ERROR;
-}
-
-int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t *sqns)
-{
-    sqn_args a = {NULL, n, 0};
-    char *norm;
-    int rc;
-
-    if (n == 0)
-        return HSS_STORE_OK;
-    if (!impi || !(norm = hss_impi_normalise(impi)))
-        return impi ? HSS_STORE_ERROR : HSS_STORE_NOT_FOUND;
-    a.impi = norm;
-    rc = in_write_txn(st, advance_txn, &a);
-    free(norm);
-    /* Committed (synchronous=FULL): only now may the caller use these SQNs. */
-    for (unsigned i = 0; rc == HSS_STORE_OK && i < n; i++)
-        sqns[i] = a.prev = ims_sqn_next(a.prev);
-    return rc;
-}
-
-int hss_store_set_sqn(hss_store *st, const char *impi, uint64_t sqn)
-{
-    char *norm;
-    int rc;
-
-    if (sqn > IMS_SQN_MAX || !impi || !(norm = hss_impi_normalise(impi)))
-        return HSS_STORE_ERROR;
-    pthread_mutex_lock(&st->lock);
-    /* Only upward: a stale or replayed resync must not rewind the SQN (TS 33.102 C.3). */
-    rc = changed(change(st, "UPDATE impi SET sqn = ?1 WHERE identity = ?2 AND sqn < ?1", "It",
-                        (int64_t)sqn, norm));
-    /* No row changed: an unknown IMPI, or the stored SQN is already at least as high. */
-    if (rc == HSS_STORE_NOT_FOUND &&
-        query_int(st, NULL, "SELECT 1 FROM impi WHERE identity = ?", "t", norm) == 1)
-        rc = HSS_STORE_OK;
-    pthread_mutex_unlock(&st->lock);
-    free(norm);
-    return rc;
-}
-
-typedef struct {
-    const char *id;
-    const char *const *impus;
-    size_t n;
-    hss_reg_state state;
-} reg_args;
-
-static int reg_state_txn(hss_store *st, void *arg)
-{
-    reg_args *a = arg;
-    int rc = HSS_STORE_OK;
-
-    /* All or nothing: an unknown IMPU fails the whole SAR. */
-    for (size_t i = 0; rc == HSS_STORE_OK && i < a->n; i++) {
-        char *norm = hss_impu_normalise(a->impus[i]);
-
-        rc = norm ? changed(change(st, "UPDATE impu SET reg_state = ? WHERE identity = ?"
-                                       " AND imsu_id = ?", "itt", (int)a->state, norm, a->id))
-                  : HSS_STORE_ERROR;
-        free(norm);
-    }
-    return rc;
-}
-
-int hss_store_set_reg_state(hss_store *st, const char *id, const char *const *impus, size_t n,
-                            hss_reg_state state)
-{
-    reg_args a = {id, impus, n, state};
-
-    return in_write_txn(st, reg_state_txn, &a);
-}
-
-int hss_store_set_scscf(hss_store *st, const char *id, const char *name, const char *host,
-                        const char *realm)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->lock);
-    rc = changed(change(st, "UPDATE imsu SET scscf_name = ?, scscf_host = ?, scscf_realm = ?"
-                            " WHERE id = ?", "tttt", name, name ? host : NULL,
-                        name ? realm : NULL, id));
+    rc = hss_sqn_forget_subscription(st, id) == 0
+             ? st_changed(st_change(st, "DELETE FROM imsu WHERE id = ?", "t", id))
+             : HSS_STORE_ERROR;
     pthread_mutex_unlock(&st->lock);
     return rc;
 }

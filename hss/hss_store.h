@@ -2,12 +2,14 @@
  * hss_store: the HSS subscriber database (SQLite, WAL), safe for concurrent calls from
  * freeDiameter's dispatch threads and libmicrohttpd's threads.
  *
- * Durability: hss_store_advance_sqn commits (synchronous=FULL) before it returns, so a vector is
- * never sent with an SQN that a crash could hand out again.
+ * Durability: hss_store_advance_sqn returns only SQNs covered by a committed reservation
+ * (synchronous=FULL; hss_store_auth.c), so a vector is never sent with an SQN that a crash could
+ * hand out again.
  */
 #ifndef HSS_STORE_H
 #define HSS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,15 +47,43 @@ size_t hss_store_count(hss_store *st);
 int hss_store_put(hss_store *st, const hss_subscriber *s, int create_only, char *err, size_t errlen);
 int hss_store_delete(hss_store *st, const char *id);
 
-/* Reserves n consecutive SQNs for `impi` (next = ims_sqn_next(previous)), writes the last one
- * durably, and returns them in sqns[0..n-1]. HSS_STORE_NOT_FOUND if no such IMPI. */
+/* Bulk loading (the import at start, while nothing else uses the store): the writes between
+ * begin and end share one transaction instead of a commit (fsync) each; a write that fails is
+ * rolled back alone (savepoint). bulk_commit commits what is there and goes on; bulk_end
+ * commits (commit=true) or drops everything since the last commit. */
+int hss_store_bulk_begin(hss_store *st);
+int hss_store_bulk_commit(hss_store *st);
+int hss_store_bulk_end(hss_store *st, bool commit);
+
+/* Where the IMPU of a MAR belongs, relative to its IMPI. */
+typedef enum {
+    HSS_IMPU_UNKNOWN = 0,           /* no such public identity */
+    HSS_IMPU_SAME,                  /* in the IMPI's subscription */
+    HSS_IMPU_OTHER,                 /* in another subscription (Cx IDENTITIES_DONT_MATCH) */
+} hss_impu_owner;
+
+/* The MAR lookup: the credentials of `impi` into *out (free with hss_impi_clear; its sqn is the
+ * last one handed out) and where `impu` belongs. HSS_STORE_NOT_FOUND when there is no such
+ * IMPI (*owner is then not meaningful). */
+int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss_impi *out,
+                          hss_impu_owner *owner);
+void hss_impi_clear(hss_impi *m);
+
+/* Hands out n consecutive SQNs for `impi` (next = ims_sqn_next(previous)) in sqns[0..n-1], all
+ * covered by a durable reservation (committed first when the current one runs out).
+ * HSS_STORE_NOT_FOUND if no such IMPI, HSS_STORE_ERROR (nothing handed out) when the
+ * reservation cannot be written. */
 int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t *sqns);
-/* Resynchronisation: sets the IMPI's SQN to `sqn` (only ever upward). */
+/* Resynchronisation: sets the IMPI's SQN to `sqn` (only ever upward), durably when it passes
+ * the reservation. */
 int hss_store_set_sqn(hss_store *st, const char *impi, uint64_t sqn);
 
 /* Registration state written by SAR: the state of each listed IMPU of subscription `id`. */
 int hss_store_set_reg_state(hss_store *st, const char *id, const char *const *impus, size_t n,
                             hss_reg_state state);
+/* Both of the above in one transaction (a registration: one commit). */
+int hss_store_register(hss_store *st, const char *id, const char *name, const char *host,
+                       const char *realm, const char *const *impus, size_t n, hss_reg_state state);
 /* Assigned S-CSCF of subscription `id` (name NULL clears all three). */
 int hss_store_set_scscf(hss_store *st, const char *id, const char *name, const char *host,
                         const char *realm);

@@ -14,7 +14,10 @@
  *       resync= answers the last RAND with AUTS for SQN_MS (bad-auts corrupts its MAC-S).
  *   sar IMPI|- IMPU|- type=N [server=URI] [uda=0|1]
  *   lir IMPU [orig]
- *   load-mar IMPI IMPU count=N [window=W] [key=K:OPC]   many MARs, prints a summary
+ *   load-mar IMPI IMPU count=N [window=W] [users=U] [key=K:OPC]   many MARs, prints a summary
+ *   load-sar IMPI IMPU count=N [window=W] [users=U] [type=N] [uda=0|1]   many SARs, the same
+ *       With users=U, "{i}" in IMPI and IMPU is replaced by 0..U-1 in turn (user{i}@ims.lab):
+ *       the load is spread over U subscribers. The summary has rate, p50/p99/max latency (ms).
  *   wait SECONDS                 answer PPR/RTR arriving meanwhile
  * Any request command takes omit=AVP-NAME to leave out an AVP it would send (error tests).
  */
@@ -359,21 +362,29 @@ static int cmd_mar(const args_t *a)
     return req ? transact(req, a, "MAR") : -1;
 }
 
-static int cmd_sar(const args_t *a)
+static struct msg *build_sar(const args_t *a, const char *impi, const char *impu)
 {
     struct msg *req = new_req(ims_cx_dict.sar);
-    if (!req || a->n_pos < 2)
-        return -1;
-    if (strcmp(a->pos[0], "-"))
-        put_str(a, req, ims_cx_dict.user_name, a->pos[0]);
-    if (strcmp(a->pos[1], "-"))
-        put_str(a, req, ims_cx_dict.public_identity, a->pos[1]);
+    if (!req)
+        return NULL;
+    if (strcmp(impi, "-"))
+        put_str(a, req, ims_cx_dict.user_name, impi);
+    if (strcmp(impu, "-"))
+        put_str(a, req, ims_cx_dict.public_identity, impu);
     put_str(a, req, ims_cx_dict.server_name, opt(a, "server") ? opt(a, "server") : g_server);
     if (!omitted(a, ims_cx_dict.server_assignment_type))
         ims_cx_add_i32(req, ims_cx_dict.server_assignment_type, (int32_t)opt_long(a, "type", 1));
     if (!omitted(a, ims_cx_dict.user_data_already_available))
         ims_cx_add_i32(req, ims_cx_dict.user_data_already_available, (int32_t)opt_long(a, "uda", 0));
-    return transact(req, a, "SAR");
+    return req;
+}
+
+static int cmd_sar(const args_t *a)
+{
+    if (a->n_pos < 2)
+        return -1;
+    struct msg *req = build_sar(a, a->pos[0], a->pos[1]);
+    return req ? transact(req, a, "SAR") : -1;
 }
 
 static int cmd_lir(const args_t *a)
@@ -387,23 +398,43 @@ static int cmd_lir(const args_t *a)
     return transact(req, a, "LIR");
 }
 
-/* load-mar: `count` MARs with at most `window` outstanding. */
+/* load-mar / load-sar: `count` requests with at most `window` outstanding, spread over `users`
+ * subscribers when the identities contain "{i}". */
 typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     long outstanding, answered, success, errors;
+    uint32_t *lat_us;               /* latency of each answered request */
+    long n_lat, cap_lat;
     json_object *sqns;
     bool have_key;
     uint8_t k[16], opc[16];
 } load_state;
 
+typedef struct {
+    load_state *s;
+    struct timespec sent;
+} load_req;
+
+static uint32_t elapsed_us(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t us = (int64_t)(t1.tv_sec - t0->tv_sec) * 1000000 + (t1.tv_nsec - t0->tv_nsec) / 1000;
+    return us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 static void load_ans(void *data, struct msg **ans)
 {
-    load_state *s = data;
-    uint32_t rc = 0, exp = 0;
+    load_req *r = data;
+    load_state *s = r->s;
+    uint32_t rc = 0, exp = 0, lat = elapsed_us(&r->sent);
+    free(r);
     ims_cx_get_result(*ans, &rc, &exp);
     pthread_mutex_lock(&s->lock);
     s->answered++;
+    if (s->n_lat < s->cap_lat)
+        s->lat_us[s->n_lat++] = lat;
     if (rc == IMS_DIAMETER_SUCCESS && !exp) {
         s->success++;
         if (s->have_key) {
@@ -430,7 +461,9 @@ static void load_ans(void *data, struct msg **ans)
 static void load_expire(void *data, DiamId_t to, size_t tolen, struct msg **req)
 {
     (void)to; (void)tolen;
-    load_state *s = data;
+    load_req *r = data;
+    load_state *s = r->s;
+    free(r);
     pthread_mutex_lock(&s->lock);
     s->errors++;
     s->outstanding--;
@@ -440,17 +473,57 @@ static void load_expire(void *data, DiamId_t to, size_t tolen, struct msg **req)
     *req = NULL;
 }
 
-static int cmd_load_mar(const args_t *a)
+/* pattern with every "{i}" replaced by n. */
+static void expand(const char *pattern, long n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (const char *p = pattern; *p && o + 1 < outlen;) {
+        if (strncmp(p, "{i}", 3) == 0) {
+            int w = snprintf(out + o, outlen - o, "%ld", n);
+            o += w > 0 ? (size_t)w : 0;
+            if (o >= outlen)
+                o = outlen - 1;
+            p += 3;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct_ms(const uint32_t *v, long n, double p)
+{
+    if (n == 0)
+        return 0;
+    long i = (long)(p * (double)(n - 1) + 0.5);
+    return v[i] / 1000.0;
+}
+
+static int cmd_load(const args_t *a, bool sar)
 {
     if (a->n_pos < 2)
         return -1;
     long count = opt_long(a, "count", 1000), window = opt_long(a, "window", 64), sent = 0;
+    long users = opt_long(a, "users", 1);
+    if (count < 0 || window < 1 || users < 1)
+        return -1;
     load_state s;
     memset(&s, 0, sizeof(s));
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.cond, NULL);
     s.sqns = json_object_new_array();
-    s.have_key = parse_key(a, s.k, s.opc);
+    s.have_key = !sar && parse_key(a, s.k, s.opc);
+    s.cap_lat = count;
+    s.lat_us = calloc((size_t)(count ? count : 1), sizeof(uint32_t));
+    if (!s.lat_us)
+        s.cap_lat = 0;
+    char impi[512], impu[512];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (; sent < count; sent++) {
@@ -461,11 +534,19 @@ static int cmd_load_mar(const args_t *a)
             pthread_cond_wait(&s.cond, &s.lock);
         s.outstanding++;
         pthread_mutex_unlock(&s.lock);
-        struct msg *req = build_mar(a, a->pos[0], a->pos[1]);
+        expand(a->pos[0], sent % users, impi, sizeof(impi));
+        expand(a->pos[1], sent % users, impu, sizeof(impu));
+        struct msg *req = sar ? build_sar(a, impi, impu) : build_mar(a, impi, impu);
         struct timespec ts = deadline(ims_diameter_request_timeout_ms());
-        if (!req || fd_msg_send_timeout(&req, load_ans, &s, load_expire, &ts)) {
+        load_req *r = malloc(sizeof(*r));
+        if (r) {
+            r->s = &s;
+            clock_gettime(CLOCK_MONOTONIC, &r->sent);
+        }
+        if (!req || !r || fd_msg_send_timeout(&req, load_ans, r, load_expire, &ts)) {
             if (req)
                 fd_msg_free(req);
+            free(r);
             pthread_mutex_lock(&s.lock);
             s.outstanding--;
             s.errors++;
@@ -479,15 +560,22 @@ static int cmd_load_mar(const args_t *a)
     pthread_mutex_unlock(&s.lock);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    qsort(s.lat_us, (size_t)s.n_lat, sizeof(uint32_t), cmp_u32);
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "cmd", json_object_new_string("load-mar"));
+    json_object_object_add(o, "cmd", json_object_new_string(sar ? "load-sar" : "load-mar"));
     json_object_object_add(o, "sent", json_object_new_int64(sent));
     json_object_object_add(o, "success", json_object_new_int64(s.success));
     json_object_object_add(o, "errors", json_object_new_int64(s.errors));
+    json_object_object_add(o, "users", json_object_new_int64(users));
+    json_object_object_add(o, "window", json_object_new_int64(window));
     json_object_object_add(o, "seconds", json_object_new_double(secs));
     json_object_object_add(o, "rate", json_object_new_double(secs > 0 ? (double)s.success / secs : 0));
+    json_object_object_add(o, "p50_ms", json_object_new_double(pct_ms(s.lat_us, s.n_lat, 0.50)));
+    json_object_object_add(o, "p99_ms", json_object_new_double(pct_ms(s.lat_us, s.n_lat, 0.99)));
+    json_object_object_add(o, "max_ms", json_object_new_double(pct_ms(s.lat_us, s.n_lat, 1.0)));
     json_object_object_add(o, "sqns", s.sqns);
     emit(o);
+    free(s.lat_us);
     return 0;
 }
 
@@ -554,7 +642,8 @@ static int run_line(char *line)
     if (strcmp(cmd, "mar") == 0) return cmd_mar(&a);
     if (strcmp(cmd, "sar") == 0) return cmd_sar(&a);
     if (strcmp(cmd, "lir") == 0) return cmd_lir(&a);
-    if (strcmp(cmd, "load-mar") == 0) return cmd_load_mar(&a);
+    if (strcmp(cmd, "load-mar") == 0) return cmd_load(&a, false);
+    if (strcmp(cmd, "load-sar") == 0) return cmd_load(&a, true);
     if (strcmp(cmd, "wait") == 0) {
         sleep((unsigned)(a.n_pos ? atoi(a.pos[0]) : 1));
         return 0;

@@ -84,15 +84,16 @@ class Hss:
     extra_yaml is appended to the generated hss.yaml, after the "hss:" section: indented lines
     ("  scscf_names: [...]") extend that section, unindented ones add new top-level sections.
     start=False builds the config without starting (then spawn() + wait() for start-up failures).
+    database: the SQLite file (default tmpdir/hss.db).
     """
 
     def __init__(self, tmpdir, import_file=None, extra_yaml=None, diameter_port=None,
                  http_port=None, start=True, identity="hss.ims.lab", realm="ims.lab",
-                 log_level="info"):
+                 log_level="info", database=None):
         self.tmpdir = tmpdir
         self.http_port = http_port or free_port()
         self.diameter_port = diameter_port or free_port()
-        self.db = os.path.join(tmpdir, "hss.db")
+        self.db = database or os.path.join(tmpdir, "hss.db")
         self.config = os.path.join(tmpdir, "hss.yaml")
         self.logfile = os.path.join(tmpdir, "hss.log")
         self.proc = None

@@ -1,0 +1,382 @@
+/*
+ * hss_store_auth.c: the MAR path of the HSS store: the credentials lookup, and SQNs handed out
+ * from memory under durable reservations.
+ *
+ * Lookup: a MAR needs one IMPI row and whether its IMPU belongs to the same subscription
+ * (TS 29.228 §6.3: 5001 / 5002), not the whole subscription with its iFCs: one cached statement.
+ *
+ * TS 33.102 §6.3.2 / Annex C: the HSS must never send two vectors with the same SQN, and the
+ * SQNs it sends must increase. Committing every SQN to disk before its vector leaves (one fsync
+ * per MAR) caps the HSS at a few thousand MAR/s. Instead the impi.sqn column holds a durable
+ * high-water mark: "every SQN up to here may have left". Per IMPI this process keeps in memory
+ * the last SQN it handed out and how many SQN steps are still free below the mark:
+ *
+ *   - a MAR takes its SQNs from memory while the reservation lasts;
+ *   - when it runs out, the mark is moved HSS_SQN_BLOCK (+ the SQNs asked for) steps further
+ *     and committed (WAL, synchronous=FULL) BEFORE any SQN of the new block is returned;
+ *   - at start (or after a crash) nothing is in memory: the next SQN follows the stored mark,
+ *     which is above every SQN that ever left. The unused rest of a block is skipped.
+ *   - a clean close writes the last SQN handed out back, so an orderly restart skips nothing.
+ *
+ * Bound on the jump (documented in the README): after a crash the SQN of an IMPI jumps by at
+ * most HSS_SQN_BLOCK + 32 SEQ steps. TS 33.102 C.2.2 lets the USIM accept any SEQ above its
+ * highest accepted one within a window Δ (suggested 2^28); 1,032 is far inside it. Skipping SQNs
+ * is allowed (Annex C: only "fresh", i.e. increasing, SQNs are required). A USIM with the
+ * optional limit L on consecutive jumps (C.2.2) answers a too-large jump with a resync, which
+ * still works.
+ *
+ * Resync (TS 33.102 §6.3.5): SQN_MS from a verified AUTS moves the in-memory SQN up to SQN_MS;
+ * when SQN_MS is at or above the mark, the mark is moved to SQN_MS and committed before the
+ * answer leaves, so the resynchronised SQN survives a crash too.
+ *
+ * The stored value is only rewritten when it still holds the mark this process wrote
+ * (WHERE sqn = mark); otherwise someone else changed it (another process on the file) and the
+ * state is reloaded from the row. PUT/DELETE in this process drop the state of the IMPIs they
+ * rewrite (hss_sqn_forget*), so a provisioned SQN is honoured from the next MAR on.
+ *
+ * All functions run with st->lock held (the public ones take it).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hss_store.h"
+#include "hss_store_priv.h"
+#include "ims_aka.h"
+#include "ims_log.h"
+
+#define LOG_SUB "hss.store"
+/* SQN steps reserved per commit, on top of the SQNs the MAR asked for. */
+#define HSS_SQN_BLOCK 1000
+
+typedef struct sqn_entry {
+    struct sqn_entry *next;
+    uint64_t last;                  /* last SQN handed out (or the stored value we started from) */
+    uint64_t mark;                  /* the value of impi.sqn, written by us */
+    uint32_t left;                  /* SQN steps after `last` that stay at or below `mark` */
+    char impi[];                    /* normalised identity */
+} sqn_entry;
+
+struct hss_sqn_cache {
+    sqn_entry **buckets;
+    size_t n_buckets, count;
+};
+
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL;   /* FNV-1a */
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static sqn_entry **slot(hss_sqn_cache *c, const char *impi)
+{
+    sqn_entry **p = &c->buckets[hash(impi) & (c->n_buckets - 1)];
+
+    while (*p && strcmp((*p)->impi, impi) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static sqn_entry *find(hss_store *st, const char *impi)
+{
+    return st->sqn ? *slot(st->sqn, impi) : NULL;
+}
+
+/* Doubles the table when it holds more entries than buckets. */
+static void grow(hss_sqn_cache *c)
+{
+    size_t n = c->n_buckets * 2;
+    sqn_entry **b = calloc(n, sizeof(*b));
+
+    if (!b)
+        return;   /* keep the longer chains */
+    for (size_t i = 0; i < c->n_buckets; i++) {
+        for (sqn_entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->next;
+            e->next = b[hash(e->impi) & (n - 1)];
+            b[hash(e->impi) & (n - 1)] = e;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->n_buckets = n;
+}
+
+static sqn_entry *add(hss_store *st, const char *impi, uint64_t stored)
+{
+    size_t len = strlen(impi) + 1;
+    sqn_entry *e;
+
+    if (!st->sqn) {
+        hss_sqn_cache *c = calloc(1, sizeof(*c));
+
+        if (!c || !(c->buckets = calloc(1024, sizeof(*c->buckets)))) {
+            free(c);
+            return NULL;
+        }
+        c->n_buckets = 1024;
+        st->sqn = c;
+    }
+    if (!(e = malloc(sizeof(*e) + len)))
+        return NULL;
+    memcpy(e->impi, impi, len);
+    e->last = e->mark = stored;
+    e->left = 0;
+    sqn_entry **p = &st->sqn->buckets[hash(impi) & (st->sqn->n_buckets - 1)];
+    e->next = *p;
+    *p = e;
+    if (++st->sqn->count > st->sqn->n_buckets)
+        grow(st->sqn);
+    return e;
+}
+
+void hss_sqn_forget(hss_store *st, const char *impi)
+{
+    sqn_entry **p, *e;
+
+    if (!st->sqn || !*(p = slot(st->sqn, impi)))
+        return;
+    e = *p;
+    *p = e->next;
+    st->sqn->count--;
+    free(e);
+}
+
+int hss_sqn_forget_subscription(hss_store *st, const char *id)
+{
+    sqlite3_stmt *stmt;
+    int step;
+
+    if (!st->sqn || st->sqn->count == 0)
+        return 0;
+    if (!(stmt = st_query(st, "SELECT identity FROM impi WHERE imsu_id = ?", "t", id)))
+        return -1;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
+        hss_sqn_forget(st, (const char *)sqlite3_column_text(stmt, 0));
+    st_done(st, stmt);
+    return step == SQLITE_DONE ? 0 : -1;
+}
+
+bool hss_sqn_cached_last(hss_store *st, const char *impi, uint64_t *last)
+{
+    sqn_entry *e = find(st, impi);
+
+    if (e)
+        *last = e->last;
+    return e != NULL;
+}
+
+/* The IMPI's entry, loaded from its row when this process has none. NULL + *rc otherwise. */
+static sqn_entry *entry(hss_store *st, const char *impi, int *rc)
+{
+    sqn_entry *e = find(st, impi);
+    int64_t stored = 0;
+    int found;
+
+    if (e)
+        return e;
+    found = st_query_int(st, &stored, "SELECT sqn FROM impi WHERE identity = ?", "t", impi);
+    if (found != 1) {
+        *rc = found == 0 ? HSS_STORE_NOT_FOUND : HSS_STORE_ERROR;
+        return NULL;
+    }
+    if (!(e = add(st, impi, (uint64_t)stored)))
+        *rc = HSS_STORE_ERROR;
+    return e;
+}
+
+/* Commits impi.sqn = mark (only over the mark we wrote last). HSS_STORE_OK, HSS_STORE_ERROR, or
+ * HSS_STORE_CONFLICT when the row changed under us (the entry is dropped: reload and retry). */
+static int write_mark(hss_store *st, sqn_entry *e, uint64_t mark)
+{
+    int n = st_change(st, "UPDATE impi SET sqn = ?1 WHERE identity = ?2 AND sqn = ?3", "ItI",
+                      (int64_t)mark, e->impi, (int64_t)e->mark);
+
+    if (n < 0) {
+        /* st_change logged SQLite's reason (disk full, read-only file, I/O error). */
+        IMS_ERROR(LOG_SUB, "cannot store the SQN reservation of %s: no vector is issued", e->impi);
+        return HSS_STORE_ERROR;
+    }
+    if (n == 0) {
+        IMS_WARN(LOG_SUB, "SQN of %s changed outside this HSS: reloading it", e->impi);
+        hss_sqn_forget(st, e->impi);
+        return HSS_STORE_CONFLICT;
+    }
+    e->mark = mark;
+    return HSS_STORE_OK;
+}
+
+int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss_impi *out,
+                          hss_impu_owner *owner)
+{
+    char *ni = impi ? hss_impi_normalise(impi) : NULL, *nu = impu ? hss_impu_normalise(impu) : NULL;
+    sqlite3_stmt *stmt;
+    int rc = HSS_STORE_ERROR, step;
+
+    memset(out, 0, sizeof(*out));
+    *owner = HSS_IMPU_UNKNOWN;
+    if (!ni || !nu) {
+        free(ni);
+        free(nu);
+        return impi && impu ? HSS_STORE_ERROR : HSS_STORE_NOT_FOUND;
+    }
+    pthread_mutex_lock(&st->lock);
+    /* Last column: NULL unknown IMPU, 1 same subscription, 0 another one. */
+    stmt = st_query(st, "SELECT i.identity, i.auth_schemes, i.default_scheme, i.k, i.op,"
+                        " i.op_is_opc, i.amf, i.sqn, i.digest_realm, i.ha1,"
+                        " (SELECT u.imsu_id = i.imsu_id FROM impu u WHERE u.identity = ?2)"
+                        " FROM impi i WHERE i.identity = ?1", "tt", ni, nu);
+    if (stmt && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        rc = st_row_impi(stmt, out) == 0 ? HSS_STORE_OK : HSS_STORE_ERROR;
+        if (sqlite3_column_type(stmt, 10) != SQLITE_NULL)
+            *owner = sqlite3_column_int(stmt, 10) ? HSS_IMPU_SAME : HSS_IMPU_OTHER;
+        hss_sqn_cached_last(st, ni, &out->sqn);
+    } else if (stmt && step == SQLITE_DONE) {
+        rc = HSS_STORE_NOT_FOUND;
+    } else {
+        IMS_ERROR(LOG_SUB, "reading %s: %s", ni, sqlite3_errmsg(st->db));
+    }
+    st_done(st, stmt);
+    pthread_mutex_unlock(&st->lock);
+    if (rc != HSS_STORE_OK)
+        hss_impi_clear(out);
+    free(ni);
+    free(nu);
+    return rc;
+}
+
+void hss_impi_clear(hss_impi *m)
+{
+    free(m->identity);
+    free(m->digest_realm);
+    memset(m, 0, sizeof(*m));
+}
+
+static int advance_locked(hss_store *st, const char *impi, unsigned n, uint64_t *sqns)
+{
+    int rc = HSS_STORE_OK;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        sqn_entry *e = entry(st, impi, &rc);
+
+        if (!e)
+            return rc;
+        if (e->left < n) {
+            uint64_t mark = e->last;
+
+            for (unsigned i = 0; i < n + HSS_SQN_BLOCK; i++)
+                mark = ims_sqn_next(mark);
+            rc = write_mark(st, e, mark);
+            if (rc == HSS_STORE_CONFLICT)
+                continue;
+            if (rc != HSS_STORE_OK)
+                return rc;
+            /* Durable now: every SQN up to `mark` may leave. */
+            e->left = n + HSS_SQN_BLOCK;
+        }
+        for (unsigned i = 0; i < n; i++)
+            sqns[i] = e->last = ims_sqn_next(e->last);
+        e->left -= n;
+        return HSS_STORE_OK;
+    }
+    return HSS_STORE_ERROR;
+}
+
+int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t *sqns)
+{
+    char *norm;
+    int rc;
+
+    if (n == 0)
+        return HSS_STORE_OK;
+    if (!impi || !(norm = hss_impi_normalise(impi)))
+        return impi ? HSS_STORE_ERROR : HSS_STORE_NOT_FOUND;
+    pthread_mutex_lock(&st->lock);
+    rc = advance_locked(st, norm, n, sqns);
+    pthread_mutex_unlock(&st->lock);
+    free(norm);
+    return rc;
+}
+
+static uint64_t seq_of(uint64_t sqn)
+{
+    return sqn >> IMS_SQN_IND_BITS;
+}
+
+static int set_locked(hss_store *st, const char *impi, uint64_t sqn)
+{
+    int rc = HSS_STORE_OK;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        sqn_entry *e = entry(st, impi, &rc);
+
+        if (!e)
+            return rc;
+        /* Only upward: a stale or replayed resync must not rewind the SQN (TS 33.102 C.3). */
+        if (sqn <= e->last)
+            return HSS_STORE_OK;
+        if (seq_of(sqn) + 1 < seq_of(e->mark)) {
+            /* Still inside the reservation: the steps left end one SEQ below the mark, so that
+             * whatever IND they carry they stay under it. */
+            e->last = sqn;
+            e->left = (uint32_t)(seq_of(e->mark) - seq_of(sqn) - 1);
+            return HSS_STORE_OK;
+        }
+        rc = write_mark(st, e, sqn);
+        if (rc == HSS_STORE_CONFLICT)
+            continue;
+        if (rc != HSS_STORE_OK)
+            return rc;
+        e->last = sqn;
+        e->left = 0;
+        return HSS_STORE_OK;
+    }
+    return HSS_STORE_ERROR;
+}
+
+int hss_store_set_sqn(hss_store *st, const char *impi, uint64_t sqn)
+{
+    char *norm;
+    int rc;
+
+    if (sqn > IMS_SQN_MAX || !impi || !(norm = hss_impi_normalise(impi)))
+        return HSS_STORE_ERROR;
+    pthread_mutex_lock(&st->lock);
+    rc = set_locked(st, norm, sqn);
+    pthread_mutex_unlock(&st->lock);
+    free(norm);
+    return rc;
+}
+
+void hss_sqn_release_all(hss_store *st)
+{
+    hss_sqn_cache *c = st->sqn;
+    size_t written = 0;
+
+    if (!c)
+        return;
+    /* One transaction: a clean stop costs one commit, however many IMPIs hold a reservation.
+     * If it fails, the marks stay: SQNs are skipped, never reused. */
+    bool txn = st_exec(st, "BEGIN IMMEDIATE") == 0;
+    for (size_t i = 0; i < c->n_buckets; i++) {
+        for (sqn_entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->next;
+            if (txn && e->last != e->mark &&
+                st_change(st, "UPDATE impi SET sqn = ?1 WHERE identity = ?2 AND sqn = ?3", "ItI",
+                          (int64_t)e->last, e->impi, (int64_t)e->mark) == 1)
+                written++;
+            free(e);
+        }
+    }
+    if (txn && st_exec(st, "COMMIT") != 0) {
+        st_rollback(st, "ROLLBACK");
+        written = 0;
+    }
+    if (written)
+        IMS_INFO(LOG_SUB, "released the unused SQN reservations of %zu IMPI(s)", written);
+    free(c->buckets);
+    free(c);
+    st->sqn = NULL;
+}

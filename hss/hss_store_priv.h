@@ -1,0 +1,69 @@
+/*
+ * hss_store_priv: what the files of the HSS store (hss_store.c, hss_store_sql.c, hss_store_auth.c,
+ * hss_store_reg.c) share. Not for other callers: they use hss_store.h.
+ *
+ * Every function here is called with st->lock held, except st_write_txn (which takes it).
+ */
+#ifndef HSS_STORE_PRIV_H
+#define HSS_STORE_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "hss_store.h"
+
+typedef struct hss_sqn_cache hss_sqn_cache;   /* hss_store_auth.c */
+
+#define HSS_STORE_STMT_CACHE 48
+
+struct hss_store {
+    sqlite3 *db;
+    pthread_mutex_t lock;
+    struct {
+        const char *sql;            /* the literal it was compiled from */
+        sqlite3_stmt *stmt;
+        bool busy;                  /* handed out by st_query, not yet back through st_done */
+    } stmts[HSS_STORE_STMT_CACHE];
+    size_t n_stmts;
+    bool bulk;                      /* inside hss_store_bulk_begin .. _end */
+    char last_err[160];             /* SQLite's message for the last failed statement */
+    hss_sqn_cache *sqn;             /* per-IMPI SQN reservations (NULL until the first MAR) */
+};
+
+/* Statement helpers (hss_store_sql.c). fmt: one letter per '?': 't' text, 'i' int, 'I' int64,
+ * 'b' blob + int length. */
+int st_exec(hss_store *st, const char *sql);
+/* Runs sql (ROLLBACK / ROLLBACK TO) only when a transaction is open. */
+void st_rollback(hss_store *st, const char *sql);
+sqlite3_stmt *st_query(hss_store *st, const char *sql, const char *fmt, ...);
+/* Gives a statement of st_query back (reset for the next use). */
+void st_done(hss_store *st, sqlite3_stmt *stmt);
+/* Rows changed, -1 on error, -2 on a constraint violation. */
+int st_change(hss_store *st, const char *sql, const char *fmt, ...);
+/* 1 found (first column in *out), 0 no row, -1 error. */
+int st_query_int(hss_store *st, int64_t *out, const char *sql, const char *fmt, const char *arg);
+
+/* Runs fn inside BEGIN IMMEDIATE .. COMMIT (takes st->lock itself), rolled back unless fn
+ * returns HSS_STORE_OK. */
+int st_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg);
+/* st_change result of a single-row UPDATE/DELETE -> HSS_STORE_* code. */
+int st_changed(int n);
+
+/* An impi row (identity, auth_schemes, default_scheme, k, op, op_is_opc, amf, sqn, digest_realm,
+ * ha1 in columns 0..9) into *m (zeroed by the caller). -1 on ENOMEM. */
+int st_row_impi(sqlite3_stmt *stmt, hss_impi *m);
+
+/* SQN reservations (hss_store_auth.c). */
+/* The last SQN handed out for a (normalised) IMPI when this process holds a reservation for it. */
+bool hss_sqn_cached_last(hss_store *st, const char *impi, uint64_t *last);
+/* Drops the reservation state of one IMPI / of every IMPI of subscription `id` (before a replace
+ * or delete rewrites their rows; the next MAR starts again from the stored value). */
+void hss_sqn_forget(hss_store *st, const char *impi);
+int hss_sqn_forget_subscription(hss_store *st, const char *id);
+/* Writes the unused part of every reservation back (clean shutdown) and frees the cache. */
+void hss_sqn_release_all(hss_store *st);
+
+#endif
