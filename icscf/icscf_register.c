@@ -27,6 +27,8 @@
  *   base 3002/3003/3004 (HSS not reachable)     504 Server Time-out (DESIGN.md: Diameter timeout)
  *   anything else                               500 Server Internal Error
  *   no S-CSCF can be selected                   600 Busy Everywhere (§5.3.1.3)
+ *   both S-CSCF attempts answered 503 with
+ *   Retry-After (overloaded)                    500 with that Retry-After (RFC 3261 §16.7)
  *
  * Why the forwarding here is our own nta client transaction and not ims_sip_forward: on a
  * failed first attempt the I-CSCF must keep the upstream transaction and try another S-CSCF,
@@ -334,6 +336,22 @@ static int reg_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t 
     if (retryable(status) && r->attempts == 1) {
         msg_destroy(msg);
         start_reselection(r, status, sip->sip_status->st_phrase);
+        return 0;
+    }
+    if (status == 503 && sip->sip_retry_after) {
+        /* The second S-CSCF is overloaded too (it says when to come back): that is not "no S-CSCF
+         * anywhere" (600 would tell the UE to give up). RFC 3261 §16.7 step 6: a proxy does not
+         * relay a 503 as such; 500 may carry the Retry-After (§21.5.1), so the UE retries later. */
+        IMS_WARN(SUBSYS, "REGISTER %s: %s overloaded as well (503, Retry-After %lu)", r->impu, r->scscf,
+                 (unsigned long)sip->sip_retry_after->af_delta);
+        sip_retry_after_t ra[1];
+        sip_retry_after_init(ra)->af_delta = sip->sip_retry_after->af_delta;
+        msg_destroy(msg);
+        if (r->irq && nta_incoming_status(r->irq) < 200)
+            nta_incoming_treply(r->irq, 500, "Server Internal Error - S-CSCF Overloaded",
+                                SIPTAG_RETRY_AFTER(ra), TAG_END());
+        icscf_count_register("overloaded");
+        reg_finish(r);
         return 0;
     }
     if (retryable(status)) {
