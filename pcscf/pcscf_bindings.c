@@ -164,33 +164,33 @@ static int free_bvec(void *arg, const char *key, void *val)
     return 0;
 }
 
-/* Identity and contact entries of b (they change with its set and contacts). */
-static void unindex(pcscf_bindings *s, pcscf_binding *b)
+/* Adds b to (add) or takes it out of the identity and contact entries of the indexes: they
+ * change with its set and contacts. Adding is best effort on ENOMEM: a binding missing from an
+ * index is only not found by that lookup. */
+static void index_entries(pcscf_bindings *s, pcscf_binding *b, bool add)
 {
     char k[KEY_MAX];
-    if (lower_key(b->impu, k, sizeof(k)))
-        bvec_del(s->by_identity, k, b);
-    for (size_t i = 0; i < b->n_impus; i++)
-        if (lower_key(b->impus[i], k, sizeof(k)))
+    for (size_t i = 0; i <= b->n_impus; i++) {
+        const char *id = i == 0 ? b->impu : b->impus[i - 1];
+        if (!lower_key(id, k, sizeof(k)))
+            continue;
+        if (add)
+            bvec_add(s->by_identity, k, b);
+        else
             bvec_del(s->by_identity, k, b);
-    for (size_t i = 0; i < b->n_contacts; i++)
-        if (contact_key(b->contacts[i].uri, k, sizeof(k)))
+    }
+    for (size_t i = 0; i < b->n_contacts; i++) {
+        if (!contact_key(b->contacts[i].uri, k, sizeof(k)))
+            continue;
+        if (add)
+            bvec_add(s->by_contact, k, b);
+        else
             bvec_del(s->by_contact, k, b);
+    }
 }
 
-/* Best effort on ENOMEM: a binding missing from an index is not found by that lookup. */
-static void reindex(pcscf_bindings *s, pcscf_binding *b)
-{
-    char k[KEY_MAX];
-    if (lower_key(b->impu, k, sizeof(k)))
-        bvec_add(s->by_identity, k, b);
-    for (size_t i = 0; i < b->n_impus; i++)
-        if (lower_key(b->impus[i], k, sizeof(k)))
-            bvec_add(s->by_identity, k, b);
-    for (size_t i = 0; i < b->n_contacts; i++)
-        if (contact_key(b->contacts[i].uri, k, sizeof(k)))
-            bvec_add(s->by_contact, k, b);
-}
+static void unindex(pcscf_bindings *s, pcscf_binding *b) { index_entries(s, b, false); }
+static void reindex(pcscf_bindings *s, pcscf_binding *b) { index_entries(s, b, true); }
 
 static char **strv_dup(const char *const *v, size_t n)
 {

@@ -65,15 +65,7 @@ def write_subscribers(path, n):
 
 
 def machine():
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = harness.cpu_model()
     load = os.getloadavg()
     return ("machine: %s, nproc %d, %s; load average %.2f %.2f %.2f (the CPU may be shared)"
             % (platform.node(), os.cpu_count(), model, load[0], load[1], load[2]))

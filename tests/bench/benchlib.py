@@ -45,15 +45,7 @@ AKA_K, AKA_OP, AKA_AMF = lab.AKA_K, lab.AKA_OP, lab.AKA_AMF
 # --- machine ---------------------------------------------------------------------------------
 
 def machine_facts():
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = lab.harness.cpu_model()
     mem = "?"
     try:
         with open("/proc/meminfo") as f:

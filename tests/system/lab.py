@@ -1109,3 +1109,19 @@ class RawUe:
 
     def __exit__(self, *a):
         self.close()
+
+
+# --- small helpers of the tests that drive RawUe ---------------------------------------------------
+
+def metric(nf, name, **labels):
+    """nf's metric value, 0 when it has not been exported yet."""
+    v = nf.metric(name, **labels)
+    return 0 if v is None else v
+
+
+def status_of(resp):
+    return resp.status if resp is not None else None
+
+
+def first_line(resp):
+    return resp.first if resp is not None else "(no final response)"

@@ -22,20 +22,7 @@ import re
 import time
 
 import lab
-from lab import check, wait_for
-
-
-def metric(nf, name, **labels):
-    v = nf.metric(name, **labels)
-    return 0 if v is None else v
-
-
-def status_of(resp):
-    return resp.status if resp is not None else None
-
-
-def first_line(resp):
-    return resp.first if resp is not None else "(no final response)"
+from lab import check, first_line, metric, status_of, wait_for
 
 
 def register_ok(ue, **kw):
