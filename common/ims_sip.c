@@ -376,11 +376,6 @@ void ims_sip_work_add(int64_t delta)
     atomic_fetch_add(&g_work, delta);
 }
 
-int64_t ims_sip_work_in_progress(void)
-{
-    return atomic_load(&g_work);
-}
-
 /* True (and the request answered 503) when an initial request arrives over the limit. Requests
  * inside a dialog (To tag), ACK and CANCEL are never refused: they end work, they do not add it. */
 static bool shed_load(ims_sip *s, nta_incoming_t *irq, const sip_t *sip)

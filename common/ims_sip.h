@@ -80,7 +80,6 @@ const char *ims_sip_self_uri(const ims_sip *s);
  * instead of timeouts, and in-dialog requests (BYE, re-INVITE, ACK) still get through to end
  * what is already established. Exported as sip_overload_rejected_total. */
 void ims_sip_work_add(int64_t delta);
-int64_t ims_sip_work_in_progress(void);
 
 /* Runs the loop until ims_sip_stop(). */
 void ims_sip_run(ims_sip *s);
