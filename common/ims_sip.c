@@ -373,7 +373,12 @@ static _Atomic int64_t g_work;
 
 void ims_sip_work_add(int64_t delta)
 {
+    static ims_metric *gauge;
+    if (!gauge)
+        gauge = ims_metric_gauge("sip_work_in_progress",
+                                 "what overload control counts: forwards, own requests and Cx requests in progress");
     atomic_fetch_add(&g_work, delta);
+    ims_metric_add(gauge, delta);
 }
 
 /* True (and the request answered 503) when an initial request arrives over the limit. Requests

@@ -102,8 +102,10 @@ static void reg_drop_attempt(icscf_reg *r)
 {
     ims_sip_timer_cancel(r->timer);
     r->timer = NULL;
-    if (r->orq)
+    if (r->orq) {
         nta_outgoing_destroy(r->orq);   /* no more callbacks; nta completes it on its own */
+        ims_sip_work_add(-1);
+    }
     r->orq = NULL;
 }
 
@@ -429,6 +431,7 @@ static int forward(icscf_reg *r, const char *scscf, const char **phrase)
         msg_destroy(msg);   /* nta leaves it with us when it refuses */
         return 500;
     }
+    ims_sip_work_add(1);   /* work in progress for overload control, like a forward (ims_sip.h) */
     r->attempts++;
     if (ctx->cfg.icscf.scscf_timeout_ms > 0)
         r->timer = ims_sip_timer_start(ctx->sip, (unsigned)ctx->cfg.icscf.scscf_timeout_ms, on_scscf_timeout, r);

@@ -764,7 +764,8 @@ class Lab:
         for nf in self.nfs.values():
             if nf.proc is not None and nf.proc.poll() is not None:
                 problems.append("%s died during the test (%s)" % (nf.name, describe_rc(nf.proc.returncode)))
-        # Once the test's traffic is over, no CSCF may still hold a SIP transaction.
+        # Once the test's traffic is over, no CSCF may still hold a SIP transaction, nor count
+        # work in progress for overload control (a leak there would end in 503 for everything).
         for r in self.sipp_runs:
             r.stop()
         for name in ("pcscf", "icscf", "scscf"):
@@ -772,14 +773,17 @@ class Lab:
             if nf is None or not nf.running():
                 continue
             deadline = time.monotonic() + 5
-            active = None
+            active = work = None
             while time.monotonic() < deadline:
                 active = nf.metric("sip_transactions_active")
-                if not active:
+                work = nf.metric("sip_work_in_progress")
+                if not active and not work:
                     break
                 time.sleep(0.2)
             if active:
                 problems.append("%s still has %s SIP transaction(s) active after the test" % (name, active))
+            elif work:
+                problems.append("%s still counts %s request(s) as work in progress after the test" % (name, work))
         codes = self.stop()
         for name, rc in codes.items():
             if rc != 0 and not any(p.startswith(name) for p in problems):
