@@ -120,15 +120,7 @@ int ims_cx_send(ims_sip *sip, struct msg **req, ims_cx_answer_f cb, void *arg)
 
     /* Counted as work in progress for overload control (ims_sip_work_add) until delivered. */
     ims_sip_work_add(1);
-    long ms = ims_diameter_request_timeout_ms();
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = ims_diameter_deadline(ims_diameter_request_timeout_ms());
     int rc = fd_msg_send_timeout(req, on_answer, c, on_expire, &ts);
     if (rc) {
         IMS_WARN(SUBSYS, "cannot send %s: %s (is the HSS connected?)", ims_cx_cmd_name(c->cmd), strerror(rc));

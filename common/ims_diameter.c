@@ -341,6 +341,19 @@ const char *ims_diameter_identity(void) { return g_cfg ? g_cfg->identity : NULL;
 const char *ims_diameter_realm(void) { return g_cfg ? g_cfg->realm : NULL; }
 long ims_diameter_request_timeout_ms(void) { return g_cfg ? g_cfg->request_timeout_ms : 3000; }
 
+struct timespec ims_diameter_deadline(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 bool ims_diameter_peer_is_open(const char *identity)
 {
     if (!g_started || !identity)

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "ims_config.h"
 
@@ -49,5 +50,8 @@ int ims_diameter_open_peers(char *why, size_t whylen);
 bool ims_diameter_peer_is_open(const char *identity);
 /* Timeout to use for requests we send (from config, request_timeout_ms). */
 long ims_diameter_request_timeout_ms(void);
+/* CLOCK_REALTIME now + ms: the absolute deadline fd_msg_send_timeout and pthread_cond_timedwait
+ * take. */
+struct timespec ims_diameter_deadline(long ms);
 
 #endif

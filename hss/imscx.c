@@ -256,24 +256,12 @@ static void on_expire(void *data, DiamId_t to, size_t tolen, struct msg **req)
     pthread_mutex_unlock(&w->lock);
 }
 
-static struct timespec deadline(long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
 
 /* Sends req and prints the answer (or a timeout line). Returns 0 when an answer came. */
 static int transact(struct msg *req, const args_t *a, const char *cmd)
 {
     waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, NULL };
-    struct timespec ts = deadline(ims_diameter_request_timeout_ms());
+    struct timespec ts = ims_diameter_deadline(ims_diameter_request_timeout_ms());
     if (fd_msg_send_timeout(&req, on_ans, &w, on_expire, &ts)) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "cmd", json_object_new_string(cmd));
@@ -537,7 +525,7 @@ static int cmd_load(const args_t *a, bool sar)
         expand(a->pos[0], sent % users, impi, sizeof(impi));
         expand(a->pos[1], sent % users, impu, sizeof(impu));
         struct msg *req = sar ? build_sar(a, impi, impu) : build_mar(a, impi, impu);
-        struct timespec ts = deadline(ims_diameter_request_timeout_ms());
+        struct timespec ts = ims_diameter_deadline(ims_diameter_request_timeout_ms());
         load_req *r = malloc(sizeof(*r));
         if (r) {
             r->s = &s;
