@@ -13,10 +13,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <freeDiameter/freeDiameter-host.h>
@@ -107,6 +110,59 @@ static void quiet_message_hook(enum fd_hook_type type, struct msg *msg, struct p
         IMS_DEBUG(SUBSYS, "message event %d, peer %s: %s", (int)type,
                   peer ? peer->info.pi_diamid : "-", buf);
     free(buf);
+}
+
+/* ---------- received bytes a freeDiameter 1.2.1 code path cannot survive ---------- */
+
+/* RFC 6733 §8.8: Session-Id has the V bit clear. freeDiameter 1.2.1 finds the Session-Id of a
+ * message by code 263 and vendor 0 and then asserts that it holds a value (fd_msg_sess_get): a
+ * Session-Id sent with the V bit set and a vendor field of 0 has none, so the first answer built
+ * for such a request (ours, or the core's own error answer) aborted the whole process — any
+ * connected peer could stop the HSS with one message (found by tests/fuzz/fuzz_cx). We rename
+ * such an AVP to code 0 (reserved, unknown) before freeDiameter parses the bytes: the message
+ * then lacks a Session-Id and is refused with an error answer like any other malformed one. */
+int ims_diameter_sanitize(uint8_t *buf, size_t len)
+{
+    if (!buf || len < 20)
+        return 0;
+    size_t msglen = ((size_t)buf[1] << 16) | ((size_t)buf[2] << 8) | buf[3];
+    if (msglen < len)
+        len = msglen;
+    int fixed = 0;
+    for (size_t pos = 20; pos + 8 <= len;) {
+        uint32_t code = ((uint32_t)buf[pos] << 24) | ((uint32_t)buf[pos + 1] << 16) |
+                        ((uint32_t)buf[pos + 2] << 8) | buf[pos + 3];
+        uint8_t flags = buf[pos + 4];
+        size_t alen = ((size_t)buf[pos + 5] << 16) | ((size_t)buf[pos + 6] << 8) | buf[pos + 7];
+        if (alen < 8 || alen > len - pos)
+            break;   /* freeDiameter refuses the message itself */
+        if (code == 263 && (flags & 0x80)) {
+            memset(buf + pos, 0, 4);
+            fixed++;
+        }
+        pos += (alen + 3) & ~(size_t)3;
+    }
+    return fixed;
+}
+
+static void sanitize_hook(enum fd_hook_type type, struct msg *msg, struct peer_hdr *peer,
+                          void *other, struct fd_hook_permsgdata *pmd, void *regdata)
+{
+    (void)type; (void)msg; (void)pmd; (void)regdata;
+    struct fd_cnx_rcvdata *rcv = other;
+    if (!rcv || ims_diameter_sanitize(rcv->buffer, rcv->length) == 0)
+        return;
+    static _Atomic long last;   /* one warning per second: a peer doing this may do it a lot */
+    long now = (long)time(NULL);
+    if (atomic_exchange(&last, now) != now)
+        IMS_WARN(SUBSYS, "peer %s sent a Session-Id with the V bit set (RFC 6733 §8.8): refused as "
+                 "a message without Session-Id", peer ? peer->info.pi_diamid : "(not identified yet)");
+}
+
+static int register_sanitize_hook(void)
+{
+    static struct fd_hook_hdl *hdl;
+    return fd_hook_register(HOOK_MASK(HOOK_DATA_RECEIVED), sanitize_hook, NULL, NULL, &hdl);
 }
 
 static int register_quiet_hooks(void)
@@ -269,7 +325,9 @@ int ims_diameter_init(const ims_diameter_cfg *cfg, const char *nf, char *err, si
                  IMS_FD_EXT_DIR);
         return -1;
     }
-    rc = register_quiet_hooks();
+    rc = register_sanitize_hook();
+    if (rc == 0)
+        rc = register_quiet_hooks();
     if (rc) {
         snprintf(err, errlen, "cannot register the freeDiameter message hooks: %s", strerror(rc));
         return -1;

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "ims_config.h"
@@ -53,5 +54,10 @@ long ims_diameter_request_timeout_ms(void);
 /* CLOCK_REALTIME now + ms: the absolute deadline fd_msg_send_timeout and pthread_cond_timedwait
  * take. */
 struct timespec ims_diameter_deadline(long ms);
+
+/* Neutralises, in a received Diameter message (raw bytes), what freeDiameter 1.2.1 would abort the
+ * process on: a top-level Session-Id with the V bit set is renamed to AVP code 0. Returns how many
+ * AVPs were changed. Called on every received message (HOOK_DATA_RECEIVED); fuzz_cx calls it too. */
+int ims_diameter_sanitize(uint8_t *buf, size_t len);
 
 #endif

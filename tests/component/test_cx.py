@@ -285,6 +285,14 @@ def test_malformed_diameter(tmp):
         s.sendall(diameter(300, 16777216, base, hbh=2, e2e=2))
         ans = read_msg(s)
         check(ans is not None and result_code(ans) == 5005, "missing AVPs: %r" % ans)
+        # 1b. A Session-Id with the V bit set and vendor 0 (RFC 6733 §8.8 forbids the V bit):
+        #     freeDiameter 1.2.1 aborted the process on it when building any answer (found by
+        #     tests/fuzz/fuzz_cx); ims_diameter_sanitize makes it a message without Session-Id.
+        sess_v = struct.pack("!II", 263, (0xC0 << 24) | (12 + 16)) + struct.pack("!I", 0) + b"raw.ims.lab;1;2\0"
+        s.sendall(diameter(300, 16777216, [sess_v] + base[1:] + [avp(1, b"alice@ims.lab")], hbh=4, e2e=4))
+        ans = read_msg(s)
+        check(ans is not None and result_code(ans) in (5001, 5005), "Session-Id with V bit: %r" % ans)
+        check(hss.running(), "hss died on a Session-Id with the V bit set")
         # 2. An AVP whose length runs past the message: 5014 DIAMETER_INVALID_AVP_LENGTH (or the
         #    peer is disconnected, RFC 6733 §7.1.5 allows both); the HSS must stay up.
         bad = bytearray(diameter(300, 16777216, base + [avp(1, b"alice@ims.lab")], hbh=3, e2e=3))

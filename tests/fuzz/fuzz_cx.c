@@ -176,6 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf[2] = (uint8_t)(size >> 8);
     buf[3] = (uint8_t)size;
 
+    /* What the daemons' receive hook does before freeDiameter parses the bytes. */
+    ims_diameter_sanitize(buf, size);
     struct msg *msg = NULL;
     if (fd_msg_parse_buffer(&buf, size, &msg)) {
         free(buf);
