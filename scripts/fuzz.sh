@@ -34,7 +34,9 @@ for t in "${targets[@]}"; do
   cp tests/fuzz/corpus/"$t"/* "$work/$t/corpus/"
   echo "== fuzz: $t for ${secs} s =="
   rc=0
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  # A fixed seed (IMS_FUZZ_SEED, default 1; 0 = random) makes a CI run repeat the same mutations,
+  # so a red run is reproducible and does not depend on luck; long runs by hand explore further.
+  "$bin" -max_total_time="$secs" -seed="${IMS_FUZZ_SEED:-1}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
          -artifact_prefix="$work/$t/artifacts/" "$work/$t/corpus" >"$work/$t/log" 2>&1 || rc=$?
   cov="$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$work/$t/log" | tail -1 || true)"
   speed="$(grep -Eo 'average_exec_per_sec: *[0-9]+' "$work/$t/log" | grep -Eo '[0-9]+$' || true)"
