@@ -17,7 +17,6 @@
  * A binding is taken out of the identity and contact indexes before it changes and put back
  * after (reindex), which keeps the update code as simple as the list version was.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,23 +41,10 @@ struct pcscf_bindings {
 
 #define KEY_MAX 600
 
-/* Lower-cased copy (identities are compared case-insensitively). False when it does not fit. */
-static bool lower_key(const char *in, char *out, size_t len)
-{
-    size_t i = 0;
-    for (; in[i]; i++) {
-        if (i + 1 >= len)
-            return false;
-        out[i] = (char)tolower((unsigned char)in[i]);
-    }
-    out[i] = '\0';
-    return true;
-}
-
 static bool binding_key(const char *impu, const pcscf_addr *src, char *out, size_t len)
 {
     char id[KEY_MAX];
-    if (!lower_key(impu, id, sizeof(id)))
+    if (!pcscf_lower_copy(impu, id, sizeof(id)))
         return false;
     int n = snprintf(out, len, "%s\n%s\n%u\n%s", id, src->host, src->port, src->transport);
     return n > 0 && (size_t)n < len;
@@ -82,7 +68,7 @@ static bool contact_key(const char *uri, char *out, size_t len)
             n = snprintf(out, len, "tel\n%s", u->url_host);
         } else {
             char host[256];
-            ok = lower_key(u->url_host, host, sizeof(host));
+            ok = pcscf_lower_copy(u->url_host, host, sizeof(host));
             n = ok ? snprintf(out, len, "%d\n%s\n%s\n%s", (int)u->url_type, u->url_user ? u->url_user : "",
                               host, u->url_port && *u->url_port ? u->url_port : "5060") : -1;
         }
@@ -172,7 +158,7 @@ static void index_entries(pcscf_bindings *s, pcscf_binding *b, bool add)
     char k[KEY_MAX];
     for (size_t i = 0; i <= b->n_impus; i++) {
         const char *id = i == 0 ? b->impu : b->impus[i - 1];
-        if (!lower_key(id, k, sizeof(k)))
+        if (!pcscf_lower_copy(id, k, sizeof(k)))
             continue;
         if (add)
             bvec_add(s->by_identity, k, b);
@@ -503,7 +489,7 @@ int64_t pcscf_binding_expires(const pcscf_binding *b)
 static const bvec *identity_list(pcscf_bindings *s, const char *identity)
 {
     char k[KEY_MAX];
-    return identity && lower_key(identity, k, sizeof(k)) ? ims_map_get(s->by_identity, k) : NULL;
+    return identity && pcscf_lower_copy(identity, k, sizeof(k)) ? ims_map_get(s->by_identity, k) : NULL;
 }
 
 const pcscf_binding *pcscf_bindings_by_source(pcscf_bindings *s, const pcscf_addr *src, const char *identity)
@@ -561,7 +547,7 @@ static pcscf_binding **holders(pcscf_bindings *s, const char *aor, size_t *n)
 {
     char k[KEY_MAX];
     *n = 0;
-    return lower_key(aor, k, sizeof(k)) ? bvec_snapshot(s->by_identity, k, n) : NULL;
+    return pcscf_lower_copy(aor, k, sizeof(k)) ? bvec_snapshot(s->by_identity, k, n) : NULL;
 }
 
 int pcscf_bindings_terminate_aor(pcscf_bindings *s, const char *aor)

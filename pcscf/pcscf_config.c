@@ -27,7 +27,7 @@ static const ims_cfg_field pcscf_fields[] = {
       .def = "true", .help = "SUBSCRIBE to the reg event package at the S-CSCF after a registration (TS 24.229 5.2.3)" },
     { .key = "auth_max_failures", .type = IMS_CFG_INT, .offset = offsetof(pcscf_cfg, auth_max_failures),
       .def = "20", .min = 0, .max = 1000000,
-      .help = "failed REGISTERs (403, or 401 to a REGISTER that answered a challenge) from one UE IP address "
+      .help = "failed REGISTERs (answered 403) from one UE IP address "
               "within auth_failure_window that block it: we answer its REGISTERs with 403 for auth_lockout "
               "seconds; 0: off (set 0, or high, when many UEs share one address, e.g. load tests or a NAT)" },
     { .key = "auth_failure_window", .type = IMS_CFG_INT, .offset = offsetof(pcscf_cfg, auth_failure_window),

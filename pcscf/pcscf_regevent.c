@@ -80,27 +80,17 @@ static void set_routes(pcscf_subscription *s, char *const *routes, size_t n, boo
     }
 }
 
-/* Lower-cased IMPU: identities are compared case-insensitively. */
-static void impu_key(const char *impu, char *out, size_t len)
-{
-    size_t i = 0;
-    for (; impu[i] && i + 1 < len; i++)
-        out[i] = (char)((impu[i] >= 'A' && impu[i] <= 'Z') ? impu[i] + 32 : impu[i]);
-    out[i] = '\0';
-}
-
 static pcscf_subscription *find_by_impu(pcscf_context *ctx, const char *impu)
 {
     char k[sizeof(((pcscf_subscription *)0)->impu)];
-    impu_key(impu, k, sizeof(k));
-    return ims_map_get(ctx->subs_by_impu, k);
+    return pcscf_lower_copy(impu, k, sizeof(k)) ? ims_map_get(ctx->subs_by_impu, k) : NULL;
 }
 
 /* Links a new subscription into the list and both indexes. 0 / -1 (ENOMEM). */
 static int sub_link(pcscf_context *ctx, pcscf_subscription *s)
 {
     char k[sizeof(s->impu)];
-    impu_key(s->impu, k, sizeof(k));
+    pcscf_lower_copy(s->impu, k, sizeof(k));   /* fits: k is as large as s->impu */
     if ((!ctx->subs_by_impu && !(ctx->subs_by_impu = ims_map_new())) ||
         (!ctx->subs_by_call_id && !(ctx->subs_by_call_id = ims_map_new())))
         return -1;
@@ -121,7 +111,7 @@ static int sub_link(pcscf_context *ctx, pcscf_subscription *s)
 static void sub_release(pcscf_context *ctx, pcscf_subscription *s)
 {
     char k[sizeof(s->impu)];
-    impu_key(s->impu, k, sizeof(k));
+    pcscf_lower_copy(s->impu, k, sizeof(k));
     if (ims_map_get(ctx->subs_by_impu, k) == s)
         ims_map_del(ctx->subs_by_impu, k);
     if (ims_map_get(ctx->subs_by_call_id, s->call_id) == s)

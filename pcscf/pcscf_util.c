@@ -5,6 +5,7 @@
  * §19.1.4 (URI comparison, used loosely for contacts: scheme, user, host, port).
  */
 #include <netdb.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,18 @@ int pcscf_identity(const char *uri, char *out, size_t len)
     if (!uri || !*uri)
         return -1;
     return ims_sip_normalise_uri(uri, out, len);
+}
+
+bool pcscf_lower_copy(const char *in, char *out, size_t len)
+{
+    size_t i = 0;
+    for (; in[i]; i++) {
+        if (i + 1 >= len)
+            return false;
+        out[i] = (char)tolower((unsigned char)in[i]);
+    }
+    out[i] = '\0';
+    return true;
 }
 
 void pcscf_pop_route(msg_t *msg, sip_t *sip)

@@ -46,6 +46,9 @@ bool pcscf_url_same(const url_t *a, const url_t *b);
 
 /* The normalised identity (ims_sip_normalise_uri) of a URI string. 0 / -1. */
 int pcscf_identity(const char *uri, char *out, size_t len);
+/* Lower-cased copy of an identity, the key of the stores' indexes (identities compare
+ * case-insensitively). False when it does not fit in len. */
+bool pcscf_lower_copy(const char *in, char *out, size_t len);
 
 /* Removes the first Route header (the one naming us). */
 void pcscf_pop_route(msg_t *msg, sip_t *sip);
