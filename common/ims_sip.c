@@ -44,7 +44,12 @@ const ims_cfg_field ims_sip_cfg_fields[] = {
     { .key = "port", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, port), .def = "5060",
       .min = 1, .max = 65535, .help = "SIP port (UDP and TCP)" },
     { .key = "hostname", .type = IMS_CFG_STR, .offset = offsetof(ims_sip_cfg, hostname),
-      .help = "our SIP host name for Path / Record-Route / Service-Route; default: the listen address" },
+      .help = "a host name peers use for this NF (through their sip.hosts or DNS), recognised as ours "
+              "in Request-URI and Route; never written into headers (see advertise)" },
+    { .key = "advertise", .type = IMS_CFG_STR, .offset = offsetof(ims_sip_cfg, advertise),
+      .help = "host[:port] this NF writes into Path, Record-Route, Service-Route and its own requests: "
+              "an address its peers (UEs, for the P-CSCF) can reach, e.g. the published address "
+              "behind NAT, compose or Kubernetes; default: the listen address and port" },
     { .key = "hosts", .type = IMS_CFG_STRLIST, .offset = offsetof(ims_sip_cfg, hosts),
       .help = "static name table, items name=address (e.g. scscf.ims.lab=10.0.0.3), used before DNS" },
     { .key = "max_transactions", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, max_transactions),
@@ -331,9 +336,78 @@ bool ims_sip_is_self(const ims_sip *s, const url_t *u)
             return false;
         port = (unsigned)p;
     }
+    if (port == s->adv_port && host_eq(u->url_host, s->adv_host))
+        return true;
     if (port != s->port)
         return false;
     return host_eq(u->url_host, s->hostname) || host_eq(u->url_host, s->listen);
+}
+
+/* A wildcard listen address is no address a peer could send to. */
+static bool is_wildcard(const char *addr)
+{
+    return strcmp(addr, "0.0.0.0") == 0 || strcmp(addr, "::") == 0 || strcmp(addr, "[::]") == 0;
+}
+
+/* sip.advertise "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal -> adv_host
+ * (no brackets) and adv_port. Without it: the listen address, or the host name when we listen
+ * on a wildcard address. */
+static int parse_advertise(ims_sip *s, const char *adv, char *err, size_t errlen)
+{
+    s->adv_port = s->port;
+    if (!adv || !*adv) {
+        if (!is_wildcard(s->listen)) {
+            s->adv_host = su_strdup(s->home, s->listen);
+        } else if (s->hostname) {
+            s->adv_host = su_strdup(s->home, s->hostname);
+        } else {
+            snprintf(err, errlen, "sip.advertise: required when sip.listen is the wildcard address %s "
+                     "(no peer can reach that): give the address or name peers should use", s->listen);
+            return -1;
+        }
+        return s->adv_host ? 0 : -1;
+    }
+    char host[256];
+    const char *port = NULL;
+    if (adv[0] == '[') {
+        const char *close = strchr(adv, ']');
+        if (!close || close == adv + 1 || (size_t)(close - adv - 1) >= sizeof(host) ||
+            (close[1] && close[1] != ':'))
+            goto bad;
+        memcpy(host, adv + 1, (size_t)(close - adv - 1));
+        host[close - adv - 1] = '\0';
+        port = close[1] == ':' ? close + 2 : NULL;
+    } else {
+        const char *colon = strchr(adv, ':');
+        if (colon && strchr(colon + 1, ':'))
+            colon = NULL;              /* a bare IPv6 literal: no port */
+        size_t hl = colon ? (size_t)(colon - adv) : strlen(adv);
+        if (hl == 0 || hl >= sizeof(host))
+            goto bad;
+        memcpy(host, adv, hl);
+        host[hl] = '\0';
+        port = colon ? colon + 1 : NULL;
+    }
+    for (const char *c = host; *c; c++)
+        if (strchr(" \t<>;,@\"/?", *c))
+            goto bad;
+    if (port) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long p = strtoul(port, &end, 10);
+        if (!*port || *end || errno || p == 0 || p > 65535)
+            goto bad;
+        s->adv_port = (unsigned)p;
+    }
+    if (is_wildcard(host)) {
+        snprintf(err, errlen, "sip.advertise: '%s' is a wildcard address, which no peer can reach", adv);
+        return -1;
+    }
+    s->adv_host = su_strdup(s->home, host);
+    return s->adv_host ? 0 : -1;
+bad:
+    snprintf(err, errlen, "sip.advertise: '%s' is not host[:port] (IPv6 as [addr]:port)", adv);
+    return -1;
 }
 
 /* ---------- agent ---------- */
@@ -497,15 +571,24 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
     s->max_transactions = cfg->max_transactions > 0 ? (unsigned)cfg->max_transactions : 0;
     s->retry_after = cfg->retry_after > 0 ? (unsigned)cfg->retry_after : 2;
     s->listen = su_strdup(s->home, listen);
-    s->hostname = su_strdup(s->home, cfg->hostname && *cfg->hostname ? cfg->hostname : listen);
+    s->hostname = cfg->hostname && *cfg->hostname ? su_strdup(s->home, cfg->hostname) : NULL;
+    if (!s->listen || parse_advertise(s, cfg->advertise, err, errlen) < 0) {
+        if (!err[0])
+            snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
 
     /* An IPv6 literal needs brackets inside a URI. */
     bool v6 = strchr(listen, ':') && listen[0] != '[';
     char bind_url[300];
-    snprintf(bind_url, sizeof(bind_url), "sip:%s%s%s:%u", v6 ? "[" : "", listen, v6 ? "]" : "", s->port);
-    bool h6 = strchr(s->hostname, ':') && s->hostname[0] != '[';
-    s->self_uri = su_sprintf(s->home, "sip:%s%s%s:%u", h6 ? "[" : "", s->hostname, h6 ? "]" : "", s->port);
-    if (!s->listen || !s->hostname || !s->self_uri) {
+    bool h6 = strchr(s->adv_host, ':') != NULL;
+    if (host_eq(s->adv_host, listen) || host_eq(listen, s->adv_host))
+        snprintf(bind_url, sizeof(bind_url), "sip:%s%s%s:%u", v6 ? "[" : "", listen, v6 ? "]" : "", s->port);
+    else    /* sofia binds to maddr and writes the URI's host into Via (RFC 3261 §18.2.1 sent-by) */
+        snprintf(bind_url, sizeof(bind_url), "sip:%s%s%s:%u;maddr=%s%s%s", h6 ? "[" : "", s->adv_host,
+                 h6 ? "]" : "", s->port, v6 ? "[" : "", listen, v6 ? "]" : "");
+    s->self_uri = su_sprintf(s->home, "sip:%s%s%s:%u", h6 ? "[" : "", s->adv_host, h6 ? "]" : "", s->adv_port);
+    if (!s->self_uri) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

@@ -34,8 +34,12 @@
 typedef struct {
     char *listen;              /* IP address to bind (UDP and TCP); default 127.0.0.1 */
     long port;                 /* default 5060 */
-    char *hostname;            /* our SIP host name, used in Path / Record-Route / Service-Route
-                                  (e.g. pcscf.ims.lab); default: the listen address */
+    char *hostname;            /* a host name peers use for this NF (e.g. pcscf.ims.lab, through
+                                  their sip.hosts or DNS): recognised as ours in Request-URI and
+                                  Route; never written into headers (see advertise) */
+    char *advertise;           /* host[:port] written into Path / Record-Route / Service-Route
+                                  and our own requests' URIs: what the peers (UEs for the
+                                  P-CSCF) can reach; default: the listen address and port */
     ims_cfg_strlist hosts;     /* static name table, "name=address" items, e.g.
                                   "scscf.ims.lab=127.0.0.1": used before DNS when forwarding */
     long max_transactions;     /* overload limit: work in progress (forwards, our own requests,
@@ -68,7 +72,8 @@ void ims_sip_destroy(ims_sip *s);
 su_root_t *ims_sip_root(ims_sip *s);
 nta_agent_t *ims_sip_agent(ims_sip *s);
 su_home_t *ims_sip_home(ims_sip *s);
-/* sip:<hostname>:<port> of this NF, as a string ("sip:pcscf.ims.lab:5060"). */
+/* sip:<advertised host>:<port> of this NF, as a string ("sip:127.0.0.1:5060"): the URI it puts
+ * into Path, Record-Route, Service-Route and its own requests. */
 const char *ims_sip_self_uri(const ims_sip *s);
 
 /* Overload control (RFC 3261 §21.5.4, §20.33; the simple local form of RFC 7339's idea):

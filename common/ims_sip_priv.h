@@ -37,12 +37,14 @@ struct ims_sip {
     void *arg;
 
     char *listen;
-    char *hostname;
+    char *hostname;             /* NULL when not configured */
     unsigned port;
-    char *self_uri;
+    char *adv_host;             /* sip.advertise host (no brackets), default the listen address */
+    unsigned adv_port;          /* sip.advertise port, default our port */
+    char *self_uri;             /* sip:<adv_host>:<adv_port> */
     unsigned max_transactions;  /* overload limit (ims_sip_work_add), 0: none */
     unsigned retry_after;       /* seconds */
-    time_t overload_logged;     /* last overload warning, one per second */             /* sip:<hostname>:<port> */
+    time_t overload_logged;     /* last overload warning, one per second */
 
     ims_sip_host *hosts;
     size_t nhosts;

@@ -2,7 +2,7 @@
  * scscf_config: the S-CSCF YAML schema (scscf.yaml). Reference: `scscf --config-reference`.
  *
  * Derived defaults (applied in scscf_start, once the SIP agent knows its URI):
- *   scscf.name      sip:<sip.hostname>:<sip.port>   (Server-Name in MAR/SAR, TS 29.229 §6.3.4)
+ *   scscf.name      sip:<sip.advertise>           (Server-Name in MAR/SAR, TS 29.229 §6.3.4)
  *   scscf.realm     diameter.realm                  (digest realm of AKA challenges)
  *   scscf.hss_realm diameter.realm                  (Destination-Realm of MAR/SAR)
  */
@@ -18,7 +18,7 @@
 
 static const ims_cfg_field scscf_fields[] = {
     { .key = "name", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, name),
-      .help = "our SIP URI, sent as Server-Name in MAR/SAR; default sip:<sip.hostname>:<sip.port>" },
+      .help = "our SIP URI, sent as Server-Name in MAR/SAR; default sip:<sip.advertise> (the listen address and port unless set)" },
     { .key = "realm", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, realm),
       .help = "home domain and digest realm of AKA challenges; default diameter.realm" },
     { .key = "hss_realm", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, hss_realm),

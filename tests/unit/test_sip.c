@@ -614,6 +614,48 @@ static void test_create_errors(void **state)
     assert_null(ims_sip_create(&cfg, NULL, NULL, err, sizeof(err)));
 }
 
+/* sip.advertise: what goes into our headers; the listen address by default, host[:port] when set,
+ * the host name when we listen on a wildcard address; recognised as ours in Route. */
+static void test_advertise(void **state)
+{
+    (void)state;
+    char err[256];
+    struct { const char *listen, *hostname, *advertise, *self; } ok[] = {
+        { "127.0.0.1", "p.ims.lab", NULL, "sip:127.0.0.1:%u" },
+        { "127.0.0.1", "p.ims.lab", "192.0.2.7", "sip:192.0.2.7:%u" },
+        { "127.0.0.1", NULL, "phones.example.net:5099", "sip:phones.example.net:5099" },
+        { "127.0.0.1", NULL, "[2001:db8::7]:5070", "sip:[2001:db8::7]:5070" },
+        { "127.0.0.1", NULL, "2001:db8::7", "sip:[2001:db8::7]:%u" },
+        { "0.0.0.0", "p.ims.svc", NULL, "sip:p.ims.svc:%u" },
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        ims_sip_cfg cfg = { .listen = (char *)ok[i].listen, .port = g_closed_port,
+                            .hostname = (char *)ok[i].hostname, .advertise = (char *)ok[i].advertise };
+        ims_sip *s = ims_sip_create(&cfg, c_request, NULL, err, sizeof(err));
+        assert_non_null(s);
+        char want[128];
+        snprintf(want, sizeof(want), ok[i].self, (unsigned)g_closed_port);
+        assert_string_equal(ims_sip_self_uri(s), want);
+        su_home_t home[1] = { SU_HOME_INIT(home) };
+        assert_true(ims_sip_is_self(s, url_make(home, want)));
+        char listen_uri[64];
+        snprintf(listen_uri, sizeof(listen_uri), "sip:%s:%u", ok[i].listen, (unsigned)g_closed_port);
+        assert_true(ims_sip_is_self(s, url_make(home, listen_uri)));
+        assert_false(ims_sip_is_self(s, url_make(home, "sip:192.0.2.99:5099")));
+        su_home_deinit(home);
+        ims_sip_destroy(s);
+    }
+    const char *bad[] = { "host:0", "host:70000", "host:", "[::1", "[]:5060", "a b", "<sip:x>", "0.0.0.0" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ims_sip_cfg cfg = { .listen = "127.0.0.1", .port = g_closed_port, .advertise = (char *)bad[i] };
+        assert_null(ims_sip_create(&cfg, c_request, NULL, err, sizeof(err)));
+        assert_non_null(strstr(err, "sip.advertise"));
+    }
+    ims_sip_cfg wild = { .listen = "0.0.0.0", .port = g_closed_port };     /* no name to advertise */
+    assert_null(ims_sip_create(&wild, c_request, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "sip.advertise: required"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_defer_and_timers),
         cmocka_unit_test(test_self_and_next_hop),
         cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_advertise),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
