@@ -362,7 +362,12 @@ static void on_registered(pcscf_context *ctx, pcscf_reg_pending *p, const sip_t 
         contacts[i].uri = p->contacts[i];
         contacts[i].expires = e > 0 ? now + e : 0;
     }
-    if (!echoed && !p->star)
+    /* A de-registration's 200 lists no Contact: none is left (RFC 3261 §10.3 step 8). A
+     * registration's 200 without one is a registrar that does not follow it. */
+    bool removing = true;
+    for (size_t i = 0; i < p->n_contacts; i++)
+        removing = removing && p->requested[i] == 0;
+    if (!echoed && !removing)
         IMS_WARN(SUBSYS, "200 to REGISTER of %s lists no Contact: using the expiry the UE asked for", p->impu);
 
     strv_collect impus = { .home = home };

@@ -28,6 +28,7 @@
 #include <sofia-sip/su_alloc.h>
 
 #include "ims_log.h"
+#include "scscf_calllog.h"
 #include "scscf_ifc.h"
 #include "scscf_session.h"
 #include "scscf_util.h"
@@ -113,9 +114,11 @@ static int as_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
         return 0;
     }
     scscf_sess *st = waiting(ctx, w->odi);
-    if (!st || status < 300)
-        return 0;
-    if (w->heard || !(status == 408 || status >= 500)) {
+    if (!st)
+        return 0;       /* it came back to us: the onward leg tells the outcome */
+    const char *phrase = sip && sip->sip_status ? sip->sip_status->st_phrase : "Request Timeout";
+    if (status < 300 || w->heard || !(status == 408 || status >= 500)) {
+        scscf_calllog_final_irq(ctx->calls, irq, status, phrase);
         return 0;       /* the AS's own answer (as_end releases the session) */
     }
     take(ctx, w->odi);
@@ -134,6 +137,7 @@ static int as_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
     IMS_WARN(SUBSYS, "AS %s failed (%d) for %s: default handling SESSION_TERMINATED", w->as, status, st->user);
     count_as("terminated");
     int code = status == 408 ? 408 : 500;
+    scscf_calllog_final_irq(ctx->calls, irq, code, code == 408 ? "Request Timeout" : "Server Internal Error");
     scscf_sess_count(st->scase == IMS_SESSION_CASE_ORIGINATING ? "orig" : "term", code);
     scscf_sess_free(st);
     return code;

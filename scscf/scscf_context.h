@@ -84,6 +84,7 @@ typedef struct scscf_context {
     struct scscf_auth *auth;
     struct scscf_reginfo *reginfo;
     void *odi;                  /* ims_map: odi token -> session waiting at an AS (scscf_as.c) */
+    struct scscf_calllog *calls; /* session set-up / tear-down log lines (scscf_calllog.c) */
     char rr[300];               /* our Record-Route value: <sip:scscf.ims.lab:6060;lr> */
     ims_sip_timer *housekeeping;
 

@@ -38,6 +38,7 @@
 
 #include "ims_cx.h"
 #include "ims_log.h"
+#include "scscf_calllog.h"
 #include "scscf_cx.h"
 #include "scscf_ifc.h"
 #include "scscf_session.h"
@@ -72,6 +73,7 @@ void scscf_sess_free(scscf_sess *st)
 void scscf_sess_reject(scscf_sess *st, int status, const char *phrase)
 {
     IMS_INFO(SUBSYS, "%s %s: %d %s", case_name(st), st->user, status, phrase ? phrase : "");
+    scscf_calllog_final_irq(st->ctx->calls, st->irq, status, phrase);
     scscf_sess_count(case_name(st), status);
     if (st->orig_local)
         scscf_sess_count("orig", status);
@@ -83,15 +85,25 @@ void scscf_sess_reject(scscf_sess *st, int status, const char *phrase)
 /* ---------- the final hop: counting responses ---------- */
 
 typedef struct {
+    scscf_context *ctx;
     bool counted;
     bool orig_too;
     const char *scase;
 } final_count;
 
+/* The final response of an initial request we routed: counted and, for an INVITE, logged. */
+static void final_seen(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, int status)
+{
+    const char *phrase = sip && sip->sip_status ? sip->sip_status->st_phrase : "Request Timeout";
+    if (sip && sip->sip_call_id && sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite)
+        scscf_calllog_final(ctx->calls, sip->sip_call_id->i_id, status, phrase);
+    else if (!sip)
+        scscf_calllog_final_irq(ctx->calls, irq, status, phrase);
+}
+
 static int count_final(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
     final_count *fc = arg;
-    (void)irq;
     (void)msg;
     int status = sip && sip->sip_status ? sip->sip_status->st_status : 408;
     if (status >= 200 && !fc->counted) {
@@ -99,6 +111,7 @@ static int count_final(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
         scscf_sess_count(fc->scase, status);
         if (fc->orig_too)
             scscf_sess_count("orig", status);
+        final_seen(fc->ctx, irq, sip, status);
     }
     return 0;
 }
@@ -108,13 +121,15 @@ static void count_end(void *arg)
     free(arg);
 }
 
-/* ims_sip_forward's callback: called once with the final (arg: "orig"). */
+/* ims_sip_forward's callback of the originating case (arg: the context): called once with the
+ * final response. */
 static int count_forwarded(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
-    (void)irq;
     (void)msg;
-    if (sip && sip->sip_status && sip->sip_status->st_status >= 200)
-        scscf_sess_count(arg, sip->sip_status->st_status);
+    if (sip && sip->sip_status && sip->sip_status->st_status >= 200) {
+        scscf_sess_count("orig", sip->sip_status->st_status);
+        final_seen(arg, irq, sip, sip->sip_status->st_status);
+    }
     return 0;
 }
 
@@ -204,6 +219,7 @@ static void term_deliver(scscf_sess *st)
     if (!has_header(sip, "P-Called-Party-ID") &&
         ims_sip_add_header(msg, sip, "P-Called-Party-ID", called))
         goto fail;
+    fc->ctx = ctx;
     fc->scase = "term";
     fc->orig_too = st->orig_local;
     ims_sip_fork_opts o = { .on_response = count_final, .on_end = count_end, .arg = fc };
@@ -325,7 +341,7 @@ static void orig_forward(scscf_sess *st, const char *target)
     nta_incoming_t *irq = st->irq;
     st->irq = NULL;
     IMS_INFO(SUBSYS, "orig %s: to %s", st->user, target);
-    ims_sip_forward(ctx->sip, irq, msg, NULL, count_forwarded, (void *)"orig");
+    ims_sip_forward(ctx->sip, irq, msg, NULL, count_forwarded, ctx);
     scscf_sess_free(st);
 }
 
@@ -391,6 +407,7 @@ static int orig_start(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
     st->irq = irq;
     st->scase = IMS_SESSION_CASE_ORIGINATING;
     snprintf(st->user, sizeof(st->user), "%s", user);
+    scscf_calllog_begin(ctx->calls, sip, user, "orig");
     scscf_as_select(st, scscf_reg_service_profile(reg, user), true);
     scscf_as_next(st);
     return 0;
@@ -402,6 +419,8 @@ int scscf_session_request(scscf_context *ctx, nta_incoming_t *irq, const sip_t *
 {
     if (sip->sip_to && sip->sip_to->a_tag) {
         /* in-dialog: along the route set (TS 24.229 §5.4.5) */
+        if (sip->sip_request->rq_method == sip_method_bye)
+            scscf_calllog_bye(ctx->calls, sip);
         msg_t *msg = ims_sip_request_copy(irq);
         if (!msg)
             return sip->sip_request->rq_method == sip_method_ack ? 1 : 500;
@@ -432,6 +451,10 @@ int scscf_session_request(scscf_context *ctx, nta_incoming_t *irq, const sip_t *
         return 500;
     st->ctx = ctx;
     st->irq = irq;
+    char pai[512], caller[256] = "";
+    if (ims_sip_header(sip, "P-Asserted-Identity", pai, sizeof(pai)))
+        first_uri(pai, caller, sizeof(caller));
+    scscf_calllog_begin(ctx->calls, sip, caller, "term");
     term_start(st);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "ims_diameter.h"
 #include "ims_log.h"
 #include "scscf_auth.h"
+#include "scscf_calllog.h"
 #include "scscf_context.h"
 #include "scscf_reginfo.h"
 #include "scscf_util.h"
@@ -115,6 +116,7 @@ static void housekeeping(void *arg)
     ctx->housekeeping = NULL;   /* fired: freed by ims_sip */
     scscf_auth_sweep(ctx->auth, scscf_now(), on_auth_timeout, ctx);
     scscf_update_gauges(ctx);
+    scscf_calllog_sweep(ctx->calls);
     if (!ctx->stopping)
         ctx->housekeeping = ims_sip_timer_start(ctx->sip, HOUSEKEEPING_MS, housekeeping, ctx);
 }
@@ -191,13 +193,14 @@ int scscf_start(scscf_context *ctx, char *err, size_t errlen)
     /* Record-Route of the sessions we route (TS 24.229 §5.4.3.2 / §5.4.3.3) */
     snprintf(ctx->rr, sizeof(ctx->rr), "<%s;lr>", self);
     ctx->odi = ims_map_new();
+    ctx->calls = scscf_calllog_new();
     ims_sip_set_timer_c(ctx->sip, (unsigned)c->timer_c_ms);
 
     scscf_timer_ops ops = { .start = timer_start, .cancel = timer_cancel, .now = timer_now, .arg = ctx };
     ctx->store = scscf_regstore_new(&ops, scscf_registrar_expired, ctx);
     ctx->auth = scscf_auth_new(c->nonce_lifetime);
     ctx->reginfo = scscf_reginfo_new(ctx);
-    if (!ctx->store || !ctx->auth || !ctx->reginfo || !ctx->odi) {
+    if (!ctx->store || !ctx->auth || !ctx->reginfo || !ctx->odi || !ctx->calls) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -234,4 +237,6 @@ void scscf_stop(scscf_context *ctx)
     ctx->store = NULL;
     scscf_auth_free(ctx->auth);
     ctx->auth = NULL;
+    scscf_calllog_free(ctx->calls);
+    ctx->calls = NULL;
 }

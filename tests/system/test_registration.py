@@ -183,6 +183,9 @@ def test_deregistration(tmp):
                  metric(core.scscf, "scscf_registrations") == 0, 5, what="S-CSCF registrations gone")
         wait_for(lambda: metric(core.pcscf, "pcscf_bindings") == 0, 5, what="P-CSCF bindings gone")
         check(metric(core.pcscf, "pcscf_register_total", result="deregistered") == 1, "pcscf deregistered")
+        for nf in (core.pcscf, core.icscf, core.scscf):
+            warns = [l for l in nf.log().splitlines() if " WARN " in l]
+            check(not warns, "a normal registration and de-registration logs no WARN: %r" % warns)
 
 
 def test_wrong_password(tmp):

@@ -152,6 +152,15 @@ def test_call_reinvite_bye(tmp):
         check_counted(core.scscf, "scscf_sessions_total", case="orig", result="200")
         check_counted(core.scscf, "scscf_sessions_total", case="term", result="200")
         check_no_sessions(core)
+        # One info line for the set-up and one for the tear-down (the call passes the S-CSCF once
+        # as a whole: bob is registered here).
+        log = core.scscf.log()
+        setup = re.findall(r"INFO  scscf\.call session sip:alice@ims\.lab -> sip:bob@ims\.lab: 200 OK after \d+ ms", log)
+        check(len(setup) == 1, "one set-up line at the S-CSCF: %r\n%s" % (setup, lab.tail(log, 20)))
+        bye = re.findall(r"INFO  scscf\.call session sip:alice@ims\.lab -> sip:bob@ims\.lab: ended by BYE from "
+                         r"sip:alice@ims\.lab after \d+\.\d s", log)
+        check(len(bye) == 1, "one tear-down line at the S-CSCF: %r\n%s" % (bye, lab.tail(log, 20)))
+        check(" WARN " not in log and " WARN " not in core.pcscf.log(), "no WARN on a normal call")
 
 
 def test_callee_hangs_up(tmp):
@@ -246,6 +255,10 @@ def test_rejected_invites(tmp):
         core.wait_reg_state("bob", "sip:bob@ims.lab", "not_registered", 5)
         run = call(core, alice, "call_rejected.xml", to="bob", route=", " + alice.route)
         check(run.rc == 0 and final_code(run) == 480, "480 for a de-registered callee:\n" + run.failure())
+        log = core.scscf.log()
+        for callee_user, code in (("nobody", 404), ("dave", 480), ("bob", 480)):
+            check(re.search(r"scscf\.call session sip:alice@ims\.lab -> sip:%s@ims\.lab: failed %d " % (callee_user, code), log),
+                  "the S-CSCF logs the failed session to %s (%d):\n%s" % (callee_user, code, lab.tail(log, 20)))
         lirs = {tuple(sorted(ls)): v for (n, ls), v in core.icscf.metrics().items() if n == "icscf_cx_requests_total"}
         check(count(core.icscf, "icscf_cx_requests_total", cmd="LIR") >= 3,
               "the I-CSCF answered the three INVITEs after an LIR each: %r" % lirs)
