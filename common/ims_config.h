@@ -5,7 +5,7 @@
  * plus the shared sections "log:", "http:" and "diameter:". A schema is a table of
  * ims_cfg_field rows; the loader fills a C struct through the offsets in the table.
  *
- * Rules (DESIGN.md):
+ * Rules (docs/design.md "Configuration"):
  *  - defaults come from the table (string form, parsed like YAML values);
  *  - unknown keys, wrong types, out-of-range numbers, bad enum values and missing required
  *    keys are errors naming file, line and key:  "hss.yaml:12: diameter.port: 70000 is out of range 1..65535";

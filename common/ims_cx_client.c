@@ -1,7 +1,7 @@
 /*
  * ims_cx_client: Cx requests from a CSCF's SIP loop, and Cx requests served on it.
  * See ims_cx_client.h. The loop never waits for Diameter: answers and timeouts come back through
- * ims_sip_defer (DESIGN.md "Threads and loops").
+ * ims_sip_defer (docs/design.md "Threads and loops").
  *
  * References: TS 29.229 §6.1 (commands), RFC 6733 §5.5.4 / §7 (answers, timeouts).
  */

@@ -1,5 +1,5 @@
 /*
- * ims_cx_client: Cx on a CSCF, bridged to its SIP loop (DESIGN.md: never block the loop).
+ * ims_cx_client: Cx on a CSCF, bridged to its SIP loop (docs/design.md: never block the loop).
  *
  * Requests go out with fd_msg_send_timeout; freeDiameter calls back on its own thread; the answer
  * is handed to the SIP loop with ims_sip_defer, so `cb` always runs on the loop thread. A timeout

@@ -1,7 +1,7 @@
 /*
  * ims_diameter: the freeDiameter node of an NF, configured from our YAML (ims_diameter_cfg).
  *
- * freeDiameter 1.2.1 facts this module encodes (DESIGN.md "Protocol facts that bite"):
+ * freeDiameter 1.2.1 facts this module encodes (docs/pitfalls.md):
  *  - it reads its own config file: we generate one (Identity, Realm, Port, SecPort = 0 unless TLS
  *    is configured, No_SCTP, NoRelay, TcTimer, the dictionary extensions, ConnectPeer entries);
  *  - Cx is in no shipped dictionary: dict_nasreq, dict_dcca, dict_dcca_3gpp are loaded (in that

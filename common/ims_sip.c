@@ -4,7 +4,7 @@
  * "sip:" configuration section. Forwarding is in ims_sip_proxy.c, header and identity helpers
  * in ims_sip_hdr.c.
  *
- * Threads (DESIGN.md "Threads and loops"): the su_root belongs to the thread that creates it;
+ * Threads (docs/design.md "Threads and loops"): the su_root belongs to the thread that creates it;
  * create, run and destroy on that thread. Only ims_sip_stop() and ims_sip_defer() may be called
  * from other threads: they queue work under a mutex and wake the loop through an eventfd that
  * is registered with su_root_register().
@@ -668,7 +668,7 @@ void ims_sip_destroy(ims_sip *s)
     while (s->timers)
         ims_sip_timer_cancel(s->timers);
 
-    /* DESIGN.md: deregister before destroying the root. */
+    /* docs/pitfalls.md: deregister before destroying the root. */
     if (s->wait_index > 0)
         su_root_deregister(s->root, s->wait_index);
     s->wait_index = 0;

@@ -1,6 +1,6 @@
 /*
  * ims_sip: the SIP side of a CSCF over sofia-sip's nta (transaction-stateful), one su_root loop
- * per process (DESIGN.md "Threads and loops").
+ * per process (docs/design.md "Threads and loops").
  *
  * Everything here runs on the loop thread except ims_sip_stop() and ims_sip_defer(), which any
  * thread may call (freeDiameter callbacks hand their results to the loop with ims_sip_defer).

@@ -24,7 +24,7 @@ int main(int argc, char **argv)
 {
     const char *config = ims_nf_args(argc, argv, "icscf", icscf_config_fields);
 
-    /* Before any thread exists (freeDiameter, libmicrohttpd, the signal thread): DESIGN.md. */
+    /* Before any thread exists (freeDiameter, libmicrohttpd, the signal thread): docs/pitfalls.md. */
     ims_signals_block();
 
     icscf_context *ctx = &icscf_ctx;

@@ -24,7 +24,7 @@
  *   Experimental 5001 USER_UNKNOWN              icscf.user_unknown_code (403)
  *   Experimental 5002/5003/5004, base 5003      403 Forbidden (§5.3.1.3)
  *   no answer (timeout, HSS not connected),
- *   base 3002/3003/3004 (HSS not reachable)     504 Server Time-out (DESIGN.md: Diameter timeout)
+ *   base 3002/3003/3004 (HSS not reachable)     504 Server Time-out (docs/design.md: Diameter timeout)
  *   anything else                               500 Server Internal Error
  *   no S-CSCF can be selected                   600 Busy Everywhere (§5.3.1.3)
  *   both S-CSCF attempts answered 503 with

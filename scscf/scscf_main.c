@@ -27,7 +27,7 @@ int main(int argc, char **argv)
 {
     const char *config = ims_nf_args(argc, argv, "scscf", scscf_config_fields);
 
-    /* Before any thread exists (freeDiameter, libmicrohttpd, the signal thread): DESIGN.md. */
+    /* Before any thread exists (freeDiameter, libmicrohttpd, the signal thread): docs/pitfalls.md. */
     ims_signals_block();
 
     scscf_context *ctx = &scscf_ctx;

@@ -9,7 +9,7 @@
  *
  * The interface is data-oriented (find / create / set profile / contacts / remove / foreach and one
  * expiry callback) so that a shared store for several workers can replace this file later
- * (DESIGN.md "Threads and loops"). Restart behaviour: registrations are lost; UEs re-register at
+ * (docs/design.md "Threads and loops"). Restart behaviour: registrations are lost; UEs re-register at
  * their next refresh (and the HSS keeps the S-CSCF name, so the I-CSCF still routes to us).
  *
  * Timers: one per registration, at the earliest contact expiry (not one per contact) to keep the

@@ -38,7 +38,7 @@ SIPP = lab.SIPP
 DOMAIN = lab.DOMAIN
 
 # One K/OP/AMF for every benchmark subscriber: lab.py's demo keys, which SIPp 3.6.1 can parse
-# (no 00/0a/0d/5b/5d bytes, DESIGN.md). Milenage still runs per MAR with a fresh RAND and SQN.
+# (no 00/0a/0d/5b/5d bytes, docs/pitfalls.md). Milenage still runs per MAR with a fresh RAND and SQN.
 AKA_K, AKA_OP, AKA_AMF = lab.AKA_K, lab.AKA_OP, lab.AKA_AMF
 
 

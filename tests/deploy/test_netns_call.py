@@ -38,6 +38,7 @@ class UeNamespace(lab.Lab):
         self.sipp_runs = []
         self.nfs = {}
         self.pcscf_sip = self.scscf_sip = self.icscf_sip = 5060
+        self.pcscf_host, self.scscf_host = CSCFS["pcscf"], CSCFS["scscf"]
         self.wrapper = os.path.join(tmp, "sipp-in-ims-ue")
         with open(self.wrapper, "w") as f:
             f.write('#!/bin/sh\nexec ip netns exec ims-ue %s "$@"\n' % lab.SIPP)

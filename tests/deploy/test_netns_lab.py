@@ -184,7 +184,8 @@ def test_aka_registration_through_the_namespace_lab(tmp):
         ok200 = [m for m in run.received(status=200) if m.cseq_method() == "REGISTER"]
         check(ok200, "no 200 to REGISTER:\n%s" % run.failure())
         path = ok200[-1].get("Path", "")
-        check("pcscf.ims.lab" in path, "Path of the 200 is %r, expected the P-CSCF's name" % path)
+        check("sip:term@172.22.0.13:5060;lr" in path,
+              "Path of the 200 is %r, expected the P-CSCF's advertised address (its listen address)" % path)
 
         r = netns("ims-hss", "curl", "-s", "-m", "5", "%s/api/v1/subscribers/alice" % HSS_API)
         check(r.returncode == 0, "HSS API from ims-hss: curl rc %d %s" % (r.returncode, r.stderr))

@@ -57,7 +57,7 @@ DOMAIN = "ims.lab"
 REALM = "ims.lab"
 
 # The demo subscribers' AKA credentials (deploy/config/subscribers.yaml): hex bytes SIPp 3.6.1
-# can take (no 00/0a/0d/5b/5d in K or OP, DESIGN.md). The SIPp scenarios carry them literally
+# can take (no 00/0a/0d/5b/5d in K or OP, docs/pitfalls.md). The SIPp scenarios carry them literally
 # (SIPp takes no keyword inside [authentication]); Lab.sipp rewrites them for other keys.
 AKA_K = "8baf473f2f8fd09487cccbd7097c6862"
 AKA_OP = "11111111111111111111111111111111"
@@ -605,6 +605,9 @@ class Lab:
     Overrides (deep-merged into the generated YAML, None deletes a key) let a test adapt
     to the NF's exact key names: Lab(tmp, overrides={"scscf": {"scscf": {"min_expires": 1}}}).
     subscribers: the HSS import document (default_subscribers(as_uri) when None)."""
+
+    # Every NF listens on 127.0.0.1 and advertises that address (sip.advertise default).
+    pcscf_host = scscf_host = icscf_host = "127.0.0.1"
 
     NFS = ("hss", "scscf", "icscf", "pcscf")
 

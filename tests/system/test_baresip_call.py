@@ -10,7 +10,7 @@ The P-CSCF is named by its address here (sip.hostname 127.0.0.1): its Record-Rou
 first hop of the phones' ACK and BYE, and baresip resolves names by DNS, where pcscf.ims.lab does
 not exist. Messages above 1300 bytes reach the phones over TCP (RFC 3261 18.1.1, sofia-sip).
 
-Headless audio (DESIGN.md): aufile with an 8 kHz wav written here as the source, aubridge as
+Headless audio (docs/pitfalls.md): aufile with an 8 kHz wav written here as the source, aubridge as
 the sink; G.711 only. No transaction or session state may be left in any CSCF afterwards
 (lab.Lab on exit: sip_transactions_active; here: session/dialog gauges, if published).
 """

@@ -134,8 +134,10 @@ def check_call_headers(core, caller_run, callee_run, caller="alice"):
           "the callee's INVITE must assert the caller (TS 24.229 5.2.6.3.3): %r" % pai)
     ok = [m for m in caller_run.received(status=200) if m.cseq_method() == "INVITE"]
     rr = " ".join(ok[0].all("Record-Route")) if ok else ""
-    check("127.0.0.1:%d" % core.pcscf_sip in rr, "the P-CSCF must Record-Route (5.2.6.3): %r" % rr)
-    check("127.0.0.1:%d" % core.scscf_sip in rr, "the S-CSCF must Record-Route (5.4.3.2): %r" % rr)
+    # Each CSCF Record-Routes with the address it advertises (sip.advertise: by default the
+    # address it listens on), which the UEs can reach without the lab's names.
+    check("sip:%s:%d;lr" % (core.pcscf_host, core.pcscf_sip) in rr, "the P-CSCF must Record-Route (5.2.6.3): %r" % rr)
+    check("sip:%s:%d;lr" % (core.scscf_host, core.scscf_sip) in rr, "the S-CSCF must Record-Route (5.4.3.2): %r" % rr)
 
 
 # --- the tests --------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
  * Reference data:
  *  - FIPS-197 Appendix C.1 (AES-128).
  *  - 3GPP TS 35.208 test sets 1-6 (Milenage), read at run time from
- *    $IMS_VECTORS_DIR/milenage-ts35208.tsv so that the data has one home.
+ *    tests/unit/vectors/milenage-ts35208.tsv (IMS_VECTORS_DIR, set by tests/unit/CMakeLists.txt),
+ *    which cites the specification in its header comment.
  *  - RFC 1321 Appendix A.5 (MD5 test suite).
  *  - RFC 2617 §3.5 (digest example); auth-int / no-qop / RFC 3310 values were computed with an
  *    independent implementation (Python hashlib) from the same formulas.
@@ -24,7 +25,7 @@
 #include "ims_aka.h"
 
 #ifndef IMS_VECTORS_DIR
-#define IMS_VECTORS_DIR "/work/shared/vectors"
+#error "IMS_VECTORS_DIR must name tests/unit/vectors (set by tests/unit/CMakeLists.txt)"
 #endif
 
 /* Decodes a fixed-size hex field of the reference data; a malformed field fails the test. */
@@ -104,7 +105,13 @@ static void test_milenage_ts35208(void **state)
     int c_k = -1, c_rand = -1, c_sqn = -1, c_amf = -1, c_op = -1, c_opc = -1, c_f1 = -1,
         c_f1s = -1, c_f2 = -1, c_f3 = -1, c_f4 = -1, c_f5 = -1, c_f5s = -1, c_set = -1;
 
+    int lineno = 0;
     while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        /* A line longer than the buffer would be read in pieces and misparsed. */
+        if (strchr(line, '\n') == NULL && !feof(f))
+            fail_msg("%s:%d: line longer than %zu bytes", path, lineno, sizeof(line) - 2);
+        /* Comments (the source citation) and blank lines. */
         if (line[0] == '#' || line[0] == '\n' || line[0] == '\r' || line[0] == '\0')
             continue;
         if (ncols == 0) {
@@ -129,7 +136,7 @@ static void test_milenage_ts35208(void **state)
         char *fld[MAX_COLS];
         int n = split_tabs(line, fld, MAX_COLS);
         if (n != ncols)
-            fail_msg("TSV row has %d fields, header has %d", n, ncols);
+            fail_msg("%s:%d: row has %d fields, header has %d", path, lineno, n, ncols);
 
         uint8_t k[16], rand[16], sqn[6], amf[2], op[16], opc_want[16], opc[16];
         hex_to(fld[c_k], k, 16);

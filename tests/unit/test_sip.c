@@ -1,6 +1,6 @@
 /*
  * Unit tests for ims_sip (common/ims_sip*.c): three ims_sip instances in one process, each
- * created, run and destroyed on its own thread (DESIGN.md: one loop per thread), on 127.0.0.1:
+ * created, run and destroyed on its own thread (docs/design.md: one loop per thread), on 127.0.0.1:
  *
  *   C (UAC: ims_sip_send_request, or nta directly for INVITE/CANCEL)
  *     -> A (proxy: ims_sip_forward to sip:b.test:PORT_B through its hosts table
