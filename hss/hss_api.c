@@ -182,11 +182,24 @@ static void put_error(int rc, const char *err, ims_http_resp *resp)
         ims_http_error(resp, 500, "database error%s%s", err[0] ? ": " : "", err);
 }
 
-/* GET /api/v1/subscribers?after=ID&limit=N */
+/* reg_state query values -> hss_reg_state (the names of the IMPU "reg_state" field). */
+static const struct {
+    const char *name;
+    hss_reg_state state;
+} reg_states[] = {
+    {"registered", HSS_REGISTERED},
+    {"unregistered", HSS_UNREGISTERED},
+    {"not_registered", HSS_NOT_REGISTERED},
+};
+
+/* GET /api/v1/subscribers?after=ID&limit=N&reg_state=S. With reg_state, only subscriptions
+ * having at least one IMPU in that state; paging works the same ("next" is an id either way). */
 static void subscribers_list(hss_api_ctx *ctx, const ims_http_req *req, ims_http_resp *resp)
 {
     const char *after = ims_http_query(req, "after");
     const char *lim = ims_http_query(req, "limit");
+    const char *rs = ims_http_query(req, "reg_state");
+    int state = -1;
     long limit = LIST_DEFAULT_LIMIT;
     char **ids = NULL;
     size_t n = 0;
@@ -201,10 +214,22 @@ static void subscribers_list(hss_api_ctx *ctx, const ims_http_req *req, ims_http
             goto out;
         }
     }
+    if (rs) {
+        for (size_t i = 0; i < sizeof(reg_states) / sizeof(reg_states[0]); i++) {
+            if (strcmp(rs, reg_states[i].name) == 0)
+                state = (int)reg_states[i].state;
+        }
+        if (state < 0) {
+            ims_http_error(resp, 400, "reg_state: must be registered, unregistered or "
+                           "not_registered (got \"%.64s\")", rs);
+            goto out;
+        }
+    }
     if (after && !after[0])
         after = NULL;
     /* One more than asked tells whether another page exists without a second query. */
-    if (hss_store_list(ctx->store, after, (size_t)limit + 1, &ids, &n) != HSS_STORE_OK) {
+    if (hss_store_list_by_state(ctx->store, state, after, (size_t)limit + 1, &ids, &n) !=
+        HSS_STORE_OK) {
         ims_http_error(resp, 500, "database error");
         goto out;
     }

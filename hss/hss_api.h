@@ -2,7 +2,9 @@
  * hss_api: the HSS provisioning REST API (JSON over HTTP, see hss/openapi.yaml) and the bulk
  * import of a subscriber file at start.
  *
- *   GET    /api/v1/subscribers?after=ID&limit=N   page of ids in name order
+ *   GET    /api/v1/subscribers?after=ID&limit=N   page of ids in name order; &reg_state=
+ *                                                 registered|unregistered|not_registered keeps
+ *                                                 those with an IMPU in that state
  *   POST   /api/v1/subscribers                    create (201 + Location)
  *   GET    /api/v1/subscribers/{id}               read (secrets never returned)
  *   PUT    /api/v1/subscribers/{id}               replace (SQN, reg state, S-CSCF kept)

@@ -55,4 +55,9 @@ int hss_cx_send_ppr(const char *subscription_id, char *err, size_t errlen);
 int hss_cx_send_rtr(const char *subscription_id, int reason_code, const char *reason_info,
                     char *err, size_t errlen);
 
+/* /metrics gauges of the subscriber database (hss_metrics.c): hss_subscribers,
+ * hss_private_identities, hss_public_identities{state=...}; kept current from the store's
+ * counts from now on. */
+void hss_metrics_watch(hss_store *st);
+
 #endif

@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 {
     const char *config = ims_nf_args(argc, argv, "hss", hss_config_fields);
 
-    /* Before any thread exists (freeDiameter, libmicrohttpd): DESIGN.md. */
+    /* Before any thread exists (freeDiameter, libmicrohttpd): docs/pitfalls.md. */
     ims_signals_block();
 
     char err[512];
@@ -65,6 +65,8 @@ int main(int argc, char **argv)
     hss_ctx.store = hss_store_open(hss_ctx.cfg.hss.database, err, sizeof(err));
     if (!hss_ctx.store)
         ims_nf_die(SUBSYS, 1, "cannot open the subscriber database", err);
+    /* Before the import, so that the gauges follow its progress (one update per commit). */
+    hss_metrics_watch(hss_ctx.store);
     if (hss_ctx.cfg.hss.import) {
         if (hss_import_file(hss_ctx.store, hss_ctx.cfg.hss.import, err, sizeof(err)))
             ims_nf_die(SUBSYS, 2, "subscriber import failed", err);

@@ -26,6 +26,8 @@
  *
  * Schema versions: PRAGMA user_version. 0 = empty file (we create version 1); a newer version than
  * HSS_SCHEMA_VERSION is refused rather than misread.
+ * Additive objects an older HSS can live with (the identity counts and their index,
+ * hss_store_counts.c) are added at open without a version change.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -227,6 +229,8 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
         goto fail;
     }
     if (version == 0 && create_schema(st, path, err, errlen) != 0)
+        goto fail;
+    if (st_counts_setup(st, path, err, errlen) != 0)
         goto fail;
     /* Prove now that the file can be written (a read-only file, directory or file system
      * otherwise shows only at the first MAR): rewrite the schema version, a real commit. */
@@ -448,57 +452,6 @@ int hss_store_find_by_impu(hss_store *st, const char *impu, hss_subscriber *out)
     return get_by(st, "impu", impu, out);
 }
 
-int hss_store_list(hss_store *st, const char *after, size_t limit, char ***ids, size_t *n)
-{
-    sqlite3_stmt *stmt;
-    int rc = HSS_STORE_OK, step = SQLITE_DONE;
-
-    *ids = NULL;
-    *n = 0;
-    pthread_mutex_lock(&st->lock);
-    /* LIMIT -1: no limit. */
-    stmt = st_query(st, "SELECT id FROM imsu WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2", "tI",
-                 after, (int64_t)(limit ? (int64_t)limit : -1));
-    while (stmt && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        char **v = grow((void **)ids, n, sizeof(char *));
-
-        if (!v || !(*v = col_str(stmt, 0))) {
-            rc = HSS_STORE_ERROR;
-            break;
-        }
-    }
-    if (!stmt || (step != SQLITE_DONE && step != SQLITE_ROW)) {
-        IMS_ERROR(LOG_SUB, "list: %s", sqlite3_errmsg(st->db));
-        rc = HSS_STORE_ERROR;
-    }
-    st_done(st, stmt);
-    pthread_mutex_unlock(&st->lock);
-    if (rc != HSS_STORE_OK) {
-        hss_store_free_ids(*ids, *n);
-        *ids = NULL;
-        *n = 0;
-    }
-    return rc;
-}
-
-void hss_store_free_ids(char **ids, size_t n)
-{
-    for (size_t i = 0; ids && i < n; i++)
-        free(ids[i]);
-    free(ids);
-}
-
-size_t hss_store_count(hss_store *st)
-{
-    int64_t n = 0;
-
-    pthread_mutex_lock(&st->lock);
-    if (st_query_int(st, &n, "SELECT count(*) FROM imsu", "", NULL) != 1)
-        n = 0;
-    pthread_mutex_unlock(&st->lock);
-    return (size_t)n;
-}
-
 /* ---------- writes ---------- */
 
 typedef struct {
@@ -716,6 +669,8 @@ int hss_store_delete(hss_store *st, const char *id)
     rc = hss_sqn_forget_subscription(st, id) == 0
              ? st_changed(st_change(st, "DELETE FROM imsu WHERE id = ?", "t", id))
              : HSS_STORE_ERROR;
+    if (rc == HSS_STORE_OK)
+        st_counts_changed(st);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }

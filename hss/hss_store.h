@@ -36,8 +36,26 @@ int hss_store_find_by_impu(hss_store *st, const char *impu, hss_subscriber *out)
 
 /* Ids in name order, at most `limit` (0 = all) starting after `after` (NULL = from start). */
 int hss_store_list(hss_store *st, const char *after, size_t limit, char ***ids, size_t *n);
+/* The same, only subscriptions with at least one IMPU in registration state `state` (an
+ * hss_reg_state; -1 = all). Walks an index: the cost is that of the page, not of the store. */
+int hss_store_list_by_state(hss_store *st, int state, const char *after, size_t limit, char ***ids,
+                            size_t *n);
 void hss_store_free_ids(char **ids, size_t n);
 size_t hss_store_count(hss_store *st);
+
+/* Rows in the store, kept by triggers in the database (hss_store_counts.c): reading them costs
+ * one row whatever the size of the store. impus[] is indexed by hss_reg_state (TS 29.228
+ * Annex B: NOT_REGISTERED, REGISTERED, UNREGISTERED). */
+typedef struct {
+    int64_t subscriptions;          /* IMSU */
+    int64_t impis;
+    int64_t impus[3];
+} hss_store_counts;
+int hss_store_get_counts(hss_store *st, hss_store_counts *out);
+/* fn gets the counts now and after every committed write that may change them (create,
+ * replace, delete, registration state, each commit of a bulk import). It runs with the store
+ * locked: it must be quick and must not call back into the store. */
+void hss_store_on_counts(hss_store *st, void (*fn)(void *arg, const hss_store_counts *c), void *arg);
 
 /* Creates (create_only) or replaces a subscription in one transaction. On replace the
  * volatile state is kept: the SQN of IMPIs that stay (the larger of stored and given wins, so an
@@ -50,7 +68,8 @@ int hss_store_delete(hss_store *st, const char *id);
 /* Bulk loading (the import at start, while nothing else uses the store): the writes between
  * begin and end share one transaction instead of a commit (fsync) each; a write that fails is
  * rolled back alone (savepoint). bulk_commit commits what is there and goes on; bulk_end
- * commits (commit=true) or drops everything since the last commit. */
+ * commits (commit=true) or drops everything since the last commit. Each commit recounts the
+ * identities (hss_store_get_counts) instead of counting row by row. */
 int hss_store_bulk_begin(hss_store *st);
 int hss_store_bulk_commit(hss_store *st);
 int hss_store_bulk_end(hss_store *st, bool commit);

@@ -31,6 +31,9 @@ struct hss_store {
     bool bulk;                      /* inside hss_store_bulk_begin .. _end */
     char last_err[160];             /* SQLite's message for the last failed statement */
     hss_sqn_cache *sqn;             /* per-IMPI SQN reservations (NULL until the first MAR) */
+    /* hss_store_on_counts: told the identity counts after each committed write. */
+    void (*on_counts)(void *arg, const hss_store_counts *c);
+    void *on_counts_arg;
 };
 
 /* Statement helpers (hss_store_sql.c). fmt: one letter per '?': 't' text, 'i' int, 'I' int64,
@@ -55,6 +58,19 @@ int st_changed(int n);
 /* An impi row (identity, auth_schemes, default_scheme, k, op, op_is_opc, amf, sqn, digest_realm,
  * ha1 in columns 0..9) into *m (zeroed by the caller). -1 on ENOMEM. */
 int st_row_impi(sqlite3_stmt *stmt, hss_impi *m);
+
+/* Identity counts (hss_store_counts.c). */
+/* At open: creates the counts table, its triggers and index when the file has none yet (counting
+ * the rows once). -1 + err on failure. Takes no lock (open is single-threaded). */
+int st_counts_setup(hss_store *st, const char *path, char *err, size_t errlen);
+/* After a committed write that may have changed the counts: passes them to on_counts. */
+void st_counts_changed(hss_store *st);
+/* Bulk imports: the counting triggers off (st_counts_triggers(st, false)) between
+ * hss_store_bulk_begin and its end; each bulk transaction marks the counts stale
+ * (st_counts_stale), the end rebuilds them and clears the mark (st_counts_recount). 0 / -1. */
+int st_counts_recount(hss_store *st);
+int st_counts_stale(hss_store *st);
+void st_counts_triggers(hss_store *st, bool on);
 
 /* SQN reservations (hss_store_auth.c). */
 /* The last SQN handed out for a (normalised) IMPI when this process holds a reservation for it. */

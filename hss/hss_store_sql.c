@@ -180,17 +180,49 @@ int st_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg)
         rc = HSS_STORE_ERROR;
     if (rc != HSS_STORE_OK)
         st_rollback(st, "ROLLBACK");
+    else
+        st_counts_changed(st);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
 
+/* Bulk transactions run with the counting triggers off; the counts are marked stale in each one
+ * and rebuilt at the end (hss_store_counts.c). */
+static int bulk_txn_begin(hss_store *st)
+{
+    if (st_exec(st, "BEGIN IMMEDIATE") != 0)
+        return HSS_STORE_ERROR;
+    if (st_counts_stale(st) != 0) {
+        st_rollback(st, "ROLLBACK");
+        return HSS_STORE_ERROR;
+    }
+    return HSS_STORE_OK;
+}
+
+/* Leaves bulk mode after the bulk transaction ended; recounts when it was rolled back (an earlier
+ * bulk commit may have left the mark). Lock held. */
+static void bulk_leave(hss_store *st, bool committed)
+{
+    st->bulk = false;
+    st_counts_triggers(st, true);
+    if (!committed && st_counts_recount(st) != 0)
+        IMS_ERROR(LOG_SUB, "cannot recount the identities after a failed import (done at the "
+                  "next start): %s", sqlite3_errmsg(st->db));
+    st_counts_changed(st);
+}
+
 int hss_store_bulk_begin(hss_store *st)
 {
-    int rc;
+    int rc = HSS_STORE_ERROR;
 
     pthread_mutex_lock(&st->lock);
-    rc = st->bulk || st_exec(st, "BEGIN IMMEDIATE") != 0 ? HSS_STORE_ERROR : HSS_STORE_OK;
-    st->bulk = rc == HSS_STORE_OK;
+    if (!st->bulk) {
+        st_counts_triggers(st, false);
+        rc = bulk_txn_begin(st);
+        st->bulk = rc == HSS_STORE_OK;
+        if (!st->bulk)
+            st_counts_triggers(st, true);
+    }
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -201,11 +233,12 @@ int hss_store_bulk_end(hss_store *st, bool commit)
 
     pthread_mutex_lock(&st->lock);
     if (st->bulk) {
-        if (commit && st_exec(st, "COMMIT") != 0)
+        /* The recount goes into the same commit as the last rows. */
+        if (commit && (st_counts_recount(st) != 0 || st_exec(st, "COMMIT") != 0))
             rc = HSS_STORE_ERROR;
         if (!commit || rc != HSS_STORE_OK)
             st_rollback(st, "ROLLBACK");
-        st->bulk = false;
+        bulk_leave(st, commit && rc == HSS_STORE_OK);
     }
     pthread_mutex_unlock(&st->lock);
     return rc;
@@ -213,7 +246,17 @@ int hss_store_bulk_end(hss_store *st, bool commit)
 
 int hss_store_bulk_commit(hss_store *st)
 {
-    if (hss_store_bulk_end(st, true) != HSS_STORE_OK)
-        return HSS_STORE_ERROR;
-    return hss_store_bulk_begin(st);
+    int rc = HSS_STORE_ERROR;
+
+    pthread_mutex_lock(&st->lock);
+    if (st->bulk) {
+        if (st_exec(st, "COMMIT") == 0)
+            rc = bulk_txn_begin(st);
+        else
+            st_rollback(st, "ROLLBACK");
+        if (rc != HSS_STORE_OK)
+            bulk_leave(st, false);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
 }

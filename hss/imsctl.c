@@ -2,7 +2,9 @@
  * imsctl: operator CLI for the HSS provisioning REST API (hss/openapi.yaml).
  *
  *   imsctl [--api http://127.0.0.1:9090] COMMAND ...
- *     list [--after ID] [--limit N]   one page of subscriber ids
+ *     list [--after ID] [--limit N] [--reg-state registered|unregistered|not_registered]
+ *                                     one page of subscriber ids (only those with an IMPU in
+ *                                     that registration state)
  *     get ID                          one subscriber (secrets are never returned)
  *     create FILE.json                POST a subscriber ('-' reads stdin)
  *     update ID FILE.json             PUT (replace) a subscriber
@@ -40,7 +42,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: imsctl [--api URL] COMMAND ...\n"
-            "  list [--after ID] [--limit N]\n"
+            "  list [--after ID] [--limit N] [--reg-state registered|unregistered|not_registered]\n"
             "  get ID\n"
             "  create FILE.json          ('-' = stdin)\n"
             "  update ID FILE.json\n"
@@ -337,23 +339,27 @@ int main(int argc, char **argv)
     argv += i;
 
     if (strcmp(cmd, "list") == 0) {
-        const char *after = NULL, *limit = NULL;
+        const char *after = NULL, *limit = NULL, *reg_state = NULL;
         for (int j = 0; j < argc; j++) {
             if (strcmp(argv[j], "--after") == 0 && j + 1 < argc)
                 after = argv[++j];
             else if (strcmp(argv[j], "--limit") == 0 && j + 1 < argc)
                 limit = argv[++j];
+            else if (strcmp(argv[j], "--reg-state") == 0 && j + 1 < argc)
+                reg_state = argv[++j];
             else
                 goto bad_usage;
         }
+        /* The HSS checks the values (400 naming the parameter and the allowed ones). */
         snprintf(path, sizeof(path), "/api/v1/subscribers");
-        if (after) {
-            encode_segment(after, seg, sizeof(seg));
-            snprintf(path + strlen(path), sizeof(path) - strlen(path), "?after=%s", seg);
-        }
-        if (limit) {
-            encode_segment(limit, seg, sizeof(seg));
-            snprintf(path + strlen(path), sizeof(path) - strlen(path), "%climit=%s", after ? '&' : '?', seg);
+        const char *params[][2] = {{"after", after}, {"limit", limit}, {"reg_state", reg_state}};
+        char sep = '?';
+        for (size_t j = 0; j < sizeof(params) / sizeof(params[0]); j++) {
+            if (!params[j][1])
+                continue;
+            encode_segment(params[j][1], seg, sizeof(seg));
+            snprintf(path + strlen(path), sizeof(path) - strlen(path), "%c%s=%s", sep, params[j][0], seg);
+            sep = '&';
         }
         rc = simple(&a, "GET", path, NULL);
     } else if ((strcmp(cmd, "get") == 0 || strcmp(cmd, "delete") == 0) && argc == 1) {
