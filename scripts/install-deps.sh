@@ -2,6 +2,7 @@
 # Installs every Debian 12 package the IMS core needs to build, test and run.
 # One source of truth: the README, .ci/run and deploy/Dockerfile all call this script.
 #   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh build    what building the binaries needs (the image's build stage)
 #   scripts/install-deps.sh runtime  only what the binaries need at run time
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -10,10 +11,15 @@ SUDO=""
 
 RUNTIME_PKGS="libsofia-sip-ua0 libfdcore6 libfdproto6 freediameter-extensions libmicrohttpd12 libjson-c5 libyaml-0-2 libsqlite3-0 libxml2 ca-certificates"
 BUILD_PKGS="build-essential cmake pkg-config libsofia-sip-ua-dev libfreediameter-dev freediameter-extensions libmicrohttpd-dev libjson-c-dev libyaml-dev libsqlite3-dev libxml2-dev libcmocka-dev"
-TEST_PKGS="clang libclang-rt-14-dev curl sip-tester baresip-core iproute2 procps sqlite3 python3 docker-compose"
+# podman ... debootstrap: tests/deploy/container_lab.sh (the compose lab run for real). netavark,
+# aardvark-dns and iptables by name: without recommends apt would pick the CNI plugins instead;
+# runc: crun refuses hybrid cgroup hierarchies.
+TEST_PKGS="clang libclang-rt-14-dev curl sip-tester baresip-core iproute2 procps sqlite3 python3 docker-compose podman runc netavark aardvark-dns iptables debootstrap"
 
 if [ "${1:-}" = "runtime" ]; then
   PKGS="$RUNTIME_PKGS"
+elif [ "${1:-}" = "build" ]; then
+  PKGS="$RUNTIME_PKGS $BUILD_PKGS"
 else
   PKGS="$RUNTIME_PKGS $BUILD_PKGS $TEST_PKGS"
   # The Kubernetes manifest validation (tests/deploy) runs npm's kubernetes-models. Machines that
