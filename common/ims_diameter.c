@@ -392,22 +392,14 @@ static void boost_threads_for_shutdown(void)
  * exit code 0 and a line that says what happened. Signal handlers: write(2) and _exit only. */
 #define IMS_DIAMETER_STOP_MAX_S 6
 
-static void teardown_aborted(int sig)
+static void teardown_fault(int sig)
 {
-    static const char msg[] = "WARN  diameter   freeDiameter aborted inside its own shutdown "
-                              "(libfdproto fifo.c assertion, a known race of 1.2.1): exiting now\n";
-    (void)sig;
-    ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-    (void)n;
-    _exit(0);
-}
-
-static void teardown_too_long(int sig)
-{
-    static const char msg[] = "WARN  diameter   freeDiameter shutdown still waiting for peers after "
-                              "6 s (no DPA): exiting without it\n";
-    (void)sig;
-    ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    static const char aborted[] = "WARN  diameter   freeDiameter aborted inside its own shutdown "
+                                  "(libfdproto fifo.c assertion, a known race of 1.2.1): exiting now\n";
+    static const char too_long[] = "WARN  diameter   freeDiameter shutdown still waiting for peers "
+                                   "after 6 s (no DPA): exiting without it\n";
+    ssize_t n = sig == SIGABRT ? write(STDERR_FILENO, aborted, sizeof(aborted) - 1)
+                               : write(STDERR_FILENO, too_long, sizeof(too_long) - 1);
     (void)n;
     _exit(0);
 }
@@ -417,9 +409,9 @@ void ims_diameter_stop(void)
     if (!g_initialised)
         return;
     boost_threads_for_shutdown();
-    struct sigaction on_abort = { .sa_handler = teardown_aborted }, on_alarm = { .sa_handler = teardown_too_long };
-    sigaction(SIGABRT, &on_abort, NULL);
-    sigaction(SIGALRM, &on_alarm, NULL);
+    struct sigaction fault = { .sa_handler = teardown_fault };
+    sigaction(SIGABRT, &fault, NULL);
+    sigaction(SIGALRM, &fault, NULL);
     alarm(IMS_DIAMETER_STOP_MAX_S);
     fd_core_shutdown();
     fd_core_wait_shutdown_complete();

@@ -64,6 +64,14 @@ class StepFailed(Exception):
         self.step, self.why = step, why
 
 
+def wait_step(name, cond, timeout, what):
+    """lab.wait_for that fails the demo step `name` instead of raising TestFailure."""
+    try:
+        lab.wait_for(cond, timeout, interval=0.2, what=what)
+    except lab.TestFailure as e:
+        raise StepFailed(name, str(e))
+
+
 # --- the shipped configuration ---------------------------------------------------------------
 
 def config_value(nf, section, key):
@@ -316,11 +324,8 @@ def run_demo(workdir, seconds=3.0, install=True, build=True, keep_running=False,
             except lab.TestFailure as e:
                 raise StepFailed("register", "%s\n%s's SIP flow:\n%s" % (e, p.aor, p.flow()))
         for p in phones:
-            try:
-                lab.wait_for(lambda: reg_state(p.user) == "registered", 5, interval=0.2,
-                             what="HSS reg_state of sip:%s@ims.lab = registered" % p.user)
-            except lab.TestFailure as e:
-                raise StepFailed("register", str(e))
+            wait_step("register", lambda: reg_state(p.user) == "registered", 5,
+                      "HSS reg_state of sip:%s@ims.lab = registered" % p.user)
             res.registered[p.user] = reg_state(p.user)
         step("register", "%s and %s registered with SIP digest via P-CSCF %s:%d "
              "(HSS reg_state registered; %.2f s)" % (caller.aor, callee.aor, pcscf_host, pcscf_port,
@@ -449,11 +454,8 @@ def run_demo(workdir, seconds=3.0, install=True, build=True, keep_running=False,
                 p.proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
-            try:
-                lab.wait_for(lambda: reg_state(p.user) == "not_registered", 8, interval=0.2,
-                             what="HSS reg_state of sip:%s@ims.lab = not_registered after quit" % p.user)
-            except lab.TestFailure as e:
-                raise StepFailed("deregister", str(e))
+            wait_step("deregister", lambda: reg_state(p.user) == "not_registered", 8,
+                      "HSS reg_state of sip:%s@ims.lab = not_registered after quit" % p.user)
             res.deregistered[p.user] = reg_state(p.user)
         step("deregister", "both phones quit; HSS reg_state not_registered")
     except StepFailed as e:
