@@ -44,12 +44,22 @@ def check(cond, msg="check failed"):
         raise TestFailure(msg if isinstance(msg, str) else repr(msg))
 
 
+_given_ports = set()
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port that was free a moment ago on 127.0.0.1 (the OS picks it)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that was free a moment ago on 127.0.0.1 (the OS picks it), never one this process
+    was given before: the kernel may hand the same port out twice in a row once the probing
+    socket is closed, and two servers of one test then collide (seen: HSS HTTP and Diameter)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no fresh free port on 127.0.0.1 after 100 tries")
 
 
 def http(method, url, body=None, timeout=10, headers=None):
