@@ -15,6 +15,7 @@
  * §4.6 (ICID in P-Charging-Vector).
  */
 #include "ims_sip_priv.h"
+#include "ims_sip_hdr.h"
 
 #include <ctype.h>
 #include <stdint.h>
@@ -165,6 +166,40 @@ int ims_sip_remove_headers(msg_t *msg, sip_t *sip, const char *name)
             msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)un) == 0)
             n++;
         un = next;
+    }
+    return n;
+}
+
+/* ---------- credentials (RFC 3261 §22) ---------- */
+
+/* True when the auth-param list holds realm=<realm> (token or quoted-string, RFC 2617 §1.2). */
+static bool realm_is(msg_param_t const *params, const char *realm)
+{
+    const char *v = msg_params_find(params, "realm");
+    if (!v)
+        return false;
+    size_t n = strlen(v);
+    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+        v++;
+        n -= 2;
+    }
+    return n == strlen(realm) && strncasecmp(v, realm, n) == 0;
+}
+
+int ims_sip_remove_credentials(msg_t *msg, sip_t *sip, const char *realm)
+{
+    if (!msg || !sip || !realm || !*realm)
+        return 0;
+    int n = 0;
+    msg_auth_t *lists[2] = { sip->sip_authorization, sip->sip_proxy_authorization };
+    for (size_t i = 0; i < 2; i++) {
+        msg_auth_t *au = lists[i];
+        while (au) {
+            msg_auth_t *next = au->au_next;
+            if (realm_is(au->au_params, realm) && msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)au) == 0)
+                n++;
+            au = next;
+        }
     }
     return n;
 }

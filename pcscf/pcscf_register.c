@@ -6,7 +6,8 @@
  *    P-Charging-Vector (icid-value), removes what the UE may not assert, forwards to the I-CSCF of
  *    the home network; on the 401 it removes CK and IK from WWW-Authenticate (it would keep them
  *    for the IPsec SAs: we have none, so they are just dropped); on the 200 (OK) it stores the
- *    Service-Route and the P-Associated-URI list of the registered identity.
+ *    Service-Route and the P-Associated-URI list of the registered identity; the Path of the 200
+ *    reaches the UE only when its REGISTER listed path in Supported (RFC 3327 §5.3).
  *  - RFC 3327 §5.2 (Path, Require / Supported: path), RFC 3608 (Service-Route),
  *    RFC 7315 §4.1-4.3 (P-Associated-URI, P-Visited-Network-ID), §4.6 (P-Charging-Vector),
  *    RFC 3261 §10.2-10.3 (Contact, Expires, Contact: *), §16 (proxy behaviour).
@@ -62,6 +63,7 @@ typedef struct pcscf_reg_pending {
     long requested[MAX_CONTACTS];    /* expiry the UE asked for, per contact */
     size_t n_contacts;
     bool star;                       /* Contact: * (remove all) */
+    bool ue_path;                    /* the UE listed path in Supported (RFC 3327 §5.3) */
 } pcscf_reg_pending;
 
 static void pending_free(pcscf_reg_pending *p)
@@ -437,6 +439,11 @@ static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_
         pcscf_count_register("challenged");
     } else if (status >= 200 && status < 300) {
         on_registered(ctx, p, sip);
+        /* RFC 3327 §5.3: Path goes back only to a UE that listed path in Supported (we asked the
+         * registrar for it on our own behalf); Require: path has no place in a response. */
+        if (!p->ue_path && ims_sip_remove_headers(msg, sip, "Path") > 0)
+            IMS_DEBUG(SUBSYS, "200 to REGISTER of %s: Path removed (the UE does not support path)", p->impu);
+        pcscf_remove_option_tag(msg, sip, "Require", "path");
     } else {
         IMS_INFO(SUBSYS, "REGISTER of %s: %d from the core", p->impu, status);
         pcscf_count_register(status == 408 ? "timeout" : "rejected");
@@ -496,6 +503,7 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
     }
     p->ctx = ctx;
     p->started = pcscf_now();
+    p->ue_path = pcscf_list_has(sip->sip_supported, "path");
     snprintf(p->impu, sizeof(p->impu), "%s", impu);
     if (pcscf_source_of(irq, &p->source)) {
         status = 500;

@@ -12,6 +12,11 @@
  *  - TS 24.229 §5.2.6.4 / §5.2.7 (requests towards the UE and in-dialog requests): the P-CSCF
  *    forwards to the UE's contact, using the address the UE registered from (NAT, TCP connection
  *    reuse: RFC 3261 §18.2.2, RFC 3581).
+ *  - RFC 3261 §22 (credentials): a UE's Authorization / Proxy-Authorization for the home realm on
+ *    a non-REGISTER request (softphones attach their cached REGISTER credentials to INVITE and
+ *    MESSAGE) is removed before the request leaves us: it would carry the caller's private
+ *    identity and digest response to the callee. The home realms are pcscf.home_domains and the
+ *    domain of the registered identity. Other realms' credentials stay (§22.3).
  *  - RFC 3261 §16.4-§16.6 (Route processing, loose routing), RFC 3327 (our Path URI carries the
  *    user part "term": a request routed to it comes from the core for a UE), RFC 3325 / 7315
  *    (P-Asserted-Identity, P-Preferred-Identity).
@@ -28,6 +33,7 @@
 #include <sofia-sip/url.h>
 
 #include "ims_log.h"
+#include "ims_sip_hdr.h"
 #include "pcscf_context.h"
 #include "pcscf_secagree.h"
 #include "pcscf_util.h"
@@ -38,6 +44,32 @@ static const char *const untrusted_from_ue[] = {
     "P-Asserted-Identity", "P-Charging-Vector", "P-Charging-Function-Addresses", "P-Served-User",
     "P-Profile-Key", "P-Visited-Network-ID", NULL,
 };
+
+/* RFC 3261 §22: the home realm's credentials of a UE request go (file header). b: the UE's
+ * binding. Every header removed is logged with the realm, nothing of the credentials. */
+static void strip_home_credentials(pcscf_context *ctx, msg_t *msg, sip_t *sip, const pcscf_binding *b)
+{
+    int n = 0;
+    const char *realm = "";
+    const ims_cfg_strlist *hd = &ctx->cfg.pcscf.home_domains;
+    for (size_t i = 0; i < hd->count; i++) {
+        int k = ims_sip_remove_credentials(msg, sip, hd->items[i]);
+        if (k > 0)
+            realm = hd->items[i];
+        n += k;
+    }
+    /* the domain of the registered identity (sip:user@domain; a tel: IMPU has none) */
+    const char *at = b && b->impu ? strrchr(b->impu, '@') : NULL;
+    if (at && at[1]) {
+        int k = ims_sip_remove_credentials(msg, sip, at + 1);
+        if (k > 0)
+            realm = at + 1;
+        n += k;
+    }
+    if (n > 0)
+        IMS_DEBUG(SUBSYS, "%s from %s: %d credential header(s) for home realm %s removed",
+                  sip->sip_request->rq_method_name, b && b->impu ? b->impu : "?", n, realm);
+}
 
 static bool dialog_forming(sip_method_t m)
 {
@@ -149,6 +181,7 @@ static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
         ims_sip_remove_headers(msg, fw, untrusted_from_ue[i]);
     ims_sip_remove_headers(msg, fw, "P-Preferred-Identity");
     pcscf_secagree_strip(msg, fw);
+    strip_home_credentials(ctx, msg, fw, b);
 
     /* Route = the Service-Route, whatever the UE preloaded after us. */
     if (fw->sip_route)
@@ -245,10 +278,12 @@ int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
         if (in_dialog && !terminating) {
             /* from a registered UE: what it may not assert and the sec-agree headers go */
             pcscf_addr src;
-            if (pcscf_source_of(irq, &src) == 0 && pcscf_bindings_by_source(ctx->bindings, &src, NULL)) {
+            const pcscf_binding *b = NULL;
+            if (pcscf_source_of(irq, &src) == 0 && (b = pcscf_bindings_by_source(ctx->bindings, &src, NULL))) {
                 for (size_t i = 0; untrusted_from_ue[i]; i++)
                     ims_sip_remove_headers(msg, fw, untrusted_from_ue[i]);
                 pcscf_secagree_strip(msg, fw);
+                strip_home_credentials(ctx, msg, fw, b);
             }
         }
         return onward(ctx, irq, msg, fw, !in_dialog);

@@ -177,6 +177,7 @@ int scscf_sess_prepare(scscf_context *ctx, msg_t *msg, sip_t *sip)
 {
     while (sip->sip_route && ims_sip_is_self(ctx->sip, sip->sip_route->r_url))
         msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_route);
+    scscf_sess_strip_credentials(ctx, msg, sip);
     return add_rr(ctx, msg, sip);
 }
 

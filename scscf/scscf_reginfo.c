@@ -156,10 +156,10 @@ char *scscf_reginfo_xml(const scscf_reg *reg, unsigned version, bool reg_termina
             /* ids are unique within the document (RFC 3680 §5.1): one per registration element */
             scscf_buf_printf(&b, "    <contact id=\"c%u.%zu.%u\" state=\"%s\" event=\"%s\"", reg->id, i, c->id,
                              term ? "terminated" : "active", scscf_contact_event_name(c->event));
-            if (!term) {
-                long left = (long)(c->expires_at - now);
-                scscf_buf_printf(&b, " expires=\"%ld\"", left > 0 ? left : 0);
-            }
+            /* RFC 3680 §5.1: expires is optional, but a terminated contact carries an explicit
+             * expires="0": several P-CSCFs and UEs keep a binding whose contact has no expires. */
+            long left = term ? 0 : (long)(c->expires_at - now);
+            scscf_buf_printf(&b, " expires=\"%ld\"", left > 0 ? left : 0);
             if (c->call_id) {
                 scscf_buf_printf(&b, " callid=\"");
                 scscf_buf_xml(&b, c->call_id);

@@ -371,12 +371,11 @@ static char *ok_headers(const reg_txn *t, const scscf_reg *reg, bool full)
         if (!first)
             scscf_buf_printf(&b, "\r\n");
     }
-    if (t->sip->sip_path) {
-        /* RFC 3327 §5.3: the stored Path goes back in the 200 OK; we support it */
+    if (t->sip->sip_path && supports_path(t->sip)) {
+        /* RFC 3327 §5.3: the stored Path goes back in the 200 OK only when the REGISTER said
+         * Supported: path; never Require: path in a response (§6.2: it is no extension to use) */
         add_path_headers(&b, t->sip);
         scscf_buf_printf(&b, "Supported: path\r\n");
-        if (supports_path(t->sip))
-            scscf_buf_printf(&b, "Require: path\r\n");
     }
     return scscf_buf_take(&b);
 }

@@ -24,6 +24,10 @@
  *    USER_UNKNOWN (5001) -> 404.
  *  - Record-Route: ours on every initial request we route, so that the dialog comes back
  *    through us (TS 24.229 §5.4.3.2 step 8 / §5.4.3.3 step 7).
+ *  - Credentials (RFC 3261 §22): Authorization / Proxy-Authorization for our own realm never
+ *    leave the home network: removed from every initial and in-dialog request we forward (the
+ *    P-CSCF removes them already; this is defence in depth against a P-CSCF of another vendor).
+ *    Credentials for other realms stay (§22.3).
  *
  * Metrics: scscf_sessions_total{case="orig"|"term",result="<final status>"}.
  */
@@ -38,6 +42,7 @@
 
 #include "ims_cx.h"
 #include "ims_log.h"
+#include "ims_sip_hdr.h"
 #include "scscf_calllog.h"
 #include "scscf_cx.h"
 #include "scscf_ifc.h"
@@ -166,6 +171,20 @@ int scscf_sess_callee(const url_t *u, char *out, size_t len)
         return snprintf(out, len, "tel:%.*s", (int)n, u->url_user) < (int)len ? 0 : -1;
     }
     return ims_sip_normalise_uri(buf, out, len);
+}
+
+void scscf_sess_strip_credentials(const scscf_context *ctx, msg_t *msg, sip_t *sip)
+{
+    if (!sip->sip_authorization && !sip->sip_proxy_authorization)
+        return;
+    int n = ctx->realm ? ims_sip_remove_credentials(msg, sip, ctx->realm) : 0;
+    const ims_cfg_strlist *hd = &ctx->cfg.scscf.home_domains;
+    for (size_t i = 0; i < hd->count; i++)
+        n += ims_sip_remove_credentials(msg, sip, hd->items[i]);
+    if (n > 0)
+        IMS_INFO(SUBSYS, "%s (Call-ID %s): %d credential header(s) for our realm removed before "
+                 "forwarding (the UE's P-CSCF let them through)",
+                 sip->sip_request->rq_method_name, sip->sip_call_id ? sip->sip_call_id->i_id : "-", n);
 }
 
 bool scscf_sess_is_home(const scscf_context *ctx, const url_t *u)
@@ -424,6 +443,7 @@ int scscf_session_request(scscf_context *ctx, nta_incoming_t *irq, const sip_t *
         msg_t *msg = ims_sip_request_copy(irq);
         if (!msg)
             return sip->sip_request->rq_method == sip_method_ack ? 1 : 500;
+        scscf_sess_strip_credentials(ctx, msg, sip_object(msg));
         ims_sip_proxy_onward(ctx->sip, irq, msg, NULL, NULL);
         return 0;
     }

@@ -36,6 +36,9 @@ typedef struct scscf_sess {
  * sip:+digits@host;user=phone (TS 24.229 §5.4.3.2, RFC 3966), else the URI normalised (no
  * parameters, lower-case scheme and host). 0 / -1. */
 int scscf_sess_callee(const url_t *u, char *out, size_t len);
+/* RFC 3261 §22: removes the Authorization / Proxy-Authorization headers for our realm
+ * (scscf.realm and scscf.home_domains) from a request we forward; other realms' stay. */
+void scscf_sess_strip_credentials(const scscf_context *ctx, msg_t *msg, sip_t *sip);
 /* A tel: URI, or a host in scscf.home_domains (default: the realm). */
 bool scscf_sess_is_home(const scscf_context *ctx, const url_t *u);
 void scscf_sess_free(scscf_sess *st);

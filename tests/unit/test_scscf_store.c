@@ -487,7 +487,7 @@ static void test_reginfo_xml(void **state)
     xmlFree(uri);
     assert_prop(k1, "state", "terminated");
     assert_prop(k1, "event", "expired");
-    assert_null(xmlGetProp(k1, (const xmlChar *)"expires"));
+    assert_prop(k1, "expires", "0");   /* explicit, RFC 3680 §5.1 (issue 10) */
     /* contact ids are unique within the document */
     xmlChar *id_a = xmlGetProp(k0, (const xmlChar *)"id");
     xmlChar *id_b = xmlGetProp(child(r1, "contact", 0), (const xmlChar *)"id");
@@ -504,6 +504,7 @@ static void test_reginfo_xml(void **state)
     root = xmlDocGetRootElement(doc);
     assert_prop(child(root, "registration", 0), "state", "terminated");
     assert_prop(child(child(root, "registration", 0), "contact", 0), "state", "terminated");
+    assert_prop(child(child(root, "registration", 0), "contact", 0), "expires", "0");
     xmlFreeDoc(doc);
     free(xml);
     scscf_regstore_free(st);
