@@ -58,6 +58,19 @@ const ims_cfg_field ims_sip_cfg_fields[] = {
               "out-of-dialog requests get 503 with Retry-After; 0: no limit" },
     { .key = "retry_after", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, retry_after),
       .def = "2", .min = 1, .max = 3600, .help = "seconds in the Retry-After of an overload 503" },
+    /* 1800 s is sofia-sip 1.12.11's own built-in idle time (docs/pitfalls.md), so the default
+     * changes nothing. A UE on TCP keeps its connection while it re-registers or sends RFC 5626
+     * CRLF keep-alives more often than that (e.g. 600 s registrations, refreshed at half time);
+     * one with 3600 s registrations, refreshed 600 s before expiry (TS 24.229 §5.1.1.4), and
+     * no keep-alives loses it after 30 min, as it did before: raise the key for such UEs. */
+    { .key = "tcp_idle_timeout", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, tcp_idle_timeout),
+      .def = "1800", .min = 1, .max = 86400,
+      .help = "seconds after which a TCP connection that carried nothing (no message, no keep-alive) "
+              "is closed (sip_tcp_idle_closed_total)" },
+    { .key = "tcp_max_per_address", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, tcp_max_per_address),
+      .def = "64", .min = 0, .max = 1000000,
+      .help = "TCP connections accepted from one IP address; further ones are closed at once "
+              "(sip_tcp_refused_total); 0: no limit" },
     { .key = NULL },
 };
 
@@ -496,6 +509,9 @@ static int leg_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *i
         return 481;
     if (has_repeated_single(sip))
         return 400;   /* an ACK is dropped instead: nta never answers ACK */
+    int checked = ims_sip_check_request(s, irq, sip);
+    if (checked != 0)
+        return checked > 0 ? checked : 0;
     if (shed_load(s, irq, sip)) {
         nta_incoming_destroy(irq);
         return 0;
@@ -644,6 +660,8 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
         snprintf(err, errlen, "cannot create the default SIP leg");
         goto fail;
     }
+    if (ims_sip_transport_setup(s, cfg, err, errlen) < 0)
+        goto fail;
     ims_sip_timer_start(s, HOUSEKEEPING_MS, housekeeping, s);
     return s;
 
@@ -664,6 +682,7 @@ void ims_sip_destroy(ims_sip *s)
 
     ims_sip_fork_shutdown(s);
     ims_sip_proxy_shutdown(s);
+    ims_sip_transport_shutdown(s);
 
     while (s->timers)
         ims_sip_timer_cancel(s->timers);

@@ -45,6 +45,10 @@ typedef struct {
     long max_transactions;     /* overload limit: work in progress (forwards, our own requests,
                                   Cx requests) at which new requests get 503; 0: no limit */
     long retry_after;          /* seconds, in the Retry-After of that 503 */
+    long tcp_idle_timeout;     /* seconds a TCP connection may carry nothing before it is closed
+                                  (no byte either way); <= 0: sofia's own default (30 min) */
+    long tcp_max_per_address;  /* TCP connections accepted from one IP address; more are closed
+                                  at once; <= 0: no limit */
 } ims_sip_cfg;
 
 extern const ims_cfg_field ims_sip_cfg_fields[];
@@ -236,6 +240,11 @@ int ims_sip_add_header(msg_t *msg, sip_t *sip, const char *name, const char *val
 int ims_sip_prepend_header(msg_t *msg, sip_t *sip, const char *name, const char *value);
 /* Removes every header `name`. Returns how many. */
 int ims_sip_remove_headers(msg_t *msg, sip_t *sip, const char *name);
+/* RFC 3261 §22.3 / §22.4: removes every Authorization and Proxy-Authorization header whose realm
+ * parameter equals `realm` (case-insensitive, quotes removed). Credentials for other realms
+ * stay: a proxy must not remove those. Returns how many headers were removed (0 when none,
+ * also for NULL arguments). */
+int ims_sip_remove_credentials(msg_t *msg, sip_t *sip, const char *realm);
 
 /* ---------- IMS identities (TS 23.003 §13, TS 24.229 §5.1.1.2) ---------- */
 

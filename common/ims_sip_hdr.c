@@ -15,7 +15,6 @@
  * §4.6 (ICID in P-Charging-Vector).
  */
 #include "ims_sip_priv.h"
-#include "ims_sip_hdr.h"
 
 #include <ctype.h>
 #include <stdint.h>

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "ims_sip.h"
@@ -61,6 +62,13 @@ struct ims_sip {
     struct ims_sip_uac *uacs;
     struct ims_sip_fork *forks;
     unsigned timer_c_ms;        /* 0: IMS_SIP_TIMER_C_MS */
+
+    /* TCP connection policy (ims_sip_transport.c): idle reaping and the per-address limit. */
+    unsigned tcp_idle_ms;       /* 0: sofia's own idle timer only */
+    unsigned tcp_max_per_address;   /* 0: no limit */
+    uint64_t *tcp_seen;         /* per fd: peer of the connection seen at the last scan, 0: none */
+    int tcp_seen_len;
+    time_t tcp_idle_logged, tcp_refused_logged;
     ims_sip_timer *timers;
 };
 
@@ -85,6 +93,16 @@ url_string_t *ims_sip_route_of(ims_sip *s, msg_t *msg, const url_t *hop, int *st
  * forks, after the transaction ended) are forwarded statelessly (RFC 3261 §16.7 / §18.2.2),
  * anything else is dropped. */
 int ims_sip_stray_response(ims_sip *s, msg_t *msg, sip_t *sip);
+
+/* ims_sip_transport.c: checks of a new request before any NF logic (invalid Max-Forwards ->
+ * 400, body shorter than Content-Length -> discarded). 0: go on; > 0: a status for the default
+ * leg to return (ACK); -1: dealt with, irq destroyed. */
+int ims_sip_check_request(ims_sip *s, nta_incoming_t *irq, const sip_t *sip);
+/* ims_sip_transport.c: applies sip.tcp_idle_timeout and sip.tcp_max_per_address (the once a
+ * second connection watch). 0 / -1 + err. */
+int ims_sip_transport_setup(ims_sip *s, const ims_sip_cfg *cfg, char *err, size_t errlen);
+/* ims_sip_transport.c: frees what ims_sip_transport_setup allocated (ims_sip_destroy). */
+void ims_sip_transport_shutdown(ims_sip *s);
 
 /* Bound to INVITEs the NF holds: answers a CANCEL with 487 (ims_sip.c). */
 int ims_sip_held_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip);

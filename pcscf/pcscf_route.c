@@ -33,7 +33,6 @@
 #include <sofia-sip/url.h>
 
 #include "ims_log.h"
-#include "ims_sip_hdr.h"
 #include "pcscf_context.h"
 #include "pcscf_secagree.h"
 #include "pcscf_util.h"

@@ -42,7 +42,6 @@
 
 #include "ims_cx.h"
 #include "ims_log.h"
-#include "ims_sip_hdr.h"
 #include "scscf_calllog.h"
 #include "scscf_cx.h"
 #include "scscf_ifc.h"

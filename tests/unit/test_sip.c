@@ -10,7 +10,8 @@
  * The main thread drives the tests with ims_sip_defer (everything SIP runs on the loops) and
  * waits for results under a mutex. RFC 3261 §16 behaviour shown: Max-Forwards, Via removal,
  * response editing and replacement, CANCEL forwarding, stray 2xx relay, ACK, loose routing,
- * transport errors. Header and identity helpers: test_sip_hdr.c.
+ * transport errors, input checks (invalid Max-Forwards, truncated TCP body). Header and identity
+ * helpers: test_sip_hdr.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -656,6 +657,105 @@ static void test_advertise(void **state)
     assert_non_null(strstr(err, "sip.advertise: required"));
 }
 
+/* ---------- input checks (common/ims_sip_transport.c), with hand-made requests ---------- */
+
+static bool has_final(const char *resp)
+{
+    for (const char *p = resp; (p = strstr(p, "SIP/2.0 ")) != NULL; p += 8)
+        if (p[8] >= '2' && p[8] <= '6' && strstr(p, "\r\n\r\n"))
+            return true;
+    return false;
+}
+
+/* Sends a request to A over UDP or TCP (for TCP: optionally half-closes after sending) and
+ * returns what came back within ms ("" when nothing). */
+static void raw_exchange(int type, const char *mf, const char *content_length, bool half_close,
+                         char *out, size_t outlen, int ms)
+{
+    int fd = socket(AF_INET, type, 0);
+    struct sockaddr_in me = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in a = me;
+    socklen_t len = sizeof(me);
+    assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    getsockname(fd, (struct sockaddr *)&me, &len);
+    a.sin_port = htons((uint16_t)g_a.cfg.port);
+    char req[1024];
+    int id = ++g_call;
+    int n = snprintf(req, sizeof(req),
+                     "OPTIONS sip:bob@b.test SIP/2.0\r\n"
+                     "Via: SIP/2.0/%s 127.0.0.1:%u;rport;branch=z9hG4bK-raw%d\r\n"
+                     "Max-Forwards: %s\r\nFrom: <sip:alice@c.test>;tag=r1\r\nTo: <sip:bob@b.test>\r\n"
+                     "Call-ID: raw-%d-%d@c.test\r\nCSeq: 1 OPTIONS\r\n"
+                     "Content-Type: text/plain\r\nContent-Length: %s\r\n\r\n",
+                     type == SOCK_STREAM ? "TCP" : "UDP", ntohs(me.sin_port), id, mf,
+                     (int)getpid(), id, content_length);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(send(fd, req, (size_t)n, 0), n);
+    if (half_close)
+        shutdown(fd, SHUT_WR);
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    size_t got = 0;
+    out[0] = '\0';
+    while (got + 1 < outlen) {
+        ssize_t r = recv(fd, out + got, outlen - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        out[got] = '\0';
+        if (has_final(out))
+            break;
+    }
+    out[got] = '\0';
+    close(fd);
+}
+
+/* RFC 3261 §20.22: Max-Forwards is 1*DIGIT, 0..255. sofia-sip leaves an unparsable one out of
+ * sip_max_forwards (it looked absent, and the proxy put 70): 400 before the NF sees it. */
+static void test_invalid_max_forwards(void **state)
+{
+    (void)state;
+    const char *bad[] = { "-5x", "abc", "99999999999", "1.5", "", "256", "4294967295" };
+    char resp[2048];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        reset_results();
+        raw_exchange(SOCK_DGRAM, bad[i], "0", false, resp, sizeof(resp), 3000);
+        if (strncmp(resp, "SIP/2.0 400 Invalid Max-Forwards", 32) != 0)
+            fail_msg("Max-Forwards '%s': got '%.60s'", bad[i], resp);
+        pthread_mutex_lock(&g_lock);
+        assert_int_equal(g.b_requests, 0);
+        pthread_mutex_unlock(&g_lock);
+    }
+    reset_results();
+    raw_exchange(SOCK_DGRAM, "255", "0", false, resp, sizeof(resp), 3000);
+    assert_non_null(strstr(resp, "SIP/2.0 200"));       /* after B's 180 */
+    assert_int_equal(g.b_mf, 254);
+}
+
+/* RFC 3261 §18.3: the connection closes before the body announced by Content-Length is there:
+ * sofia-sip hands the request over with no body; it is discarded, nothing is answered. */
+static void test_truncated_tcp_body(void **state)
+{
+    (void)state;
+    char resp[2048];
+    /* A complete request over TCP goes through (before and after). */
+    reset_results();
+    raw_exchange(SOCK_STREAM, "70", "0", false, resp, sizeof(resp), 3000);
+    if (!strstr(resp, "SIP/2.0 200"))
+        fail_msg("complete request over TCP: got '%s'", resp);
+    reset_results();
+    raw_exchange(SOCK_STREAM, "70", "100", true, resp, sizeof(resp), 1500);
+    assert_string_equal(resp, "");
+    pthread_mutex_lock(&g_lock);
+    assert_int_equal(g.b_requests, 0);
+    pthread_mutex_unlock(&g_lock);
+    reset_results();
+    raw_exchange(SOCK_STREAM, "70", "0", false, resp, sizeof(resp), 3000);
+    if (!strstr(resp, "SIP/2.0 200"))
+        fail_msg("complete request over TCP: got '%s'", resp);
+    assert_int_equal(g.b_requests, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -670,6 +770,8 @@ int main(void)
         cmocka_unit_test(test_self_and_next_hop),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_advertise),
+        cmocka_unit_test(test_invalid_max_forwards),
+        cmocka_unit_test(test_truncated_tcp_body),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -164,12 +164,44 @@ static void test_cfg_fields(void **state)
     unsetenv("IMS_TESTSIP_PORT");
 }
 
+/* RFC 3261 §22: our realm's credentials go (quoted or token realm, any case), others stay. */
+static void test_remove_credentials(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "INVITE sip:bob@ims.lab SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: <sip:alice@ims.lab>;tag=1\r\n"
+        "To: <sip:bob@ims.lab>\r\n"
+        "Call-ID: c1\r\n"
+        "CSeq: 1 INVITE\r\n"
+        "Authorization: Digest username=\"alice@ims.lab\", realm=\"IMS.lab\", nonce=\"n\", uri=\"sip:ims.lab\", response=\"r\"\r\n"
+        "Proxy-Authorization: Digest username=\"alice@ims.lab\", realm=ims.lab, nonce=\"n\", uri=\"sip:ims.lab\", response=\"r\"\r\n"
+        "Proxy-Authorization: Digest username=\"alice\", realm=\"other.example\", nonce=\"n\", uri=\"sip:x\", response=\"r\"\r\n"
+        "Content-Length: 0\r\n"
+        "\r\n";
+    msg_t *m = parse(text);
+    sip_t *sip = sip_object(m);
+    assert_int_equal(ims_sip_remove_credentials(m, sip, "other.lab"), 0);
+    assert_int_equal(ims_sip_remove_credentials(m, sip, "ims.lab"), 2);
+    assert_null(sip->sip_authorization);
+    assert_non_null(sip->sip_proxy_authorization);
+    assert_null(sip->sip_proxy_authorization->au_next);
+    assert_string_equal(msg_params_find(sip->sip_proxy_authorization->au_params, "realm"), "\"other.example\"");
+    assert_int_equal(ims_sip_remove_credentials(m, sip, "ims.lab"), 0);
+    assert_int_equal(ims_sip_remove_credentials(NULL, sip, "ims.lab"), 0);
+    assert_int_equal(ims_sip_remove_credentials(m, sip, ""), 0);
+    msg_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_identities),
         cmocka_unit_test(test_cfg_fields),
+        cmocka_unit_test(test_remove_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
