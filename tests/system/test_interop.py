@@ -15,9 +15,9 @@ What is asserted, per behaviour:
   S-CSCF removes them too: defence in depth for a P-CSCF that does not);
 - Path in the 200 to REGISTER (RFC 3327 5.3): echoed to a UE that listed path in Supported,
   left out for one that did not; never Require: path in the 200. The same at the S-CSCF for a
-  P-CSCF of another vendor that sends Path with or without Supported: path;
-- reginfo (RFC 3680 5.1): the NOTIFY after a de-registration gives the terminated contact an
-  explicit expires="0".
+  P-CSCF of another vendor that sends Path with or without Supported: path.
+(reginfo's expires="0" on terminated contacts is asserted in test_registration.py's
+test_network_initiated_deregistration.)
 
 Each new assertion fails against the code before issue 10 (checked by hand when written).
 """
@@ -26,7 +26,6 @@ import re
 
 import lab
 from lab import check, first_line, status_of
-from test_registration import last_notify, wait_registered_and_subscribed
 from test_sessions import Ua, call, callee, passed, subscribers, wait_uas
 
 
@@ -194,25 +193,6 @@ def test_path_only_when_supported(tmp):
                 else:
                     check(not ok.all("Path"), "S-CSCF, REGISTER without Supported: path: no Path:\n" + ok.text)
                 check("path" not in require_tags(ok), "S-CSCF: no Require: path in the 200:\n" + ok.text)
-
-
-# --- 4. reginfo: terminated contacts with expires="0" ---------------------------------------------
-
-def test_reginfo_terminated_contact_expires_zero(tmp):
-    with lab.Lab(tmp) as core:
-        ue = core.ue("alice")
-        port = lab.free_port()
-        _, sub = wait_registered_and_subscribed(core, ue, port, "iop")
-        status, body = core.api("POST", "/api/v1/subscribers/alice/deregister", {"reason_code": 0})
-        check(status == 202, "POST deregister: %s %r" % (status, body))
-        sub.wait(30)
-        check(sub.rc == 0, "no terminating NOTIFY after the de-registration:\n" + sub.failure())
-        n = last_notify(sub)
-        contacts = re.findall(r"<contact\b[^>]*>", n.body)
-        terminated = [c for c in contacts if 'state="terminated"' in c]
-        check(terminated, "a terminated contact expected in the last NOTIFY:\n" + n.body)
-        for c in terminated:
-            check(re.search(r'\bexpires="0"', c), 'terminated contact without expires="0" (RFC 3680 5.1): %s' % c)
 
 
 if __name__ == "__main__":
