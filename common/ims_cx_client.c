@@ -16,6 +16,7 @@
 
 #include "ims_diameter.h"
 #include "ims_http.h"
+#include "ims_clock.h"
 #include "ims_log.h"
 
 #define SUBSYS "cx"
@@ -29,9 +30,7 @@ void ims_cx_client_set_metrics_prefix(const char *nf)
 
 static uint64_t now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return (uint64_t)ims_monotonic_us();
 }
 
 typedef struct {

@@ -12,6 +12,7 @@
  * hang imsctl.
  */
 #include "ims_http.h"
+#include "ims_clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,18 +43,12 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Waits for `events` on fd until the deadline. 1 = ready, 0 = timed out, -1 = error (errno). */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - ims_monotonic_ms();
         if (left <= 0)
             return 0;
         struct pollfd p = { .fd = fd, .events = events };
@@ -324,7 +319,7 @@ int ims_http_client_request(const char *host, uint16_t port, const char *method,
     }
     if (!body)
         body_len = 0;
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
+    int64_t deadline = ims_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
     bool v6 = strchr(host, ':') != NULL;
     char hostport[300];
     snprintf(hostport, sizeof(hostport), "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",

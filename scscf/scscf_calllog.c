@@ -25,6 +25,7 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/url.h>
 
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "ims_map.h"
 #include "scscf_calllog.h"
@@ -47,12 +48,6 @@ struct scscf_calllog {
     bool full_logged;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 scscf_calllog *scscf_calllog_new(void)
 {
@@ -123,7 +118,7 @@ void scscf_calllog_begin(scscf_calllog *l, const sip_t *sip, const char *served,
         addr_uri(sip->sip_from, c->caller, sizeof(c->caller));
     addr_uri(sip->sip_to, c->callee, sizeof(c->callee));
     c->scase = scase;
-    c->started_ms = now_ms();
+    c->started_ms = ims_monotonic_ms();
     if (ims_map_put(l->calls, cid, c) < 0)
         free(c);
 }
@@ -133,7 +128,7 @@ void scscf_calllog_final(scscf_calllog *l, const char *call_id, int status, cons
     call_rec *c = l && call_id ? ims_map_get(l->calls, call_id) : NULL;
     if (!c || c->answered_ms)
         return;         /* not an INVITE we track, or the other case already told */
-    int64_t now = now_ms();
+    int64_t now = ims_monotonic_ms();
     if (status >= 200 && status < 300) {
         c->answered_ms = now;
         IMS_INFO(SUBSYS, "session %s -> %s: %d %s after %lld ms (%s, call-id %s)", c->caller, c->callee,
@@ -165,7 +160,7 @@ void scscf_calllog_bye(scscf_calllog *l, const sip_t *sip)
         return;
     char by[256];
     addr_uri(sip->sip_from, by, sizeof(by));
-    int64_t now = now_ms();
+    int64_t now = ims_monotonic_ms();
     if (c->answered_ms)
         IMS_INFO(SUBSYS, "session %s -> %s: ended by BYE from %s after %.1f s (call-id %s)", c->caller,
                  c->callee, by, (double)(now - c->answered_ms) / 1000.0, cid);
@@ -179,7 +174,7 @@ static int sweep_one(void *arg, const char *key, void *val)
 {
     scscf_calllog *l = arg;
     call_rec *c = val;
-    int64_t age = now_ms() - c->started_ms;
+    int64_t age = ims_monotonic_ms() - c->started_ms;
     if ((!c->answered_ms && age > CALLLOG_TRYING_MAX_S * 1000LL) || age > CALLLOG_MAX_AGE_S * 1000LL) {
         IMS_INFO(SUBSYS, "session %s -> %s: no %s seen through us after %lld s: forgotten (call-id %s)",
                  c->caller, c->callee, c->answered_ms ? "BYE" : "final response", (long long)(age / 1000), key);

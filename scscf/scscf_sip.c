@@ -7,7 +7,10 @@
  * everything else (INVITE, MESSAGE, in-dialog requests, ACK ...) -> scscf_session (originating /
  * terminating, iFC to ASes, TS 24.229 §5.4.3).
  *
- * References: RFC 3261 §8.2 (UAS behaviour), §21.5.2 (501), RFC 6665 §4.2.1 (489 Bad Event).
+ * Entry check: every request from outside the trust domain (trust.peers, trust.cidrs;
+ * ims_trust.h) is answered 403 before dispatch (an ACK is dropped).
+ *
+ * References: RFC 3325 §2.3 and TS 33.210 §4 (trust domain), RFC 3261 §8.2 (UAS behaviour), §21.5.2 (501), RFC 6665 §4.2.1 (489 Bad Event).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <sofia-sip/sip_tag.h>
 
 #include "ims_diameter.h"
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "scscf_auth.h"
 #include "scscf_calllog.h"
@@ -33,9 +37,7 @@ scscf_context scscf_ctx;
 
 int64_t scscf_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
+    return ims_monotonic_ms() / 1000;
 }
 
 static void count_result(int status)
@@ -153,6 +155,12 @@ int scscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip)
     scscf_context *ctx = arg;
     if (ctx->stopping)
         return 503;
+    /* The S-CSCF serves network elements only (P-/I-/S-CSCFs, ASes: TS 24.229 §5.4), never a UE
+     * directly: a request from outside the trust domain is refused before anything believes its
+     * P-Asserted-Identity, subscribes, registers or relays (RFC 3325 §2.3, TS 33.210 §4).
+     * Any non-zero value drops an ACK; nta answers everything else 403 Forbidden. */
+    if (!ims_trust_admit(ctx->trust, irq, sip, SUBSYS))
+        return 403;
     switch (sip->sip_request->rq_method) {
     case sip_method_register:
         return scscf_registrar_register(ctx, irq, sip);
