@@ -69,6 +69,25 @@ static void join_path(char *out, size_t len, const char *prefix, const char *key
         snprintf(out, len, "%s", key);
 }
 
+/* The field's own value check (ims_cfg_field.check), reported like every other value error. */
+static int check_value(load_ctx *c, const ims_cfg_field *f, const char *v, const char *where, int line)
+{
+    char why[256] = "";
+    if (!f->check || f->check(v, why, sizeof(why)) == 0)
+        return 0;
+    return fail(c, line, where, "'%s': %s", v, why[0] ? why : "invalid value");
+}
+
+/* Every item of a string list through the field's check. */
+static int check_items(load_ctx *c, const ims_cfg_field *f, const ims_cfg_strlist *l, const char *where,
+                       int line)
+{
+    for (size_t i = 0; f->check && i < l->count; i++)
+        if (check_value(c, f, l->items[i] ? l->items[i] : "", where, line))
+            return -1;
+    return 0;
+}
+
 /* "a, b, c" from a NULL-terminated name table, for messages. */
 static void names_list(const char *const *names, char *out, size_t len)
 {
@@ -122,6 +141,8 @@ static int set_scalar(load_ctx *c, const ims_cfg_field *f, void *base, const cha
             }
             value = f->enum_names[i];
         }
+        if (check_value(c, f, value, where, line))
+            return -1;
         char **p = field_ptr(base, f), *copy = strdup(value);
         if (!copy)
             return fail(c, line, where, "out of memory");
@@ -224,6 +245,8 @@ static int apply_defaults(load_ctx *c, const ims_cfg_field *fields, void *base, 
         } else if (f->type == IMS_CFG_STRLIST) {
             if (f->def && strlist_split(field_ptr(base, f), f->def))
                 return fail(c, AT_NOWHERE, where, "out of memory");
+            if (check_items(c, f, field_ptr(base, f), where, AT_NOWHERE))
+                return -1;
         } else if (f->def && f->type != IMS_CFG_LIST) {
             if (set_scalar(c, f, base, f->def, where, AT_NOWHERE))
                 return -1;
@@ -342,6 +365,8 @@ static int load_field(load_ctx *c, const ims_cfg_field *f, void *base, yaml_node
                 return fail(c, n ? node_line(n) : node_line(val), path, "list items must be single values");
             if (strlist_push(l, (const char *)n->data.scalar.value, n->data.scalar.length))
                 return fail(c, node_line(n), path, "out of memory");
+            if (check_value(c, f, l->items[l->count - 1], path, node_line(n)))
+                return -1;
         }
         return 0;
     }
@@ -495,6 +520,8 @@ static int apply_env(load_ctx *c, const ims_cfg_field *fields, void *base, const
         if (f->type == IMS_CFG_STRLIST) {
             if (strlist_split(field_ptr(base, f), v))
                 return fail(c, AT_NOWHERE, where, "out of memory");
+            if (check_items(c, f, field_ptr(base, f), where, AT_NOWHERE))
+                return -1;
         } else if (set_scalar(c, f, base, v, where, AT_NOWHERE)) {
             return -1;
         }

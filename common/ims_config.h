@@ -58,6 +58,10 @@ typedef struct ims_cfg_field {
     const struct ims_cfg_field *sub;     /* SECTION / LIST: fields, ended by {NULL}       */
     size_t rec_size;                     /* LIST: sizeof(record)                          */
     const char *help;                    /* one line, for documentation                   */
+    /* Optional value check for STR fields and each STRLIST item (file, environment, default):
+     * 0 when the value is acceptable, else -1 with the reason in why ("not a CIDR ..."); the
+     * loader then reports it as "file:line: key: 'value': why". */
+    int (*check)(const char *value, char *why, size_t whylen);
 } ims_cfg_field;
 
 /* ---------- shared sections ---------- */

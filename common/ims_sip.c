@@ -311,6 +311,16 @@ static const char *host_lookup(const ims_sip *s, const char *name)
     return NULL;
 }
 
+const char *ims_sip_host_lookup(const ims_sip *s, const char *name)
+{
+    return s ? host_lookup(s, name) : NULL;
+}
+
+const char *ims_sip_listen_address(const ims_sip *s)
+{
+    return s ? s->listen : NULL;
+}
+
 url_t *ims_sip_next_hop(ims_sip *s, su_home_t *home, const url_t *target)
 {
     if (!s || !home || !target || !target->url_host)

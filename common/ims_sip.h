@@ -107,6 +107,11 @@ typedef struct ims_sip_timer ims_sip_timer;
 ims_sip_timer *ims_sip_timer_start(ims_sip *s, unsigned ms, void (*fn)(void *arg), void *arg);
 void ims_sip_timer_cancel(ims_sip_timer *t);
 
+/* The address sip.hosts gives for `name` (case-insensitive), or NULL when the table has none. */
+const char *ims_sip_host_lookup(const ims_sip *s, const char *name);
+/* sip.listen as configured (an IP literal; may be a wildcard such as 0.0.0.0). */
+const char *ims_sip_listen_address(const ims_sip *s);
+
 /* Where to send a request for `target`: a copy (in home) with the host mapped through the static
  * hosts table (port, transport and other parameters kept). NULL on bad input.
  * ims_sip_forward / ims_sip_proxy_onward / ims_sip_send_request apply the table themselves. */

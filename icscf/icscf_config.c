@@ -50,6 +50,7 @@ const ims_cfg_field icscf_config_fields[] = {
     { .key = "diameter", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, diameter),
       .sub = ims_diameter_cfg_fields },
     { .key = "sip", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, sip), .sub = ims_sip_cfg_fields },
+    { .key = "trust", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, trust), .sub = ims_trust_cfg_fields },
     { .key = "icscf", .type = IMS_CFG_SECTION, .offset = offsetof(icscf_config, icscf), .sub = icscf_fields },
     { .key = NULL },
 };

@@ -27,6 +27,7 @@
 #include "ims_cx_client.h"
 #include "ims_http.h"
 #include "ims_sip.h"
+#include "ims_trust.h"
 
 /* ---------- configuration ---------- */
 
@@ -52,6 +53,7 @@ typedef struct {
     ims_http_cfg http;
     ims_diameter_cfg diameter;
     ims_sip_cfg sip;
+    ims_trust_cfg trust;        /* the trust domain (ims_trust.h) */
     icscf_cfg icscf;
 } icscf_config;
 
@@ -126,6 +128,7 @@ struct icscf_sess;
 typedef struct icscf_context {
     icscf_config cfg;
     ims_sip *sip;
+    ims_trust *trust;           /* the trust domain (ims_trust.h): validated and logged at start; not yet checked on entry */
     ims_http *http;
     const char *hss_realm;           /* cfg.icscf.hss_realm or the diameter realm */
 

@@ -50,6 +50,7 @@ int main(int argc, char **argv)
     ctx->sip = ims_sip_create(&ctx->cfg.sip, icscf_on_request, ctx, err, sizeof(err));
     if (!ctx->sip)
         ims_nf_die(SUBSYS, 1, "SIP start failed", err);
+    ctx->trust = ims_trust_start(&ctx->cfg.trust, ctx->sip, SUBSYS);
     if (icscf_start(ctx, err, sizeof(err)))
         ims_nf_die(SUBSYS, 1, "I-CSCF start failed", err);
     if (ims_diameter_start(err, sizeof(err)))
@@ -72,6 +73,8 @@ int main(int argc, char **argv)
         ims_http_stop(ctx->http);
     ims_diameter_stop();
     ims_sip_destroy(ctx->sip);
+    ims_trust_free(ctx->trust);
+    ctx->trust = NULL;
     icscf_free(ctx);
     ims_cfg_free(icscf_config_fields, &ctx->cfg);
     IMS_INFO(SUBSYS, "stopped");

@@ -41,6 +41,7 @@ const ims_cfg_field pcscf_config_fields[] = {
     { .key = "log", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, log), .sub = ims_log_cfg_fields },
     { .key = "http", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, http), .sub = ims_http_cfg_fields },
     { .key = "sip", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, sip), .sub = ims_sip_cfg_fields },
+    { .key = "trust", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, trust), .sub = ims_trust_cfg_fields },
     { .key = "pcscf", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, pcscf), .sub = pcscf_fields },
     { .key = NULL },
 };

@@ -25,6 +25,7 @@
 #include "ims_config.h"
 #include "ims_http.h"
 #include "ims_sip.h"
+#include "ims_trust.h"
 #include "pcscf_bindings.h"
 
 /* The "pcscf:" section. */
@@ -43,6 +44,7 @@ typedef struct {
     ims_log_cfg log;
     ims_http_cfg http;
     ims_sip_cfg sip;
+    ims_trust_cfg trust;        /* the trust domain (ims_trust.h) */
     pcscf_cfg pcscf;
 } pcscf_config;
 
@@ -54,6 +56,7 @@ struct pcscf_subscription;
 typedef struct {
     pcscf_config cfg;
     ims_sip *sip;
+    ims_trust *trust;           /* the trust domain (ims_trust.h): validated and logged at start; not yet checked on entry */
     ims_http *http;
     su_home_t *home;                 /* for the parsed URIs below */
     url_t *icscf_url;                /* cfg.pcscf.icscf, parsed */

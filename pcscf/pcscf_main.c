@@ -54,6 +54,7 @@ int main(int argc, char **argv)
     ctx->sip = ims_sip_create(&ctx->cfg.sip, pcscf_on_request, ctx, err, sizeof(err));
     if (!ctx->sip)
         ims_nf_die(SUBSYS, 1, "SIP start failed", err);
+    ctx->trust = ims_trust_start(&ctx->cfg.trust, ctx->sip, SUBSYS);
     if (pcscf_start(ctx, err, sizeof(err)))
         ims_nf_die(SUBSYS, 1, "P-CSCF start failed", err);
 
@@ -70,6 +71,8 @@ int main(int argc, char **argv)
     if (ctx->http)
         ims_http_stop(ctx->http);
     ims_sip_destroy(ctx->sip);
+    ims_trust_free(ctx->trust);
+    ctx->trust = NULL;
     ims_cfg_free(pcscf_config_fields, &ctx->cfg);
     IMS_INFO(SUBSYS, "stopped");
     return 0;

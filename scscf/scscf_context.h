@@ -31,6 +31,7 @@
 #include "ims_config.h"
 #include "ims_http.h"
 #include "ims_sip.h"
+#include "ims_trust.h"
 #include "ims_cx_client.h"
 #include "scscf_regstore.h"
 
@@ -61,6 +62,7 @@ typedef struct {
     ims_http_cfg http;
     ims_diameter_cfg diameter;
     ims_sip_cfg sip;
+    ims_trust_cfg trust;        /* the trust domain (ims_trust.h) */
     scscf_cfg scscf;
 } scscf_config;
 
@@ -72,6 +74,7 @@ struct scscf_reginfo;
 typedef struct scscf_context {
     scscf_config cfg;
     ims_sip *sip;
+    ims_trust *trust;           /* the trust domain (ims_trust.h): requests from outside get 403 on entry */
     ims_http *http;
 
     char name[256];             /* effective scscf.name */

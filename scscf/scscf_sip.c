@@ -10,7 +10,8 @@
  * Entry check: every request from outside the trust domain (trust.peers, trust.cidrs;
  * ims_trust.h) is answered 403 before dispatch (an ACK is dropped).
  *
- * References: RFC 3325 §2.3 and TS 33.210 §4 (trust domain), RFC 3261 §8.2 (UAS behaviour), §21.5.2 (501), RFC 6665 §4.2.1 (489 Bad Event).
+ * References: RFC 3325 §2.3 and TS 33.210 §4 (trust domain), RFC 3261 §8.2 (UAS behaviour),
+ * §21.5.2 (501), RFC 6665 §4.2.1 (489 Bad Event).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -639,6 +639,9 @@ class Lab:
         hosts = ["scscf.ims.lab=127.0.0.1", "pcscf.ims.lab=127.0.0.1", "icscf.ims.lab=127.0.0.1",
                  "as.ims.lab=127.0.0.1"]
         log = {"level": log_level}
+        # The trust domain (README "Security model"): every NF of the lab is on 127.0.0.1; other
+        # loopback addresses (127.0.0.2 ...) stand for strangers (tests/system/test_trust.py).
+        trust = {"cidrs": ["127.0.0.1/32"]}
 
         # HSS
         hss_dir = os.path.join(tmp, "hss")
@@ -667,6 +670,7 @@ class Lab:
             "http": {"listen": "127.0.0.1", "port": self.scscf_http},
             "diameter": diameter("scscf.ims.lab", self.scscf_diameter, scscf_dir),
             "sip": {"listen": "127.0.0.1", "port": self.scscf_sip, "hostname": "scscf.ims.lab", "hosts": hosts},
+            "trust": trust,
             "scscf": {"name": self.scscf_name, "min_expires": min_expires, "max_expires": max_expires},
         }
         icscf_dir = os.path.join(tmp, "icscf")
@@ -675,6 +679,7 @@ class Lab:
             "http": {"listen": "127.0.0.1", "port": self.icscf_http},
             "diameter": diameter("icscf.ims.lab", self.icscf_diameter, icscf_dir),
             "sip": {"listen": "127.0.0.1", "port": self.icscf_sip, "hostname": "icscf.ims.lab", "hosts": hosts},
+            "trust": trust,
             "icscf": {"home_domains": [DOMAIN], "scscfs": [{"name": self.scscf_name}]},
         }
         pcscf_dir = os.path.join(tmp, "pcscf")
@@ -682,6 +687,7 @@ class Lab:
             "log": log,
             "http": {"listen": "127.0.0.1", "port": self.pcscf_http},
             "sip": {"listen": "127.0.0.1", "port": self.pcscf_sip, "hostname": "pcscf.ims.lab", "hosts": hosts},
+            "trust": trust,
             "pcscf": {"icscf": self.icscf_uri, "home_domains": [DOMAIN]},
         }
         cfgs = {"hss": (hss_cfg, hss_dir, self.hss_http), "scscf": (scscf_cfg, scscf_dir, self.scscf_http),
