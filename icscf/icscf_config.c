@@ -25,7 +25,7 @@ static const ims_cfg_field icscf_scscf_fields[] = {
 
 static const ims_cfg_field icscf_fields[] = {
     { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(icscf_cfg, home_domains),
-      .help = "domains served: REGISTERs to others get 403, requests to them are only proxied; empty = any" },
+      .help = "domains served: REGISTERs to others get 403, other requests to them 404 (never proxied); empty = any" },
     { .key = "hss_realm", .type = IMS_CFG_STR, .offset = offsetof(icscf_cfg, hss_realm),
       .help = "Destination-Realm of UAR/LIR (default: diameter.realm)" },
     { .key = "hss_host", .type = IMS_CFG_STR, .offset = offsetof(icscf_cfg, hss_host),
@@ -40,7 +40,13 @@ static const ims_cfg_field icscf_fields[] = {
       .def = "5000", .min = 0, .max = 60000,
       .help = "no final response to a REGISTER from the S-CSCF within this: select another one (0 = SIP timer only)" },
     { .key = "lir", .type = IMS_CFG_BOOL, .offset = offsetof(icscf_cfg, lir), .def = "true",
-      .help = "route initial requests to home-domain users to their S-CSCF with LIR (false: proxy only)" },
+      .help = "route initial requests to home-domain users to their S-CSCF with LIR (false: to the first "
+              "usable S-CSCF of icscf.scscfs, without asking the HSS)" },
+    { .key = "register_from_untrusted", .type = IMS_CFG_BOOL, .offset = offsetof(icscf_cfg, register_from_untrusted),
+      .def = "false",
+      .help = "accept REGISTER from sources outside the trust domain (visited networks' P-CSCFs not listed in "
+              "trust.peers/trust.cidrs); their P-Asserted-Identity, P-Charging-* ... are removed first. "
+              "false: 403 (list roaming partners' P-CSCFs in trust instead)" },
     { .key = NULL },
 };
 

@@ -7,7 +7,7 @@
  *   icscf_register.c  REGISTER: UAR, S-CSCF assignment, forwarding and re-selection
  *                     (TS 24.229 §5.3.1, TS 29.228 §6.1.1)
  *   icscf_route.c     every other request: LIR for initial requests to a home domain
- *                     (TS 24.229 §5.3.2, TS 29.228 §6.1.4), plain proxying otherwise
+ *                     (TS 24.229 §5.3.2, TS 29.228 §6.1.4); everything else is refused
  *   icscf_cx.c        building UAR / LIR and reading their answers (TS 29.229 §6.1.1-§6.1.2, §6.1.5-§6.1.6)
  *   icscf_scscf.c     S-CSCF selection from Server-Capabilities (TS 29.228 §6.7, TS 23.228 §5.2.1)
  *
@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ims_config.h"
 #include "ims_cx_client.h"
@@ -46,6 +47,7 @@ typedef struct {
     long user_unknown_code;          /* SIP status for a REGISTER of an unknown user (5001) */
     long scscf_timeout_ms;           /* no final response from the S-CSCF within this: re-select */
     bool lir;                        /* LIR for initial requests to home-domain Request-URIs */
+    bool register_from_untrusted;    /* accept REGISTER from outside the trust domain (roaming P-CSCFs) */
 } icscf_cfg;
 
 typedef struct {
@@ -128,7 +130,7 @@ struct icscf_sess;
 typedef struct icscf_context {
     icscf_config cfg;
     ims_sip *sip;
-    ims_trust *trust;           /* the trust domain (ims_trust.h): validated and logged at start; not yet checked on entry */
+    ims_trust *trust;                /* the trust domain (ims_trust.h): checked on entry (icscf_sip.c) */
     ims_http *http;
     const char *hss_realm;           /* cfg.icscf.hss_realm or the diameter realm */
 
@@ -144,6 +146,9 @@ typedef struct icscf_context {
     bool stopping;
 
     ims_metric *m_pending;           /* icscf_pending (gauge) */
+
+    time_t refused_logged;           /* second of the last refusal warning (rate limit) */
+    unsigned long refused_unlogged;  /* refusals since then not logged */
 } icscf_context;
 
 /* The one I-CSCF of this process (the NF main sets it up). */
@@ -167,18 +172,36 @@ bool icscf_ready(void *arg, char *why, size_t whylen);
 /* True when `host` is one of icscf.home_domains (any host when the list is empty). */
 bool icscf_is_home_domain(const icscf_context *ctx, const char *host);
 void icscf_count_register(const char *result);
+/* The I-CSCF refuses a request its role does not allow (TS 24.229 §5.3; README "Security model"):
+ * counts icscf_refused_total{reason}, logs a WARN (at most one a second, the rest counted in the
+ * next one) naming the source address, the method and the Request-URI, answers status/phrase.
+ * Returns what the request handler returns: 0 (answered, irq destroyed), or for an ACK a
+ * non-zero value (nta drops it: an ACK is never answered). */
+int icscf_refuse(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, const char *reason, int status,
+                 const char *phrase);
+/* True when the request's source address is in the trust domain (ims_trust_is_trusted). */
+bool icscf_from_trusted(const icscf_context *ctx, nta_incoming_t *irq);
+/* RFC 3325 §5, TS 24.229 §5.3.1.2/§5.3.2.1: removes from a request received from outside the
+ * trust domain the headers only our own elements may set (P-Asserted-Identity, P-Asserted-Service,
+ * P-Charging-Vector, P-Charging-Function-Addresses, P-Served-User, P-Profile-Key and, except on a
+ * REGISTER, P-Visited-Network-ID). Counts icscf_untrusted_headers_removed_total. Returns the
+ * number of headers removed. */
+int icscf_strip_untrusted(msg_t *msg, sip_t *sip);
+/* True when `u` names one of the home S-CSCFs of icscf.scscfs (host, case-insensitive, and port). */
+bool icscf_is_home_scscf(const icscf_context *ctx, const url_t *u);
 void icscf_count_request(const char *method, const char *result);
 void icscf_pending_changed(icscf_context *ctx, int delta);
 /* A new key for a pending record. */
 uint64_t icscf_new_key(icscf_context *ctx);
 
 /* ---------- icscf_register.c ---------- */
-int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+/* `trusted`: the source is in the trust domain (otherwise trust headers are removed before forwarding). */
+int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, bool trusted);
 /* Answers (500) and frees every pending REGISTER. */
 void icscf_register_fini(icscf_context *ctx);
 
 /* ---------- icscf_route.c ---------- */
-int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, bool trusted);
 void icscf_route_fini(icscf_context *ctx);
 
 #endif

@@ -73,6 +73,7 @@ typedef struct icscf_reg {
     int attempts;                    /* forwards sent (at most 2) */
     char impi[ID_MAX], impu[ID_MAX], visited[ID_MAX];
     int32_t uat;                     /* User-Authorization-Type of the first UAR */
+    bool trusted;                    /* source in the trust domain (else trust headers are removed) */
     char scscf[ICSCF_URI_MAX];       /* S-CSCF of the current / last attempt */
 } icscf_reg;
 
@@ -191,7 +192,7 @@ static int send_uar(icscf_reg *r, int32_t type)
     return icscf_cx_send_uar(r->ctx, &uar, on_uaa, (void *)(uintptr_t)r->key);
 }
 
-int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, bool trusted)
 {
     int status = 0;
     const char *phrase = NULL;
@@ -251,6 +252,7 @@ int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *
     if (!visited_network(sip, r->visited, sizeof(r->visited)))
         snprintf(r->visited, sizeof(r->visited), "%s", ruri->url_host);   /* the home network itself */
     r->uat = uat_of(sip);
+    r->trusted = trusted;
     r->irq = irq;
     r->key = icscf_new_key(ctx);
     r->next = ctx->regs;
@@ -397,6 +399,10 @@ static int forward(icscf_reg *r, const char *scscf, const char **phrase)
     /* The previous hop may have routed the REGISTER to us with a Route (loose routing). */
     if (sip->sip_route && ims_sip_is_self(ctx->sip, sip->sip_route->r_url))
         msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_route);
+    /* RFC 3325 §5: from outside the trust domain (icscf.register_from_untrusted) nothing the
+     * trust domain asserts is passed on; P-Visited-Network-ID stays (the visited P-CSCF's). */
+    if (!r->trusted && icscf_strip_untrusted(msg, sip) > 0)
+        IMS_DEBUG(SUBSYS, "REGISTER %s from outside the trust domain: trust-domain headers removed", r->impu);
 
     /* RFC 3261 §16.6 step 3. */
     char mf[24];

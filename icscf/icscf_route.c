@@ -13,8 +13,20 @@
  *      no answer, base 3002/3003/3004 (HSS not reachable)    504 Server Time-out
  *      no S-CSCF fulfils the capabilities                     600 Busy Everywhere
  *      anything else                                          500
- *  - RFC 3261 §16.4-§16.6: everything else (in-dialog requests, ACK, requests for other domains,
- *    requests with a Route set beyond us) is proxied onward (ims_sip_proxy_onward).
+ *  - Role limits (TS 24.229 §5.3.2.1, RFC 3325 §5; README "Security model"): the I-CSCF forwards
+ *    only to a home S-CSCF (the HSS's Server-Name, or icscf.scscfs). Refused, counted in
+ *    icscf_refused_total{reason} and warned about (icscf_refuse):
+ *      To-tagged request (in-dialog)       403: the I-CSCF never Record-Routes (§5.3.2.1), so no
+ *                                          dialog's route set contains it; 481 would tell a UA its
+ *                                          dialog is gone, which the I-CSCF cannot know (in_dialog)
+ *      ACK (its 2xx ACK never passes here; the ACK of our non-2xx is absorbed by nta) dropped
+ *      Request-URI in no home domain      404 "Domain Not Served" (RFC 3261 §21.4.5: the domain
+ *                                          is not handled here): without THIG/IBCF the I-CSCF
+ *                                          is no exit; breakout is the S-CSCF's (foreign_domain)
+ *      Route beyond us, not a home S-CSCF  403, and from outside the trust domain always (the
+ *      or from outside the trust domain    S-CSCF trusts what the I-CSCF sends it) (foreign_route)
+ *    From outside the trust domain, trust-domain headers (P-Asserted-Identity, P-Charging-* ...)
+ *    are removed before the request is forwarded (icscf_strip_untrusted).
  *
  * Not done: tel: URI / user=phone translation (ENUM), THIG, the Dx (SLF) interface.
  */
@@ -36,6 +48,7 @@ typedef struct icscf_sess {
     struct icscf_sess *next;
     uint64_t key;
     nta_incoming_t *irq;
+    bool trusted;                    /* source in the trust domain */
     char method[32];
     char impu[512];
 } icscf_sess;
@@ -70,6 +83,7 @@ static int count_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip
     return 0;
 }
 
+/* A request with a Route set towards a home S-CSCF, from inside the trust domain. */
 static int proxy(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
 {
     msg_t *msg = ims_sip_request_copy(irq);
@@ -103,14 +117,22 @@ static int target_identity(const sip_t *sip, char *buf, size_t len)
 
 static void on_lia(void *arg, struct msg *ans);
 
-int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+static int forward_to_scscf(icscf_context *ctx, icscf_sess *s, const char *scscf);
+
+int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, bool trusted)
 {
     const url_t *ruri = sip->sip_request->rq_url;
     sip_method_t method = sip->sip_request->rq_method;
     bool initial = sip->sip_to && !sip->sip_to->a_tag;
 
-    if (method == sip_method_ack || !initial || routes_beyond_us(ctx, sip))
+    if (method == sip_method_ack || !initial)
+        return icscf_refuse(ctx, irq, sip, "in_dialog", 403, "Forbidden - Not On The Route Of Any Dialog");
+    const sip_route_t *beyond = routes_beyond_us(ctx, sip);
+    if (beyond) {
+        if (!trusted || !icscf_is_home_scscf(ctx, beyond->r_url))
+            return icscf_refuse(ctx, irq, sip, "foreign_route", 403, "Forbidden - Route Not Allowed");
         return proxy(ctx, irq, sip);
+    }
 
     /* Addressed to us (no Route left): nobody to proxy to. */
     if (ims_sip_is_self(ctx->sip, ruri)) {
@@ -128,8 +150,8 @@ int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
     /* A tel: URI has no domain: the HSS is the one to know it. */
     bool home = ruri->url_type == url_tel ||
                 ((ruri->url_type == url_sip || ruri->url_type == url_sips) && icscf_is_home_domain(ctx, ruri->url_host));
-    if (!ctx->cfg.icscf.lir || !home)
-        return proxy(ctx, irq, sip);
+    if (!home)
+        return icscf_refuse(ctx, irq, sip, "foreign_domain", 404, "Not Found - Domain Not Served");
 
     if (ctx->stopping)
         return 503;
@@ -144,10 +166,24 @@ int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
     }
     snprintf(s->method, sizeof(s->method), "%s", sip->sip_request->rq_method_name);
     s->irq = irq;
+    s->trusted = trusted;
     s->key = icscf_new_key(ctx);
     s->next = ctx->sessions;
     ctx->sessions = s;
     icscf_pending_changed(ctx, +1);
+    if (!ctx->cfg.icscf.lir) {
+        /* Without LIR: the first usable S-CSCF of icscf.scscfs, never the Request-URI's host. */
+        char chosen[ICSCF_URI_MAX] = "";
+        if (icscf_scscf_select(ctx->pool, ctx->n_pool, NULL, NULL, chosen, sizeof(chosen)))
+            sess_reply(ctx, s, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+        else if (forward_to_scscf(ctx, s, chosen))
+            sess_reply(ctx, s, 500, "Server Internal Error - Bad S-CSCF Name", "error");
+        else {
+            icscf_count_request(s->method, "routed");
+            sess_finish(ctx, s);
+        }
+        return 0;
+    }
     /* §16.2: an INVITE gets 100 Trying while the HSS is asked. */
     if (method == sip_method_invite)
         nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
@@ -168,6 +204,9 @@ static int forward_to_scscf(icscf_context *ctx, icscf_sess *s, const char *scscf
     }
     if (sip->sip_route && ims_sip_is_self(ctx->sip, sip->sip_route->r_url))
         msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_route);
+    /* RFC 3325 §5: the S-CSCF believes what comes from us; nothing a stranger asserted passes. */
+    if (!s->trusted && icscf_strip_untrusted(msg, sip) > 0)
+        IMS_DEBUG(SUBSYS, "%s to %s from outside the trust domain: trust-domain headers removed", s->method, s->impu);
     url_t *u = url_make(msg_home(msg), scscf);
     if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host) {
         msg_destroy(msg);
