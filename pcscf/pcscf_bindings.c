@@ -512,6 +512,32 @@ const pcscf_binding *pcscf_bindings_by_source(pcscf_bindings *s, const pcscf_add
     return NULL;
 }
 
+bool pcscf_flow_same(const pcscf_addr *registered, const pcscf_addr *src)
+{
+    /* plain flow (no IPsec yet: see pcscf_addr in pcscf_bindings.h) */
+    return registered->port == src->port && strcasecmp(registered->transport, src->transport) == 0 &&
+           strcmp(registered->host, src->host) == 0;
+}
+
+const pcscf_binding *pcscf_bindings_by_flow(pcscf_bindings *s, const pcscf_addr *src, const char *identity)
+{
+    if (!s || !src)
+        return NULL;
+    /* 1. a binding of this flow holding the identity (a UE registers a few identities at most) */
+    const bvec *l = identity_list(s, identity);
+    for (size_t i = 0; l && i < l->n; i++)
+        if (pcscf_flow_same(&l->v[i]->source, src))
+            return l->v[i];
+    /* 2. any binding of this flow: the address:port list, transport compared (a UDP source port and
+     * a TCP connection's port may coincide; they are different flows) */
+    char k[KEY_MAX];
+    hostport_key(src->host, src->port, k, sizeof(k));
+    for (const pcscf_binding *b = ims_map_get(s->by_hostport, k); b; b = b->hp_next)
+        if (pcscf_flow_same(&b->source, src))
+            return b;
+    return NULL;
+}
+
 const pcscf_binding *pcscf_bindings_by_contact(pcscf_bindings *s, const char *uri, int64_t now)
 {
     char k[KEY_MAX];

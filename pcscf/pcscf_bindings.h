@@ -23,11 +23,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The flow a UE registered over, which is its identity at the P-CSCF without IPsec or TLS
+ * (TS 24.229 §5.2.2.1, §5.2.3): a UDP source address AND port, or one TCP connection (named by
+ * its remote address and port: while it is open no other connection has them). Requests are
+ * matched to it exactly by pcscf_flow_same(), never by address alone (every UE behind one NAT
+ * shares the address).
+ * IPsec (sec-agree, TS 33.203 §7) will be another kind of the same record: a `kind` field
+ * (plain / ipsec) plus the SA pair (SPIs, the UE's protected client and server ports), stored
+ * here by the REGISTER that set up the SAs; pcscf_flow_same() then compares the protected port
+ * pair (any transport: an SA covers UDP and TCP) instead of the plain source port, and the
+ * routing code, which only asks "which binding holds this flow?", stays as it is. */
 typedef struct {
     char host[64];          /* numeric IP address the UE sent from */
     unsigned port;
     char transport[4];      /* "udp" or "tcp" */
 } pcscf_addr;
+
+/* True when `src` (where a request came from) is the flow `registered`: same address, port and
+ * transport (UDP source port, or the same TCP connection). */
+bool pcscf_flow_same(const pcscf_addr *registered, const pcscf_addr *src);
 
 typedef struct {
     char *uri;              /* contact URI as the UE registered it */
@@ -81,10 +95,20 @@ enum { PCSCF_BINDING_ERROR = -1, PCSCF_BINDING_UPDATED = 0, PCSCF_BINDING_CREATE
  * removed (PCSCF_BINDING_REMOVED, or NONE when there was nothing). */
 int pcscf_bindings_update(pcscf_bindings *store, const pcscf_binding_update *u, int64_t now);
 
+/* A binding of the UE whose flow `source` is (pcscf_flow_same: exact address, port and
+ * transport), for a request from a UE: the one holding `identity` (may be NULL) when several
+ * identities are registered over that flow, else any binding of the flow (SIPp sends for many
+ * users from one address:port). NULL: the flow holds no registration. This is the identity
+ * check of the P-CSCF; nothing else may be used to authorise a UE request. */
+const pcscf_binding *pcscf_bindings_by_flow(pcscf_bindings *store, const pcscf_addr *source,
+                                            const char *identity);
+
 /* The binding of (impu, source), or NULL. */
 const pcscf_binding *pcscf_bindings_get(pcscf_bindings *store, const char *impu, const pcscf_addr *source);
 
-/* A binding of a UE sending from `source`, for an originating request:
+/* Lookup by address (NOT an identity check, rule 3 matches any port of the address: never use
+ * it to decide who a request comes from; pcscf_bindings_by_flow does that). Kept for the unit
+ * tests of the source index. A binding of a UE sending from `source`:
  *   1. same address and port, and `identity` (may be NULL) in its set;
  *   2. same address and port (only one UE sends from one address:port);
  *   3. same address, any port (TCP connections come from new ports), `identity` in its set.

@@ -6,7 +6,7 @@
  *   pcscf_sip.c       start/stop, request dispatch, housekeeping timer, metrics
  *   pcscf_register.c  REGISTER from the UE towards the I-CSCF and its responses (TS 24.229 §5.2.2),
  *                     failed REGISTERs counted per UE address (ims_authlimit)
- *   pcscf_bindings.c  registration bindings store (pcscf_bindings.h)
+ *   pcscf_bindings.c  registration bindings store (pcscf_bindings.h); a UE is its registered flow
  *   pcscf_secagree.c  RFC 3329 security agreement policy (no IPsec: see the file header)
  *   pcscf_regevent.c  subscription to the reg event package at the S-CSCF (TS 24.229 §5.2.3, RFC 3680)
  *   pcscf_route.c     routing of every other request (TS 24.229 §5.2.6, §5.2.7; RFC 3261 §16)
@@ -56,7 +56,7 @@ struct pcscf_subscription;
 typedef struct {
     pcscf_config cfg;
     ims_sip *sip;
-    ims_trust *trust;           /* the trust domain (ims_trust.h): validated and logged at start; not yet checked on entry */
+    ims_trust *trust;           /* the trust domain (ims_trust.h): tells the core from UEs (pcscf_route.c) */
     ims_http *http;
     su_home_t *home;                 /* for the parsed URIs below */
     url_t *icscf_url;                /* cfg.pcscf.icscf, parsed */

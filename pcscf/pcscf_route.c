@@ -21,6 +21,20 @@
  *    user part "term": a request routed to it comes from the core for a UE), RFC 3325 / 7315
  *    (P-Asserted-Identity, P-Preferred-Identity).
  *
+ *  - TS 24.229 §5.2.2.1 / §5.2.3 (identity binding without IPsec or TLS): a UE is its exact flow,
+ *    the UDP source address and port it registered from or the TCP connection it registered over
+ *    (pcscf_bindings_by_flow). A request from any other flow is not that UE's, whatever its From
+ *    or P-Preferred-Identity say: an initial request from an unregistered flow gets 403.
+ *  - No bypass of the S-CSCF (issue 10, TS 24.229 §5.2.6.3, §5.2.7; RFC 3261 §16.12): a request
+ *    "from a UE" (its flow holds a registration, or its source is outside the trust domain,
+ *    ims_trust_is_trusted) may not carry a Route to our Path URI (`term`: only the core routes
+ *    requests towards UEs) -> 403; an in-dialog request (To-tag) from a UE is relayed only when its
+ *    top Route is our own Record-Route URI, i.e. along the route set we inserted -> else 403
+ *    (never towards whatever its Request-URI names: that was an open relay). Requests from the
+ *    trust domain (terminating via Path, in-dialog from the core) are routed as before. Each
+ *    refusal is counted in pcscf_refused_total{reason} and logged as a WARN (one a second at
+ *    most) naming the source flow and the identity it used.
+ *
  * Not yet here (next issue): session-specific handling (SDP, Rx), P-Called-Party-ID, Privacy,
  * separate Record-Route per direction, terminating routing by Path for UEs that use GRUU.
  */
@@ -68,6 +82,95 @@ static void strip_home_credentials(pcscf_context *ctx, msg_t *msg, sip_t *sip, c
     if (n > 0)
         IMS_DEBUG(SUBSYS, "%s from %s: %d credential header(s) for home realm %s removed",
                   sip->sip_request->rq_method_name, b && b->impu ? b->impu : "?", n, realm);
+}
+
+/* ---------- refusals ---------- */
+
+/* pcscf_refused_total{reason}: reasons (bounded set) */
+#define REFUSED_NOT_REGISTERED "not_registered"   /* initial request, flow holds no registration */
+#define REFUSED_OTHER_FLOW "other_flow"           /* ... and its identity is registered over another flow */
+#define REFUSED_TERM_ROUTE "term_route"           /* UE request routed to our Path (term) URI */
+#define REFUSED_DIALOG_ROUTE "dialog_route"       /* UE in-dialog request not along our Record-Route */
+
+/* The identity a request claims: its P-Preferred-Identity, else its From URI (normalised; raw
+ * when it does not normalise), "-" when none. */
+static void claimed_identity(const sip_t *sip, char *out, size_t len);
+
+/* Counts a refusal; logs it as a WARN at most once a second per reason (a flood must not fill the
+ * log: the number left out is given with the next one), or as INFO when `warn` is false.
+ * registered_as: the identity the request's flow is registered with (NULL: none). */
+static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *reason, const char *registered_as,
+                          bool warn)
+{
+    char name[96], ident[512];
+    snprintf(name, sizeof(name), "pcscf_refused_total{reason=\"%s\"}", reason);
+    ims_metric *m = ims_metric_counter(name, "requests refused by the P-CSCF's identity and routing checks "
+                                             "(issue 10), by reason");
+    if (m)
+        ims_metric_inc(m);
+    claimed_identity(sip, ident, sizeof(ident));
+    const char *method = sip->sip_request->rq_method_name;
+    if (!warn) {
+        IMS_INFO(SUBSYS, "%s from %s:%u/%s as %s refused (%s)", method, src->host, src->port, src->transport,
+                 ident, reason);
+        return;
+    }
+    /* rate limit per reason (the set is fixed: the last slot takes any other) */
+    static const char *const reasons[] = { REFUSED_OTHER_FLOW, REFUSED_TERM_ROUTE, REFUSED_DIALOG_ROUTE, NULL };
+    static int64_t last[4];
+    static unsigned long unlogged_by[4];
+    size_t r = 0;
+    while (reasons[r] && strcmp(reasons[r], reason))
+        r++;
+    int64_t now = pcscf_now();
+    if (last[r] && now == last[r]) {
+        unlogged_by[r]++;
+        return;
+    }
+    last[r] = now;
+    unsigned long unlogged = unlogged_by[r];
+    unlogged_by[r] = 0;
+    IMS_WARN(SUBSYS, "%s from %s:%u/%s as %s%s%s refused: %s%s (%lu similar refusal(s) not logged)", method,
+             src->host, src->port, src->transport, ident, registered_as ? ", flow registered as " : "",
+             registered_as ? registered_as : "", reason,
+             strcmp(reason, REFUSED_OTHER_FLOW) == 0 ? " (identity registered over another flow: address "
+                                                       "and port / TCP connection must be the registered one)"
+             : strcmp(reason, REFUSED_TERM_ROUTE) == 0 ? " (Route to our Path URI: only the core may use it)"
+                                                       : " (in-dialog request not along our Record-Route)",
+             unlogged);
+}
+
+static void claimed_identity(const sip_t *sip, char *out, size_t len)
+{
+    char v[1024], uri[512];
+    snprintf(out, len, "-");
+    if (ims_sip_header(sip, "P-Preferred-Identity", v, sizeof(v)) && pcscf_addr_uri(v, uri, sizeof(uri)) == 0) {
+        if (pcscf_identity(uri, out, len))
+            snprintf(out, len, "%s", uri);
+        return;
+    }
+    if (!sip->sip_from)
+        return;
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    char *f = url_as_string(home, sip->sip_from->a_url);
+    if (f && pcscf_identity(f, out, len))
+        snprintf(out, len, "%s", f);
+    su_home_deinit(home);
+}
+
+/* Answers a refused request (an ACK is dropped: non-zero return). */
+static int refuse(nta_incoming_t *irq, const sip_t *sip, int status, const char *phrase)
+{
+    if (sip->sip_request->rq_method == sip_method_ack)
+        return status;
+    pcscf_reply(irq, status, phrase);
+    return 0;
+}
+
+static void count_holder(void *arg, const pcscf_binding *b)
+{
+    (void)b;
+    (*(int *)arg)++;
 }
 
 static bool dialog_forming(sip_method_t m)
@@ -153,12 +256,19 @@ static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
         if (home)
             su_home_unref(home);
     }
-    const pcscf_binding *b = pcscf_bindings_by_source(ctx->bindings, &src, has_ppi ? ppi : from[0] ? from : NULL);
+    /* the exact flow (TS 24.229 §5.2.3): identity = where it comes from, not what it says */
+    const pcscf_binding *b = pcscf_bindings_by_flow(ctx->bindings, &src, has_ppi ? ppi : from[0] ? from : NULL);
     if (!b && has_ppi && from[0])
-        b = pcscf_bindings_by_source(ctx->bindings, &src, from);
+        b = pcscf_bindings_by_flow(ctx->bindings, &src, from);
     if (!b) {
-        IMS_INFO(SUBSYS, "%s from %s:%u/%s (%s): not registered", sip->sip_request->rq_method_name, src.host,
-                 src.port, src.transport, from[0] ? from : "-");
+        /* someone else's identity (registered over another flow: same NAT address, another TCP
+         * connection ...) is worth a warning; a UE that is simply not registered is not */
+        int holders = 0;
+        if (from[0])
+            pcscf_bindings_foreach_identity(ctx->bindings, from, count_holder, &holders);
+        if (has_ppi)
+            pcscf_bindings_foreach_identity(ctx->bindings, ppi, count_holder, &holders);
+        count_refusal(sip, &src, holders ? REFUSED_OTHER_FLOW : REFUSED_NOT_REGISTERED, NULL, holders > 0);
         status = 403;
         phrase = "Forbidden - Not Registered";
         goto out;
@@ -266,6 +376,24 @@ int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
     if (!top && (!ruri->url_user || !*ruri->url_user) && ims_sip_is_self(ctx->sip, ruri))
         return local(ctx, irq, sip);
 
+    pcscf_addr src;
+    su_sockaddr_t sa;
+    if (pcscf_source_of(irq, &src) || ims_trust_source(irq, &sa, NULL, 0))
+        return 500;
+    /* From a UE: its flow holds a registration (in a one-host lab the UEs share the core's
+     * address, so a registered flow wins over the trust domain), or it comes from outside the
+     * trust domain. Everything else is a network element of ours. */
+    const pcscf_binding *ue = pcscf_bindings_by_flow(ctx->bindings, &src, NULL);
+    bool from_ue = ue || !ims_trust_is_trusted(ctx->trust, &sa);
+    if (from_ue && terminating) {
+        count_refusal(sip, &src, REFUSED_TERM_ROUTE, ue ? ue->impu : NULL, true);
+        return refuse(irq, sip, 403, "Forbidden - Route Not Allowed");
+    }
+    if (from_ue && in_dialog && !(top_self && (!top->r_url->url_user || !*top->r_url->url_user))) {
+        count_refusal(sip, &src, REFUSED_DIALOG_ROUTE, ue ? ue->impu : NULL, true);
+        return refuse(irq, sip, 403, "Forbidden - Not Along Our Record-Route");
+    }
+
     if (terminating || in_dialog) {
         msg_t *msg = ims_sip_request_copy(irq);
         sip_t *fw = msg ? sip_object(msg) : NULL;
@@ -274,16 +402,13 @@ int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
                 msg_destroy(msg);
             return 500;
         }
-        if (in_dialog && !terminating) {
-            /* from a registered UE: what it may not assert and the sec-agree headers go */
-            pcscf_addr src;
-            const pcscf_binding *b = NULL;
-            if (pcscf_source_of(irq, &src) == 0 && (b = pcscf_bindings_by_source(ctx->bindings, &src, NULL))) {
-                for (size_t i = 0; untrusted_from_ue[i]; i++)
-                    ims_sip_remove_headers(msg, fw, untrusted_from_ue[i]);
-                pcscf_secagree_strip(msg, fw);
-                strip_home_credentials(ctx, msg, fw, b);
-            }
+        if (from_ue) {
+            /* in-dialog along our Record-Route (checked above): what a UE may not assert and the
+             * sec-agree headers go */
+            for (size_t i = 0; untrusted_from_ue[i]; i++)
+                ims_sip_remove_headers(msg, fw, untrusted_from_ue[i]);
+            pcscf_secagree_strip(msg, fw);
+            strip_home_credentials(ctx, msg, fw, ue);
         }
         return onward(ctx, irq, msg, fw, !in_dialog);
     }

@@ -1,0 +1,245 @@
+"""The P-CSCF's identity binding and routing limits (issue 10; pcscf/pcscf_route.c,
+pcscf/pcscf_bindings.c; TS 24.229 §5.2.2.1, §5.2.3, §5.2.6.3, §5.2.7), on the whole core (lab.py:
+every NF on 127.0.0.1, trust.cidrs [127.0.0.1/32]).
+
+Without IPsec a UE is its exact flow: the UDP address AND port it registered from, or the TCP
+connection it registered over. Each attack must get 403 Forbidden and reach nobody:
+- (a) alice registered (SIPp AKA, UDP); a host on the same address (127.0.0.1) but another port
+  sends an INVITE as alice (From alice, Route to the S-CSCF's orig URI, i.e. her Service-Route):
+  bob's registered contact receives nothing;
+- (b) dave registered over a TCP connection (kept open); the same INVITE as dave over a new TCP
+  connection;
+- (c) a UE request (from alice's registered flow, and from a stranger on 127.0.0.2, outside the
+  trust domain) with a Route to the P-CSCF's own Path URI (`term`) and bob's contact as
+  Request-URI: bob receives nothing (no bypass of the S-CSCF);
+- (d) a To-tagged request from a UE (alice's flow, the stranger) whose Request-URI names another
+  address and that carries no Route of ours: the target socket receives nothing (no open relay).
+Every refusal is counted in pcscf_refused_total{reason} and warned about with the source flow and
+the identity it used; alice and dave stay registered. Against the code before this change (IP-only
+match, `term`/To-tag relayed) (a)-(d) were forwarded: every assertion here failed there.
+The legitimate flows (registration, calls both ways, re-INVITE, BYE, CANCEL, PRACK, MESSAGE,
+baresip) are the rest of the system suite, on the same P-CSCF.
+"""
+
+import copy
+import re
+import socket
+import time
+
+import lab
+from lab import check
+from test_trust import Endpoint, request
+
+ATTACKER = "127.0.0.2"
+
+
+def subscribers():
+    """lab.default_subscribers with bob on AKA too (alice and bob register with SIPp AKA)."""
+    subs = copy.deepcopy(lab.default_subscribers("sip:as.ims.lab:1"))
+    for s in subs["subscribers"]:
+        if s["id"] == "bob":
+            s["impis"][0]["default_scheme"] = "aka"
+    return subs
+
+
+def register(core, name):
+    """Registers `name` with SIPp AKA over UDP from a port of its own; returns that port."""
+    port = lab.free_port()
+    run = core.sipp_aka("register_aka.xml", core.ue(name), local_port=port,
+                        call_id="reg-%s-%d@test" % (name, port), label="register-" + name)
+    check(run.rc == 0, run.failure())
+    return port
+
+
+def refused(core, reason):
+    return core.pcscf.metric("pcscf_refused_total", reason=reason) or 0
+
+
+class TcpUe:
+    """A UE on one TCP connection of its own to the P-CSCF (digest REGISTER computed by lab.RawUe)."""
+
+    def __init__(self, core, user, password):
+        self.core, self.user = core, user
+        self.sock = socket.create_connection(("127.0.0.1", core.pcscf_sip), timeout=5)
+        self.port = self.sock.getsockname()[1]
+        self.buf = b""
+        self.auth = lab.RawUe(core, user, password=password)   # only its digest computation
+
+    def read_message(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            head, sep, rest = self.buf.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"^(?:Content-Length|l)\s*:\s*(\d+)", head, re.M | re.I)
+                n = int(m.group(1)) if m else 0
+                if len(rest) >= n:
+                    self.buf = rest[n:]
+                    return lab.SipMessage((head + sep + rest[:n]).decode("utf-8", "replace"))
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65535)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return None
+            self.buf += chunk
+        return None
+
+    def final(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = self.read_message(max(0.05, deadline - time.monotonic()))
+            if m is None:
+                return None
+            if m.status and m.status >= 200:
+                return m
+        return None
+
+    def register(self):
+        call_id = "tcpue-%s-%d@127.0.0.1" % (self.user, self.port)
+        auth = None
+        for cseq in (1, 2):
+            headers = {"Authorization": auth} if auth else None
+            req = lab.register_request(self.port, self.core.pcscf_sip, user=self.user, call_id=call_id, cseq=cseq,
+                                       transport="TCP", headers=headers)
+            self.sock.sendall(req.encode())
+            resp = self.final()
+            if resp is None or resp.status != 401:
+                return resp
+            auth = self.auth.answer(resp)
+        return resp
+
+    def close(self):
+        self.sock.close()
+        self.auth.close()
+
+
+def invite_as(user, src, transport="UDP", route=None, ruri=None, extra=()):
+    headers = [("Route", route)] if route else []
+    headers += [("From", "<sip:%s@%s>;tag=forged-%d" % (user, lab.DOMAIN, src.port)),
+                ("To", "<sip:bob@%s>" % lab.DOMAIN),
+                ("Call-ID", "forged-%s-%d@%s" % (user, src.port, src.host)),
+                ("CSeq", "1 INVITE"),
+                ("Contact", "<sip:%s@%s:%d>" % (user, src.host, src.port))]
+    text = request("INVITE", ruri or "sip:bob@%s" % lab.DOMAIN, src, headers + list(extra))
+    return text.replace("SIP/2.0/UDP", "SIP/2.0/%s" % transport, 1)
+
+
+class Src:
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+
+
+def test_identity_bound_to_flow(tmp):
+    with lab.Lab(tmp, subscribers=subscribers()) as core:
+        register(core, "alice")
+        bob_port = register(core, "bob")
+        service_route = "<sip:orig@127.0.0.1:%d;lr>" % core.scscf_sip
+        problems = []
+        with Endpoint(port=bob_port) as bob, Endpoint() as neighbour:
+            # (a) same address as alice, another UDP port
+            st = neighbour.exchange(core.pcscf_sip, invite_as("alice", neighbour, route=service_route,
+                                                              extra=[("P-Preferred-Identity",
+                                                                      "<sip:alice@%s>" % lab.DOMAIN)]), timeout=5)
+            if st != 403:
+                problems.append("(a) INVITE as alice from another port of her address: expected 403, got %s" % st)
+
+            # (b) dave registered over TCP; the same over a new TCP connection
+            dave = TcpUe(core, "dave", "davepass")
+            try:
+                resp = dave.register()
+                check(resp is not None and resp.status == 200,
+                      "dave's REGISTER over TCP: %s" % lab.first_line(resp))
+                other = TcpUe(core, "dave", "davepass")
+                try:
+                    check(other.port != dave.port, "two TCP connections with one port?")
+                    other.sock.sendall(invite_as("dave", Src("127.0.0.1", other.port), transport="TCP",
+                                                 route=service_route).encode())
+                    resp = other.final()
+                    if lab.status_of(resp) != 403:
+                        problems.append("(b) INVITE as dave over another TCP connection: expected 403, got %s" %
+                                        lab.first_line(resp))
+                finally:
+                    other.close()
+                # dave's own connection still holds the binding
+                check(core.reg_states("dave").get("sip:dave@%s" % lab.DOMAIN) == "registered",
+                      "dave lost his registration")
+            finally:
+                dave.close()
+
+            got = bob.collect(1.5)
+            if got:
+                problems.append("bob received: %s" % [m.first for m in got])
+        check(core.reg_states("alice").get("sip:alice@%s" % lab.DOMAIN) == "registered", "alice lost her registration")
+        if refused(core, "other_flow") != 2:
+            problems.append("pcscf_refused_total{reason=other_flow} is %s, expected 2" % refused(core, "other_flow"))
+        log = core.pcscf.log()
+        if not re.search(r"WARN.*INVITE from 127\.0\.0\.1:\d+/udp as sip:alice@ims\.lab refused: other_flow", log):
+            problems.append("no WARN naming the flow and alice in the P-CSCF log")
+        core.alive()
+        check(not problems, "; ".join(problems))
+
+
+def test_no_bypass_of_the_scscf(tmp):
+    with lab.Lab(tmp, subscribers=subscribers()) as core:
+        alice_port = register(core, "alice")
+        bob_port = register(core, "bob")
+        term = "<sip:term@127.0.0.1:%d;lr>" % core.pcscf_sip
+        bob_contact = "sip:bob@127.0.0.1:%d" % bob_port
+        problems = []
+        # alice's registered flow (SIPp has exited: the port is ours now) and a stranger
+        with Endpoint(port=bob_port) as bob, Endpoint(port=alice_port) as alice, \
+                Endpoint(ATTACKER) as stranger, Endpoint() as target:
+            # (c) Route to our Path URI, Request-URI bob's registered contact
+            for who, ep in (("alice's flow", alice), ("stranger", stranger)):
+                st = ep.exchange(core.pcscf_sip, invite_as("alice", ep, route=term, ruri=bob_contact,
+                                                           extra=[("P-Asserted-Identity",
+                                                                   "<sip:alice@%s>" % lab.DOMAIN)]), timeout=5)
+                if st != 403:
+                    problems.append("(c) INVITE from %s routed to our term URI: expected 403, got %s" % (who, st))
+
+            # (d) To-tagged requests towards another address, no Route of ours
+            for n, (who, ep) in enumerate((("alice's flow", alice), ("stranger", stranger))):
+                msg = request("MESSAGE", "sip:anyone@127.0.0.1:%d" % target.port, ep, [
+                    ("From", "<sip:alice@%s>;tag=relay%d" % (lab.DOMAIN, n)),
+                    ("To", "<sip:anyone@127.0.0.1>;tag=relay-to%d" % n),
+                    ("Call-ID", "relay%d@%s" % (n, ep.host)),
+                    ("CSeq", "2 MESSAGE"),
+                    ("Content-Type", "text/plain"),
+                ], body="relayed?")
+                st = ep.exchange(core.pcscf_sip, msg, timeout=5)
+                if st != 403:
+                    problems.append("(d) To-tagged MESSAGE from %s to another address: expected 403, got %s" %
+                                    (who, st))
+                # an in-dialog BYE with a Route that is not ours (the S-CSCF's) is refused too
+                bye = request("BYE", "sip:anyone@127.0.0.1:%d" % target.port, ep, [
+                    ("Route", "<sip:127.0.0.1:%d;lr>" % core.scscf_sip),
+                    ("From", "<sip:alice@%s>;tag=bye%d" % (lab.DOMAIN, n)),
+                    ("To", "<sip:anyone@127.0.0.1>;tag=bye-to%d" % n),
+                    ("Call-ID", "bye%d@%s" % (n, ep.host)),
+                    ("CSeq", "3 BYE"),
+                ])
+                st = ep.exchange(core.pcscf_sip, bye, timeout=5)
+                if st != 403:
+                    problems.append("(d) BYE from %s with a foreign top Route: expected 403, got %s" % (who, st))
+
+            for ep, what in ((bob, "bob's registered contact"), (target, "the relay target")):
+                got = ep.collect(1.5 if ep is bob else 0.5)
+                if got:
+                    problems.append("%s received: %s" % (what, [m.first for m in got]))
+        for reason, n in (("term_route", 2), ("dialog_route", 4)):
+            if refused(core, reason) != n:
+                problems.append("pcscf_refused_total{reason=%s} is %s, expected %d" % (reason, refused(core, reason), n))
+        log = core.pcscf.log()
+        for what, pat in (("term", r"WARN.*INVITE from 127\.0\.0\.[12]:\d+/udp as sip:alice@ims\.lab.* refused: term_route"),
+                          ("dialog", r"WARN.*MESSAGE from 127\.0\.0\.[12]:\d+/udp as sip:alice@ims\.lab.* refused: "
+                                     r"dialog_route")):
+            if not re.search(pat, log):
+                problems.append("no WARN for the %s refusal naming the flow and identity in the P-CSCF log" % what)
+        check(core.reg_states("alice").get("sip:alice@%s" % lab.DOMAIN) == "registered", "alice lost her registration")
+        core.alive()
+        check(not problems, "; ".join(problems))
+
+
+if __name__ == "__main__":
+    lab.main()
