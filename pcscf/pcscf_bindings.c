@@ -492,26 +492,6 @@ static const bvec *identity_list(pcscf_bindings *s, const char *identity)
     return identity && pcscf_lower_copy(identity, k, sizeof(k)) ? ims_map_get(s->by_identity, k) : NULL;
 }
 
-const pcscf_binding *pcscf_bindings_by_source(pcscf_bindings *s, const pcscf_addr *src, const char *identity)
-{
-    const bvec *l = identity_list(s, identity);
-    /* 1. same address and port, identity in its set */
-    for (size_t i = 0; l && i < l->n; i++)
-        if (l->v[i]->source.port == src->port && strcmp(l->v[i]->source.host, src->host) == 0)
-            return l->v[i];
-    /* 2. same address and port */
-    char k[KEY_MAX];
-    hostport_key(src->host, src->port, k, sizeof(k));
-    const pcscf_binding *b = ims_map_get(s->by_hostport, k);
-    if (b)
-        return b;
-    /* 3. same address, another port, identity in its set */
-    for (size_t i = 0; l && i < l->n; i++)
-        if (strcmp(l->v[i]->source.host, src->host) == 0)
-            return l->v[i];
-    return NULL;
-}
-
 bool pcscf_flow_same(const pcscf_addr *registered, const pcscf_addr *src)
 {
     /* plain flow (no IPsec yet: see pcscf_addr in pcscf_bindings.h) */

@@ -106,15 +106,6 @@ const pcscf_binding *pcscf_bindings_by_flow(pcscf_bindings *store, const pcscf_a
 /* The binding of (impu, source), or NULL. */
 const pcscf_binding *pcscf_bindings_get(pcscf_bindings *store, const char *impu, const pcscf_addr *source);
 
-/* Lookup by address (NOT an identity check, rule 3 matches any port of the address: never use
- * it to decide who a request comes from; pcscf_bindings_by_flow does that). Kept for the unit
- * tests of the source index. A binding of a UE sending from `source`:
- *   1. same address and port, and `identity` (may be NULL) in its set;
- *   2. same address and port (only one UE sends from one address:port);
- *   3. same address, any port (TCP connections come from new ports), `identity` in its set.
- * Transport is not compared (a UE may switch UDP -> TCP for large requests, RFC 3261 §18.1.1). */
-const pcscf_binding *pcscf_bindings_by_source(pcscf_bindings *store, const pcscf_addr *source,
-                                              const char *identity);
 /* The binding holding an unexpired contact equal to `uri`, or NULL. */
 const pcscf_binding *pcscf_bindings_by_contact(pcscf_bindings *store, const char *uri, int64_t now);
 /* True when a binding has this registered IMPU (primary identity). */

@@ -70,14 +70,15 @@ static void test_lifecycle_and_lookups(void **state)
     assert_string_equal(pcscf_binding_default_identity(b), "sip:alice@ims.lab");
     assert_null(pcscf_bindings_get(s, "sip:alice@ims.lab", &a2));
 
-    /* by source: identity from the set, any identity on the same port, another port with identity */
-    assert_ptr_equal(pcscf_bindings_by_source(s, &a1, "tel:+15550001"), b);
-    assert_ptr_equal(pcscf_bindings_by_source(s, &a1, NULL), b);
+    /* by flow: identity from the set, any identity of the same flow; another port of the same
+     * address is another flow, whatever identity it claims (TS 24.229 §5.2.2.1) */
+    assert_ptr_equal(pcscf_bindings_by_flow(s, &a1, "tel:+15550001"), b);
+    assert_ptr_equal(pcscf_bindings_by_flow(s, &a1, NULL), b);
     pcscf_addr a1tcp = addr("10.0.0.1", 40000);
-    assert_ptr_equal(pcscf_bindings_by_source(s, &a1tcp, "sip:alice@ims.lab"), b);
-    assert_null(pcscf_bindings_by_source(s, &a1tcp, "sip:bob@ims.lab"));
+    assert_null(pcscf_bindings_by_flow(s, &a1tcp, "sip:alice@ims.lab"));
+    assert_null(pcscf_bindings_by_flow(s, &a1tcp, "sip:bob@ims.lab"));
     pcscf_addr other = addr("10.0.0.9", 5060);
-    assert_null(pcscf_bindings_by_source(s, &other, "sip:alice@ims.lab"));
+    assert_null(pcscf_bindings_by_flow(s, &other, "sip:alice@ims.lab"));
 
     /* by contact: default port and host case do not matter, the user does */
     assert_ptr_equal(pcscf_bindings_by_contact(s, "sip:alice@10.0.0.1", 10), b);
@@ -91,13 +92,13 @@ static void test_lifecycle_and_lookups(void **state)
     assert_int_equal(pcscf_bindings_set_contact(s, "tel:+15550001", "sip:alice@10.0.0.1:5060", 50, 0), 1);
     assert_int_equal(pcscf_binding_expires(pcscf_bindings_get(s, "sip:alice@ims.lab", &a1)), 50);
     assert_int_equal(pcscf_bindings_terminate_aor(s, "tel:+15550001"), 1);
-    assert_null(pcscf_bindings_by_source(s, &a1tcp, "tel:+15550001"));
+    assert_null(pcscf_bindings_by_flow(s, &a1tcp, "tel:+15550001"));
     assert_non_null(pcscf_bindings_get(s, "sip:alice@ims.lab", &a1));
     assert_int_equal(pcscf_bindings_terminate_aor(s, "sip:alice@ims.lab"), 1);
     assert_int_equal(w.removed, 1);
     assert_string_equal(w.last, "sip:alice@ims.lab");
     assert_null(pcscf_bindings_by_contact(s, "sip:alice@10.0.0.1", 10));
-    assert_null(pcscf_bindings_by_source(s, &a1, NULL));
+    assert_null(pcscf_bindings_by_flow(s, &a1, NULL));
 
     /* expiry removes bob; de-registration of a binding that is gone is NONE */
     assert_int_equal(pcscf_bindings_expire(s, 100), 1);
@@ -127,7 +128,7 @@ static void test_shared_source(void **state)
         snprintf(impu, sizeof(impu), "sip:u%d@ims.lab", i);
         snprintf(tel, sizeof(tel), "tel:+1555%06d", i);
         snprintf(contact, sizeof(contact), "sip:u%d@127.0.0.1", i);
-        const pcscf_binding *b = pcscf_bindings_by_source(s, &sipp, tel);
+        const pcscf_binding *b = pcscf_bindings_by_flow(s, &sipp, tel);
         assert_non_null(b);
         assert_string_equal(b->impu, impu);
         assert_ptr_equal(pcscf_bindings_by_contact(s, contact, 1), b);
@@ -137,7 +138,7 @@ static void test_shared_source(void **state)
     assert_int_equal(w.removed, N / 2);
     for (int i = 0; i < N; i++) {
         snprintf(tel, sizeof(tel), "tel:+1555%06d", i);
-        const pcscf_binding *b = pcscf_bindings_by_source(s, &sipp, tel);
+        const pcscf_binding *b = pcscf_bindings_by_flow(s, &sipp, tel);
         assert_non_null(b);   /* rule 2 (same address:port) always finds one */
         snprintf(impu, sizeof(impu), "sip:u%d@ims.lab", i);
         if (i % 2)
@@ -145,7 +146,7 @@ static void test_shared_source(void **state)
         assert_int_equal(pcscf_bindings_has_impu(s, impu), i % 2);
     }
     assert_int_equal(pcscf_bindings_expire(s, 101), N / 2);
-    assert_null(pcscf_bindings_by_source(s, &sipp, NULL));
+    assert_null(pcscf_bindings_by_flow(s, &sipp, NULL));
     pcscf_bindings_free(s);
 }
 
