@@ -31,13 +31,13 @@ test_without_lir_to_a_home_scscf gets 503 (proxied to the unresolvable ims.lab),
 test_register_from_untrusted_allowed fails on the unknown key.
 """
 
-import copy
 import re
 import socket
 import time
 
 import lab
 from lab import check
+from test_trust import register, request, subscribers
 
 ATTACKER = "127.0.0.2"
 DOMAIN = lab.DOMAIN
@@ -116,37 +116,8 @@ class Udp:
         self.close()
 
 
-def request(method, ruri, src, headers, body=""):
-    branch = "z9hG4bK-%x" % (int(time.monotonic() * 1e9) & 0xffffffffff)
-    lines = ["%s %s SIP/2.0" % (method, ruri),
-             "Via: SIP/2.0/UDP %s:%d;rport;branch=%s" % (src.host, src.port, branch),
-             "Max-Forwards: 70"]
-    lines += ["%s: %s" % (n, v) for n, v in headers]
-    lines += ["Content-Length: %d" % len(body.encode()), "", body]
-    return "\r\n".join(lines)
-
-
 def refused(core, reason):
     return core.icscf.metric("icscf_refused_total", reason=reason) or 0
-
-
-def subscribers():
-    """lab.default_subscribers with bob on AKA too (both register with SIPp AKA)."""
-    subs = copy.deepcopy(lab.default_subscribers("sip:as.ims.lab:1"))
-    for s in subs["subscribers"]:
-        if s["id"] == "bob":
-            s["impis"][0]["default_scheme"] = "aka"
-    return subs
-
-
-def register(core, name):
-    """Registers `name` with SIPp AKA (via P-CSCF -> I-CSCF -> S-CSCF) from a port of its own."""
-    ue = core.ue(name)
-    port = lab.free_port()
-    run = core.sipp_aka("register_aka.xml", ue, local_port=port, call_id="reg-%s-%d@test" % (name, port),
-                        label="register-" + name)
-    check(run.rc == 0, run.failure())
-    return port
 
 
 FORGED = [

@@ -21,34 +21,15 @@ The legitimate flows (registration, calls both ways, re-INVITE, BYE, CANCEL, PRA
 baresip) are the rest of the system suite, on the same P-CSCF.
 """
 
-import copy
 import re
 import socket
 import time
 
 import lab
 from lab import check
-from test_trust import Endpoint, request
+from test_trust import Endpoint, register, request, subscribers
 
 ATTACKER = "127.0.0.2"
-
-
-def subscribers():
-    """lab.default_subscribers with bob on AKA too (alice and bob register with SIPp AKA)."""
-    subs = copy.deepcopy(lab.default_subscribers("sip:as.ims.lab:1"))
-    for s in subs["subscribers"]:
-        if s["id"] == "bob":
-            s["impis"][0]["default_scheme"] = "aka"
-    return subs
-
-
-def register(core, name):
-    """Registers `name` with SIPp AKA over UDP from a port of its own; returns that port."""
-    port = lab.free_port()
-    run = core.sipp_aka("register_aka.xml", core.ue(name), local_port=port,
-                        call_id="reg-%s-%d@test" % (name, port), label="register-" + name)
-    check(run.rc == 0, run.failure())
-    return port
 
 
 def refused(core, reason):
