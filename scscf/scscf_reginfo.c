@@ -12,8 +12,15 @@
  * registration ends).
  *
  * Decisions:
- *  - Any requester may subscribe to an identity registered here (UE, P-CSCF, AS): there is no
- *    P-Asserted-Identity based authorisation yet (TS 24.229 §5.4.2.1.1 lists who may).
+ *  - Who may subscribe (TS 24.229 §5.4.2.1.1, RFC 3680 §5.1.2): every request reaching here comes
+ *    from the trust domain (scscf_sip.c), so its P-Asserted-Identity is believed. Allowed: the
+ *    user itself (the asserted identity is in the subscribed implicit registration set, as its
+ *    P-CSCF asserts it), the P-CSCF that registered the user (asserted identity without a user
+ *    part whose host and port are those of a Path entry of the registration: the P-CSCF asserts
+ *    its own URI), and an application server of the user's iFC (host and port of a ServerName;
+ *    the asserted identity, or From when there is none). Anyone else: 403. So a registered user
+ *    cannot read another user's contacts, and a NOTIFY only ever follows a subscription one of
+ *    those made (its route set and target come from their SUBSCRIBE).
  *  - Every NOTIFY carries the full state (state="full"); no partial documents.
  *  - Subscription-State reason when the registration ends: "deactivated" or "rejected" (the
  *    contact events of a network-initiated de-registration), otherwise "noresource" (user
@@ -393,6 +400,83 @@ static int refresh(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, re
     return 0;
 }
 
+/* ---------- who may subscribe (TS 24.229 §5.4.2.1.1) ---------- */
+
+/* The URI of the first name-addr or bare URI of a header value, parsed into home; NULL when none. */
+static url_t *first_url(su_home_t *home, const char *value)
+{
+    if (!value)
+        return NULL;
+    const char *lt = strchr(value, '<');
+    const char *start = lt ? lt + 1 : value;
+    size_t n = lt ? strcspn(start, ">") : strcspn(start, " ,;");
+    char *s = su_strndup(home, start, n);
+    url_t *u = s ? url_make(home, s) : NULL;
+    return u && (u->url_type == url_sip || u->url_type == url_sips || u->url_type == url_tel) ? u : NULL;
+}
+
+static bool same_hostport(const url_t *a, const url_t *b)
+{
+    if (!a || !b || !a->url_host || !b->url_host || strcasecmp(a->url_host, b->url_host) != 0)
+        return false;
+    const char *pa = a->url_port && *a->url_port ? a->url_port : "5060";
+    const char *pb = b->url_port && *b->url_port ? b->url_port : "5060";
+    return strcmp(pa, pb) == 0;
+}
+
+/* True when `who` is the host:port of a Path entry of one of the registration's contacts. */
+static bool is_registering_pcscf(su_home_t *home, const scscf_reg *reg, const url_t *who)
+{
+    for (const scscf_contact *c = reg->contacts; c; c = c->next) {
+        for (const char *p = c->path; p && *p;) {
+            const char *lt = strchr(p, '<');
+            if (!lt)
+                break;
+            if (same_hostport(first_url(home, lt), who))
+                return true;
+            p = strchr(lt, '>');
+        }
+    }
+    return false;
+}
+
+static bool is_users_as(const scscf_reg *reg, su_home_t *home, const url_t *who)
+{
+    for (size_t i = 0; i < reg->profile.n_profiles; i++) {
+        const ims_service_profile *sp = &reg->profile.profiles[i];
+        for (size_t j = 0; j < sp->n_ifcs; j++)
+            if (same_hostport(first_url(home, sp->ifcs[j].as.server_name), who))
+                return true;
+    }
+    return false;
+}
+
+/* NULL when the subscriber may watch reg, else why not (for the log). */
+static const char *subscriber_refused(const scscf_reg *reg, const sip_t *sip, char *who, size_t wholen)
+{
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    char pai[512];
+    const char *why = "not the user, its P-CSCF or one of its application servers";
+    url_t *asserted = first_url(home, ims_sip_header(sip, "P-Asserted-Identity", pai, sizeof(pai)));
+    const url_t *claimed = asserted ? asserted : sip->sip_from ? sip->sip_from->a_url : NULL;
+    snprintf(who, wholen, "%s", "-");
+    if (claimed)
+        url_e(who, (isize_t)wholen, claimed);
+    if (asserted) {
+        char norm[512], mine[512];
+        if (asserted->url_user && ims_sip_normalise_uri(who, norm, sizeof(norm)) == 0)
+            for (size_t i = 0; i < reg->n_impus; i++)
+                if (ims_sip_normalise_uri(reg->impus[i].uri, mine, sizeof(mine)) == 0 && strcmp(norm, mine) == 0)
+                    why = NULL;     /* the user itself, asserted by its P-CSCF */
+        if (why && !asserted->url_user && is_registering_pcscf(home, reg, asserted))
+            why = NULL;             /* the P-CSCF the user registered through */
+    }
+    if (why && claimed && is_users_as(reg, home, claimed))
+        why = NULL;                 /* an application server of the user's iFC */
+    su_home_deinit(home);
+    return why;
+}
+
 int scscf_reginfo_subscribe(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
 {
     scscf_reginfo *ri = ctx->reginfo;
@@ -437,6 +521,15 @@ int scscf_reginfo_subscribe(scscf_context *ctx, nta_incoming_t *irq, const sip_t
     scscf_reg *reg = scscf_regstore_find(ctx->store, aor);
     if (!reg) {
         scscf_reply(ctx, irq, 480, "Temporarily Unavailable - Not Registered", NULL, false);
+        return 0;
+    }
+    char who[512];
+    const char *why = subscriber_refused(reg, sip, who, sizeof(who));
+    if (why) {
+        IMS_WARN(SUBSYS, "reg SUBSCRIBE to %s by %s refused (403): %s", aor, who, why);
+        ims_metric_inc(ims_metric_counter("scscf_reg_subscribe_refused_total",
+                                          "reg event SUBSCRIBEs refused: not the user, its P-CSCF or its AS"));
+        scscf_reply(ctx, irq, 403, "Forbidden - Not Authorized", NULL, false);
         return 0;
     }
 

@@ -222,5 +222,41 @@ def test_no_bypass_of_the_scscf(tmp):
         check(not problems, "; ".join(problems))
 
 
+def test_reg_event_only_for_the_user(tmp):
+    """TS 24.229 5.4.2.1.1: through its P-CSCF a registered UE may subscribe to its own reg event,
+    not to another user's (which would give it bob's contacts, addresses and Call-IDs)."""
+    with lab.Lab(tmp, subscribers=subscribers()) as core:
+        alice_port = register(core, "alice")
+        register(core, "bob")
+        route = "<sip:127.0.0.1:%d;lr>, <sip:orig@127.0.0.1:%d;lr>" % (core.pcscf_sip, core.scscf_sip)
+        subs_before = core.scscf.metric("scscf_reg_subscriptions") or 0
+        with Endpoint(port=alice_port) as alice:
+            def subscribe(aor, n):
+                return request("SUBSCRIBE", aor, alice, [
+                    ("Route", route),
+                    ("From", "<sip:alice@%s>;tag=sub%d" % (lab.DOMAIN, n)),
+                    ("To", "<%s>" % aor),
+                    ("Call-ID", "regsub-%d-%d@test" % (n, alice.port)),
+                    ("CSeq", "1 SUBSCRIBE"),
+                    ("Contact", "<sip:alice@127.0.0.1:%d>" % alice.port),
+                    ("Event", "reg"), ("Accept", "application/reginfo+xml"), ("Expires", "600")])
+            st = alice.exchange(core.pcscf_sip, subscribe("sip:bob@%s" % lab.DOMAIN, 1), timeout=5)
+            check(st == 403, "alice subscribing to bob's reg event: expected 403, got %s" % st)
+            leaked = [m.first for m in alice.collect(1.5) if m.method == "NOTIFY"]
+            check(not leaked, "alice received NOTIFYs about bob: %r" % leaked)
+            check((core.scscf.metric("scscf_reg_subscriptions") or 0) == subs_before, "a subscription was kept")
+            check((core.scscf.metric("scscf_reg_subscribe_refused_total") or 0) == 1,
+                  "scscf_reg_subscribe_refused_total should be 1")
+            check(re.search(r"WARN.*reg SUBSCRIBE to sip:bob@ims\.lab by sip:alice@ims\.lab refused", core.scscf.log()),
+                  "the S-CSCF's WARN names the subscriber and the identity")
+            # her own: accepted, and a NOTIFY about her follows
+            alice.got = []
+            st = alice.exchange(core.pcscf_sip, subscribe("sip:alice@%s" % lab.DOMAIN, 2), timeout=5)
+            check(st == 200, "alice subscribing to her own reg event: expected 200, got %s" % st)
+            notes = [m for m in alice.collect(2) if m.method == "NOTIFY"]
+            check(notes and 'aor="sip:alice@ims.lab"' in notes[0].body, "no NOTIFY about alice: %r" % alice.got)
+        core.alive()
+
+
 if __name__ == "__main__":
     lab.main()
