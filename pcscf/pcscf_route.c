@@ -39,6 +39,7 @@
  * separate Record-Route per direction, terminating routing by Path for UEs that use GRUU.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -91,6 +92,7 @@ static void strip_home_credentials(pcscf_context *ctx, msg_t *msg, sip_t *sip, c
 #define REFUSED_OTHER_FLOW "other_flow"           /* ... and its identity is registered over another flow */
 #define REFUSED_TERM_ROUTE "term_route"           /* UE request routed to our Path (term) URI */
 #define REFUSED_DIALOG_ROUTE "dialog_route"       /* UE in-dialog request not along our Record-Route */
+#define REFUSED_FOREIGN_CONTACT "foreign_contact"  /* UE SUBSCRIBE whose Contact is not the UE */
 
 /* The identity a request claims: its P-Preferred-Identity, else its From URI (normalised; raw
  * when it does not normalise), "-" when none. */
@@ -116,9 +118,10 @@ static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *r
         return;
     }
     /* rate limit per reason (the set is fixed: the last slot takes any other) */
-    static const char *const reasons[] = { REFUSED_OTHER_FLOW, REFUSED_TERM_ROUTE, REFUSED_DIALOG_ROUTE, NULL };
-    static int64_t last[4];
-    static unsigned long unlogged_by[4];
+    static const char *const reasons[] = { REFUSED_OTHER_FLOW, REFUSED_TERM_ROUTE, REFUSED_DIALOG_ROUTE,
+                                           REFUSED_FOREIGN_CONTACT, NULL };
+    static int64_t last[5];
+    static unsigned long unlogged_by[5];
     size_t r = 0;
     while (reasons[r] && strcmp(reasons[r], reason))
         r++;
@@ -136,7 +139,9 @@ static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *r
              strcmp(reason, REFUSED_OTHER_FLOW) == 0 ? " (identity registered over another flow: address "
                                                        "and port / TCP connection must be the registered one)"
              : strcmp(reason, REFUSED_TERM_ROUTE) == 0 ? " (Route to our Path URI: only the core may use it)"
-                                                       : " (in-dialog request not along our Record-Route)",
+             : strcmp(reason, REFUSED_FOREIGN_CONTACT) == 0
+                 ? " (SUBSCRIBE Contact is neither a registered contact nor the flow: NOTIFYs would go elsewhere)"
+                 : " (in-dialog request not along our Record-Route)",
              unlogged);
 }
 
@@ -235,6 +240,40 @@ static bool preferred_identity(const sip_t *sip, char *out, size_t len)
 }
 
 /* Initial request from a UE (TS 24.229 §5.2.6.3). */
+static bool same_hostport(const url_t *u, const char *host, unsigned port)
+{
+    if (!u || !u->url_host || !host)
+        return false;
+    unsigned up = u->url_port && *u->url_port ? (unsigned)strtoul(u->url_port, NULL, 10) : 5060;
+    size_t hl = strlen(u->url_host);
+    const char *h = u->url_host;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')       /* [v6] */
+        return up == port && strlen(host) == hl - 2 && strncasecmp(h + 1, host, hl - 2) == 0;
+    return up == port && strcasecmp(h, host) == 0;
+}
+
+/* A SUBSCRIBE from a UE sets the target of every NOTIFY of its dialog: it must be the UE itself,
+ * the host:port of one of its registered contacts or of its flow. Otherwise a UE could subscribe
+ * (to its own reg event) with a victim's Contact and have the core send NOTIFYs there:
+ * reflection with amplification (issue 10). */
+static bool contact_is_the_ue(const sip_t *sip, const pcscf_binding *b)
+{
+    if (!sip->sip_contact)
+        return false;
+    const url_t *c = sip->sip_contact->m_url;
+    if (same_hostport(c, b->source.host, b->source.port))
+        return true;
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    bool ok = false;
+    for (size_t i = 0; i < b->n_contacts && !ok; i++) {
+        url_t *r = url_make(home, b->contacts[i].uri);
+        ok = r && r->url_host && same_hostport(c, r->url_host,
+                                               r->url_port && *r->url_port ? (unsigned)strtoul(r->url_port, NULL, 10) : 5060);
+    }
+    su_home_deinit(home);
+    return ok;
+}
+
 static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
 {
     int status = 0;
@@ -276,6 +315,12 @@ static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
     if (!b->n_service_route) {
         status = 403;
         phrase = "Forbidden - No Service-Route";
+        goto out;
+    }
+    if (sip->sip_request->rq_method == sip_method_subscribe && !contact_is_the_ue(sip, b)) {
+        count_refusal(sip, &src, REFUSED_FOREIGN_CONTACT, b->impu, true);
+        status = 403;
+        phrase = "Forbidden - Contact Is Not The UE";
         goto out;
     }
     const char *asserted = has_ppi && pcscf_binding_has_identity(b, ppi) ? ppi : pcscf_binding_default_identity(b);

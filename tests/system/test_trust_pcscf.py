@@ -230,15 +230,15 @@ def test_reg_event_only_for_the_user(tmp):
         register(core, "bob")
         route = "<sip:127.0.0.1:%d;lr>, <sip:orig@127.0.0.1:%d;lr>" % (core.pcscf_sip, core.scscf_sip)
         subs_before = core.scscf.metric("scscf_reg_subscriptions") or 0
-        with Endpoint(port=alice_port) as alice:
-            def subscribe(aor, n):
+        with Endpoint(port=alice_port) as alice, Endpoint() as victim:
+            def subscribe(aor, n, contact_port=None):
                 return request("SUBSCRIBE", aor, alice, [
                     ("Route", route),
                     ("From", "<sip:alice@%s>;tag=sub%d" % (lab.DOMAIN, n)),
                     ("To", "<%s>" % aor),
                     ("Call-ID", "regsub-%d-%d@test" % (n, alice.port)),
                     ("CSeq", "1 SUBSCRIBE"),
-                    ("Contact", "<sip:alice@127.0.0.1:%d>" % alice.port),
+                    ("Contact", "<sip:alice@127.0.0.1:%d>" % (contact_port or alice.port)),
                     ("Event", "reg"), ("Accept", "application/reginfo+xml"), ("Expires", "600")])
             st = alice.exchange(core.pcscf_sip, subscribe("sip:bob@%s" % lab.DOMAIN, 1), timeout=5)
             check(st == 403, "alice subscribing to bob's reg event: expected 403, got %s" % st)
@@ -255,6 +255,13 @@ def test_reg_event_only_for_the_user(tmp):
             check(st == 200, "alice subscribing to her own reg event: expected 200, got %s" % st)
             notes = [m for m in alice.collect(2) if m.method == "NOTIFY"]
             check(notes and 'aor="sip:alice@ims.lab"' in notes[0].body, "no NOTIFY about alice: %r" % alice.got)
+            # Reflection: her own reg event, but with a victim's address as Contact (the target of
+            # every NOTIFY): the P-CSCF refuses a SUBSCRIBE whose Contact is not the UE.
+            st = alice.exchange(core.pcscf_sip, subscribe("sip:alice@%s" % lab.DOMAIN, 3, victim.port), timeout=5)
+            check(st == 403, "alice subscribing with a victim's Contact: expected 403, got %s" % st)
+            hit = victim.collect(2)
+            check(not hit, "the victim received: %r" % [m.first for m in hit])
+            check(refused(core, "foreign_contact") == 1, "pcscf_refused_total{reason=foreign_contact} should be 1")
         core.alive()
 
 
