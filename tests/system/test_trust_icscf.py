@@ -37,28 +37,15 @@ import time
 
 import lab
 from lab import check
-from test_trust import register, request, subscribers
+from test_trust import Endpoint, register, request, subscribers
 
 ATTACKER = "127.0.0.2"
 DOMAIN = lab.DOMAIN
 
 
-class Udp:
-    """A UDP socket (and a TCP listener on the same port) that records what arrives, with the
-    source address, and can answer a request it received."""
-
-    def __init__(self, host="127.0.0.1", port=0):
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((host, port))
-        self.host, self.port = host, self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((host, self.port))
-        self.tcp.listen(8)
-        self.tcp.setblocking(False)
-
-    def send(self, port, text):
-        self.udp.sendto(text.encode(), ("127.0.0.1", port))
+class Udp(Endpoint):
+    """test_trust.Endpoint (a UDP socket and a TCP listener on one port) that also keeps the
+    source address of what arrives and can answer a request it received."""
 
     def receive(self, seconds, until=None):
         """[(SipMessage, source)] within `seconds` (stops early when until(msg) is true)."""
@@ -104,16 +91,6 @@ class Udp:
         lines += ["From: %s" % req.get("From"), "To: %s" % to, "Call-ID: %s" % req.get("Call-ID"),
                   "CSeq: %s" % req.get("CSeq"), "Content-Length: 0", "", ""]
         self.udp.sendto("\r\n".join(lines).encode(), src)
-
-    def close(self):
-        self.udp.close()
-        self.tcp.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
 def refused(core, reason):
