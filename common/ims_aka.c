@@ -661,6 +661,29 @@ void ims_md5(const void *data, size_t len, uint8_t out[16])
     md5_final(&ctx, out);
 }
 
+/* RFC 2104: MD5(K ^ opad || MD5(K ^ ipad || data)); keys over 64 bytes are hashed first. */
+void ims_hmac_md5(const uint8_t *key, size_t keylen, const void *data, size_t len, uint8_t out[16])
+{
+    uint8_t k[64] = { 0 }, pad[64], inner[16];
+    if (keylen > sizeof(k))
+        ims_md5(key, keylen, k);
+    else if (keylen)
+        memcpy(k, key, keylen);
+    md5_ctx ctx;
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ 0x36;
+    md5_init(&ctx);
+    md5_update(&ctx, pad, sizeof(pad));
+    md5_update(&ctx, data, len);
+    md5_final(&ctx, inner);
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ 0x5c;
+    md5_init(&ctx);
+    md5_update(&ctx, pad, sizeof(pad));
+    md5_update(&ctx, inner, sizeof(inner));
+    md5_final(&ctx, out);
+}
+
 /* ====================================================================================== */
 /* HTTP digest (RFC 2617) and Digest-AKAv1-MD5 (RFC 3310)                                 */
 /* ====================================================================================== */

@@ -79,6 +79,8 @@ long ims_base64_decode(const char *in, uint8_t *out, size_t outcap);
 
 /* ---------- MD5 and HTTP digest ---------- */
 void ims_md5(const void *data, size_t len, uint8_t out[16]);
+/* HMAC-MD5 (RFC 2104), e.g. for tokens only this process can make (pcscf_dialog.c). */
+void ims_hmac_md5(const uint8_t *key, size_t keylen, const void *data, size_t len, uint8_t out[16]);
 /* HA1 = MD5(user:realm:password) as 32 lower-case hex + NUL */
 void ims_digest_ha1(const char *user, const char *realm, const char *password, size_t pwlen,
                     char ha1[33]);

@@ -48,6 +48,8 @@ struct ims_trust {
     trust_range *ranges;
     size_t count, cap;
     bool implicit;
+    char **peer_names;          /* trust.peers items as configured (ims_trust_host_is_trusted) */
+    size_t n_peer_names;
     time_t logged;              /* last refusal warning (one a second) */
     unsigned long unlogged;     /* refusals since then */
 };
@@ -238,9 +240,18 @@ ims_trust *ims_trust_create(const ims_trust_cfg *cfg, ims_trust_lookup_f lookup,
             goto fail;
         }
     }
-    for (size_t i = 0; i < npeers; i++)
+    if (npeers && !(t->peer_names = calloc(npeers, sizeof(char *)))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < npeers; i++) {
         if (add_peer(t, cfg->peers.items[i], lookup, arg, err, errlen))
             goto fail;
+        if (!(t->peer_names[t->n_peer_names++] = strdup(cfg->peers.items[i]))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     if (npeers == 0 && ncidrs == 0) {
         /* The default (ims_trust.h): our own address; loopback when we listen on a wildcard. */
         t->implicit = true;
@@ -290,6 +301,9 @@ void ims_trust_free(ims_trust *t)
 {
     if (!t)
         return;
+    for (size_t i = 0; i < t->n_peer_names; i++)
+        free(t->peer_names[i]);
+    free(t->peer_names);
     free(t->ranges);
     free(t);
 }
@@ -351,6 +365,30 @@ bool ims_trust_is_trusted(const ims_trust *t, const su_sockaddr_t *sa)
     }
     for (size_t i = 0; i < t->count; i++)
         if (range_has(&t->ranges[i], family, addr))
+            return true;
+    return false;
+}
+
+bool ims_trust_host_is_trusted(const ims_trust *t, const ims_sip *sip, const char *host)
+{
+    if (!t || !host || !*host)
+        return false;
+    char lit[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(host);
+    if (host[0] == '[' && n > 2 && host[n - 1] == ']' && n - 2 < sizeof(lit)) {   /* [v6] */
+        memcpy(lit, host + 1, n - 2);
+        lit[n - 2] = '\0';
+        host = lit;
+    }
+    for (size_t i = 0; i < t->n_peer_names; i++)
+        if (strcasecmp(t->peer_names[i], host) == 0)
+            return true;
+    const char *mapped = sip ? ims_sip_host_lookup(sip, host) : NULL;
+    trust_range r;
+    if (parse_addr(mapped ? mapped : host, &r.family, r.addr))
+        return false;   /* a name we would have to ask DNS for: not here (no blocking lookups) */
+    for (size_t i = 0; i < t->count; i++)
+        if (range_has(&t->ranges[i], r.family, r.addr))
             return true;
     return false;
 }

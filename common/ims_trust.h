@@ -67,6 +67,11 @@ ims_trust *ims_trust_start(const ims_trust_cfg *cfg, const ims_sip *sip, const c
 
 /* True when the address is inside the trust domain. NULL t or addr: false. */
 bool ims_trust_is_trusted(const ims_trust *t, const su_sockaddr_t *addr);
+/* True when a host (of a URI: IP literal, [v6], or name) is inside the trust domain: a name
+ * listed in trust.peers, or an address (the literal, or what sip.hosts maps the name to) in a
+ * trusted range. No DNS lookup is made (this runs on the SIP loop): a name that is neither a peer
+ * nor in sip.hosts is not trusted. `sip` may be NULL (no sip.hosts). */
+bool ims_trust_host_is_trusted(const ims_trust *t, const ims_sip *sip, const char *host);
 /* True when the configuration gave neither peers nor cidrs (the listen-address default). */
 bool ims_trust_is_implicit(const ims_trust *t);
 /* The ranges as text for the start-up log: "127.0.0.1/32, 172.22.0.0/24". */

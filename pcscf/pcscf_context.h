@@ -65,6 +65,7 @@ typedef struct {
     char self_uri[256];              /* sip:pcscf.ims.lab:5060 (From/P-Asserted-Identity of our SUBSCRIBEs) */
     char path_uri[256];              /* <sip:term@pcscf.ims.lab:5060;lr>: Path (RFC 3327) */
     char rr_uri[256];                /* <sip:pcscf.ims.lab:5060;lr>: Record-Route */
+    uint8_t dialog_key[16];          /* random per process: Record-Route tokens (pcscf_dialog.c) */
 
     pcscf_bindings *bindings;
     struct pcscf_reg_pending *pending;       /* REGISTERs forwarded, waiting for their final response */
@@ -105,6 +106,17 @@ void pcscf_count_register(const char *result);
 int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
 /* Frees pending registrations older than max_age seconds (all when max_age < 0). */
 void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age);
+
+/* ---------- pcscf_dialog.c ---------- */
+/* Draws the process's token key. 0 / -1. */
+int pcscf_dialog_start(pcscf_context *ctx);
+/* Our Record-Route value for a dialog of the UE at ue_host (numeric address):
+ * "<sip:host:port;lr;ue=TOKEN>". 0 / -1 (no Call-ID, too long). */
+int pcscf_dialog_record_route(const pcscf_context *ctx, const sip_t *sip, const char *ue_host, char *out,
+                              size_t len);
+/* True when route (our URI, the top Route of a UE's in-dialog request) carries the token of the
+ * request's Call-ID and ue_host (the address the request came from). */
+bool pcscf_dialog_token_ok(const pcscf_context *ctx, const url_t *route, const sip_t *sip, const char *ue_host);
 
 /* ---------- pcscf_route.c ---------- */
 int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);

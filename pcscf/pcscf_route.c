@@ -29,8 +29,11 @@
  *    "from a UE" (its flow holds a registration, or its source is outside the trust domain,
  *    ims_trust_is_trusted) may not carry a Route to our Path URI (`term`: only the core routes
  *    requests towards UEs) -> 403; an in-dialog request (To-tag) from a UE is relayed only when its
- *    top Route is our own Record-Route URI, i.e. along the route set we inserted -> else 403
- *    (never towards whatever its Request-URI names: that was an open relay). Requests from the
+ *    top Route is our own Record-Route URI with the token we gave that dialog for that UE's
+ *    address (pcscf_dialog.c), i.e. along a route set we inserted for it -> else 403
+ *    (dialog_route), and only when the hop after us is the core: its S-CSCF or the trust domain
+ *    -> else 403 (dialog_relay). Never towards whatever its Request-URI names: that was an open
+ *    relay. Requests from the
  *    trust domain (terminating via Path, in-dialog from the core) are routed as before. Each
  *    refusal is counted in pcscf_refused_total{reason} and logged as a WARN (one a second at
  *    most) naming the source flow and the identity it used.
@@ -93,6 +96,7 @@ static void strip_home_credentials(pcscf_context *ctx, msg_t *msg, sip_t *sip, c
 #define REFUSED_TERM_ROUTE "term_route"           /* UE request routed to our Path (term) URI */
 #define REFUSED_DIALOG_ROUTE "dialog_route"       /* UE in-dialog request not along our Record-Route */
 #define REFUSED_FOREIGN_CONTACT "foreign_contact"  /* UE SUBSCRIBE whose Contact is not the UE */
+#define REFUSED_DIALOG_RELAY "dialog_relay"     /* ... along it, but on to a hop outside the core */
 
 /* The identity a request claims: its P-Preferred-Identity, else its From URI (normalised; raw
  * when it does not normalise), "-" when none. */
@@ -119,9 +123,9 @@ static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *r
     }
     /* rate limit per reason (the set is fixed: the last slot takes any other) */
     static const char *const reasons[] = { REFUSED_OTHER_FLOW, REFUSED_TERM_ROUTE, REFUSED_DIALOG_ROUTE,
-                                           REFUSED_FOREIGN_CONTACT, NULL };
-    static int64_t last[5];
-    static unsigned long unlogged_by[5];
+                                           REFUSED_FOREIGN_CONTACT, REFUSED_DIALOG_RELAY, NULL };
+    static int64_t last[6];
+    static unsigned long unlogged_by[6];
     size_t r = 0;
     while (reasons[r] && strcmp(reasons[r], reason))
         r++;
@@ -141,7 +145,9 @@ static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *r
              : strcmp(reason, REFUSED_TERM_ROUTE) == 0 ? " (Route to our Path URI: only the core may use it)"
              : strcmp(reason, REFUSED_FOREIGN_CONTACT) == 0
                  ? " (SUBSCRIBE Contact is neither a registered contact nor the flow: NOTIFYs would go elsewhere)"
-                 : " (in-dialog request not along our Record-Route)",
+             : strcmp(reason, REFUSED_DIALOG_RELAY) == 0
+                 ? " (in-dialog request routed on to a host that is neither its S-CSCF nor in the trust domain)"
+                 : " (in-dialog request not along a Record-Route we inserted for this UE: URI or token wrong)",
              unlogged);
 }
 
@@ -218,8 +224,13 @@ static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw
         pcscf_reply(irq, 480, "Temporarily Unavailable - Not Registered");
         return 0;
     }
-    if (initial && dialog_forming(fw->sip_request->rq_method))
-        ims_sip_prepend_header(msg, fw, "Record-Route", ctx->rr_uri);
+    char rr[400];
+    if (initial && dialog_forming(fw->sip_request->rq_method) &&
+        (pcscf_dialog_record_route(ctx, fw, b->source.host, rr, sizeof(rr)) ||
+         ims_sip_prepend_header(msg, fw, "Record-Route", rr))) {
+        msg_destroy(msg);
+        return 500;
+    }
     url_t *next_hop = ue_next_hop(home, b);
     if (!next_hop) {
         msg_destroy(msg);
@@ -348,12 +359,13 @@ static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
             goto out;
         }
     }
+    char v[600], icid[128];
     if (dialog_forming(fw->sip_request->rq_method) &&
-        ims_sip_prepend_header(msg, fw, "Record-Route", ctx->rr_uri)) {
+        (pcscf_dialog_record_route(ctx, fw, src.host, v, sizeof(v)) ||
+         ims_sip_prepend_header(msg, fw, "Record-Route", v))) {
         status = 500;
         goto out;
     }
-    char v[600], icid[128];
     snprintf(v, sizeof(v), "<%s>", asserted);
     ims_sip_new_icid(icid, sizeof(icid));
     if (ims_sip_add_header(msg, fw, "P-Asserted-Identity", v)) {
@@ -385,6 +397,41 @@ out:
         status = 0;
     }
     return status;
+}
+
+/* The host and port of u equal those of the URI text `other` (ports: 5060 when absent). */
+static bool same_host_as(const url_t *u, const char *other)
+{
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    url_t *o = url_make(home, other);
+    char host[80] = "";
+    if (o && o->url_host) {   /* same_hostport takes a bare address: "[v6]" loses its brackets */
+        size_t n = strlen(o->url_host);
+        bool v6 = n > 2 && o->url_host[0] == '[' && o->url_host[n - 1] == ']';
+        snprintf(host, sizeof(host), "%.*s", (int)(v6 ? n - 2 : n), o->url_host + (v6 ? 1 : 0));
+    }
+    bool same = host[0] &&
+                same_hostport(u, host, o->url_port && *o->url_port ? (unsigned)strtoul(o->url_port, NULL, 10) : 5060);
+    su_home_deinit(home);
+    return same;
+}
+
+/* The hop after our Record-Route in a UE's in-dialog request (the next Route, else the
+ * Request-URI) is the core: the S-CSCF of the UE's Service-Route (same host and port: the S-CSCF
+ * record-routes with the address of its Service-Route) or a host inside the trust domain
+ * (ims_trust_host_is_trusted: trust.peers names, trusted addresses, sip.hosts). A UE that drops
+ * the rest of the route set and names another target would otherwise have us relay its request
+ * there (issue 10: no CSCF is a relay). */
+static bool next_hop_is_core(pcscf_context *ctx, const sip_t *sip, const pcscf_binding *ue)
+{
+    const url_t *next = sip->sip_route && sip->sip_route->r_next ? sip->sip_route->r_next->r_url
+                                                                  : sip->sip_request->rq_url;
+    if (!next || !next->url_host)
+        return false;
+    for (size_t i = 0; ue && i < ue->n_service_route; i++)
+        if (same_host_as(next, ue->service_route[i]))
+            return true;
+    return ims_trust_host_is_trusted(ctx->trust, ctx->sip, next->url_host);
 }
 
 /* Requests for the P-CSCF itself (Request-URI = us without a user part, no Route). */
@@ -434,9 +481,17 @@ int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
         count_refusal(sip, &src, REFUSED_TERM_ROUTE, ue ? ue->impu : NULL, true);
         return refuse(irq, sip, 403, "Forbidden - Route Not Allowed");
     }
-    if (from_ue && in_dialog && !(top_self && (!top->r_url->url_user || !*top->r_url->url_user))) {
-        count_refusal(sip, &src, REFUSED_DIALOG_ROUTE, ue ? ue->impu : NULL, true);
-        return refuse(irq, sip, 403, "Forbidden - Not Along Our Record-Route");
+    if (from_ue && in_dialog) {
+        /* along a route set we inserted for this UE (its token), and on into the core only */
+        if (!(top_self && (!top->r_url->url_user || !*top->r_url->url_user) &&
+              pcscf_dialog_token_ok(ctx, top->r_url, sip, src.host))) {
+            count_refusal(sip, &src, REFUSED_DIALOG_ROUTE, ue ? ue->impu : NULL, true);
+            return refuse(irq, sip, 403, "Forbidden - Not Along Our Record-Route");
+        }
+        if (!next_hop_is_core(ctx, sip, ue)) {
+            count_refusal(sip, &src, REFUSED_DIALOG_RELAY, ue ? ue->impu : NULL, true);
+            return refuse(irq, sip, 403, "Forbidden - Next Hop Outside The Network");
+        }
     }
 
     if (terminating || in_dialog) {

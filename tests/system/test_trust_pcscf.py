@@ -13,7 +13,11 @@ connection it registered over. Each attack must get 403 Forbidden and reach nobo
   trust domain) with a Route to the P-CSCF's own Path URI (`term`) and bob's contact as
   Request-URI: bob receives nothing (no bypass of the S-CSCF);
 - (d) a To-tagged request from a UE (alice's flow, the stranger) whose Request-URI names another
-  address and that carries no Route of ours: the target socket receives nothing (no open relay).
+  address and that carries no Route of ours: the target socket receives nothing (no open relay);
+- (e) in-dialog requests with our Record-Route URI on top but without the token of the dialog
+  and UE, with a token of another Call-ID or address, or with a valid token but a next hop
+  outside the core (route set dropped, a Route of the UE's choice): all 403, nothing reaches the
+  target; the real in-dialog BYE along the route set reaches the callee.
 Every refusal is counted in pcscf_refused_total{reason} and warned about with the source flow and
 the identity it used; alice and dave stay registered. Against the code before this change (IP-only
 match, `term`/To-tag relayed) (a)-(d) were forwarded: every assertion here failed there.
@@ -263,6 +267,108 @@ def test_reg_event_only_for_the_user(tmp):
             check(not hit, "the victim received: %r" % [m.first for m in hit])
             check(refused(core, "foreign_contact") == 1, "pcscf_refused_total{reason=foreign_contact} should be 1")
         core.alive()
+
+
+def reply(ep, req, status, phrase, to_tag, dest_port):
+    """A response from ep to the request req (Via, From, Call-ID, CSeq copied; To gets to_tag)."""
+    to = req.get("To")
+    if ";tag=" not in to:
+        to += ";tag=%s" % to_tag
+    lines = ["SIP/2.0 %d %s" % (status, phrase)]
+    lines += ["Via: %s" % v for v in req.all("Via")]
+    lines += ["From: %s" % req.get("From"), "To: %s" % to, "Call-ID: %s" % req.get("Call-ID"),
+              "CSeq: %s" % req.get("CSeq"), "Content-Length: 0", "", ""]
+    ep.send(dest_port, "\r\n".join(lines))
+    return to
+
+
+def test_in_dialog_only_along_our_record_route(tmp):
+    """(e) Our Record-Route for a UE's dialog carries a token bound to the dialog's Call-ID and the
+    UE's address (pcscf/pcscf_dialog.c). In-dialog requests from a UE must show it, and go on into
+    the core. Before this change a To-tagged request with our bare URI on top was relayed to any
+    Request-URI: an open relay for every UE and any stranger."""
+    with lab.Lab(tmp, subscribers=subscribers()) as core:
+        alice_port = register(core, "alice")
+        bob_port = register(core, "bob")
+        ours = "<sip:127.0.0.1:%d;lr>" % core.pcscf_sip
+        service_route = "<sip:orig@127.0.0.1:%d;lr>" % core.scscf_sip
+        problems = []
+        # the relay target is outside the trust domain (127.0.0.1/32): 127.0.0.3
+        with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob, \
+                Endpoint(ATTACKER) as stranger, Endpoint("127.0.0.3") as target:
+            # A real dialog: alice INVITEs bob through the core, bob answers 486 (the proxies keep
+            # no dialog state: its route set stays usable, which is what an attacker would use).
+            call_id = "dialog-%d@127.0.0.1" % alice.port
+            alice.send(core.pcscf_sip, request("INVITE", "sip:bob@%s" % lab.DOMAIN, alice, [
+                ("Route", service_route),
+                ("From", "<sip:alice@%s>;tag=a1" % lab.DOMAIN), ("To", "<sip:bob@%s>" % lab.DOMAIN),
+                ("Call-ID", call_id), ("CSeq", "1 INVITE"),
+                ("Contact", "<sip:alice@127.0.0.1:%d>" % alice.port)]))
+            lab.wait_for(lambda: any(m.method == "INVITE" for m in bob.collect(0.2)), timeout=10,
+                         what="the INVITE at bob")
+            invite = [m for m in bob.got if m.method == "INVITE"][0]
+            rr = re.findall(r"<([^>]+)>", ",".join(invite.all("Record-Route")))
+            tokens = [u for u in rr if u.startswith("sip:127.0.0.1:%d;" % core.pcscf_sip)]
+            check(len(tokens) == 2 and all(";ue=" in u for u in tokens),
+                  "the P-CSCF's two Record-Routes should carry a ue= token: %r" % rr)
+            to = reply(bob, invite, 486, "Busy Here", "b1", core.pcscf_sip)
+            lab.wait_for(lambda: any(m.status == 486 for m in alice.collect(0.2)), timeout=10, what="486 at alice")
+            alice.send(core.pcscf_sip, "\r\n".join([
+                "ACK sip:bob@%s SIP/2.0" % lab.DOMAIN,
+                "Via: %s" % [m for m in alice.got if m.status == 486][0].get("Via"),
+                "Route: %s" % service_route, "Max-Forwards: 70",
+                "From: <sip:alice@%s>;tag=a1" % lab.DOMAIN, "To: %s" % to, "Call-ID: %s" % call_id,
+                "CSeq: 1 ACK", "Content-Length: 0", "", ""]))
+            alice_route = ", ".join("<%s>" % u for u in reversed(rr))   # the UAC's route set
+            token_route = "<%s>" % rr[-1]                                # ours, alice's side
+
+            def in_dialog(ep, method, ruri, route, cid=call_id, n=0):
+                return request(method, ruri, ep, [
+                    ("Route", route), ("From", "<sip:alice@%s>;tag=a1" % lab.DOMAIN), ("To", to),
+                    ("Call-ID", cid), ("CSeq", "%d %s" % (10 + n, method)),
+                    ("Content-Type", "text/plain")], body="relayed?")
+
+            victim = "sip:victim@127.0.0.3:%d" % target.port
+            cases = [
+                ("our URI without a token, from alice", alice, in_dialog(alice, "MESSAGE", victim, ours, n=1)),
+                ("our URI without a token, from a stranger", stranger,
+                 in_dialog(stranger, "MESSAGE", victim, ours, n=2)),
+                ("alice's token from a stranger's address", stranger,
+                 in_dialog(stranger, "MESSAGE", victim, token_route, n=3)),
+                ("alice's token with another Call-ID", alice,
+                 in_dialog(alice, "MESSAGE", victim, token_route, cid="other-" + call_id, n=4)),
+                ("alice's token, route set dropped, Request-URI elsewhere", alice,
+                 in_dialog(alice, "MESSAGE", victim, token_route, n=5)),
+                ("alice's token, then a Route of her own choice", alice,
+                 in_dialog(alice, "MESSAGE", "sip:bob@%s" % lab.DOMAIN,
+                           token_route + ", <sip:127.0.0.3:%d;lr>" % target.port, n=6)),
+            ]
+            for what, ep, text in cases:
+                st = ep.exchange(core.pcscf_sip, text, timeout=5)
+                if st != 403:
+                    problems.append("%s: expected 403, got %s" % (what, st))
+            got = target.collect(1.0)
+            if got:
+                problems.append("the relay target received: %s" % [m.first for m in got])
+            for reason, n in (("dialog_route", 4), ("dialog_relay", 2)):
+                if refused(core, reason) != n:
+                    problems.append("pcscf_refused_total{reason=%s} is %s, expected %d" %
+                                    (reason, refused(core, reason), n))
+
+            # The legitimate in-dialog request, along the whole route set, reaches bob.
+            bob.got = []
+            alice.send(core.pcscf_sip, in_dialog(alice, "BYE", "sip:bob@127.0.0.1:%d" % bob.port, alice_route,
+                                                 n=7).replace("Content-Type: text/plain\r\n", ""))
+            byes = []
+            lab.wait_for(lambda: byes.extend(m for m in bob.collect(0.2) if m.method == "BYE") or byes, timeout=10,
+                         what="alice's BYE along the route set at bob")
+            reply(bob, byes[0], 200, "OK", "b1", core.pcscf_sip)
+            if refused(core, "dialog_route") + refused(core, "dialog_relay") != 6:
+                problems.append("the refusals counted after the legitimate BYE: %s dialog_route, %s dialog_relay"
+                                % (refused(core, "dialog_route"), refused(core, "dialog_relay")))
+        check(core.reg_states("alice").get("sip:alice@%s" % lab.DOMAIN) == "registered", "alice lost her registration")
+        core.alive()
+        check(not problems, "; ".join(problems))
 
 
 if __name__ == "__main__":

@@ -468,6 +468,23 @@ static void test_md5_rfc1321(void **state)
     assert_hex_eq(d, 16, "cabe45dcc9ae5b66ba86600cca6b8ba8");
 }
 
+/* RFC 2202 §2 test cases 1, 2 and 6 (key longer than the block: hashed first). */
+static void test_hmac_md5_rfc2202(void **state)
+{
+    (void)state;
+    uint8_t key[80], d[16];
+    memset(key, 0x0b, 16);
+    ims_hmac_md5(key, 16, "Hi There", 8, d);
+    assert_hex_eq(d, 16, "9294727a3638bb1c13f48ef8158bfc9d");
+    const char *data = "what do ya want for nothing?";
+    ims_hmac_md5((const uint8_t *)"Jefe", 4, data, strlen(data), d);
+    assert_hex_eq(d, 16, "750c783e6ab0b503eaa86e310a5db738");
+    memset(key, 0xaa, 80);
+    data = "Test Using Larger Than Block-Size Key - Hash Key First";
+    ims_hmac_md5(key, 80, data, strlen(data), d);
+    assert_hex_eq(d, 16, "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd");
+}
+
 static void test_digest_rfc2617(void **state)
 {
     (void)state;
@@ -533,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_md5_rfc1321),
+        cmocka_unit_test(test_hmac_md5_rfc2202),
         cmocka_unit_test(test_digest_rfc2617),
         cmocka_unit_test(test_digest_auth_int_and_no_qop),
         cmocka_unit_test(test_aka_digest_ha1),

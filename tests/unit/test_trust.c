@@ -149,6 +149,31 @@ static void test_peers(void **state)
     ims_trust_free(t);
 }
 
+/* URI hosts (pcscf_route.c: the next hop of a UE's in-dialog request): peer names, literals
+ * in a range, [v6]; a name known neither as a peer nor to sip.hosts is not trusted (no DNS). */
+static void test_hosts(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    char *peers[] = { "scscf.ims.test", NULL };
+    char *cidrs[] = { "10.1.0.0/16", "fd00::/64", NULL };
+    ims_trust *t = create(peers, cidrs, "127.0.0.1", err, sizeof(err));
+    assert_non_null(t);
+    assert_true(ims_trust_host_is_trusted(t, NULL, "scscf.ims.test"));
+    assert_true(ims_trust_host_is_trusted(t, NULL, "SCSCF.ims.TEST"));
+    assert_true(ims_trust_host_is_trusted(t, NULL, "172.22.0.12"));    /* what the peer resolved to */
+    assert_true(ims_trust_host_is_trusted(t, NULL, "10.1.200.3"));
+    assert_false(ims_trust_host_is_trusted(t, NULL, "10.2.0.1"));
+    assert_true(ims_trust_host_is_trusted(t, NULL, "[fd00::9]"));
+    assert_false(ims_trust_host_is_trusted(t, NULL, "[fd01::9]"));
+    assert_false(ims_trust_host_is_trusted(t, NULL, "as.ims.test"));   /* not a peer here */
+    assert_false(ims_trust_host_is_trusted(t, NULL, "victim.example.com"));
+    assert_false(ims_trust_host_is_trusted(t, NULL, ""));
+    assert_false(ims_trust_host_is_trusted(t, NULL, "[]"));
+    assert_false(ims_trust_host_is_trusted(NULL, NULL, "10.1.0.1"));
+    ims_trust_free(t);
+}
+
 static void test_unresolvable_peer(void **state)
 {
     (void)state;
@@ -272,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_v6_edges),
         cmocka_unit_test(test_peers),
         cmocka_unit_test(test_unresolvable_peer),
+        cmocka_unit_test(test_hosts),
         cmocka_unit_test(test_bad_cidrs),
         cmocka_unit_test(test_empty_config),
         cmocka_unit_test(test_config_errors),
