@@ -18,6 +18,11 @@ Phases (issue 6):
   call      registered callers (SIPp UAC) call registered callees (one SIPp UAS every callee
             registered from): INVITE/180/200/ACK/hold/BYE/200 through P-CSCF -> S-CSCF (orig) ->
             S-CSCF (term) -> P-CSCF; highest calls/s under 0.1 % failures, setup time p50/p99.
+            The P-CSCF knows a UE by its flow (UDP source address and port it registered from,
+            TS 24.229 5.2.3), so every SIPp process of a side is bound to that side's one port:
+            the callers register and call from the UAC port, the callees register from the UAS
+            port and the UAS listens on it. A step with any P-CSCF refusal (pcscf_refused_total,
+            e.g. 403 "Forbidden - Not Registered" from another flow) fails.
   mem       RSS (VmRSS) of scscf and pcscf before and after registering N distinct users (A),
             against a control core (B) taking the same number of registrations for 100 users;
             (A - B) / N per user. scscf_registrations must show the N users.
@@ -89,6 +94,24 @@ class Bench:
         self.cursor = (self.cursor + count) % self.n_users
         return out
 
+    @staticmethod
+    def refused(core):
+        """{reason: count} of the P-CSCF's identity/routing refusals (pcscf_refused_total{reason},
+        issue 10: not_registered, other_flow, ...); {} when there were none."""
+        out = {}
+        try:
+            for (name, labels), v in core.lab.pcscf.metrics().items():
+                if name == "pcscf_refused_total" and v:
+                    reason = dict(labels).get("reason", "?")
+                    out[reason] = out.get(reason, 0) + int(v)
+        except (lab.TestFailure, OSError):
+            pass
+        return out
+
+    @staticmethod
+    def fmt_refused(refused):
+        return ",".join("%s:%d" % kv for kv in sorted(refused.items())) or "none"
+
     LIMITERS = (("pcscf", "pcscf_register_blocked_total"), ("pcscf", "pcscf_auth_lockouts_total"),
                 ("scscf", "scscf_auth_lockouts_total"), ("scscf", "scscf_register_locked_total"))
 
@@ -101,6 +124,10 @@ class Bench:
             fired = []
         if fired:
             self.notes.append("%s: authentication limiters fired: %s" % (phase, ", ".join(fired)))
+        refused = self.refused(core)
+        if refused:
+            self.notes.append("%s: the P-CSCF refused requests (pcscf_refused_total): %s" %
+                              (phase, self.fmt_refused(refused)))
         problem = core.stop()
         if problem:
             self.notes.append("%s core at stop: %s" % (phase, problem[:500]))
@@ -205,11 +232,15 @@ class Bench:
         core = self.core("call")
         uas = None
         rows, best, best_res = [], None, None
+        refused_total = {}
         base = os.path.join(self.out, "call")
         try:
+            # One flow per side (the P-CSCF binds an identity to the exact UDP address:port it
+            # registered from): the callers register and call from uac_port, the callees register
+            # from uas_port, where the UAS then answers (the P-CSCF sends to that flow).
             uac_port, uas_port = core.lab.ports.get(), core.lab.ports.get()
-            log("call: registering %d callees from the UAS port %d and %d callers from the UAC port %d" %
-                (pairs, uas_port, pairs, uac_port))
+            log("call: registering %d callees from the UAS port %d and %d callers from the UAC port %d "
+                "(the port they call from)" % (pairs, uas_port, pairs, uac_port))
             got_b, _ = self.register(core, callees, 200, os.path.join(base, "reg-callees"), local_port=uas_port)
             got_a, res_a = self.register(core, callers, 200, os.path.join(base, "reg-callers"), local_port=uac_port)
             if len(got_a) < pairs or len(got_b) < pairs:
@@ -234,6 +265,7 @@ class Bench:
                 if uas.poll() is not None:
                     raise lab.TestFailure("call: the SIPp UAS exited (%s), see %s" % (uas.returncode, base))
                 c0 = self.cpu(core)
+                refused0 = self.refused(core)
                 load = Load(os.path.join(base, "r%d" % rate), "call_uac_load.xml", "127.0.0.1:%d" % core.lab.pcscf_sip,
                             inj, rate, n, local_port=uac_port, keys={"route": route},
                             extra=["-d", str(self.hold_ms)])
@@ -241,13 +273,21 @@ class Bench:
                 c1 = self.cpu(core)
                 res = load.result(aka_check=False)
                 core.lab.alive()
+                refused1 = self.refused(core)
+                step_refused = {k: v - refused0.get(k, 0) for k, v in refused1.items() if v > refused0.get(k, 0)}
+                for k, v in step_refused.items():
+                    refused_total[k] = refused_total.get(k, 0) + v
                 ok, verdict = self.verdict(res, rate)
+                if ok and step_refused:
+                    # not a capacity limit: the callers did not call from the flow they registered from
+                    ok, verdict = False, "FAIL: refused"
                 rows.append([rate, "%.0f" % res.achieved, res.created, res.ok, res.failed, res.timeouts,
                              ",".join("%s:%d" % kv for kv in sorted(res.codes.items())) or "-",
                              "%.2f%%" % (100 * res.fail_ratio()),
                              fmt_ms(res.pct("setup", 50)), fmt_ms(res.pct("setup", 99)),
                              self.cpu_pct(c0, c1, load.elapsed), verdict])
-                log("call %d/s: %s" % (rate, res.summary()))
+                log("call %d/s: %s; P-CSCF refusals (pcscf_refused_total): %s" %
+                    (rate, res.summary(), self.fmt_refused(step_refused)))
                 if not ok:
                     self.notes.append("call %d/s: SIPp's aborted calls: %s" % (rate, benchlib.sipp_errors_summary(load)))
                     break
@@ -257,7 +297,7 @@ class Bench:
                 uas.kill()
                 uas.wait()
             self.stop_core(core, "call")
-        self.results["call"] = {"rows": rows, "best": best, "pairs": pairs,
+        self.results["call"] = {"rows": rows, "best": best, "pairs": pairs, "refused": refused_total,
                                 "p50": best_res.pct("setup", 50) if best_res else None,
                                 "p99": best_res.pct("setup", 99) if best_res else None}
 
@@ -410,6 +450,8 @@ class Bench:
                          "setup p50 ms", "setup p99 ms", cpu_hdr, "step"], r["rows"]))
             print("   => highest rate passed: %s calls/s, setup time (INVITE->200) p50 %s ms, p99 %s ms" %
                   (r["best"] if r["best"] else "none", fmt_ms(r["p50"]), fmt_ms(r["p99"])))
+            print("   P-CSCF refusals during the calls (pcscf_refused_total; callers call from the UDP port they"
+                  " registered from): %s" % self.fmt_refused(r["refused"]))
         if "mem" in self.results:
             r = self.results["mem"]
             a, b = r.get("distinct"), r.get("control")
