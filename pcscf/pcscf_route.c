@@ -199,8 +199,25 @@ static url_t *ue_next_hop(su_home_t *home, const pcscf_binding *b)
     return url_make(home, s);
 }
 
+/* Whether the flow the UE registered from may carry a request for `ruri` (a registered contact of
+ * b, matched on scheme, user, host and port). TS 24.229 §5.2.6.4 / RFC 5626 §5.3 (NAT, TCP
+ * connection reuse) send to the registered flow, but RFC 3263 §4.1 / RFC 3261 §18.1.1 make a
+ * transport parameter in the Request-URI binding: a dialog target sip:ue@host:port;transport=tcp
+ * of a UE registered over UDP must be reached over TCP, not over its UDP flow (issue 10). So the
+ * flow serves a Request-URI without transport parameter or with the flow's own transport; any
+ * other goes to the Request-URI itself (RFC 3263 through nta). */
+static bool flow_serves(const url_t *ruri, const pcscf_binding *b)
+{
+    char t[16];
+    isize_t n = url_param(ruri->url_params, "transport", t, sizeof(t));
+    if (n <= 1)             /* absent (0) or without a value (1) */
+        return true;
+    return (size_t)n <= sizeof(t) && strcasecmp(t, b->source.transport) == 0;
+}
+
 /* Terminating and in-dialog requests: when no Route is left after us and the Request-URI is a
- * registered contact, to the address the UE registered from; otherwise on by RFC 3261 rules. */
+ * registered contact, to the address the UE registered from (unless the Request-URI names another
+ * transport: flow_serves); otherwise on by RFC 3261 / RFC 3263 rules. */
 static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw, bool initial)
 {
     if (fw->sip_route && ims_sip_is_self(ctx->sip, fw->sip_route->r_url))
@@ -230,6 +247,13 @@ static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw
          ims_sip_prepend_header(msg, fw, "Record-Route", rr))) {
         msg_destroy(msg);
         return 500;
+    }
+    if (!flow_serves(fw->sip_request->rq_url, b)) {
+        /* NULL next hop: the Request-URI, its transport parameter honoured (RFC 3263 §4.1) */
+        IMS_DEBUG(SUBSYS, "%s %s -> UE by its Request-URI (registered over %s:%u/%s)",
+                  fw->sip_request->rq_method_name, ruri, b->source.host, b->source.port, b->source.transport);
+        ims_sip_forward(ctx->sip, irq, msg, NULL, NULL, NULL);
+        return 0;
     }
     url_t *next_hop = ue_next_hop(home, b);
     if (!next_hop) {
