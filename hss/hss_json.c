@@ -69,7 +69,8 @@
  * "scscf_realm"} (null when no S-CSCF is assigned). These read-only keys are accepted and ignored
  * on input, so that a document read with GET can be edited and sent back.
  * A JSON null value counts as "absent" for optional keys. Identities in the output are those of
- * the store (scheme and host lower-cased, see hss_impu_normalise).
+ * the store (their canonical keys: scheme and host lower-cased, no parameters, see
+ * hss_impu_normalise).
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -80,6 +81,7 @@
 #include <strings.h>
 
 #include "hss_subscriber.h"
+#include "ims_identity.h"
 #include "ims_aka.h"
 
 #define MAX_IRS 65535
@@ -468,33 +470,18 @@ static bool valid_id(const char *s)
     return true;
 }
 
-/* sip:/sips: URI with a host, or tel:+digits / tel:digits (TS 23.003 §13.4, RFC 3966) with
- * optional parameters. Schemes are case-insensitive (RFC 3261 §19.1.4). */
+/* sip:/sips: URI with a host, or a tel: global number or local number with its phone-context
+ * (TS 23.003 §13.4, RFC 3966 §5.1.5): whatever has a canonical key (common/ims_identity), which
+ * is what the store keeps and every NF looks up. A tel: number is provisioned without visual
+ * separators (E.164 as TS 23.003 §13.4 writes it): lookups ignore them, but a "-" in provisioned
+ * data is more likely a typo than a wish. */
 static bool valid_impu(const char *s)
 {
-    const char *p, *host;
+    char key[IMS_IDENTITY_MAX];
 
-    if (has_space(s))
+    if (strncasecmp(s, "tel:", 4) == 0 && strcspn(s + 4, "-.()") < strcspn(s + 4, ";"))
         return false;
-    if (strncasecmp(s, "tel:", 4) == 0) {
-        p = s + 4;
-        if (*p == '+')
-            p++;
-        if (!isdigit((unsigned char)*p))
-            return false;
-        while (isdigit((unsigned char)*p))
-            p++;
-        return *p == '\0' || (*p == ';' && p[1] != '\0');
-    }
-    if (strncasecmp(s, "sip:", 4) == 0)
-        p = s + 4;
-    else if (strncasecmp(s, "sips:", 5) == 0)
-        p = s + 5;
-    else
-        return false;
-    host = strrchr(p, '@');
-    host = host ? host + 1 : p;
-    return *host && *host != ';' && *host != '?' && *host != ':';
+    return ims_identity_normalise(s, key, sizeof(key)) == 0;
 }
 
 static int impi_from_json(jctx *c, json_object *o, const char *path, hss_impi *m)
@@ -616,7 +603,7 @@ static int impu_from_json(jctx *c, json_object *o, const char *path, const hss_s
     if (check_keys(c, o, path, keys) != 0 || get_str(c, o, path, "impu", true, &str) != 0)
         return -1;
     if (!valid_impu(str))
-        return jfail(c, path, "impu", "must be a sip:, sips: or tel: URI (tel:+digits or tel:digits)");
+        return jfail(c, path, "impu", "must be a sip:, sips: or tel: URI (tel:+digits, or tel:digits;phone-context=...)");
     if (dup_str(c, path, str, &m->identity) != 0 ||
         get_bool(c, o, path, "barred", false, &m->barred) != 0 ||
         get_int(c, o, path, "irs", false, 1, 0, MAX_IRS, &x) != 0)

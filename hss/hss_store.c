@@ -8,7 +8,8 @@
  *         └─< impu ──> service_profile(imsu_id, name)
  *
  * Every child row goes with its subscription (ON DELETE CASCADE). Identities are stored in the
- * canonical form of hss_impu_normalise / hss_impi_normalise (scheme and host lower-case), so a
+ * canonical form of hss_impu_normalise / hss_impi_normalise (common/ims_identity: scheme and host
+ * lower-case, no URI parameters; older files are rewritten at open, hss_store_rekey.c), so a
  * lookup normalises its argument and uses the primary-key index with the default BINARY
  * collation. NOCASE would be wrong: the user part is case-sensitive (RFC 3261 §19.1.4).
  *
@@ -242,6 +243,9 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
                 hint[0] ? hint : " (is the file, its directory or the file system read-only?)");
         goto fail;
     }
+    /* after the write proof above, so that a read-only file gets its hint there */
+    if (version != 0 && st_rekey_identities(st, path, err, errlen) != 0)
+        goto fail;
     return st;
 fail:
     hss_store_close(st);

@@ -72,6 +72,10 @@ int st_counts_recount(hss_store *st);
 int st_counts_stale(hss_store *st);
 void st_counts_triggers(hss_store *st, bool on);
 
+/* At open (hss_store_rekey.c): rewrites IMPU keys an older HSS stored in a non-canonical form
+ * (parameters, escapes, tel: separators) to hss_impu_normalise's. -1 + err on failure. */
+int st_rekey_identities(hss_store *st, const char *path, char *err, size_t errlen);
+
 /* SQN reservations (hss_store_auth.c). */
 /* The last SQN handed out for a (normalised) IMPI when this process holds a reservation for it. */
 bool hss_sqn_cached_last(hss_store *st, const char *impi, uint64_t *last);

@@ -9,7 +9,8 @@
  *  - TS 29.228 §6.1.2 (SAR/SAA User-Data: the whole IRS), §6.6, Annex B and Annex E
  *    (IMSSubscription XML: PrivateID, ServiceProfile per profile, PublicIdentity per IMPU)
  *  - RFC 3261 §19.1.4 (SIP URI comparison: scheme and host case-insensitive, user part
- *    case-sensitive), TS 23.003 §13.3 (IMPI as NAI user@realm; realms are DNS names)
+ *    case-sensitive), RFC 3966 (tel:), TS 23.003 §13.3 (IMPI as NAI user@realm; realms are DNS
+ *    names): identities compared by their common/ims_identity key
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -18,68 +19,37 @@
 
 #include "hss_subscriber.h"
 #include "ims_aka.h"
+#include "ims_identity.h"
 
 /* ---------- identities ---------- */
 
-static void lower_range(char *p, char *end)
+/* Both delegate to common/ims_identity, the canonical key of every NF: the S-CSCF and I-CSCF
+ * send what they key by, and a request in another case of scheme or host (or with %-escaped
+ * unreserved characters, parameters, tel: separators) finds the same row. Text that is not an
+ * identity is kept as given: it only ever finds itself. The canonical form is never longer than
+ * the input (decoding, dropping, case only); the margin is for safety. */
+static char *normalise_with(int (*norm)(const char *, char *, size_t), const char *id)
 {
-    for (; p < end && *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-}
+    size_t len;
+    char *out;
 
-/* Length of a URI scheme at the start of s (RFC 3986 §3.1), 0 when s has none. */
-static size_t scheme_len(const char *s)
-{
-    size_t i = 0;
-
-    if (!isalpha((unsigned char)s[0]))
-        return 0;
-    while (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')
-        i++;
-    return s[i] == ':' ? i : 0;
+    if (!id)
+        return NULL;
+    len = strlen(id) + 64;
+    out = malloc(len);
+    if (out && norm(id, out, len) != 0)
+        memcpy(out, id, strlen(id) + 1);
+    return out;
 }
 
 char *hss_impu_normalise(const char *impu)
 {
-    char *out, *rest, *host, *end;
-    size_t sl;
-
-    if (!impu)
-        return NULL;
-    out = strdup(impu);
-    if (!out)
-        return NULL;
-    sl = scheme_len(out);
-    if (sl == 0)
-        return out;                 /* not a URI: compare as given */
-    lower_range(out, out + sl);
-    rest = out + sl + 1;
-    /* tel: has no host; its number is compared as written (TS 23.003 §13.4 wants E.164
-     * without visual separators, which from_json enforces). */
-    if (sl == 3 && strncmp(out, "tel:", 4) == 0)
-        return out;
-    /* userinfo may contain ';' and '?' (RFC 3261 user-unreserved) but never an unescaped '@',
-     * and neither may parameters or headers: the host starts after the last '@'. */
-    host = strrchr(rest, '@');
-    host = host ? host + 1 : rest;
-    end = host + strcspn(host, ";?");
-    lower_range(host, end);
-    return out;
+    return normalise_with(ims_identity_normalise, impu);
 }
 
 char *hss_impi_normalise(const char *impi)
 {
-    char *out, *at;
-
-    if (!impi)
-        return NULL;
-    out = strdup(impi);
-    if (!out)
-        return NULL;
-    at = strrchr(out, '@');
-    if (at)
-        lower_range(at + 1, at + strlen(at));
-    return out;
+    return normalise_with(ims_identity_normalise_private, impi);
 }
 
 static bool equal_with(char *(*norm)(const char *), const char *a, const char *b)

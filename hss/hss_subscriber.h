@@ -94,9 +94,11 @@ hss_impi *hss_subscriber_impi(const hss_subscriber *s, const char *impi);
 hss_impu *hss_subscriber_impu(const hss_subscriber *s, const char *impu);
 hss_service_profile *hss_subscriber_profile(const hss_subscriber *s, const char *name);
 
-/* Canonical form of an identity, as the store keeps it (malloc'd, NULL on ENOMEM).
- * IMPU (sip:, sips:, tel:, anything with a scheme): scheme and host[:port] lower-cased, user part
- * and parameters untouched (RFC 3261 §19.1.4: user part is case-sensitive).
+/* Canonical form of an identity, as the store keeps it (malloc'd, NULL on ENOMEM), from
+ * common/ims_identity (the key every NF uses):
+ * IMPU (sip:, sips:, tel:): scheme and host lower-cased, user part case-sensitive with escapes of
+ * unreserved characters decoded (RFC 3261 §19.1.4), port kept, parameters and headers dropped;
+ * tel: global numbers without visual separators (RFC 3966). Text that is not such a URI: as given.
  * IMPI (NAI user@realm, TS 23.003 §13.3): realm lower-cased, user part untouched. */
 char *hss_impu_normalise(const char *impu);
 char *hss_impi_normalise(const char *impi);

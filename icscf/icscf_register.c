@@ -58,6 +58,7 @@
 #include <sofia-sip/url.h>
 
 #include "icscf_context.h"
+#include "ims_identity.h"
 #include "ims_log.h"
 
 #define SUBSYS "icscf.reg"
@@ -227,7 +228,9 @@ int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *
         goto out;
     }
     r->ctx = ctx;
-    if (ims_sip_impu_of(sip, r->impu, sizeof(r->impu)) || !r->impu[0]) {
+    /* the UAR names the IMPU in its canonical form (ims_identity), as the HSS stores it */
+    char to_uri[sizeof(r->impu)];
+    if (ims_sip_impu_of(sip, to_uri, sizeof(to_uri)) || ims_identity_normalise(to_uri, r->impu, sizeof(r->impu))) {
         status = 400;
         phrase = "Bad Request - No Usable Public Identity in To";
         result = "bad_request";

@@ -40,6 +40,7 @@
 #include <sofia-sip/url.h>
 
 #include "icscf_context.h"
+#include "ims_identity.h"
 #include "ims_log.h"
 
 #define SUBSYS "icscf.route"
@@ -103,14 +104,15 @@ static const sip_route_t *routes_beyond_us(icscf_context *ctx, const sip_t *sip)
     return r;
 }
 
-/* Public-Identity of a LIR: the Request-URI without parameters (TS 29.228 §6.1.4.1). */
+/* Public-Identity of a LIR: the Request-URI without parameters (TS 29.228 §6.1.4.1), in the
+ * canonical form every NF and the HSS key identities by (ims_identity). */
 static int target_identity(const sip_t *sip, char *buf, size_t len)
 {
     su_home_t home[1] = { SU_HOME_INIT(home) };
     int rc = -1;
     char *s = url_as_string(home, sip->sip_request->rq_url);
     if (s)
-        rc = ims_sip_normalise_uri(s, buf, len);
+        rc = ims_identity_normalise(s, buf, len);
     su_home_deinit(home);
     return rc;
 }

@@ -17,6 +17,7 @@
  * A binding is taken out of the identity and contact indexes before it changes and put back
  * after (reindex), which keeps the update code as simple as the list version was.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ struct pcscf_bindings {
 static bool binding_key(const char *impu, const pcscf_addr *src, char *out, size_t len)
 {
     char id[KEY_MAX];
-    if (!pcscf_lower_copy(impu, id, sizeof(id)))
+    if (!pcscf_identity_key(impu, id, sizeof(id)))
         return false;
     int n = snprintf(out, len, "%s\n%s\n%u\n%s", id, src->host, src->port, src->transport);
     return n > 0 && (size_t)n < len;
@@ -67,8 +68,12 @@ static bool contact_key(const char *uri, char *out, size_t len)
         if (u->url_type == url_tel) {
             n = snprintf(out, len, "tel\n%s", u->url_host);
         } else {
+            /* host case-insensitive (RFC 3261 §19.1.4); a contact is not an identity key */
             char host[256];
-            ok = pcscf_lower_copy(u->url_host, host, sizeof(host));
+            size_t hl = strlen(u->url_host);
+            ok = hl < sizeof(host);
+            for (size_t i = 0; ok && i <= hl; i++)
+                host[i] = (char)tolower((unsigned char)u->url_host[i]);
             n = ok ? snprintf(out, len, "%d\n%s\n%s\n%s", (int)u->url_type, u->url_user ? u->url_user : "",
                               host, u->url_port && *u->url_port ? u->url_port : "5060") : -1;
         }
@@ -158,7 +163,7 @@ static void index_entries(pcscf_bindings *s, pcscf_binding *b, bool add)
     char k[KEY_MAX];
     for (size_t i = 0; i <= b->n_impus; i++) {
         const char *id = i == 0 ? b->impu : b->impus[i - 1];
-        if (!pcscf_lower_copy(id, k, sizeof(k)))
+        if (!pcscf_identity_key(id, k, sizeof(k)))
             continue;
         if (add)
             bvec_add(s->by_identity, k, b);
@@ -464,10 +469,10 @@ bool pcscf_binding_has_identity(const pcscf_binding *b, const char *identity)
 {
     if (!b || !identity)
         return false;
-    if (strcasecmp(b->impu, identity) == 0)
+    if (pcscf_identity_same(b->impu, identity))
         return true;
     for (size_t i = 0; i < b->n_impus; i++)
-        if (strcasecmp(b->impus[i], identity) == 0)
+        if (pcscf_identity_same(b->impus[i], identity))
             return true;
     return false;
 }
@@ -489,7 +494,7 @@ int64_t pcscf_binding_expires(const pcscf_binding *b)
 static const bvec *identity_list(pcscf_bindings *s, const char *identity)
 {
     char k[KEY_MAX];
-    return identity && pcscf_lower_copy(identity, k, sizeof(k)) ? ims_map_get(s->by_identity, k) : NULL;
+    return identity && pcscf_identity_key(identity, k, sizeof(k)) ? ims_map_get(s->by_identity, k) : NULL;
 }
 
 bool pcscf_flow_same(const pcscf_addr *registered, const pcscf_addr *src)
@@ -534,7 +539,7 @@ bool pcscf_bindings_has_impu(pcscf_bindings *s, const char *impu)
 {
     const bvec *l = identity_list(s, impu);
     for (size_t i = 0; l && i < l->n; i++)
-        if (strcasecmp(l->v[i]->impu, impu) == 0)
+        if (pcscf_identity_same(l->v[i]->impu, impu))
             return true;
     return false;
 }
@@ -553,7 +558,7 @@ static pcscf_binding **holders(pcscf_bindings *s, const char *aor, size_t *n)
 {
     char k[KEY_MAX];
     *n = 0;
-    return pcscf_lower_copy(aor, k, sizeof(k)) ? bvec_snapshot(s->by_identity, k, n) : NULL;
+    return pcscf_identity_key(aor, k, sizeof(k)) ? bvec_snapshot(s->by_identity, k, n) : NULL;
 }
 
 int pcscf_bindings_terminate_aor(pcscf_bindings *s, const char *aor)
@@ -563,13 +568,13 @@ int pcscf_bindings_terminate_aor(pcscf_bindings *s, const char *aor)
     pcscf_binding **v = holders(s, aor, &n);
     for (size_t j = 0; j < n; j++) {
         pcscf_binding *b = v[j];
-        if (strcasecmp(b->impu, aor) == 0) {
+        if (pcscf_identity_same(b->impu, aor)) {
             unlink_binding(s, b);
             changed++;
             continue;
         }
         for (size_t i = 0; i < b->n_impus; i++) {
-            if (strcasecmp(b->impus[i], aor))
+            if (!pcscf_identity_same(b->impus[i], aor))
                 continue;
             unindex(s, b);
             free(b->impus[i]);

@@ -7,8 +7,9 @@
  * entry is the default public identity), the Service-Route (RFC 3608), and where the UE sends from
  * (received address, port and transport), to reach it behind NAT and over its TCP connection.
  *
- * Identities are stored as given by the caller, which normalises them (ims_sip_normalise_uri);
- * they are compared case-insensitively. Contacts are compared by scheme, user, host and port.
+ * Identities are stored as given by the caller, which normalises them (pcscf_identity); they are
+ * indexed and compared by their canonical key (common/ims_identity: scheme and host
+ * case-insensitive, user part case-sensitive, RFC 3261 §19.1.4). Contacts are compared by scheme, user, host and port.
  *
  * The store is not thread-safe: it belongs to the SIP loop. Pointers returned by the lookups are
  * valid until the next call that changes the store. The interface (by identity, by source, by

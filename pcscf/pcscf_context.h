@@ -70,7 +70,7 @@ typedef struct {
     pcscf_bindings *bindings;
     struct pcscf_reg_pending *pending;       /* REGISTERs forwarded, waiting for their final response */
     struct pcscf_subscription *subscriptions; /* reg event subscriptions, one per IMPU */
-    struct ims_map *subs_by_impu;    /* lower-cased IMPU -> subscription (pcscf_regevent.c) */
+    struct ims_map *subs_by_impu;    /* canonical IMPU (ims_identity) -> subscription (pcscf_regevent.c) */
     struct ims_map *subs_by_call_id; /* Call-ID of its dialog -> subscription (NOTIFY matching) */
     ims_sip_timer *housekeeping;     /* 1 s timer: binding expiry, stale pending registrations */
     struct ims_authlimit *authlimit; /* failed REGISTERs per UE address (pcscf_register.c) */

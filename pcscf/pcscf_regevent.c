@@ -80,17 +80,23 @@ static void set_routes(pcscf_subscription *s, char *const *routes, size_t n, boo
     }
 }
 
+/* Index key room: the canonical key is never longer than the identity it comes from (decoding,
+ * dropping and case only), the margin is for safety. Keys are canonical (ims_identity), so
+ * sip:Alice@IMS.LAB and sip:Alice@ims.lab share a subscription and sip:alice@ims.lab does not. */
+#define SUB_KEY_MAX (sizeof(((pcscf_subscription *)0)->impu) + 64)
+
 static pcscf_subscription *find_by_impu(pcscf_context *ctx, const char *impu)
 {
-    char k[sizeof(((pcscf_subscription *)0)->impu)];
-    return pcscf_lower_copy(impu, k, sizeof(k)) ? ims_map_get(ctx->subs_by_impu, k) : NULL;
+    char k[SUB_KEY_MAX];
+    return pcscf_identity_key(impu, k, sizeof(k)) ? ims_map_get(ctx->subs_by_impu, k) : NULL;
 }
 
 /* Links a new subscription into the list and both indexes. 0 / -1 (ENOMEM). */
 static int sub_link(pcscf_context *ctx, pcscf_subscription *s)
 {
-    char k[sizeof(s->impu)];
-    pcscf_lower_copy(s->impu, k, sizeof(k));   /* fits: k is as large as s->impu */
+    char k[SUB_KEY_MAX];
+    if (!pcscf_identity_key(s->impu, k, sizeof(k)))
+        return -1;
     if ((!ctx->subs_by_impu && !(ctx->subs_by_impu = ims_map_new())) ||
         (!ctx->subs_by_call_id && !(ctx->subs_by_call_id = ims_map_new())))
         return -1;
@@ -110,9 +116,9 @@ static int sub_link(pcscf_context *ctx, pcscf_subscription *s)
 /* Unlinks s; frees it unless a transaction still points to it. */
 static void sub_release(pcscf_context *ctx, pcscf_subscription *s)
 {
-    char k[sizeof(s->impu)];
-    pcscf_lower_copy(s->impu, k, sizeof(k));
-    if (ims_map_get(ctx->subs_by_impu, k) == s)
+    char k[SUB_KEY_MAX];
+    /* sub_link made the same key, so it fits */
+    if (pcscf_identity_key(s->impu, k, sizeof(k)) && ims_map_get(ctx->subs_by_impu, k) == s)
         ims_map_del(ctx->subs_by_impu, k);
     if (ims_map_get(ctx->subs_by_call_id, s->call_id) == s)
         ims_map_del(ctx->subs_by_call_id, s->call_id);
@@ -140,7 +146,7 @@ typedef struct {
 static void scan_binding(void *arg, const pcscf_binding *b)
 {
     impu_scan *sc = arg;
-    if (strcasecmp(b->impu, sc->impu))
+    if (!pcscf_identity_same(b->impu, sc->impu))
         return;   /* holds impu only in its implicit set */
     if (!sc->first)
         sc->first = b;

@@ -2,7 +2,8 @@
  * pcscf_util: SIP helpers shared by the P-CSCF modules.
  *
  * References: RFC 3261 §20 (header field lists: comma-separated values, name-addr / addr-spec),
- * §19.1.4 (URI comparison, used loosely for contacts: scheme, user, host, port).
+ * §19.1.4 (URI comparison, used loosely for contacts: scheme, user, host, port; identities go
+ * through common/ims_identity).
  */
 #include <netdb.h>
 #include <ctype.h>
@@ -18,6 +19,7 @@
 #include <sofia-sip/su_uniqueid.h>
 #include <sofia-sip/url.h>
 
+#include "ims_identity.h"
 #include "ims_sip.h"
 #include "pcscf_util.h"
 
@@ -236,21 +238,34 @@ bool pcscf_uri_same(const char *a, const char *b)
 
 int pcscf_identity(const char *uri, char *out, size_t len)
 {
-    if (!uri || !*uri)
-        return -1;
-    return ims_sip_normalise_uri(uri, out, len);
+    /* The one canonical key of every NF and the HSS: the P-CSCF no longer lower-cases the user
+     * part, which made sip:Alice@ and sip:alice@ one binding here and two at the S-CSCF. */
+    return ims_identity_normalise(uri, out, len);
 }
 
-bool pcscf_lower_copy(const char *in, char *out, size_t len)
+bool pcscf_identity_key(const char *identity, char *out, size_t len)
 {
-    size_t i = 0;
-    for (; in[i]; i++) {
-        if (i + 1 >= len)
-            return false;
-        out[i] = (char)tolower((unsigned char)in[i]);
-    }
-    out[i] = '\0';
+    if (!identity || !len)
+        return false;
+    if (ims_identity_normalise(identity, out, len) == 0)
+        return true;
+    /* not a URI we normalise: the key is the text itself, so it matches only itself */
+    size_t n = strlen(identity);
+    if (n + 1 > len)
+        return false;
+    memcpy(out, identity, n + 1);
     return true;
+}
+
+bool pcscf_identity_same(const char *a, const char *b)
+{
+    char ka[IMS_IDENTITY_MAX], kb[IMS_IDENTITY_MAX];
+    if (!a || !b)
+        return false;
+    if (strcmp(a, b) == 0)
+        return true;   /* the common case: both already canonical */
+    return pcscf_identity_key(a, ka, sizeof(ka)) && pcscf_identity_key(b, kb, sizeof(kb)) &&
+           strcmp(ka, kb) == 0;
 }
 
 void pcscf_pop_route(msg_t *msg, sip_t *sip)

@@ -44,11 +44,14 @@ int pcscf_remove_option_tag(msg_t *msg, sip_t *sip, const char *name, const char
 bool pcscf_uri_same(const char *a, const char *b);
 bool pcscf_url_same(const url_t *a, const url_t *b);
 
-/* The normalised identity (ims_sip_normalise_uri) of a URI string. 0 / -1. */
+/* The canonical identity (ims_identity_normalise: scheme and host lower-case, user part as
+ * RFC 3261 §19.1.4 says, no parameters) of a bare URI string. 0 / -1. */
 int pcscf_identity(const char *uri, char *out, size_t len);
-/* Lower-cased copy of an identity, the key of the stores' indexes (identities compare
- * case-insensitively). False when it does not fit in len. */
-bool pcscf_lower_copy(const char *in, char *out, size_t len);
+/* Index key of an identity: its canonical form, or the text itself when it is not a URI
+ * ims_identity normalises (then it matches only itself). False when it does not fit in len. */
+bool pcscf_identity_key(const char *identity, char *out, size_t len);
+/* Same identity (equal keys). */
+bool pcscf_identity_same(const char *a, const char *b);
 
 /* Removes the first Route header (the one naming us). */
 void pcscf_pop_route(msg_t *msg, sip_t *sip);

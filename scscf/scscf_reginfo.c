@@ -40,6 +40,7 @@
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
 
+#include "ims_identity.h"
 #include "ims_log.h"
 #include "scscf_util.h"
 
@@ -463,11 +464,9 @@ static const char *subscriber_refused(const scscf_reg *reg, const sip_t *sip, ch
     if (claimed)
         url_e(who, (isize_t)wholen, claimed);
     if (asserted) {
-        char norm[512], mine[512];
-        if (asserted->url_user && ims_sip_normalise_uri(who, norm, sizeof(norm)) == 0)
-            for (size_t i = 0; i < reg->n_impus; i++)
-                if (ims_sip_normalise_uri(reg->impus[i].uri, mine, sizeof(mine)) == 0 && strcmp(norm, mine) == 0)
-                    why = NULL;     /* the user itself, asserted by its P-CSCF */
+        /* identity keys as everywhere (scscf_identity_key, common/ims_identity) */
+        if (asserted->url_user && scscf_reg_has_impu(reg, who))
+            why = NULL;             /* the user itself, asserted by its P-CSCF */
         if (why && !asserted->url_user && is_registering_pcscf(home, reg, asserted))
             why = NULL;             /* the P-CSCF the user registered through */
     }
@@ -512,7 +511,7 @@ int scscf_reginfo_subscribe(scscf_context *ctx, nta_incoming_t *irq, const sip_t
         target = sip->sip_to->a_url;
     char *aor_full = url_str(target);
     char aor[512];
-    if (!aor_full || ims_sip_normalise_uri(aor_full, aor, sizeof(aor))) {
+    if (!aor_full || ims_identity_normalise(aor_full, aor, sizeof(aor))) {
         free(aor_full);
         scscf_reply(ctx, irq, 400, "Bad Request - Bad Request-URI", NULL, false);
         return 0;

@@ -50,6 +50,7 @@
 #include <sofia-sip/url.h>
 
 #include "ims_aka.h"
+#include "ims_identity.h"
 #include "ims_log.h"
 #include "ims_userdata.h"
 #include "scscf_auth.h"
@@ -781,7 +782,10 @@ int scscf_registrar_register(scscf_context *ctx, nta_incoming_t *irq, const sip_
         finish(t, 400, "Bad Request - Missing Header", NULL);
         return 0;
     }
-    if (ims_sip_impu_of(sip, t->impu, sizeof(t->impu))) {
+    /* the IMPU in its canonical form (ims_identity), the key of the store, the challenges and
+     * the HSS: sip:Alice@IMS.LAB is sip:Alice@ims.lab, sip:alice@ims.lab is another identity */
+    char to_uri[sizeof(t->impu)];
+    if (ims_sip_impu_of(sip, to_uri, sizeof(to_uri)) || ims_identity_normalise(to_uri, t->impu, sizeof(t->impu))) {
         finish(t, 400, "Bad Request - Bad To URI", NULL);
         return 0;
     }

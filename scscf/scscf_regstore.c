@@ -2,7 +2,8 @@
  * scscf_regstore: in-memory registrations of the S-CSCF. See scscf_regstore.h.
  *
  * References: TS 23.228 §4.3.3.3 (implicit registration set), TS 29.228 §6.1.2 and Annex E
- * (User-Data), RFC 3261 §10.3 (bindings), §19.1.4 (URI comparison), RFC 3680 §5.3 (contact events).
+ * (User-Data), RFC 3261 §10.3 (bindings), §19.1.4 (URI comparison; identity keys from
+ * common/ims_identity), RFC 3680 §5.3 (contact events).
  */
 #include "scscf_regstore.h"
 
@@ -14,6 +15,7 @@
 
 #include <sofia-sip/url.h>
 
+#include "ims_identity.h"
 #include "scscf_util.h"
 
 struct scscf_regstore {
@@ -37,30 +39,27 @@ const char *scscf_contact_event_name(int ev)
 
 void scscf_identity_key(const char *uri, char *out, size_t len)
 {
-    /* Scheme and host are case-insensitive (RFC 3261 §19.1.4); parameters and headers are not
-     * part of a public identity. The user part stays as is. */
+    /* The canonical key every NF and the HSS use (common/ims_identity: scheme and host
+     * case-insensitive, user part as RFC 3261 §19.1.4 says, no parameters or headers). A
+     * name-addr's angle brackets are tolerated here, as callers always could pass them. */
     if (!len)
         return;
+    out[0] = '\0';
     const char *p = uri ? uri : "";
     while (*p == ' ' || *p == '\t' || *p == '<')
         p++;
-    size_t n = strcspn(p, ">?");
-    const char *colon = memchr(p, ':', n);
-    bool is_tel = colon && colon - p == 3 && strncasecmp(p, "tel", 3) == 0;
-    const char *at = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] == '@')
-            at = p + i;
-    const char *host = at ? at + 1 : colon ? colon + 1 : p;
-    const char *semi = memchr(host, ';', n - (size_t)(host - p));
-    if (semi)
-        n = (size_t)(semi - p);
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 1 < len; i++) {
-        bool lower = (colon && p + i <= colon) || (!is_tel && p + i >= host);
-        out[o++] = lower ? (char)tolower((unsigned char)p[i]) : p[i];
-    }
-    out[o] = '\0';
+    size_t n = strcspn(p, ">");
+    char bare[IMS_IDENTITY_MAX];
+    if (n >= sizeof(bare))
+        return;   /* longer than any identity we register: matches nothing registered */
+    memcpy(bare, p, n);
+    bare[n] = '\0';
+    while (n && (bare[n - 1] == ' ' || bare[n - 1] == '\t'))
+        bare[--n] = '\0';
+    if (ims_identity_normalise(bare, out, len) == 0)
+        return;
+    /* not an identity we normalise: the text itself, so that it matches only itself */
+    snprintf(out, len, "%s", bare);
 }
 
 scscf_regstore *scscf_regstore_new(const scscf_timer_ops *ops, scscf_expiry_f on_expiry, void *arg)

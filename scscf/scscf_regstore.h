@@ -130,8 +130,9 @@ size_t scscf_regstore_impus(const scscf_regstore *st);
 size_t scscf_regstore_contacts(const scscf_regstore *st);
 size_t scscf_regstore_regs(const scscf_regstore *st);
 
-/* Normalised form of an identity for comparison/indexing (lower-case scheme and host, no
- * parameters). */
+/* Canonical key of an identity for comparison/indexing (ims_identity_normalise: lower-case
+ * scheme and host, user part case-sensitive, no parameters; <> tolerated). A text that is not a
+ * sip:/sips:/tel: identity is its own key; one too long for any identity gives "". */
 void scscf_identity_key(const char *uri, char *out, size_t len);
 
 #endif

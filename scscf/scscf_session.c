@@ -41,6 +41,7 @@
 #include <sofia-sip/url.h>
 
 #include "ims_cx.h"
+#include "ims_identity.h"
 #include "ims_log.h"
 #include "scscf_calllog.h"
 #include "scscf_cx.h"
@@ -159,17 +160,16 @@ int scscf_sess_callee(const url_t *u, char *out, size_t len)
     char buf[1024], param[32];
     if (!u || url_e(buf, sizeof(buf), u) >= (issize_t)sizeof(buf))
         return -1;
-    if (u->url_type == url_tel) {
-        size_t n = strcspn(buf, ";?");
-        buf[n] = '\0';
-        return snprintf(out, len, "%s", buf) < (int)len ? 0 : -1;
-    }
+    /* canonical identity keys (common/ims_identity), as the registrations and the HSS keep them:
+     * tel: global numbers without visual separators */
     if ((u->url_type == url_sip || u->url_type == url_sips) && u->url_user && u->url_user[0] == '+' &&
         url_param(u->url_params, "user", param, sizeof(param)) > 0 && strcasecmp(param, "phone") == 0) {
         size_t n = strcspn(u->url_user, ";");
-        return snprintf(out, len, "tel:%.*s", (int)n, u->url_user) < (int)len ? 0 : -1;
+        char tel[sizeof(buf)];
+        snprintf(tel, sizeof(tel), "tel:%.*s", (int)n, u->url_user);
+        return ims_identity_normalise(tel, out, len);
     }
-    return ims_sip_normalise_uri(buf, out, len);
+    return ims_identity_normalise(buf, out, len);
 }
 
 void scscf_sess_strip_credentials(const scscf_context *ctx, msg_t *msg, sip_t *sip)

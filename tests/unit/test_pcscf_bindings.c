@@ -64,8 +64,10 @@ static void test_lifecycle_and_lookups(void **state)
                      PCSCF_BINDING_UPDATED);
     assert_int_equal(pcscf_bindings_count(s), 2);
 
-    const pcscf_binding *b = pcscf_bindings_get(s, "SIP:ALICE@ims.lab", &a1);   /* case-insensitive */
+    /* scheme and host case-insensitive, user part not (RFC 3261 §19.1.4, common/ims_identity) */
+    const pcscf_binding *b = pcscf_bindings_get(s, "SIP:alice@IMS.LAB", &a1);
     assert_non_null(b);
+    assert_null(pcscf_bindings_get(s, "sip:ALICE@ims.lab", &a1));
     assert_int_equal(pcscf_binding_expires(b), 200);
     assert_string_equal(pcscf_binding_default_identity(b), "sip:alice@ims.lab");
     assert_null(pcscf_bindings_get(s, "sip:alice@ims.lab", &a2));
