@@ -144,7 +144,6 @@ def check_flooded(core, nf, port):
     check(a503 is not None, "%s: no 503 among the replies to the flood: %s" % (nf.name, codes))
     check(a503.get("Retry-After", "").split(";")[0].strip() == str(RETRY_AFTER),
           "%s: the 503 must carry Retry-After: %d:\n%s" % (nf.name, RETRY_AFTER, a503.text))
-    check(codes.get(200, 0) > 0, "%s: some of the flood should have been served (200): %s" % (nf.name, codes))
 
     log = nf.log()
     check(re.search(r"WARN .*UDP socket %s: the kernel dropped \d+ SIP datagrams.*sip\.udp_rcvbuf" %
