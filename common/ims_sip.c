@@ -71,6 +71,30 @@ const ims_cfg_field ims_sip_cfg_fields[] = {
       .def = "64", .min = 0, .max = 1000000,
       .help = "TCP connections accepted from one IP address; further ones are closed at once "
               "(sip_tcp_refused_total); 0: no limit" },
+    /* 4 MiB asked, 8 MiB kept by the kernel (socket(7) doubles it). A SIP datagram of ~1 KiB
+     * takes ~2.3 KiB of that (its skb truesize: 2,304 bytes for 800 bytes of payload on
+     * loopback), so the queue holds ~3,600 datagrams: about a second of the benchmark's peak
+     * registration load at the P-CSCF (1,200 registrations/s, two REGISTERs and two responses
+     * each) — enough to ride out a stall of the loop, and half of it (udp_shed_percent) before
+     * new requests get 503. The kernel default (212,992 bytes, ~90 datagrams) overflows after
+     * ~20 ms of such load. It is also net.core.rmem_max of our test machines; on a stock Debian
+     * (212,992) the NF warns at start unless it has CAP_NET_ADMIN (SO_RCVBUFFORCE). */
+    { .key = "udp_rcvbuf", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, udp_rcvbuf),
+      .def = "4194304", .min = 0, .max = 536870912,
+      .help = "bytes of receive buffer for each SIP UDP socket (the kernel keeps twice that; above "
+              "net.core.rmem_max only with CAP_NET_ADMIN); a full buffer drops datagrams "
+              "(sip_udp_socket_drops_total); 0: the kernel default" },
+    /* Sends only wait in the send buffer until the interface took them (loopback: at once), and
+     * nta retransmits what a full one refused: the kernel default (212,992) is enough. */
+    { .key = "udp_sndbuf", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, udp_sndbuf),
+      .def = "0", .min = 0, .max = 536870912,
+      .help = "bytes of send buffer for each SIP UDP socket (the kernel keeps twice that; above "
+              "net.core.wmem_max only with CAP_NET_ADMIN); 0: the kernel default" },
+    { .key = "udp_shed_percent", .type = IMS_CFG_INT, .offset = offsetof(ims_sip_cfg, udp_shed_percent),
+      .def = "50", .min = 0, .max = 90,
+      .help = "when a SIP UDP receive queue holds this % of its buffer, new out-of-dialog requests "
+              "get 503 with Retry-After (sip_udp_queue_rejected_total) until every queue is below "
+              "half of it, so that load is refused before the kernel drops it; 0: never" },
     { .key = NULL },
 };
 
@@ -478,29 +502,36 @@ void ims_sip_work_add(int64_t delta)
     ims_metric_add(gauge, delta);
 }
 
-/* True (and the request answered 503) when an initial request arrives over the limit. Requests
- * inside a dialog (To tag), ACK and CANCEL are never refused: they end work, they do not add it. */
+/* True (and the request answered 503) when an initial request arrives over the limit, or while
+ * a SIP UDP receive queue is nearly full (ims_sip_udp.c). Requests inside a dialog (To tag), ACK
+ * and CANCEL are never refused: they end work, they do not add it. Both reasons refuse requests
+ * from every transport: it is the one loop behind them that is short of time. */
 static bool shed_load(ims_sip *s, nta_incoming_t *irq, const sip_t *sip)
 {
-    if (s->max_transactions == 0 || atomic_load(&g_work) < s->max_transactions)
+    bool over_limit = s->max_transactions != 0 && atomic_load(&g_work) >= s->max_transactions;
+    if (!over_limit && !ims_sip_udp_shedding(s))
         return false;
     if (sip->sip_request->rq_method == sip_method_ack || (sip->sip_to && sip->sip_to->a_tag))
         return false;
 
-    static ims_metric *rejected;
-    if (!rejected)
-        rejected = ims_metric_counter("sip_overload_rejected_total",
-                                      "new requests answered 503 because sip.max_transactions was reached");
-    ims_metric_inc(rejected);
+    if (over_limit) {
+        static ims_metric *rejected;
+        if (!rejected)
+            rejected = ims_metric_counter("sip_overload_rejected_total",
+                                          "new requests answered 503 because sip.max_transactions was reached");
+        ims_metric_inc(rejected);
 
-    /* One warning per second at most: an overload is a flood by definition. */
-    time_t now = time(NULL);
-    if (now != s->overload_logged) {
-        s->overload_logged = now;
-        IMS_WARN("sip", "overload: %lld requests in progress (sip.max_transactions %u): answering new "
-                 "requests 503 Retry-After %u (%s from %s)", (long long)atomic_load(&g_work),
-                 s->max_transactions, s->retry_after, sip->sip_request->rq_method_name,
-                 sip->sip_from && sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "?");
+        /* One warning per second at most: an overload is a flood by definition. */
+        time_t now = time(NULL);
+        if (now != s->overload_logged) {
+            s->overload_logged = now;
+            IMS_WARN("sip", "overload: %lld requests in progress (sip.max_transactions %u): answering new "
+                     "requests 503 Retry-After %u (%s from %s)", (long long)atomic_load(&g_work),
+                     s->max_transactions, s->retry_after, sip->sip_request->rq_method_name,
+                     sip->sip_from && sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "?");
+        }
+    } else {
+        ims_sip_udp_count_rejected();   /* ims_sip_udp.c warns when it starts and while it lasts */
     }
     sip_retry_after_t ra[1];
     sip_retry_after_init(ra)->af_delta = s->retry_after;
@@ -670,7 +701,7 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
         snprintf(err, errlen, "cannot create the default SIP leg");
         goto fail;
     }
-    if (ims_sip_transport_setup(s, cfg, err, errlen) < 0)
+    if (ims_sip_transport_setup(s, cfg, err, errlen) < 0 || ims_sip_udp_setup(s, cfg, err, errlen) < 0)
         goto fail;
     ims_sip_timer_start(s, HOUSEKEEPING_MS, housekeeping, s);
     return s;

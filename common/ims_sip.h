@@ -49,6 +49,11 @@ typedef struct {
                                   (no byte either way); <= 0: sofia's own default (30 min) */
     long tcp_max_per_address;  /* TCP connections accepted from one IP address; more are closed
                                   at once; <= 0: no limit */
+    long udp_rcvbuf;           /* bytes asked for each SIP UDP socket's receive buffer (the kernel
+                                  keeps twice that); <= 0: the kernel default */
+    long udp_sndbuf;           /* same for the send buffer */
+    long udp_shed_percent;     /* a UDP receive queue this full (% of its buffer) makes new
+                                  requests get 503 until all are below half of it; <= 0: never */
 } ims_sip_cfg;
 
 extern const ims_cfg_field ims_sip_cfg_fields[];

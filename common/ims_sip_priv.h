@@ -27,6 +27,22 @@ typedef struct ims_sip_defer_item {
 struct ims_sip_fwd;             /* ims_sip_proxy.c: one forwarded server transaction */
 struct ims_sip_uac;             /* ims_sip_proxy.c: one request of our own */
 struct ims_sip_fork;            /* ims_sip_fork.c: one forked server transaction */
+struct ims_metric;
+
+/* One SIP UDP socket of the agent (ims_sip_udp.c); nta owns the descriptor. */
+typedef struct {
+    int fd;
+    unsigned long inode;        /* the socket's inode: its row in /proc/net/udp{,6} */
+    char name[64];              /* "127.0.0.1:5060", "[::1]:5060": logs and the metric label */
+    int64_t rcvbuf;             /* receive buffer as the kernel keeps it (twice what was asked) */
+    uint64_t drops;             /* kernel drops at the last look */
+    uint64_t drops_warned;      /* drops at the last warning */
+    time_t warned;              /* time of the last drop warning, 0: none yet */
+    struct ims_metric *m_drops, *m_queue, *m_rcvbuf;
+} ims_sip_udp_sock;
+
+/* nta opens one UDP socket per address family it listens on. */
+#define IMS_SIP_UDP_MAX 4
 
 struct ims_sip {
     su_home_t home[1];          /* strings and tables that live as long as the agent */
@@ -69,6 +85,15 @@ struct ims_sip {
     uint64_t *tcp_seen;         /* per fd: peer of the connection seen at the last scan, 0: none */
     int tcp_seen_len;
     time_t tcp_idle_logged, tcp_refused_logged;
+
+    /* UDP sockets: buffers, drops, shedding on a full receive queue (ims_sip_udp.c). */
+    ims_sip_udp_sock udp[IMS_SIP_UDP_MAX];
+    size_t nudp;
+    bool udp_meminfo;           /* getsockopt(SO_MEMINFO) works, else /proc/net/udp */
+    unsigned udp_shed_percent;  /* sip.udp_shed_percent, 0: no shedding on the queue */
+    bool udp_shedding;          /* a queue passed udp_shed_percent and not all are below half */
+    uint64_t udp_shed_base;     /* sip_udp_queue_rejected_total when shedding started */
+    time_t udp_shed_since, udp_shed_logged;
     ims_sip_timer *timers;
 };
 
@@ -103,6 +128,25 @@ int ims_sip_check_request(ims_sip *s, nta_incoming_t *irq, const sip_t *sip);
 int ims_sip_transport_setup(ims_sip *s, const ims_sip_cfg *cfg, char *err, size_t errlen);
 /* ims_sip_transport.c: frees what ims_sip_transport_setup allocated (ims_sip_destroy). */
 void ims_sip_transport_shutdown(ims_sip *s);
+
+/* ims_sip_udp.c: applies sip.udp_rcvbuf / sip.udp_sndbuf to the agent's UDP sockets and starts
+ * the look at their queues and drops. 0 / -1 + err. */
+int ims_sip_udp_setup(ims_sip *s, const ims_sip_cfg *cfg, char *err, size_t errlen);
+/* ims_sip_udp.c: true while new requests are to be answered 503 (a UDP receive queue is full). */
+bool ims_sip_udp_shedding(ims_sip *s);
+/* ims_sip_udp.c: counts one request answered 503 because of ims_sip_udp_shedding. */
+void ims_sip_udp_count_rejected(void);
+
+/* One row of /proc/net/udp or /proc/net/udp6 (proc(5)). */
+typedef struct {
+    unsigned local_port;
+    bool v6;                    /* 32 hex digits of address */
+    unsigned long inode;
+    uint64_t tx_queue, rx_queue;    /* bytes (hex in the file) */
+    uint64_t drops;
+} ims_udp_proc_line;
+/* Parses one row; the header line and anything malformed: -1. 0 on success. */
+int ims_udp_parse_proc_line(const char *line, ims_udp_proc_line *out);
 
 /* Bound to INVITEs the NF holds: answers a CANCEL with 487 (ims_sip.c). */
 int ims_sip_held_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip);
