@@ -283,6 +283,21 @@ static void housekeeping(void *arg)
     }
     ims_metric_set(m_used, (int64_t)used);
     ims_metric_set(m_free, (int64_t)freeb);
+    /* what holds that memory: nta's transactions, including the completed ones it keeps for
+     * retransmissions (Timer J/K, RFC 3261 §17) that our sip_transactions_active does not see */
+    static ims_metric *m_irq, *m_orq;
+    if (!m_irq) {
+        m_irq = ims_metric_gauge("sip_nta_server_transactions",
+                                 "server transactions nta holds, completed ones kept for retransmissions included");
+        m_orq = ims_metric_gauge("sip_nta_client_transactions",
+                                 "client transactions nta holds, completed ones kept for retransmissions included");
+    }
+    usize_t irqs = 0, orqs = 0;
+    if (nta_agent_get_stats(s->agent, NTATAG_S_IRQ_HASH_USED_REF(irqs), NTATAG_S_ORQ_HASH_USED_REF(orqs),
+                            TAG_END()) > 0) {
+        ims_metric_set(m_irq, (int64_t)irqs);
+        ims_metric_set(m_orq, (int64_t)orqs);
+    }
     ims_sip_timer_start(s, HOUSEKEEPING_MS, housekeeping, s);
 }
 

@@ -19,8 +19,9 @@
  *    2xx (retransmissions, other forks) reach the agent's message callback and are forwarded
  *    statelessly (§16.7 step 1, RFC 6026 §7.1). Without that callback nta would ACK and BYE them
  *    as orphans, killing the call. Other stray responses are dropped.
- *  - ACK for a 2xx is a new transaction (§13.2.2.4): it is forwarded without a client
- *    transaction to wait on; the ACK of a non-2xx final is hop-by-hop and handled by nta.
+ *  - ACK for a 2xx is a new transaction (§13.2.2.4): it is sent straight to the transport
+ *    (send_ack: nta would keep an ACK transaction for 32 s); the ACK of a non-2xx final is
+ *    hop-by-hop and handled by nta.
  *  - Errors nta raises itself (transport failure 503, timeout 408) come back as responses and
  *    are relayed like any other. nta does not send 408 to a non-INVITE request upstream
  *    (RFC 4320: the client has timed out too), it only completes the transaction.
@@ -39,6 +40,11 @@
 #include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
+
+#include "ims_aka.h"
+#include "ims_log.h"
 
 /* RFC 3261 §16.6 step 3: the value a proxy puts when the request carries none. */
 #define IMS_SIP_MAX_FORWARDS 70
@@ -172,6 +178,48 @@ static int max_forwards(msg_t *msg, sip_t *sip, bool decrement)
     return 0;
 }
 
+/* ---------- ACK without a transaction ---------- */
+
+/* An ACK for a 2xx goes straight to the transport. nta would create a client transaction for it
+ * and keep it, with the whole message, in its "trying" queue until Timer F (64*T1 = 32 s, nta.c
+ * outgoing_trying) even when asked to send statelessly: two ACKs per call then held ~30 % of a
+ * P-CSCF's memory under call load (issue 16). Nothing answers an ACK (RFC 3261 §17.1.1.3), so
+ * there is nothing for a transaction to wait on. We add our Via (§16.6 step 8: the sent-by nta
+ * uses for this transport, with a branch of our own, §8.1.1.7) and send to the next hop `route`
+ * (already mapped through the hosts table): its ;transport, else UDP; its port, else 5060.
+ * tport_tsend resolves a host name itself. Takes msg. 0 / -1. */
+static int send_ack(ims_sip *s, msg_t *msg, sip_t *sip, const url_t *route)
+{
+    char proto[8] = "udp", via[300], branch[2 * 8 + 1];
+    uint8_t rnd[8];
+    if (url_param(route->url_params, "transport", proto, sizeof(proto)) == 0)
+        snprintf(proto, sizeof(proto), "udp");
+    if (strcasecmp(proto, "udp") && strcasecmp(proto, "tcp")) {
+        msg_destroy(msg);
+        return -1;
+    }
+    const sip_via_t *v = nta_agent_via(s->agent);
+    while (v && !(v->v_protocol && strlen(v->v_protocol) > 8 && strcasecmp(v->v_protocol + 8, proto) == 0))
+        v = v->v_next;
+    if (!v || ims_random(rnd, sizeof(rnd))) {
+        msg_destroy(msg);
+        return -1;
+    }
+    ims_hex_encode(rnd, sizeof(rnd), branch);
+    snprintf(via, sizeof(via), "%s %s%s%s;branch=z9hG4bK-ack-%s", v->v_protocol, v->v_host, v->v_port ? ":" : "",
+             v->v_port ? v->v_port : "", branch);
+    tp_name_t tpn = { .tpn_proto = proto, .tpn_host = route->url_host, .tpn_canon = route->url_host,
+                      .tpn_port = route->url_port && *route->url_port ? route->url_port : "5060" };
+    tport_t *tp = NULL;
+    if (ims_sip_prepend_header(msg, sip, "Via", via) == 0)
+        tp = tport_tsend(nta_agent_tports(s->agent), msg, &tpn, TAG_END());
+    if (!tp)
+        IMS_DEBUG("sip", "ACK %s: not sent to %s:%s/%s", sip->sip_call_id ? sip->sip_call_id->i_id : "?",
+                  tpn.tpn_host, tpn.tpn_port, proto);
+    msg_destroy(msg);
+    return tp ? 0 : -1;
+}
+
 /* ---------- forwarding ---------- */
 
 /* CANCEL (or ACK of our non-2xx final, or Timer H) on the upstream transaction. */
@@ -284,14 +332,10 @@ int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *ne
     }
 
     if (sip->sip_request->rq_method == sip_method_ack) {
-        /* Nothing answers an ACK: send it and let both transactions go. */
-        nta_outgoing_t *orq = nta_outgoing_mcreate(s->agent, NULL, NULL, route, msg, TAG_END());
-        if (orq)
-            nta_outgoing_destroy(orq);
-        else
-            msg_destroy(msg);
+        /* Nothing answers an ACK: send it (send_ack: no client transaction) and let irq go. */
+        int rc = send_ack(s, msg, sip, (const url_t *)route);
         nta_incoming_destroy(irq);
-        return orq ? 0 : -1;
+        return rc;
     }
 
     struct ims_sip_fwd *f = calloc(1, sizeof(*f));
@@ -396,14 +440,8 @@ int ims_sip_send_request(ims_sip *s, msg_t *msg, const url_t *next_hop, ims_sip_
     if (!route)
         goto fail;
 
-    if (sip->sip_request->rq_method == sip_method_ack) {
-        /* Nothing answers an ACK (RFC 3261 §17.1.1.3): send it, no callback. */
-        nta_outgoing_t *ack = nta_outgoing_mcreate(s->agent, NULL, NULL, route, msg, TAG_END());
-        if (!ack)
-            goto fail;
-        nta_outgoing_destroy(ack);
-        return 0;
-    }
+    if (sip->sip_request->rq_method == sip_method_ack)
+        return send_ack(s, msg, sip, (const url_t *)route);   /* takes msg */
 
     struct ims_sip_uac *u = calloc(1, sizeof(*u));
     if (!u)
