@@ -38,6 +38,8 @@
 
 /* ---------- configuration ---------- */
 
+static const char *const core_transports[] = { "udp", "tcp", NULL };
+
 const ims_cfg_field ims_sip_cfg_fields[] = {
     { .key = "listen", .type = IMS_CFG_STR, .offset = offsetof(ims_sip_cfg, listen), .def = "127.0.0.1",
       .help = "SIP listen address, UDP and TCP (IPv4 or IPv6 literal)" },
@@ -95,6 +97,12 @@ const ims_cfg_field ims_sip_cfg_fields[] = {
       .help = "when a SIP UDP receive queue holds this % of its buffer, new out-of-dialog requests "
               "get 503 with Retry-After (sip_udp_queue_rejected_total) until every queue is below "
               "half of it, so that load is refused before the kernel drops it; 0: never" },
+    { .key = "core_transport", .type = IMS_CFG_ENUM, .offset = offsetof(ims_sip_cfg, core_transport),
+      .def = "tcp", .enum_names = core_transports,
+      .help = "transport between the network elements of the core: tcp (default: no 32 s retention of "
+              "completed transactions, no datagram drops between CSCFs) or udp; written as "
+              ";transport= into Path, Service-Route, the core-facing Record-Route and subscription "
+              "Contacts; UEs keep the transport they use" },
     { .key = NULL },
 };
 
@@ -593,6 +601,19 @@ nta_agent_t *ims_sip_agent(ims_sip *s) { return s ? s->agent : NULL; }
 su_home_t *ims_sip_home(ims_sip *s) { return s ? s->home : NULL; }
 const char *ims_sip_self_uri(const ims_sip *s) { return s ? s->self_uri : NULL; }
 
+const char *ims_sip_core_param(const ims_sip *s)
+{
+    return s && s->core_transport == IMS_SIP_CORE_TCP ? ";transport=tcp" : "";
+}
+
+url_t *ims_sip_core_hop(const ims_sip *s, su_home_t *home, const url_t *target)
+{
+    url_t *u = target ? url_hdup(home, target) : NULL;
+    if (u && *ims_sip_core_param(s) && !url_has_param(u, "transport") && url_param_add(home, u, "transport=tcp") < 0)
+        return NULL;
+    return u;
+}
+
 int ims_sip_set_timers(ims_sip *s, unsigned t1_ms, unsigned t1x64_ms)
 {
     if (!s || !s->agent)
@@ -641,6 +662,7 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
     s->arg = arg;
     s->port = (unsigned)cfg->port;
     s->max_transactions = cfg->max_transactions > 0 ? (unsigned)cfg->max_transactions : 0;
+    s->core_transport = cfg->core_transport;
     s->retry_after = cfg->retry_after > 0 ? (unsigned)cfg->retry_after : 2;
     s->listen = su_strdup(s->home, listen);
     s->hostname = cfg->hostname && *cfg->hostname ? su_strdup(s->home, cfg->hostname) : NULL;

@@ -54,7 +54,11 @@ typedef struct {
     long udp_sndbuf;           /* same for the send buffer */
     long udp_shed_percent;     /* a UDP receive queue this full (% of its buffer) makes new
                                   requests get 503 until all are below half of it; <= 0: never */
+    int core_transport;        /* IMS_SIP_CORE_*: how the other network elements reach us and we
+                                  them (ims_sip_core_param); UEs keep their own transport */
 } ims_sip_cfg;
+
+enum { IMS_SIP_CORE_UDP = 0, IMS_SIP_CORE_TCP = 1 };
 
 extern const ims_cfg_field ims_sip_cfg_fields[];
 
@@ -84,6 +88,17 @@ su_home_t *ims_sip_home(ims_sip *s);
 /* sip:<advertised host>:<port> of this NF, as a string ("sip:127.0.0.1:5060"): the URI it puts
  * into Path, Record-Route, Service-Route and its own requests. */
 const char *ims_sip_self_uri(const ims_sip *s);
+/* The URI parameter for sip.core_transport: ";transport=tcp" (tcp) or "" (udp). It goes into the
+ * URIs this NF hands to other network elements of the core (Path, Service-Route, the core-facing
+ * Record-Route, the Contact of its own subscriptions), never into what a UE routes by. Why TCP by
+ * default: on a reliable transport nta ends a completed transaction at once instead of keeping it,
+ * with both messages, for Timer J / Timer D (64*T1 = 32 s, RFC 3261 §17.1.1.2, §17.2.2), and TCP's
+ * flow control replaces silent datagram drops between the CSCFs (issue 16). */
+const char *ims_sip_core_param(const ims_sip *s);
+/* A copy (in home) of `target`, a core element's URI from the configuration or the HSS, with
+ * ";transport=<core>" added when it names no transport and the core transport is tcp. NULL on
+ * bad input or out of memory. */
+url_t *ims_sip_core_hop(const ims_sip *s, su_home_t *home, const url_t *target);
 
 /* Overload control (RFC 3261 §21.5.4, §20.33; the simple local form of RFC 7339's idea):
  * the work a CSCF has in progress — forwarded transactions, its own client transactions and

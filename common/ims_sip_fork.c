@@ -32,6 +32,7 @@ typedef struct {
     nta_outgoing_t *orq;
     ims_sip_timer *timer_c;
     bool done;                  /* final response received (or 408 by Timer C / no answer) */
+    bool cancel_wanted;         /* CANCEL to send with its first provisional response */
 } fork_branch;
 
 struct ims_sip_fork {
@@ -89,13 +90,27 @@ static void fork_free(struct ims_sip_fork *fk, bool keep_irq)
     free(fk);
 }
 
+/* CANCEL of one INVITE branch (ims_sip_cancel: its 487 must still reach us on TCP). Before its
+ * first provisional response: marked, and sent by branch_response when one comes, unless the
+ * branch is over by then (then nta's own delayed CANCEL does). */
+static void cancel_branch(fork_branch *b, bool will_wait)
+{
+    if (!b->orq)
+        return;
+    int rc = ims_sip_cancel(b->fk->s, b->orq);
+    if (rc == 0 && will_wait)
+        b->cancel_wanted = true;
+    else if (rc <= 0)
+        nta_outgoing_cancel(b->orq);
+}
+
 static void cancel_pending(struct ims_sip_fork *fk)
 {
     if (!fk->invite)
         return;
     for (size_t i = 0; i < fk->n; i++)
         if (!fk->b[i].done && fk->b[i].orq)
-            nta_outgoing_cancel(fk->b[i].orq);
+            cancel_branch(&fk->b[i], true);
 }
 
 /* Sends upstream: our Via off, through irq. Frees msg. */
@@ -170,8 +185,7 @@ static void timer_c_fired(void *arg)
     fork_branch *b = arg;
     b->timer_c = NULL;
     IMS_INFO(SUBSYS, "Timer C: cancelling a branch with no final response");
-    if (b->orq)
-        nta_outgoing_cancel(b->orq);
+    cancel_branch(b, false);   /* the branch ends here: its 487 is not waited for */
     branch_final(b, 408, NULL);
     fork_check(b->fk);
 }
@@ -185,8 +199,8 @@ static void no_answer_fired(void *arg)
     for (size_t i = 0; i < fk->n; i++) {
         if (fk->b[i].done)
             continue;
-        if (fk->invite && fk->b[i].orq)
-            nta_outgoing_cancel(fk->b[i].orq);
+        if (fk->invite)
+            cancel_branch(&fk->b[i], false);
         branch_final(&fk->b[i], 408, NULL);
     }
     fork_check(fk);
@@ -210,6 +224,11 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
             msg_destroy(msg);
         msg = NULL;
         sip = NULL;
+    }
+    if (b->cancel_wanted && status < 200) {
+        b->cancel_wanted = false;
+        if (ims_sip_cancel(fk->s, orq) < 0)
+            nta_outgoing_cancel(orq);
     }
     if (status > 100 && !fk->heard) {
         fk->heard = true;

@@ -59,6 +59,7 @@ struct ims_sip {
     char *adv_host;             /* sip.advertise host (no brackets), default the listen address */
     unsigned adv_port;          /* sip.advertise port, default our port */
     char *self_uri;             /* sip:<adv_host>:<adv_port> */
+    int core_transport;         /* sip.core_transport, IMS_SIP_CORE_* */
     unsigned max_transactions;  /* overload limit (ims_sip_work_add), 0: none */
     unsigned retry_after;       /* seconds */
     time_t overload_logged;     /* last overload warning, one per second */
@@ -118,6 +119,15 @@ url_string_t *ims_sip_route_of(ims_sip *s, msg_t *msg, const url_t *hop, int *st
  * forks, after the transaction ended) are forwarded statelessly (RFC 3261 §16.7 / §18.2.2),
  * anything else is dropped. */
 int ims_sip_stray_response(ims_sip *s, msg_t *msg, sip_t *sip);
+
+/* CANCEL of a client INVITE transaction (RFC 3261 §9.1), built and sent here instead of by
+ * nta_outgoing_cancel(): nta "completes" the INVITE transaction when it sends the CANCEL, and on
+ * a reliable transport (sip.core_transport tcp) that terminates it at once (nta.c
+ * outgoing_complete), so the 487 that follows matches no transaction and is never relayed
+ * upstream. Returns 1 when sent (or nothing is left to cancel: a final response came), 0 when no
+ * provisional response has come yet (§9.1: not before one; call again on the first one), -1 on
+ * error (the caller may fall back to nta_outgoing_cancel). */
+int ims_sip_cancel(ims_sip *s, nta_outgoing_t *orq);
 
 /* ims_sip_transport.c: checks of a new request before any NF logic (invalid Max-Forwards ->
  * 400, body shorter than Content-Length -> discarded). 0: go on; > 0: a status for the default

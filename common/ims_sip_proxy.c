@@ -14,7 +14,8 @@
  *    provisional responses are relayed as they come (100 Trying is hop-by-hop: nta absorbs the
  *    downstream one and we send our own for INVITE, §16.2).
  *  - §16.10: a CANCEL for irq is answered 200 by nta, which calls our irq callback: we send
- *    CANCEL downstream (nta_outgoing_cancel) and the downstream 487 is relayed upstream.
+ *    CANCEL downstream (ims_sip_cancel: built here, so that nta keeps the INVITE transaction on
+ *    TCP too) and the downstream 487 is relayed upstream.
  *  - 2xx to INVITE: the client transaction ends with the first 2xx (RFC 3261 §17.1.1.2); more
  *    2xx (retransmissions, other forks) reach the agent's message callback and are forwarded
  *    statelessly (§16.7 step 1, RFC 6026 §7.1). Without that callback nta would ACK and BYE them
@@ -54,6 +55,7 @@ struct ims_sip_fwd {
     ims_sip *s;
     nta_incoming_t *irq;
     nta_outgoing_t *orq;
+    bool cancel_wanted;         /* CANCELled upstream before any provisional came (ims_sip_cancel) */
     ims_sip_response_f on_response;
     void *arg;
 };
@@ -220,6 +222,53 @@ static int send_ack(ims_sip *s, msg_t *msg, sip_t *sip, const url_t *route)
     return tp ? 0 : -1;
 }
 
+/* ---------- CANCEL ---------- */
+
+int ims_sip_cancel(ims_sip *s, nta_outgoing_t *orq)
+{
+    int st = nta_outgoing_status(orq);
+    if (st >= 200)
+        return 1;
+    if (st < 100)
+        return 0;
+    int rc = -1;
+    msg_t *req = nta_outgoing_getrequest(orq);
+    sip_t *rs = req ? sip_object(req) : NULL;
+    msg_t *m = NULL;
+    if (!rs || !rs->sip_request || !rs->sip_via || !rs->sip_call_id || !rs->sip_from || !rs->sip_to || !rs->sip_cseq)
+        goto out;
+    m = nta_msg_create(s->agent, 0);
+    sip_t *cs = m ? sip_object(m) : NULL;
+    su_home_t *home = m ? msg_home(m) : NULL;
+    if (!cs)
+        goto out;
+    /* §9.1: Request-URI, Call-ID, To, From, the CSeq number and the Route set of the request;
+     * its top Via alone (ours, with the INVITE's branch); method CANCEL */
+    char *via = sip_header_as_string(home, (sip_header_t const *)rs->sip_via);
+    char cseq[40];
+    snprintf(cseq, sizeof(cseq), "%u CANCEL", rs->sip_cseq->cs_seq);
+    sip_request_t *rq = sip_request_create(home, sip_method_cancel, "CANCEL", (url_string_t *)rs->sip_request->rq_url,
+                                           NULL);
+    if (!via || !rq ||
+        sip_add_tl(m, cs, SIPTAG_REQUEST(rq), SIPTAG_VIA_STR(via), SIPTAG_CALL_ID(rs->sip_call_id),
+                   SIPTAG_FROM(rs->sip_from), SIPTAG_TO(rs->sip_to), SIPTAG_CSEQ_STR(cseq),
+                   SIPTAG_ROUTE(rs->sip_route), SIPTAG_MAX_FORWARDS_STR("70"), TAG_END()) < 0)
+        goto out;
+    /* default callback: nta ends it with its final response (the 200 to the CANCEL) */
+    nta_outgoing_t *cancel = nta_outgoing_mcreate(s->agent, NULL, NULL, (url_string_t const *)nta_outgoing_route_uri(orq),
+                                                  m, NTATAG_USER_VIA(1), TAG_END());
+    if (cancel) {
+        m = NULL;   /* nta's */
+        rc = 1;
+    }
+out:
+    if (m)
+        msg_destroy(m);
+    if (req)
+        msg_destroy(req);
+    return rc;
+}
+
 /* ---------- forwarding ---------- */
 
 /* CANCEL (or ACK of our non-2xx final, or Timer H) on the upstream transaction. */
@@ -227,8 +276,14 @@ static int fwd_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t
 {
     struct ims_sip_fwd *f = (struct ims_sip_fwd *)magic;
     (void)irq;
-    if (f && sip && sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && f->orq)
-        nta_outgoing_cancel(f->orq);    /* §16.10: the callee's 487 is relayed upstream */
+    if (f && sip && sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && f->orq) {
+        /* §16.10: the callee's 487 is relayed upstream */
+        int rc = ims_sip_cancel(f->s, f->orq);
+        if (rc == 0)
+            f->cancel_wanted = true;          /* sent with the first provisional response */
+        else if (rc < 0)
+            nta_outgoing_cancel(f->orq);
+    }
     return 0;
 }
 
@@ -264,6 +319,13 @@ static int fwd_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t 
         return 0;
     }
     status = sip->sip_status->st_status;
+    if (f->cancel_wanted && status < 200) {
+        int rc = ims_sip_cancel(f->s, orq);
+        if (rc != 0)
+            f->cancel_wanted = false;
+        if (rc < 0)
+            nta_outgoing_cancel(orq);
+    }
 
     int rc = f->on_response ? f->on_response(f->arg, f->irq, msg, sip) : 0;
     if (rc >= 300 && rc <= 699) {
@@ -272,7 +334,7 @@ static int fwd_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t 
         msg_destroy(msg);
         if (nta_incoming_status(f->irq) < 200)
             nta_incoming_treply(f->irq, rc, NULL, TAG_END());
-        if (status < 200 && nta_outgoing_method(orq) == sip_method_invite)
+        if (status < 200 && nta_outgoing_method(orq) == sip_method_invite && ims_sip_cancel(f->s, orq) < 0)
             nta_outgoing_cancel(orq);
         fwd_finish(f);
         return 0;

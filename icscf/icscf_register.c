@@ -424,9 +424,11 @@ static int forward(icscf_reg *r, const char *scscf, const char **phrase)
     }
 
     url_t *target = url_make(msg_home(msg), scscf);
-    url_t *hop = target && (target->url_type == url_sip || target->url_type == url_sips) && target->url_host
-                     ? ims_sip_next_hop(ctx->sip, msg_home(msg), target)
-                     : NULL;
+    /* the S-CSCF over the core transport (sip.core_transport) unless its name says otherwise */
+    url_t *core = target && (target->url_type == url_sip || target->url_type == url_sips) && target->url_host
+                      ? ims_sip_core_hop(ctx->sip, msg_home(msg), target)
+                      : NULL;
+    url_t *hop = core ? ims_sip_next_hop(ctx->sip, msg_home(msg), core) : NULL;
     if (!hop) {
         IMS_WARN(SUBSYS, "REGISTER %s: S-CSCF name '%s' is not a usable SIP URI", r->impu, scscf);
         msg_destroy(msg);

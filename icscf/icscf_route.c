@@ -210,6 +210,8 @@ static int forward_to_scscf(icscf_context *ctx, icscf_sess *s, const char *scscf
     if (!s->trusted && icscf_strip_untrusted(msg, sip) > 0)
         IMS_DEBUG(SUBSYS, "%s to %s from outside the trust domain: trust-domain headers removed", s->method, s->impu);
     url_t *u = url_make(msg_home(msg), scscf);
+    if (u && (u->url_type == url_sip || u->url_type == url_sips) && u->url_host)
+        u = ims_sip_core_hop(ctx->sip, msg_home(msg), u);   /* over sip.core_transport */
     if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host) {
         msg_destroy(msg);
         return -1;

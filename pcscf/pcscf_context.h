@@ -64,7 +64,10 @@ typedef struct {
     /* Our URIs, from sip.hostname and sip.port */
     char self_uri[256];              /* sip:pcscf.ims.lab:5060 (From/P-Asserted-Identity of our SUBSCRIBEs) */
     char path_uri[256];              /* <sip:term@pcscf.ims.lab:5060;lr>: Path (RFC 3327) */
-    char rr_uri[256];                /* <sip:pcscf.ims.lab:5060;lr>: Record-Route */
+    char rr_uri[256];                /* <sip:pcscf.ims.lab:5060;lr>: Record-Route (UE side) */
+    char rr_core_uri[256];           /* <sip:pcscf.ims.lab:5060;lr;transport=tcp>: Record-Route on
+                                        the core side when sip.core_transport is not the UE's
+                                        (RFC 5658 double Record-Route); "" with core_transport udp */
     uint8_t dialog_key[16];          /* random per process: Record-Route tokens (pcscf_dialog.c) */
 
     pcscf_bindings *bindings;

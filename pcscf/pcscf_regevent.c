@@ -264,7 +264,7 @@ static int send_subscribe(pcscf_subscription *s, unsigned expires)
         snprintf(to, sizeof(to), "<%s>", s->impu);
     snprintf(cseq, sizeof(cseq), "%u SUBSCRIBE", ++s->cseq);
     snprintf(exp, sizeof(exp), "%u", expires);
-    snprintf(contact, sizeof(contact), "<%s>", ctx->self_uri);
+    snprintf(contact, sizeof(contact), "<%s%s>", ctx->self_uri, ims_sip_core_param(ctx->sip));   /* NOTIFYs */
     snprintf(pai, sizeof(pai), "<%s>", ctx->self_uri);
     ims_sip_new_icid(icid, sizeof(icid));
     snprintf(pcv, sizeof(pcv), "icid-value=\"%s\"", icid);

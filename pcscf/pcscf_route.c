@@ -215,13 +215,30 @@ static bool flow_serves(const url_t *ruri, const pcscf_binding *b)
     return (size_t)n <= sizeof(t) && strcasecmp(t, b->source.transport) == 0;
 }
 
+/* Our Record-Route for a dialog of the UE at ue_host: the UE-side URI with its token
+ * (pcscf_dialog.c) and, when sip.core_transport differs from what a UE uses, a core-side URI with
+ * ;transport=tcp next to it (RFC 5658 double Record-Route: each side routes to us by its own
+ * transport, and both are popped as ours). Towards the core (to_core, originating) the core-side
+ * entry is on top, towards the UE the UE-side one: each side sees its own first. 0 / -1. */
+static int record_route(pcscf_context *ctx, msg_t *msg, sip_t *fw, const char *ue_host, bool to_core)
+{
+    char rr[400];
+    if (pcscf_dialog_record_route(ctx, fw, ue_host, rr, sizeof(rr)))
+        return -1;
+    if (!ctx->rr_core_uri[0])
+        return ims_sip_prepend_header(msg, fw, "Record-Route", rr);
+    const char *first = to_core ? rr : ctx->rr_core_uri, *second = to_core ? ctx->rr_core_uri : rr;
+    return ims_sip_prepend_header(msg, fw, "Record-Route", first) || ims_sip_prepend_header(msg, fw, "Record-Route", second)
+               ? -1 : 0;
+}
+
 /* Terminating and in-dialog requests: when no Route is left after us and the Request-URI is a
  * registered contact, to the address the UE registered from (unless the Request-URI names another
  * transport: flow_serves); otherwise on by RFC 3261 / RFC 3263 rules. */
 static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw, bool initial)
 {
-    if (fw->sip_route && ims_sip_is_self(ctx->sip, fw->sip_route->r_url))
-        pcscf_pop_route(msg, fw);
+    while (fw->sip_route && ims_sip_is_self(ctx->sip, fw->sip_route->r_url))
+        pcscf_pop_route(msg, fw);   /* ours: one, or both of a double Record-Route */
     if (fw->sip_route) {   /* more hops: loose routing */
         ims_sip_proxy_onward(ctx->sip, irq, msg, NULL, NULL);   /* -1: it answered already */
         return 0;
@@ -241,10 +258,7 @@ static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw
         pcscf_reply(irq, 480, "Temporarily Unavailable - Not Registered");
         return 0;
     }
-    char rr[400];
-    if (initial && dialog_forming(fw->sip_request->rq_method) &&
-        (pcscf_dialog_record_route(ctx, fw, b->source.host, rr, sizeof(rr)) ||
-         ims_sip_prepend_header(msg, fw, "Record-Route", rr))) {
+    if (initial && dialog_forming(fw->sip_request->rq_method) && record_route(ctx, msg, fw, b->source.host, false)) {
         msg_destroy(msg);
         return 500;
     }
@@ -384,9 +398,7 @@ static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
         }
     }
     char v[600], icid[128];
-    if (dialog_forming(fw->sip_request->rq_method) &&
-        (pcscf_dialog_record_route(ctx, fw, src.host, v, sizeof(v)) ||
-         ims_sip_prepend_header(msg, fw, "Record-Route", v))) {
+    if (dialog_forming(fw->sip_request->rq_method) && record_route(ctx, msg, fw, src.host, true)) {
         status = 500;
         goto out;
     }
@@ -448,8 +460,10 @@ static bool same_host_as(const url_t *u, const char *other)
  * there (issue 10: no CSCF is a relay). */
 static bool next_hop_is_core(pcscf_context *ctx, const sip_t *sip, const pcscf_binding *ue)
 {
-    const url_t *next = sip->sip_route && sip->sip_route->r_next ? sip->sip_route->r_next->r_url
-                                                                  : sip->sip_request->rq_url;
+    const sip_route_t *r = sip->sip_route ? sip->sip_route->r_next : NULL;
+    while (r && ims_sip_is_self(ctx->sip, r->r_url))   /* the other half of our double Record-Route */
+        r = r->r_next;
+    const url_t *next = r ? r->r_url : sip->sip_request->rq_url;
     if (!next || !next->url_host)
         return false;
     for (size_t i = 0; ue && i < ue->n_service_route; i++)

@@ -118,11 +118,12 @@ static void mark_running(void *arg)
     atomic_store(&ctx->running, true);
 }
 
-/* "sip:host:port" -> "<sip:USER@host:port;lr>" (USER NULL: none). */
-static int our_uri(char *out, size_t len, const char *self, const char *user)
+/* "sip:host:port" -> "<sip:USER@host:port;lr PARAMS>" (USER NULL: none; PARAMS e.g.
+ * ";transport=tcp", may be ""). */
+static int our_uri(char *out, size_t len, const char *self, const char *user, const char *params)
 {
     const char *rest = strncasecmp(self, "sip:", 4) == 0 ? self + 4 : self;
-    int n = snprintf(out, len, "<sip:%s%s%s;lr>", user ? user : "", user ? "@" : "", rest);
+    int n = snprintf(out, len, "<sip:%s%s%s;lr%s>", user ? user : "", user ? "@" : "", rest, params);
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
@@ -134,15 +135,21 @@ int pcscf_start(pcscf_context *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    ctx->icscf_url = url_make(ctx->home, ctx->cfg.pcscf.icscf);
+    url_t *icscf = url_make(ctx->home, ctx->cfg.pcscf.icscf);
+    ctx->icscf_url = icscf ? ims_sip_core_hop(ctx->sip, ctx->home, icscf) : NULL;
     if (!ctx->icscf_url) {
         snprintf(err, errlen, "pcscf.icscf: '%s' is not a SIP URI", ctx->cfg.pcscf.icscf);
         goto out;
     }
     const char *self = ims_sip_self_uri(ctx->sip);
     snprintf(ctx->self_uri, sizeof(ctx->self_uri), "%s", self ? self : "");
-    if (!self || our_uri(ctx->path_uri, sizeof(ctx->path_uri), self, PCSCF_TERM_USER) ||
-        our_uri(ctx->rr_uri, sizeof(ctx->rr_uri), self, NULL)) {
+    /* Path and the core-facing Record-Route name the core transport; the Record-Route a UE
+     * routes by does not (pcscf_route.c: two Record-Routes when they differ, RFC 5658) */
+    const char *core = ims_sip_core_param(ctx->sip);
+    ctx->rr_core_uri[0] = '\0';
+    if (!self || our_uri(ctx->path_uri, sizeof(ctx->path_uri), self, PCSCF_TERM_USER, core) ||
+        our_uri(ctx->rr_uri, sizeof(ctx->rr_uri), self, NULL, "") ||
+        (*core && our_uri(ctx->rr_core_uri, sizeof(ctx->rr_core_uri), self, NULL, core))) {
         snprintf(err, errlen, "cannot build our SIP URIs");
         goto out;
     }

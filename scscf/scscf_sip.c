@@ -198,9 +198,12 @@ int scscf_start(scscf_context *ctx, char *err, size_t errlen)
      * requests of the UE reach us marked as the originating case. */
     const char *self = ims_sip_self_uri(ctx->sip);
     const char *host = strncmp(self, "sip:", 4) == 0 ? self + 4 : self;
-    snprintf(ctx->service_route, sizeof(ctx->service_route), "<sip:%s@%s;lr>", SCSCF_ORIG_USER, host);
+    /* Both name sip.core_transport (ims_sip_core_param): the P-CSCFs and the other side of a
+     * dialog reach us over TCP by default; a UE only routes to its P-CSCF. */
+    const char *core = ims_sip_core_param(ctx->sip);
+    snprintf(ctx->service_route, sizeof(ctx->service_route), "<sip:%s@%s;lr%s>", SCSCF_ORIG_USER, host, core);
     /* Record-Route of the sessions we route (TS 24.229 §5.4.3.2 / §5.4.3.3) */
-    snprintf(ctx->rr, sizeof(ctx->rr), "<%s;lr>", self);
+    snprintf(ctx->rr, sizeof(ctx->rr), "<%s;lr%s>", self, core);
     ctx->odi = ims_map_new();
     ctx->calls = scscf_calllog_new();
     ims_sip_set_timer_c(ctx->sip, (unsigned)c->timer_c_ms);
