@@ -213,7 +213,9 @@ static int send_ack(ims_sip *s, msg_t *msg, sip_t *sip, const url_t *route)
     tp_name_t tpn = { .tpn_proto = proto, .tpn_host = route->url_host, .tpn_canon = route->url_host,
                       .tpn_port = route->url_port && *route->url_port ? route->url_port : "5060" };
     tport_t *tp = NULL;
-    if (ims_sip_prepend_header(msg, sip, "Via", via) == 0)
+    /* Content-Length and separator where missing, then the header chain tport sends from */
+    if (ims_sip_prepend_header(msg, sip, "Via", via) == 0 && sip_complete_message(msg) == 0 &&
+        msg_serialize(msg, (msg_pub_t *)sip) == 0)
         tp = tport_tsend(nta_agent_tports(s->agent), msg, &tpn, TAG_END());
     if (!tp)
         IMS_DEBUG("sip", "ACK %s: not sent to %s:%s/%s", sip->sip_call_id ? sip->sip_call_id->i_id : "?",
