@@ -257,7 +257,13 @@ static int write_fd_conf(const ims_diameter_cfg *cfg, const char *nf, char *err,
     fprintf(f, "No_SCTP;\nNoRelay;\nNo_IPv6;\n");
     fprintf(f, "TcTimer = %ld;\n", cfg->tc_timer);
     fprintf(f, "ListenOn = \"%s\";\n", cfg->listen);
-    fprintf(f, "AppServThreads = 4;\n");
+    /* Dispatch threads run the handlers of received messages, answers included. A CSCF's
+     * handlers only hand the message to the SIP loop (ims_cx_client.c), so one thread is enough,
+     * and with one the same warm thread takes every answer instead of four taking turns to be
+     * woken (issue 16: about 0.03-0.06 ms less CPU per AKA registration in each of the I-CSCF
+     * and S-CSCF). The HSS's handlers do the work (store, AKA, User-Data) and keep four. */
+    bool cscf = strcmp(nf, "pcscf") == 0 || strcmp(nf, "icscf") == 0 || strcmp(nf, "scscf") == 0;
+    fprintf(f, "AppServThreads = %d;\n", cscf ? 1 : 4);
     fprintf(f, "LoadExtension = \"%s/dict_nasreq.fdx\";\n", IMS_FD_EXT_DIR);
     fprintf(f, "LoadExtension = \"%s/dict_dcca.fdx\";\n", IMS_FD_EXT_DIR);
     fprintf(f, "LoadExtension = \"%s/dict_dcca_3gpp.fdx\";\n", IMS_FD_EXT_DIR);

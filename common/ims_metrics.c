@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ims_log.h"
+#include "ims_map.h"
 
 #define SUBSYS "metrics"
 
@@ -53,6 +54,9 @@ struct ims_metric {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static ims_metric **g_metrics;
 static size_t g_count, g_cap;
+/* full name -> metric: handlers look their labelled series up by name on every request
+ * (snprintf of the labels, then this), so the lookup is a hash, not a scan of every metric. */
+static ims_map *g_index;
 
 static const char *type_name(metric_type t)
 {
@@ -106,14 +110,8 @@ static ims_metric *metric_register(const char *name, const char *help, metric_ty
 {
     if (!name)
         return NULL;
-    ims_metric *found = NULL;
     pthread_mutex_lock(&g_lock);
-    for (size_t i = 0; i < g_count; i++) {
-        if (strcmp(g_metrics[i]->full, name) == 0) {
-            found = g_metrics[i];
-            break;
-        }
-    }
+    ims_metric *found = g_index ? ims_map_get(g_index, name) : NULL;
     if (found) {
         pthread_mutex_unlock(&g_lock);
         if (found->type != type) {
@@ -158,6 +156,13 @@ static ims_metric *metric_register(const char *name, const char *help, metric_ty
         g_cap = ncap;
     }
     if (!m->full || !m->help) {
+        pthread_mutex_unlock(&g_lock);
+        free(m->full), free(m->help), free(m->base), free(m->labels), free(m);
+        return NULL;
+    }
+    if (!g_index)
+        g_index = ims_map_new();
+    if (!g_index || ims_map_put(g_index, m->full, m) != 0) {
         pthread_mutex_unlock(&g_lock);
         free(m->full), free(m->help), free(m->base), free(m->labels), free(m);
         return NULL;

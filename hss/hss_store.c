@@ -425,7 +425,7 @@ static int get_by(hss_store *st, const char *by, const char *key, hss_subscriber
     if (by)
         norm = strcmp(by, "impi") == 0 ? hss_impi_normalise(key) : hss_impu_normalise(key);
     pthread_mutex_lock(&st->lock);
-    if (st_exec(st, "BEGIN") != 0) {
+    if (st_txn(st, "BEGIN") != 0) {
         rc = HSS_STORE_ERROR;
     } else {
         id = by ? (norm ? owner_of(st, by, norm) : NULL) : strdup(key);
@@ -433,7 +433,7 @@ static int get_by(hss_store *st, const char *by, const char *key, hss_subscriber
         /* The row holds the reservation mark; show the last SQN actually handed out. */
         for (size_t i = 0; rc == HSS_STORE_OK && i < out->n_impis; i++)
             hss_sqn_cached_last(st, out->impis[i].identity, &out->impis[i].sqn);
-        st_exec(st, "COMMIT");
+        st_txn(st, "COMMIT");
     }
     pthread_mutex_unlock(&st->lock);
     free(id);

@@ -39,6 +39,7 @@ struct hss_store {
 /* Statement helpers (hss_store_sql.c). fmt: one letter per '?': 't' text, 'i' int, 'I' int64,
  * 'b' blob + int length. */
 int st_exec(hss_store *st, const char *sql);
+int st_txn(hss_store *st, const char *sql);
 /* Runs sql (ROLLBACK / ROLLBACK TO) only when a transaction is open. */
 void st_rollback(hss_store *st, const char *sql);
 sqlite3_stmt *st_query(hss_store *st, const char *sql, const char *fmt, ...);

@@ -14,6 +14,8 @@
 
 #define LOG_SUB "hss.store"
 
+static sqlite3_stmt *prepare(hss_store *st, const char *sql);
+
 int st_exec(hss_store *st, const char *sql)
 {
     char *msg = NULL;
@@ -25,6 +27,25 @@ int st_exec(hss_store *st, const char *sql)
         return -1;
     }
     return 0;
+}
+
+/* A transaction statement (BEGIN, BEGIN IMMEDIATE, COMMIT; a string literal) from the statement
+ * cache: sqlite3_exec compiles its text on every call, and every Cx request runs two of them
+ * (perf, issue 16: sqlite3_prepare_v2 was 13 % of a UAR). Same result and logging as st_exec. */
+int st_txn(hss_store *st, const char *sql)
+{
+    sqlite3_stmt *stmt = prepare(st, sql);
+    int rc;
+
+    if (!stmt)
+        return st_exec(st, sql);
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) {
+        IMS_ERROR(LOG_SUB, "%.40s: %s", sql, sqlite3_errmsg(st->db));
+        snprintf(st->last_err, sizeof(st->last_err), "%s", sqlite3_errmsg(st->db));
+    }
+    st_done(st, stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* ROLLBACK (or ROLLBACK TO) when a transaction is still open: SQLite has already rolled back
@@ -171,12 +192,12 @@ int st_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg)
         pthread_mutex_unlock(&st->lock);
         return rc;
     }
-    if (st_exec(st, "BEGIN IMMEDIATE") != 0) {
+    if (st_txn(st, "BEGIN IMMEDIATE") != 0) {
         pthread_mutex_unlock(&st->lock);
         return HSS_STORE_ERROR;
     }
     rc = fn(st, arg);
-    if (rc == HSS_STORE_OK && st_exec(st, "COMMIT") != 0)
+    if (rc == HSS_STORE_OK && st_txn(st, "COMMIT") != 0)
         rc = HSS_STORE_ERROR;
     if (rc != HSS_STORE_OK)
         st_rollback(st, "ROLLBACK");
