@@ -1012,7 +1012,8 @@ class Bench:
         print("per run (a,b,c), and a run stops at its first failing step.")
         print("cpu% = CPU time during the step over its duration (100 = one core); p/i/s/h = pcscf/icscf/scscf/hss.")
         print("RSS p/s = median VmRSS of pcscf/scscf over the second half of the step (sampled every second);")
-        print("KiB per call/s = (that RSS - RSS after the registrations) / the step's rate.")
+        print("KiB per call/s = (that RSS - RSS after the registrations) / the step's rate. A step shorter than")
+        print("Timer J (32 s, the BYE transactions kept) still sees RSS rising: --steady MIN gives the steady state.")
         print("Times are SIPp's -trace_rtt values: whole ms, advancing in steps of SIPp's event loop (a few ms).")
         if benchlib.FAILED_STARTS:
             print("SIPp 3.6.1 failed to load its AKA keys at %d start(s) (\"invalid [keyword]\", its key parsing):" %
