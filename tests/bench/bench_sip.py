@@ -825,12 +825,15 @@ class Bench:
         at_best = [next(st for st in run["steps"] if st["rate"] == run["best"]) for run in runs if run["best"]]
         if not at_best:
             return "   => highest rate passed: none (the first step failed in every run)"
-        fmt_best = "%.0f" % b["median"]
-        if len(runs) > 1:
-            fmt_best += " (min %d, max %d; per run %s)" % (b["min"], b["max"],
-                                                           ", ".join(str(x or 0) for x in b["per_run"]))
-        return ("   => highest rate passed: %s %s%s; %s p50 %s ms, p99 %s ms at it%s" % (
-            fmt_best, unit, " over %d runs" % len(runs) if len(runs) > 1 else "", rtd_name,
+        if len(runs) == 1:
+            fmt_best = "%.0f %s" % (b["median"], unit)
+        elif b["min"] == b["max"]:
+            fmt_best = "%.0f %s in all %d runs" % (b["median"], unit, len(runs))
+        else:
+            fmt_best = "%.0f %s median over %d runs (min %d, max %d; per run %s)" % (
+                b["median"], unit, len(runs), b["min"], b["max"], ", ".join(str(x or 0) for x in b["per_run"]))
+        return ("   => highest rate passed: %s; %s p50 %s ms, p99 %s ms at it%s" % (
+            fmt_best, rtd_name,
             fmt_ms(median([st["p50"] for st in at_best])), self.spread_ms([st["p99"] for st in at_best]),
             "\n      (a run passed its last step: the highest rate is a lower bound)" if b["capped"] else ""))
 
