@@ -594,7 +594,8 @@ class Bench:
                 "rss_per_cps": {nf: (steady[nf] - rss0[nf]) / float(rate) for nf in RSS_NFS
                                 if steady.get(nf) and nf in rss0},
                 "timeline": timeline, "drops": {g: v for g, v in udp["drops"].items() if g != "sipp"},
-                "sipp_drops": udp["drops"].get("sipp", 0), "udp": udp["udp"], "samples": samples}
+                "sipp_drops": udp["drops"].get("sipp", 0), "udp": udp["udp"], "samples": samples,
+                "reasons": self.reasons(res, rate, {g: v for g, v in udp["drops"].items() if g != "sipp"}, None)}
             log("steady: %s; RSS %s KiB" % (res.summary(), steady))
         finally:
             if uas is not None and uas.poll() is None:
@@ -905,9 +906,10 @@ class Bench:
                   "/".join(self.fmt_mib(s["rss_steady"].get(nf)) for nf in RSS_NFS),
                   "/".join(self.fmt_num(s["growth_kib_per_min"].get(nf)) for nf in RSS_NFS),
                   "/".join(self.fmt_num(s["rss_per_cps"].get(nf)) for nf in RSS_NFS)) + " (pcscf/scscf)")
-        print("   kernel drops at our SIP sockets p/i/s: %s, at SIPp's: %d, RcvbufErrors (machine): %s" % (
+        print("   kernel drops at our SIP sockets p/i/s: %s, at SIPp's: %d, RcvbufErrors (machine): %s; %s" % (
             "/".join("%d" % s["drops"].get(n, 0) for n in Ours.sock_names), s["sipp_drops"],
-            s["udp"].get("RcvbufErrors", "?")))
+            s["udp"].get("RcvbufErrors", "?"),
+            "FAIL: " + ",".join(s["reasons"]) if s["reasons"] else "pass (same rule as a step)"))
 
     def report(self, facts, seed_s, started):
         """Prints the tables (and writes results.json in the output directory)."""
