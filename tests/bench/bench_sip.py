@@ -42,9 +42,10 @@ Phases (issues 6 and 16):
             rate succeeds again.
 
 Repeats (--runs N, default 3, --quick 1): each stepped series (reg, call, and Kamailio's) runs N
-times, each run on a fresh core and stopping at its first failing step; the tables give per step
-the median and the spread (min-max) over the runs, and the highest passing rate as a median and
-min-max over the runs.
+times, each run on a fresh core and stopping at its first failing step, interleaved (run 1 of
+every series, then run 2, ...: a slow minute of the shared machine hits one run of each series,
+not every run of one); the tables give per step the median and the spread (min-max) over the
+runs, and the highest passing rate as a median and min-max over the runs.
 
 A step passes when the core's failures are under 0.1 %, it completed at least 85 % of the offered
 rate per second, the P-CSCF refused nothing, and the kernel dropped no datagram at OUR SIP sockets:
@@ -382,42 +383,34 @@ class Bench:
 
     # --- 1. registrations ---------------------------------------------------------------------
 
-    def reg_series(self, make_target, series, extend=0):
-        """runs x the stepped registration series on a fresh target each; {"runs": [...], "best": ...}."""
-        runs = []
-        for run in range(self.runs):
-            self.cursor = 0
-            target = make_target(run)
-            steps, best = [], None
-            try:
-                for rate in self.stepped_rates(self.reg_rates, extend):
-                    n = rate * self.step_s
-                    d = os.path.join(self.out, series, "run%d" % (run + 1), "r%d" % rate)
-                    os.makedirs(d, exist_ok=True)
-                    inj = benchlib.write_injection(os.path.join(d, "users.csv"), self.users(n), auth=target.aka)
-                    log("%s run %d/%d: %d/s for %d s (%d registrations)" % (series, run + 1, self.runs, rate, self.step_s, n))
-                    port = lab.free_port()
-                    load, res, udp, cpu = self.measure(
-                        target, lambda: Load(os.path.join(d, "sipp"), target.reg_scenario, target.sip, inj, rate, n,
-                                             local_port=port, keys={"expires": 3600}),
-                        self.step_s + 90, [port])
-                    st = self.step_record(rate, res, udp, cpu, "reg")
-                    steps.append(st)
-                    log("%s %d/s: %s; drops %s, SIPp %d, RcvbufErrors %s" % (
-                        series, rate, res.summary(), st["drops"], st["sipp_drops"], st["udp"].get("RcvbufErrors")))
-                    self.step_note(series, st, load)
-                    if not st["pass"]:
-                        break
-                    best = rate
-            finally:
-                target.stop(self, "%s run %d" % (series, run + 1))
-            runs.append({"steps": steps, "best": best})
-        return {"runs": runs, "best": self.summarise(runs)}
-
-    def phase_reg(self):
-        r = self.reg_series(lambda run: Ours(self, "reg/run%d" % (run + 1)), "reg")
-        self.results["reg"] = r
-        self.best_reg = int(r["best"]["median"]) if r["best"]["median"] else None
+    def reg_run(self, make_target, series, run, extend=0):
+        """One run of the stepped registration series on a fresh target: {"steps": [...], "best": rate}."""
+        self.cursor = 0
+        target = make_target(run)
+        steps, best = [], None
+        try:
+            for rate in self.stepped_rates(self.reg_rates, extend):
+                n = rate * self.step_s
+                d = os.path.join(self.out, series, "run%d" % (run + 1), "r%d" % rate)
+                os.makedirs(d, exist_ok=True)
+                inj = benchlib.write_injection(os.path.join(d, "users.csv"), self.users(n), auth=target.aka)
+                log("%s run %d/%d: %d/s for %d s (%d registrations)" % (series, run + 1, self.runs, rate, self.step_s, n))
+                port = lab.free_port()
+                load, res, udp, cpu = self.measure(
+                    target, lambda: Load(os.path.join(d, "sipp"), target.reg_scenario, target.sip, inj, rate, n,
+                                         local_port=port, keys={"expires": 3600}),
+                    self.step_s + 90, [port])
+                st = self.step_record(rate, res, udp, cpu, "reg")
+                steps.append(st)
+                log("%s %d/s: %s; drops %s, SIPp %d, RcvbufErrors %s" % (
+                    series, rate, res.summary(), st["drops"], st["sipp_drops"], st["udp"].get("RcvbufErrors")))
+                self.step_note("%s (run %d)" % (series, run + 1), st, load)
+                if not st["pass"]:
+                    break
+                best = rate
+        finally:
+            target.stop(self, "%s run %d" % (series, run + 1))
+        return {"steps": steps, "best": best}
 
     # --- 2. calls -----------------------------------------------------------------------------
 
@@ -467,82 +460,108 @@ class Bench:
                 pass
         return out
 
-    def call_series(self, make_target, series, extend=0):
-        runs = []
+    def call_run(self, make_target, series, run, extend=0):
+        """One run of the stepped call series on a fresh target: {"steps": [...], "best": rate,
+        "refused": {reason: count}}."""
         refused_total = {}
+        target = make_target(run)
+        base = os.path.join(self.out, series, "run%d" % (run + 1))
+        uas = None
+        steps, best = [], None
+        try:
+            uac_port, uas_port, uas, inj, route = self.call_setup(target, base)
+            rss0 = self.rss_now(target)
+            for rate in self.stepped_rates(self.call_rates, extend):
+                n = rate * self.step_s
+                log("%s run %d/%d: %d/s for %d s (%d calls, hold %d ms)" % (
+                    series, run + 1, self.runs, rate, self.step_s, n, self.hold_ms))
+                if uas.poll() is not None:
+                    raise lab.TestFailure("call: the SIPp UAS exited (%s), see %s" % (uas.returncode, base))
+                refused0 = target.refused()
+                load, res, udp, cpu = self.measure(
+                    target, lambda: self.call_load(target, os.path.join(base, "r%d" % rate), inj, rate, n,
+                                                   uac_port, route),
+                    self.step_s + self.hold_ms / 1000.0 + 90, [uac_port, uas_port], uas=uas, rss=True)
+                refused1 = target.refused()
+                step_refused = {k: v - refused0.get(k, 0) for k, v in refused1.items() if v > refused0.get(k, 0)}
+                for k, v in step_refused.items():
+                    refused_total[k] = refused_total.get(k, 0) + v
+                st = self.step_record(rate, res, udp, cpu, "setup", step_refused)
+                st["rss_start"] = rss0
+                st["rss_samples"] = udp["rss"]
+                st["rss"] = {nf: benchlib.steady_rss(udp["rss"], nf) for nf in target.rss_names}
+                st["rss_per_cps"] = {nf: (st["rss"][nf] - rss0[nf]) / float(rate)
+                                     for nf in target.rss_names if st["rss"].get(nf) and nf in rss0}
+                steps.append(st)
+                log("%s %d/s: %s; P-CSCF refusals: %s; drops %s, SIPp %d, RcvbufErrors %s; RSS %s KiB" % (
+                    series, rate, res.summary(), self.fmt_refused(step_refused), st["drops"], st["sipp_drops"],
+                    st["udp"].get("RcvbufErrors"), st["rss"]))
+                self.step_note("%s (run %d)" % (series, run + 1), st, load)
+                if not st["pass"]:
+                    break
+                best = rate
+        finally:
+            if uas is not None and uas.poll() is None:
+                uas.kill()
+                uas.wait()
+            target.stop(self, "%s run %d" % (series, run + 1))
+        return {"steps": steps, "best": best, "refused": refused_total}
+
+    # --- the stepped series, interleaved ------------------------------------------------------
+
+    def phase_stepped(self, phases):
+        """The stepped series (ours: reg, call; the Kamailio reference: reg and call per worker
+        count), run after run: run 1 of every series, then run 2, ... On a shared machine a
+        slow minute then hits one run of each series, not every run of one of them."""
+        plan = []
+        if "reg" in phases:
+            plan.append(("reg", "reg", lambda run: Ours(self, "reg/run%d" % (run + 1)), 0))
+        if "call" in phases:
+            plan.append(("call", "call", lambda run: Ours(self, "call/run%d" % (run + 1)), 0))
+        if "kamailio" in phases:
+            if not self.kamailio:
+                why = "--no-kamailio" if self.args.no_kamailio else "kamailio is not on PATH"
+                self.results["kamailio"] = {"skipped": why}
+                log("kamailio comparison skipped (%s)" % why)
+            else:
+                self.results["kamailio"] = {"binary": self.kamailio, "version": benchlib.kamailio_version(self.kamailio),
+                                            "series": {}}
+                # --only kamailio: both series; with --only reg or --only call too: only those
+                kinds = [k for k in ("reg", "call") if k in (self.args.only or ())] or ["reg", "call"]
+                for children in self.kam_children:
+                    for kind in kinds:
+                        series = "kamailio%d-%s" % (children, kind)
+                        plan.append((series, kind, (lambda run, s=series, c=children: Kam(self, "%s/run%d" % (s, run + 1), c)),
+                                     self.kam_extend))
+        runs = {series: [] for series, _, _, _ in plan}
+        failed = False
         for run in range(self.runs):
-            target = make_target(run)
-            base = os.path.join(self.out, series, "run%d" % (run + 1))
-            uas = None
-            steps, best = [], None
-            try:
-                uac_port, uas_port, uas, inj, route = self.call_setup(target, base)
-                rss0 = self.rss_now(target)
-                for rate in self.stepped_rates(self.call_rates, extend):
-                    n = rate * self.step_s
-                    log("%s run %d/%d: %d/s for %d s (%d calls, hold %d ms)" % (
-                        series, run + 1, self.runs, rate, self.step_s, n, self.hold_ms))
-                    if uas.poll() is not None:
-                        raise lab.TestFailure("call: the SIPp UAS exited (%s), see %s" % (uas.returncode, base))
-                    refused0 = target.refused()
-                    load, res, udp, cpu = self.measure(
-                        target, lambda: self.call_load(target, os.path.join(base, "r%d" % rate), inj, rate, n,
-                                                       uac_port, route),
-                        self.step_s + self.hold_ms / 1000.0 + 90, [uac_port, uas_port], uas=uas, rss=True)
-                    refused1 = target.refused()
-                    step_refused = {k: v - refused0.get(k, 0) for k, v in refused1.items() if v > refused0.get(k, 0)}
-                    for k, v in step_refused.items():
-                        refused_total[k] = refused_total.get(k, 0) + v
-                    st = self.step_record(rate, res, udp, cpu, "setup", step_refused)
-                    st["rss_start"] = rss0
-                    st["rss_samples"] = udp["rss"]
-                    st["rss"] = {nf: benchlib.steady_rss(udp["rss"], nf) for nf in target.rss_names}
-                    st["rss_per_cps"] = {nf: (st["rss"][nf] - rss0[nf]) / float(rate)
-                                         for nf in target.rss_names if st["rss"].get(nf) and nf in rss0}
-                    steps.append(st)
-                    log("%s %d/s: %s; P-CSCF refusals: %s; drops %s, SIPp %d, RcvbufErrors %s; RSS %s KiB" % (
-                        series, rate, res.summary(), self.fmt_refused(step_refused), st["drops"], st["sipp_drops"],
-                        st["udp"].get("RcvbufErrors"), st["rss"]))
-                    self.step_note(series, st, load)
-                    if not st["pass"]:
-                        break
-                    best = rate
-            finally:
-                if uas is not None and uas.poll() is None:
-                    uas.kill()
-                    uas.wait()
-                target.stop(self, "%s run %d" % (series, run + 1))
-            runs.append({"steps": steps, "best": best})
-        return {"runs": runs, "best": self.summarise(runs), "pairs": self.pairs, "refused": refused_total}
-
-    def phase_call(self):
-        self.results["call"] = self.call_series(lambda run: Ours(self, "call/run%d" % (run + 1)), "call")
-
-    # --- the Kamailio reference ---------------------------------------------------------------
-
-    def phase_kamailio(self):
-        if not self.kamailio:
-            why = "--no-kamailio" if self.args.no_kamailio else "kamailio is not on PATH"
-            self.results["kamailio"] = {"skipped": why}
-            log("kamailio comparison skipped (%s)" % why)
-            return
-        out = {"binary": self.kamailio, "version": benchlib.kamailio_version(self.kamailio), "series": {}}
-        self.results["kamailio"] = out
-        # --only kamailio: both series; with --only reg or --only call too: only those
-        kinds = [k for k in ("reg", "call") if k in (self.args.only or ())] or ["reg", "call"]
-        for children in self.kam_children:
-            for kind in kinds:
-                series = "kamailio%d-%s" % (children, kind)
-                make = (lambda run, s=series, c=children: Kam(self, "%s/run%d" % (s, run + 1), c))
+            for series, kind, make, extend in plan:
                 try:
                     if kind == "reg":
-                        out["series"][series] = self.reg_series(make, series, extend=self.kam_extend)
+                        runs[series].append(self.reg_run(make, series, run, extend))
                     else:
-                        out["series"][series] = self.call_series(make, series, extend=self.kam_extend)
-                    out["series"][series]["children"] = children
+                        runs[series].append(self.call_run(make, series, run, extend))
                 except lab.TestFailure as e:
-                    self.notes.append("%s: could not be measured: %s" % (series, str(e)[:1000]))
-                    log("%s FAILED: %s" % (series, str(e)[:1000]))
+                    failed = True
+                    self.notes.append("%s run %d: could not be measured: %s" % (series, run + 1, str(e)[:1000]))
+                    log("%s run %d FAILED: %s" % (series, run + 1, str(e)[:1000]))
+        for series, kind, _, _ in plan:
+            r = {"runs": runs[series], "best": self.summarise(runs[series])}
+            if kind == "call":
+                r["pairs"] = self.pairs
+                r["refused"] = {}
+                for one in runs[series]:
+                    for k, v in one["refused"].items():
+                        r["refused"][k] = r["refused"].get(k, 0) + v
+            if series in ("reg", "call"):
+                self.results[series] = r
+            else:
+                r["children"] = int(series[len("kamailio"):].split("-")[0])
+                self.results["kamailio"]["series"][series] = r
+        if "reg" in self.results and self.results["reg"]["best"]["median"]:
+            self.best_reg = int(self.results["reg"]["best"]["median"])
+        return failed
 
     # --- steady call load (memory per call/s) -------------------------------------------------
 
@@ -891,8 +910,9 @@ class Bench:
                 "registrations": rows[0][-1], "register_requests": rows[1][-1], "calls": rows[2][-1]}
         print("\n   Comparison (ours: P-CSCF -> I-CSCF -> S-CSCF + HSS over Cx, AKA; Kamailio: one process, one hop, no auth):")
         print(table(headers, rows))
-        print("   + = a run passed its last step (a lower bound); the reference continues x1.5 up to %d steps past the"
-              " configured rates." % self.kam_extend)
+        print("   + = a run passed its last step (a lower bound, the ratio then '<=' or '>='); %s" % (
+            "the reference continues x1.5 up to %d steps past the configured rates while it passes." % self.kam_extend
+            if self.kam_extend else "no extra reference steps (--kamailio-extend 0): a ratio needs a failing step."))
 
     def report_steady(self):
         s = self.results["steady"]
@@ -1014,7 +1034,8 @@ class Bench:
         print("S-CSCF SIP sockets during the step; drops sipp: SIPp's sockets, the load generator's problem, not a")
         print("failure; RcvbufErr: /proc/net/snmp Udp RcvbufErrors of the whole machine). With several runs a cell")
         print("is the median (min-max) over the runs that reached the step, counters that must be 0 are listed")
-        print("per run (a,b,c), and a run stops at its first failing step.")
+        print("per run (a,b,c), and a run stops at its first failing step. The series run interleaved (run 1 of")
+        print("each, then run 2, ...). Highest rate passed per run: 0 = that run failed its first step.")
         print("cpu% = CPU time during the step over its duration (100 = one core); p/i/s/h = pcscf/icscf/scscf/hss.")
         print("RSS p/s = median VmRSS of pcscf/scscf over the second half of the step (sampled every second);")
         print("KiB per call/s = (that RSS - RSS after the registrations) / the step's rate. A step shorter than")
@@ -1090,8 +1111,8 @@ def main():
     phases = [p for p in (args.only or PHASES) if p != "steady" or args.steady]
     if args.only and "steady" in args.only and not args.steady:
         bench.notes.append("steady: not run (give --steady MIN)")
-    failed = False
-    for name in PHASES:
+    failed = bench.phase_stepped(phases)
+    for name in ("steady", "mem", "overload"):
         if name not in phases:
             continue
         try:
