@@ -356,7 +356,7 @@ class Bench:
             self.notes.append("%s %d/s: failed (%s); SIPp's aborted calls: %s" % (
                 series, st["rate"], ",".join(st["reasons"]), benchlib.sipp_errors_summary(load)))
         if st["drops"] and any(st["drops"].values()):
-            self.notes.append("%s %d/s: the kernel dropped datagrams at our SIP sockets (/proc/net/udp drops): %s" % (
+            self.notes.append("%s %d/s: the kernel dropped datagrams at the target's SIP sockets (/proc/net/udp drops): %s" % (
                 series, st["rate"], ", ".join("%s %d" % kv for kv in st["drops"].items() if kv[1])))
         if st["sipp_drops"]:
             self.notes.append("%s %d/s: the kernel dropped %d datagrams at SIPp's sockets: the load generator did not "
