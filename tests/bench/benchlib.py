@@ -64,8 +64,31 @@ def machine_facts():
         sipp = next((line.strip() for line in out.splitlines() if "SIPp" in line), "?")
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"nproc": os.cpu_count(), "cpu": model, "memory": mem, "loadavg at start": load,
-            "kernel": platform.release(), "sipp": sipp, "build": lab.BUILD_DIR}
+    facts = {"nproc": os.cpu_count(), "cpu": model, "memory": mem, "loadavg at start": load,
+             "kernel": platform.release(), "sipp": sipp, "build": lab.BUILD_DIR}
+    for name in NET_SYSCTLS:
+        facts[name] = sysctl(name)
+    return facts
+
+
+def sysctl(name):
+    """A sysctl's value as text from /proc/sys ("?" when unreadable): net.core.rmem_max -> "4194304"."""
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as f:
+            return " ".join(f.read().split())
+    except OSError:
+        return "?"
+
+
+NET_SYSCTLS = ("net.core.rmem_max", "net.core.wmem_max", "net.core.rmem_default", "net.core.wmem_default",
+               "net.core.netdev_max_backlog")
+
+
+def machine_line(facts):
+    """One line for the top of the output: CPU model, cores, kernel, socket buffer limits."""
+    return "machine: %s, %s cores, kernel %s, rmem_max %s, wmem_max %s (rmem_default %s)" % (
+        facts.get("cpu"), facts.get("nproc"), facts.get("kernel"), facts.get("net.core.rmem_max"),
+        facts.get("net.core.wmem_max"), facts.get("net.core.rmem_default"))
 
 
 def raise_nofile(want=65536):
@@ -102,6 +125,159 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# --- the kernel's UDP counters ------------------------------------------------------------
+
+def parse_proc_net_udp(text):
+    """The sockets of /proc/net/udp or /proc/net/udp6 text: [{"port", "addr" (hex as printed),
+    "inode", "tx_queue", "rx_queue", "drops"}]. drops (the last column) counts the datagrams the
+    kernel threw away at that socket (receive buffer full, mostly); rx_queue the bytes waiting."""
+    out = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 13 or ":" not in f[1]:
+            continue
+        addr, _, port = f[1].rpartition(":")
+        tx, _, rx = f[4].partition(":")
+        try:
+            out.append({"addr": addr, "port": int(port, 16), "tx_queue": int(tx, 16), "rx_queue": int(rx, 16),
+                        "inode": int(f[9]), "drops": int(f[-1])})
+        except ValueError:
+            continue
+    return out
+
+
+def parse_snmp_udp(text):
+    """The Udp: counters of /proc/net/snmp text ({"InErrors": n, "RcvbufErrors": n, ...}): a header
+    line of names and a line of values, both starting with "Udp:"."""
+    rows = [line.split()[1:] for line in text.splitlines() if line.startswith("Udp:")]
+    if len(rows) < 2:
+        return {}
+    out = {}
+    for k, v in zip(rows[0], rows[1]):
+        try:
+            out[k] = int(v)
+        except ValueError:
+            pass
+    return out
+
+
+def read_udp_sockets():
+    out = []
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                out += parse_proc_net_udp(f.read())
+        except OSError:
+            pass
+    return out
+
+
+def read_snmp_udp():
+    try:
+        with open("/proc/net/snmp") as f:
+            return parse_snmp_udp(f.read())
+    except OSError:
+        return {}
+
+
+SNMP_KEYS = ("InErrors", "RcvbufErrors", "SndbufErrors")
+
+
+class UdpWatch:
+    """Per-socket drops of the UDP sockets bound to some ports, and the system UDP counters, over
+    one step; optionally VmRSS of some processes.
+
+    groups: {name: [port, ...]} (e.g. pcscf, icscf, scscf: the NFs' SIP ports; sipp: the load
+    generator's). A socket that exists at start counts from its drops then; one that appears
+    later (a SIPp process started for the step) from 0. /proc/net/udp is sampled every
+    `interval` seconds in a thread, because a SIPp socket is gone once SIPp exits: its figure is
+    the last sample before (a lower bound by at most `interval`). The NFs' sockets outlive the
+    step: their figure is exact (read again at stop). /proc/net/snmp's Udp counters are the
+    whole machine's (other processes too)."""
+
+    def __init__(self, groups, interval=0.25, rss=None, rss_interval=1.0):
+        import threading
+        self.groups = {g: set(ports) for g, ports in groups.items()}
+        self.interval, self.rss_pids, self.rss_interval = interval, dict(rss or {}), rss_interval
+        self.base, self.last, self.group_of, self.rxq_max = {}, {}, {}, {}
+        self.rss = []            # [(seconds since start, {name: KiB})]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.t0 = time.monotonic()
+        self.snmp0 = read_snmp_udp()
+        self.snmp1 = None
+        self.seconds = 0.0
+        self._sample(first=True)
+        self._sample_rss()
+        self._thread.start()
+
+    def _group(self, port):
+        for g, ports in self.groups.items():
+            if port in ports:
+                return g
+        return None
+
+    def _sample(self, first=False):
+        for s in read_udp_sockets():
+            g = self._group(s["port"])
+            if g is None:
+                continue
+            key = s["inode"]
+            if first:
+                self.base[key] = s["drops"]
+            self.group_of[key] = g
+            self.last[key] = s["drops"]
+            self.rxq_max[g] = max(self.rxq_max.get(g, 0), s["rx_queue"])
+
+    def _sample_rss(self):
+        if not self.rss_pids:
+            return
+        row = {}
+        for name, pid in self.rss_pids.items():
+            try:
+                row[name] = rss_kib(pid)
+            except (OSError, RuntimeError, ValueError):
+                pass
+        self.rss.append((time.monotonic() - self.t0, row))
+
+    def _run(self):
+        next_rss = time.monotonic() + self.rss_interval
+        while not self._stop.wait(self.interval):
+            self._sample()
+            if time.monotonic() >= next_rss:
+                self._sample_rss()
+                next_rss += self.rss_interval
+
+    def stop(self):
+        """Ends the sampling; returns the step's figures (see result)."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self._sample_rss()
+        self.snmp1 = read_snmp_udp()
+        self.seconds = time.monotonic() - self.t0
+        return self.result()
+
+    def result(self):
+        drops = {g: 0 for g in self.groups}
+        for key, v in self.last.items():
+            drops[self.group_of[key]] += max(0, v - self.base.get(key, 0))
+        snmp = {k: self.snmp1.get(k, 0) - self.snmp0.get(k, 0) for k in SNMP_KEYS
+                if k in self.snmp0 and self.snmp1 and k in self.snmp1}
+        return {"drops": drops, "rx_queue_max": {g: self.rxq_max.get(g, 0) for g in self.groups},
+                "udp": snmp, "rss": self.rss, "seconds": round(self.seconds, 2)}
+
+
+def steady_rss(samples, name, tail=0.5):
+    """The median VmRSS (KiB) of name over the last `tail` part of a UdpWatch's samples (the
+    steady state of a step: the first part still grows with the transactions Timer J keeps)."""
+    if not samples:
+        return None
+    end = samples[-1][0]
+    vals = sorted(r[name] for t, r in samples if t >= end * (1 - tail) and name in r)
+    return vals[len(vals) // 2] if vals else None
+
+
 # --- subscribers -----------------------------------------------------------------------------
 
 def user_name(i):
@@ -122,18 +298,19 @@ def subscribers(n):
     return {"subscribers": subs}
 
 
-def write_injection(path, users, peers=None):
+def write_injection(path, users, peers=None, auth=True):
     """SIPp injection file, one line per user: user;domain;impi;[authentication ...] and, with
     peers, the callee as field4. SIPp 3.6.1 takes no [fieldN] inside the scenario's
     [authentication] keyword, but a whole [authentication ...] from the injection file works,
-    so the username (IMPI) follows the user."""
+    so the username (IMPI) follows the user. auth=False: no [authentication] (plain REGISTER,
+    the Kamailio reference; SIPp then never parses AKA keys)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write("SEQUENTIAL\n")
         for n, u in enumerate(users):
             impi = "%s@%s" % (u, DOMAIN)
             line = "%s;%s;%s;[authentication username=%s aka_K=0x%s aka_OP=0x%s aka_AMF=0x%s]" % (
-                u, DOMAIN, impi, impi, AKA_K, AKA_OP, AKA_AMF)
+                u, DOMAIN, impi, impi, AKA_K, AKA_OP, AKA_AMF) if auth else "%s;%s;%s;-" % (u, DOMAIN, impi)
             if peers is not None:
                 line += ";%s" % peers[n]
             f.write(line + "\n")
@@ -250,6 +427,215 @@ def seed_database(workdir, n_users, log=print):
     return out, took
 
 
+# --- the Kamailio reference ------------------------------------------------------------------
+
+KAMAILIO_HINT = "apt-get install kamailio (Debian's package; the benchmark never installs it)"
+
+KAMAILIO_CFG = """#!KAMAILIO
+# Written by tests/bench/bench_sip.py: the one-hop reference it measures with the same SIPp
+# scenarios as the IMS core. Proxy + registrar, usrloc in memory, no authentication, UDP only,
+# %(children)d SIP worker(s). REGISTER: save(). INVITE: from a registered caller (From) to a
+# registered callee (lookup of the Request-URI), record-routed, t_relay(). In-dialog: loose_route().
+debug=-1
+log_stderror=yes
+children=%(children)d
+listen=udp:127.0.0.1:%(port)d
+disable_tcp=yes
+auto_aliases=no
+alias="%(domain)s"
+dns=no
+rev_dns=no
+use_dns_cache=off
+server_signature=no
+mpath="%(mpath)s"
+
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+
+modparam("usrloc", "db_mode", 0)
+modparam("usrloc", "hash_size", 14)
+modparam("registrar", "max_expires", 7200)
+
+request_route {
+    if (!mf_process_maxfwd_header("10")) {
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }
+    if (has_totag()) {
+        if (loose_route()) {
+            t_relay();
+            exit;
+        }
+        if (is_method("ACK")) {
+            if (t_check_trans()) {
+                t_relay();
+            }
+            exit;
+        }
+        sl_send_reply("404", "Not here");
+        exit;
+    }
+    if (is_method("CANCEL")) {
+        if (t_check_trans()) {
+            t_relay();
+        }
+        exit;
+    }
+    t_check_trans();
+    if (is_method("REGISTER")) {
+        if (!save("location")) {
+            sl_reply_error();
+        }
+        exit;
+    }
+    if (is_method("INVITE")) {
+        if (!registered("location", "$fu")) {
+            sl_send_reply("403", "Caller Not Registered");
+            exit;
+        }
+        remove_hf("Route");
+        record_route();
+        if (!lookup("location")) {
+            sl_send_reply("404", "Not Found");
+            exit;
+        }
+        t_relay();
+        exit;
+    }
+    sl_send_reply("405", "Method Not Allowed");
+}
+"""
+
+
+def kamailio_binary():
+    return shutil.which("kamailio")
+
+
+def kamailio_version(binary):
+    try:
+        out = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("version:")), "?")
+
+
+def kamailio_modules(binary):
+    """The module directory of a Debian-packaged (or /usr/local) Kamailio."""
+    for d in glob.glob("/usr/lib/*/kamailio/modules") + ["/usr/lib/kamailio/modules", "/usr/local/lib64/kamailio/modules",
+                                                           "/usr/local/lib/kamailio/modules"]:
+        if os.path.exists(os.path.join(d, "registrar.so")):
+            return d
+    return None
+
+
+def child_pids(pid):
+    """pid and all its descendants (from /proc/*/stat)."""
+    parent = {}
+    for st in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(st) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            parent[int(st.split("/")[2])] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = [pid], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+class Kamailio:
+    """A Kamailio proxy + registrar on 127.0.0.1:<free port> from a generated kamailio.cfg in
+    workdir (KAMAILIO_CFG), in the foreground (-DD -E), until stop()."""
+
+    def __init__(self, workdir, children=1, binary=None, shm_mb=1024, pkg_mb=32):
+        self.dir = workdir
+        shutil.rmtree(workdir, ignore_errors=True)
+        os.makedirs(workdir)
+        self.binary = binary or kamailio_binary()
+        self.children = children
+        self.port = lab.free_port()
+        mpath = kamailio_modules(self.binary)
+        if not mpath:
+            raise lab.TestFailure("kamailio: no module directory with registrar.so found")
+        self.cfg = os.path.join(workdir, "kamailio.cfg")
+        with open(self.cfg, "w") as f:
+            f.write(KAMAILIO_CFG % {"children": children, "port": self.port, "domain": DOMAIN, "mpath": mpath})
+        check = subprocess.run([self.binary, "-c", "-f", self.cfg], capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise lab.TestFailure("kamailio -c -f %s failed: %s" % (self.cfg, (check.stderr or check.stdout)[-1500:]))
+        self.log_path = os.path.join(workdir, "kamailio.log")
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([self.binary, "-f", self.cfg, "-DD", "-E", "-m", str(shm_mb), "-M", str(pkg_mb),
+                                      "-Y", workdir, "-P", os.path.join(workdir, "kamailio.pid")],
+                                     cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise lab.TestFailure("kamailio exited at start (%s): %s" % (self.proc.returncode, self.log()[-1500:]))
+            if any(s["port"] == self.port for s in read_udp_sockets()):
+                # the workers are forked after the socket is bound
+                time.sleep(0.5)
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise lab.TestFailure("kamailio did not bind 127.0.0.1:%d in 20 s: %s" % (self.port, self.log()[-1500:]))
+
+    def log(self):
+        try:
+            return open(self.log_path, encoding="utf-8", errors="replace").read()
+        except OSError:
+            return ""
+
+    def pids(self):
+        return child_pids(self.proc.pid)
+
+    def cpu(self):
+        total = 0.0
+        for p in self.pids():
+            try:
+                total += cpu_seconds(p)
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise lab.TestFailure("kamailio exited (%s): %s" % (self.proc.returncode, self.log()[-1500:]))
+
+    def stop(self):
+        """Stops Kamailio; returns None or what went wrong (it had died)."""
+        problem = None
+        if self.proc.poll() is not None:
+            problem = "kamailio had exited (%s)" % self.proc.returncode
+        else:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                for p in self.pids():
+                    try:
+                        os.kill(p, 9)
+                    except OSError:
+                        pass
+                self.proc.wait()
+                problem = "kamailio did not stop on SIGTERM in 15 s (killed)"
+        return problem
+
+
 # --- SIPp load runs --------------------------------------------------------------------------
 
 FAILED_STARTS = []    # SIPp runs started again after SIPp 3.6.1's key-parsing failure (Load._failed_start)
@@ -287,7 +673,8 @@ class Load:
                # derived from the rate and the scenario's pauses).
                "-l", str(max(1000, int(rate * (recv_timeout_ms / 1000.0 + 2))))]
         # Always an explicit free port: SIPp's default 5060 may be anyone's on a shared machine.
-        cmd += ["-p", str(local_port or lab.free_port())]
+        self.local_port = local_port or lab.free_port()
+        cmd += ["-p", str(self.local_port)]
         for k, v in (keys or {}).items():
             cmd += ["-key", k, str(v)]
         cmd += list(extra)
@@ -577,6 +964,83 @@ def fmt_ms(v):
     return "<1" if v < 0.5 else "%.0f" % v
 
 
+def median(values):
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
+def spread(values, fmt="%.0f"):
+    """"median (min-max)" of the runs' values ("-" when none; the median alone for one run or
+    when they are all equal)."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return "-"
+    m = fmt % median(v)
+    if len(v) == 1 or min(v) == max(v):
+        return m
+    return "%s (%s-%s)" % (m, fmt % min(v), fmt % max(v))
+
+
 def dump_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1, default=str)
+
+
+# --- self-test of the parsers (python3 tests/bench/benchlib.py) ------------------------------
+
+PROC_NET_UDP_SAMPLE = """\
+   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 3100: 0100007F:8B37 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2032661 2 000000005cbb1217 0
+ 3792: 0100007F:13C4 00000000:0000 07 00000000:00034000 00:00000000 00000000     0        0 2031942 2 0000000000fc151a 1234
+"""
+PROC_NET_UDP6_SAMPLE = """\
+  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  507: 00000000000000000000000001000000:13C5 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 99 2 0000000000000000 7
+"""
+SNMP_SAMPLE = """\
+Ip: Forwarding DefaultTTL
+Ip: 1 64
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+Udp: 1328535 5884 13127 1351124 13126 1 0 0 0
+UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+UdpLite: 0 0 0 0 0 0 0 0 0
+"""
+
+
+def selftest():
+    socks = parse_proc_net_udp(PROC_NET_UDP_SAMPLE)
+    assert [(s["port"], s["inode"], s["drops"], s["rx_queue"]) for s in socks] == \
+        [(0x8B37, 2032661, 0, 0), (5060, 2031942, 1234, 0x34000)], socks
+    s6 = parse_proc_net_udp(PROC_NET_UDP6_SAMPLE)
+    assert [(s["port"], s["inode"], s["drops"]) for s in s6] == [(5061, 99, 7)], s6
+    snmp = parse_snmp_udp(SNMP_SAMPLE)
+    assert (snmp["InErrors"], snmp["RcvbufErrors"], snmp["SndbufErrors"], snmp["InDatagrams"]) == \
+        (13127, 13126, 1, 1328535), snmp          # the Udp: lines, not UdpLite:
+    assert parse_snmp_udp("") == {} and parse_proc_net_udp("") == []
+    assert median([3, 1, 2]) == 2 and median([1, 2, 3, 4]) == 2.5 and median([None]) is None
+    assert spread([10, 30, 20]) == "20 (10-30)" and spread([5]) == "5" and spread([]) == "-"
+    # The live files parse, and a socket of ours shows up with its drops counter.
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        w = UdpWatch({"me": [port]}, interval=0.05)
+        time.sleep(0.1)
+        assert w.result()["drops"] == {"me": 0}
+        # A full receive buffer: what the kernel then throws away is counted at the socket.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for _ in range(200):
+                tx.sendto(b"x" * 1000, ("127.0.0.1", port))
+        r = w.stop()
+        assert r["drops"]["me"] > 0 and r["rx_queue_max"]["me"] > 0, r
+        assert any(s["port"] == port for s in read_udp_sockets())
+        assert "RcvbufErrors" in read_snmp_udp()
+    print("benchlib self-test: ok")
+
+
+if __name__ == "__main__":
+    selftest()

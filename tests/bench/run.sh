@@ -3,9 +3,11 @@
 #   bench_hss.py   Cx MAR/SAR per second with many requests in flight; 1M-subscriber import
 #                  time and database size per subscriber
 #   bench_sip.py   AKA registrations/s and calls/s through P-CSCF -> I-CSCF -> S-CSCF with the
-#                  HSS (SIPp, stepped rates), memory per registered user, overload behaviour
+#                  HSS (SIPp, stepped rates, 3 runs per series, kernel UDP drops per step), memory
+#                  per registered user and per call/s, overload behaviour, and a one-hop Kamailio
+#                  reference when `kamailio` is on PATH (apt-get install kamailio; never installed here)
 # and prints their tables. Not a test: figures depend on the machine (they are printed with it).
-# Usage: bash tests/bench/run.sh [--quick]      (--quick: small scale, a smoke run of a minute or two)
+# Usage: bash tests/bench/run.sh [--quick]      (--quick: small scale, 1 run, a smoke run of a few minutes)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 quick=()
