@@ -28,6 +28,23 @@ void ims_cx_client_set_metrics_prefix(const char *nf)
     snprintf(g_prefix, sizeof(g_prefix), "%s", nf);
 }
 
+/* ---------- the Cx seam (ims_cx_client.h) ---------- */
+
+static int fd_send(void *arg, struct msg **req, ims_cx_answered_f answered, void *data,
+                   ims_cx_expired_f expired, const struct timespec *deadline)
+{
+    (void)arg;
+    return fd_msg_send_timeout(req, answered, data, expired, deadline);
+}
+
+static const ims_cx_ops fd_ops = { .send = fd_send };
+static ims_cx_ops g_ops = { .send = fd_send };
+
+void ims_cx_client_set_ops(const ims_cx_ops *ops)
+{
+    g_ops = ops ? *ops : fd_ops;
+}
+
 static uint64_t now_us(void)
 {
     return (uint64_t)ims_monotonic_us();
@@ -120,7 +137,7 @@ int ims_cx_send(ims_sip *sip, struct msg **req, ims_cx_answer_f cb, void *arg)
     /* Counted as work in progress for overload control (ims_sip_work_add) until delivered. */
     ims_sip_work_add(1);
     struct timespec ts = ims_diameter_deadline(ims_diameter_request_timeout_ms());
-    int rc = fd_msg_send_timeout(req, on_answer, c, on_expire, &ts);
+    int rc = g_ops.send(g_ops.arg, req, on_answer, c, on_expire, &ts);
     if (rc) {
         IMS_WARN(SUBSYS, "cannot send %s: %s (is the HSS connected?)", ims_cx_cmd_name(c->cmd), strerror(rc));
         if (*req)

@@ -10,6 +10,8 @@
 #ifndef IMS_CX_CLIENT_H
 #define IMS_CX_CLIENT_H
 
+#include <time.h>
+
 #include "ims_cx.h"
 #include "ims_sip.h"
 
@@ -30,6 +32,25 @@ int ims_cx_serve(ims_sip *sip, struct dict_object *cmd, ims_cx_request_f fn, voi
 /* Answers `req` with a base Result-Code (experimental false) or a Cx Experimental-Result, and
  * sends it. Frees what it must. */
 void ims_cx_reply(struct msg *req, uint32_t code, bool experimental);
+
+/* The Cx seam (as scscf_timer_ops is the timers' seam): the one call through which ims_cx_send
+ * hands a request to Diameter. By default it is freeDiameter's fd_msg_send_timeout; an in-process
+ * test (tests/inproc) installs its own to answer requests from a script, so that everything
+ * around it (metrics, overload accounting, the hand-over to the loop) stays the real code.
+ * The contract is fd_msg_send_timeout's: on 0, *req is taken (and NULL); later exactly one of
+ * `answered` (with the answer, which it takes) or `expired` (with the request back) runs, on any
+ * thread, with `data`. On non-0 nothing is called and *req may still be set. */
+typedef void (*ims_cx_answered_f)(void *data, struct msg **ans);
+typedef void (*ims_cx_expired_f)(void *data, DiamId_t to, size_t tolen, struct msg **req);
+typedef struct {
+    int (*send)(void *arg, struct msg **req, ims_cx_answered_f answered, void *data,
+                ims_cx_expired_f expired, const struct timespec *deadline);
+    void *arg;
+} ims_cx_ops;
+
+/* Installs `ops` for every later ims_cx_send (copied); NULL restores freeDiameter. Call it before
+ * the SIP loop sends any Cx request (not thread-safe against a concurrent ims_cx_send). */
+void ims_cx_client_set_ops(const ims_cx_ops *ops);
 
 /* Latency and outcome metrics: <nf>_cx_requests_total{cmd,result}, <nf>_cx_latency_seconds. */
 void ims_cx_client_set_metrics_prefix(const char *nf);

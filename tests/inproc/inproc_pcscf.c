@@ -1,0 +1,188 @@
+/*
+ * inproc_pcscf: the P-CSCF's REGISTER and originating INVITE paths, in process (inproc.h).
+ *
+ * The test plays the UE, the I-CSCF (REGISTERs go there) and the S-CSCF (the Service-Route).
+ * Checked against pcscf.ok (TS 24.229 §5.2.2.1, §5.2.6.3; RFC 3327, RFC 3608, RFC 7315):
+ *   1. REGISTER from the UE goes to the I-CSCF with Path (user part "term"), Require/Supported:
+ *      path, P-Visited-Network-ID and P-Charging-Vector; its Route (to us) removed.
+ *   2. The 401 comes back to the UE without the ck and ik parameters.
+ *   3. The 200 stores the Service-Route and P-Associated-URI; Path stays (the UE supports path).
+ *   4. An INVITE from the registered UE gets P-Asserted-Identity (the default public identity),
+ *      P-Charging-Vector and our Record-Route (with its dialog token), and follows the stored
+ *      Service-Route to the S-CSCF whatever Route the UE preloaded; 180 and 486 come back, the
+ *      486 is ACKed hop by hop.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inproc.h"
+#include "pcscf_context.h"
+
+#define WAIT_MS 3000
+
+static int nf_start(inproc_nf *nf, char *err, size_t errlen)
+{
+    pcscf_context *ctx = &pcscf_ctx;
+    ctx->sip = nf->sip;
+    ctx->trust = ims_trust_start(&ctx->cfg.trust, ctx->sip, "pcscf");
+    return pcscf_start(ctx, err, errlen);
+}
+
+static void nf_stop(inproc_nf *nf)
+{
+    (void)nf;
+    pcscf_stop(&pcscf_ctx);
+}
+
+static char g_msg[INPROC_MSG_MAX];
+
+static const char *fmt_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *fmt_msg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof(g_msg), fmt, ap);
+    va_end(ap);
+    return g_msg;
+}
+
+static void registration(int pport, inproc_peer *ue, inproc_peer *icscf, int sport)
+{
+    char path[512] = "", nonce[256] = "", v[1024];
+
+    inproc_note("== REGISTER: UE -> P-CSCF -> I-CSCF, 401 back ==");
+    inproc_send(ue, pport, "P-CSCF", fmt_msg(
+        "REGISTER sip:ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-reg-1\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:alice@ims.lab>;tag=ue-reg\n"
+        "To: <sip:alice@ims.lab>\n"
+        "Call-ID: ue-reg-call@127.0.0.1\n"
+        "CSeq: 1 REGISTER\n"
+        "Contact: <sip:alice@127.0.0.1:%d>;expires=600\n"
+        "Supported: path\n"
+        "P-Asserted-Identity: <sip:mallory@ims.lab>\n"
+        "Authorization: Digest username=\"alice@ims.lab\", realm=\"ims.lab\", uri=\"sip:ims.lab\", "
+        "nonce=\"\", response=\"\"\n"
+        "Expires: 600", ue->port, pport, ue->port), NULL);
+    if (inproc_recv(icscf, "P-CSCF", WAIT_MS))
+        inproc_hdr(icscf->last, "Path", 0, path, sizeof(path));
+    inproc_check(path[0] != '\0', "the REGISTER reaching the I-CSCF has a Path");
+    inproc_respond(icscf, "P-CSCF", 401, "Unauthorized",
+                   "WWW-Authenticate: Digest realm=\"ims.lab\", nonce=\"I1NTPL5jeKJpTHDdOTSBTqwGZN5Nh/AAoO6MqJNUYFY=\", "
+                   "algorithm=AKAv1-MD5, qop=\"auth\", ck=\"b40ba9a3c58b2a05bbf0d987b21bf8cb\", "
+                   "ik=\"f769bcd751044604127672711c6d3441\"\n");
+    if (inproc_recv(ue, "P-CSCF", WAIT_MS)) {
+        const char *w = inproc_hdr(ue->last, "WWW-Authenticate", 0, v, sizeof(v));
+        inproc_check(w && inproc_param(w, "nonce", nonce, sizeof(nonce)), "the 401 keeps the nonce");
+    }
+
+    inproc_note("== REGISTER with credentials: 200 with Service-Route and P-Associated-URI ==");
+    inproc_send(ue, pport, "P-CSCF", fmt_msg(
+        "REGISTER sip:ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-reg-2\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:alice@ims.lab>;tag=ue-reg\n"
+        "To: <sip:alice@ims.lab>\n"
+        "Call-ID: ue-reg-call@127.0.0.1\n"
+        "CSeq: 2 REGISTER\n"
+        "Contact: <sip:alice@127.0.0.1:%d>;expires=600\n"
+        "Supported: path\n"
+        "Authorization: Digest username=\"alice@ims.lab\", realm=\"ims.lab\", uri=\"sip:ims.lab\", "
+        "nonce=\"%s\", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce=\"ue-cnonce\", "
+        "response=\"6629fae49393a05397450978507c4ef1\"\n"
+        "Expires: 600", ue->port, pport, ue->port, nonce), NULL);
+    inproc_recv(icscf, "P-CSCF", WAIT_MS);
+    char extra[1024];
+    snprintf(extra, sizeof(extra),
+             "Path: %s\n"
+             "Service-Route: <sip:orig@127.0.0.1:%d;lr>\n"
+             "P-Associated-URI: <sip:alice@ims.lab>, <tel:+15550001>\n"
+             "Contact: <sip:alice@127.0.0.1:%d>;expires=600\n", path, sport, ue->port);
+    inproc_respond(icscf, "P-CSCF", 200, "OK", extra);
+    inproc_recv(ue, "P-CSCF", WAIT_MS);
+}
+
+static void invite(int pport, inproc_peer *ue, inproc_peer *scscf)
+{
+    static const char sdp[] = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                              "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    char to[512] = "";
+    inproc_note("== INVITE from the registered UE: P-Asserted-Identity, along the Service-Route ==");
+    inproc_send(ue, pport, "P-CSCF", fmt_msg(
+        "INVITE sip:bob@ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
+        "To: <sip:bob@ims.lab>\n"
+        "Call-ID: ue-inv-call@127.0.0.1\n"
+        "CSeq: 1 INVITE\n"
+        "Contact: <sip:alice@127.0.0.1:%d>\n"
+        "Content-Type: application/sdp", ue->port, pport, ue->port), sdp);
+    inproc_recv(scscf, "P-CSCF", WAIT_MS);
+    inproc_respond(scscf, "P-CSCF", 180, "Ringing", NULL);
+    inproc_recv(ue, "P-CSCF", WAIT_MS);
+    inproc_respond(scscf, "P-CSCF", 486, "Busy Here", NULL);
+    inproc_recv(scscf, "P-CSCF", WAIT_MS);   /* the P-CSCF's ACK of the 486 */
+    if (inproc_recv(ue, "P-CSCF", WAIT_MS))
+        inproc_hdr(ue->last, "To", 0, to, sizeof(to));
+    inproc_send(ue, pport, "P-CSCF", fmt_msg(
+        "ACK sip:bob@ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
+        "To: %s\n"
+        "Call-ID: ue-inv-call@127.0.0.1\n"
+        "CSeq: 1 ACK", ue->port, pport, to), NULL);
+}
+
+int main(void)
+{
+    inproc_begin("pcscf");
+    inproc_peer ue, icscf, scscf;
+    if (inproc_peer_open(&ue, "UE") || inproc_peer_open(&icscf, "I-CSCF") || inproc_peer_open(&scscf, "S-CSCF")) {
+        fprintf(stderr, "inproc pcscf: cannot open the test sockets\n");
+        return 1;
+    }
+    int pport = inproc_free_port();
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "http: {enabled: false}\n"
+             "sip: {listen: 127.0.0.1, port: %d, core_transport: udp}\n"
+             "pcscf:\n"
+             "  icscf: sip:127.0.0.1:%d\n"
+             "  home_domains: [ims.lab]\n"
+             "  visited_network_id: visited.lab\n"
+             "  subscribe_reg_event: false\n", pport, icscf.port);
+    pcscf_context *ctx = &pcscf_ctx;
+    if (!pport || inproc_load_config(yaml, "pcscf", pcscf_config_fields, &ctx->cfg))
+        return 1;
+    char err[512];
+    if (pcscf_config_check(&ctx->cfg, err, sizeof(err))) {
+        fprintf(stderr, "inproc pcscf: %s\n", err);
+        return 1;
+    }
+    inproc_nf nf = { .name = "P-CSCF", .sip_cfg = &ctx->cfg.sip, .on_request = pcscf_on_request, .arg = ctx,
+                     .start = nf_start, .stop = nf_stop };
+    if (inproc_nf_start(&nf)) {
+        fprintf(stderr, "inproc pcscf: cannot start the P-CSCF: %s\n", nf.err);
+        return 1;
+    }
+
+    registration(pport, &ue, &icscf, scscf.port);
+    invite(pport, &ue, &scscf);
+
+    inproc_nf_stop(&nf);
+    ims_trust_free(ctx->trust);
+    ims_cfg_free(pcscf_config_fields, &ctx->cfg);
+    inproc_peer_close(&ue);
+    inproc_peer_close(&icscf);
+    inproc_peer_close(&scscf);
+    return inproc_finish();
+}
