@@ -195,13 +195,20 @@ void inproc_begin(const char *name)
 
 void inproc_note(const char *fmt, ...)
 {
-    char tmp[2048];
+    char tmp[INPROC_MSG_MAX * 2];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
+    /* Notes carry the Cx dumps too (inproc_cx.c): the same placeholders as the SIP lines. */
     pthread_mutex_lock(&g_lock);
-    sb_printf(&g_out, "%s\n", tmp);
+    for (const char *p = tmp; *p;) {
+        size_t len = strcspn(p, "\n");
+        normalise_line(&g_out, p, len);
+        p += len;
+        if (*p == '\n')
+            p++;
+    }
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -335,6 +342,16 @@ static bool header_is(const char *line, size_t len, const char *name)
             strcasecmp(compact_names[i].full, name) == 0)
             return true;
     return false;
+}
+
+const char *inproc_fmt(const char *fmt, ...)
+{
+    static char buf[INPROC_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return buf;
 }
 
 const char *inproc_hdr(const char *msg, const char *name, int idx, char *buf, size_t len)
@@ -589,7 +606,7 @@ int inproc_nf_start(inproc_nf *nf)
         nf->sip = NULL;
         return -1;
     }
-    inproc_name_port(ims_sip_self_uri(nf->sip) ? (int)nf->sip_cfg->port : 0, nf->name);
+    inproc_name_port((int)nf->sip_cfg->port, nf->name);
     return 0;
 }
 

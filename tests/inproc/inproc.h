@@ -78,6 +78,8 @@ const char *inproc_recv(inproc_peer *p, const char *from_name, int timeout_ms);
  * it has none), Call-ID and CSeq, then `extra` lines ("\n"-separated, may be NULL). 0 / -1. */
 int inproc_respond(inproc_peer *p, const char *to_name, int status, const char *reason, const char *extra);
 
+/* printf into a static buffer (the test thread's message text; valid until the next call). */
+const char *inproc_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The value of the idx-th header `name` of msg (case-insensitive, compact forms too), or NULL. */
 const char *inproc_hdr(const char *msg, const char *name, int idx, char *buf, size_t len);
 /* The value of parameter `name` in a header value (quotes removed), or NULL. */

@@ -12,7 +12,6 @@
  *      Service-Route to the S-CSCF whatever Route the UE preloaded; 180 and 486 come back, the
  *      486 is ACKed hop by hop.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,24 +35,12 @@ static void nf_stop(inproc_nf *nf)
     pcscf_stop(&pcscf_ctx);
 }
 
-static char g_msg[INPROC_MSG_MAX];
-
-static const char *fmt_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *fmt_msg(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof(g_msg), fmt, ap);
-    va_end(ap);
-    return g_msg;
-}
-
 static void registration(int pport, inproc_peer *ue, inproc_peer *icscf, int sport)
 {
     char path[512] = "", nonce[256] = "", v[1024];
 
     inproc_note("== REGISTER: UE -> P-CSCF -> I-CSCF, 401 back ==");
-    inproc_send(ue, pport, "P-CSCF", fmt_msg(
+    inproc_send(ue, pport, "P-CSCF", inproc_fmt(
         "REGISTER sip:ims.lab SIP/2.0\n"
         "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-reg-1\n"
         "Max-Forwards: 70\n"
@@ -81,7 +68,7 @@ static void registration(int pport, inproc_peer *ue, inproc_peer *icscf, int spo
     }
 
     inproc_note("== REGISTER with credentials: 200 with Service-Route and P-Associated-URI ==");
-    inproc_send(ue, pport, "P-CSCF", fmt_msg(
+    inproc_send(ue, pport, "P-CSCF", inproc_fmt(
         "REGISTER sip:ims.lab SIP/2.0\n"
         "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-reg-2\n"
         "Max-Forwards: 70\n"
@@ -113,7 +100,7 @@ static void invite(int pport, inproc_peer *ue, inproc_peer *scscf)
                               "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
     char to[512] = "";
     inproc_note("== INVITE from the registered UE: P-Asserted-Identity, along the Service-Route ==");
-    inproc_send(ue, pport, "P-CSCF", fmt_msg(
+    inproc_send(ue, pport, "P-CSCF", inproc_fmt(
         "INVITE sip:bob@ims.lab SIP/2.0\n"
         "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
         "Max-Forwards: 70\n"
@@ -131,7 +118,7 @@ static void invite(int pport, inproc_peer *ue, inproc_peer *scscf)
     inproc_recv(scscf, "P-CSCF", WAIT_MS);   /* the P-CSCF's ACK of the 486 */
     if (inproc_recv(ue, "P-CSCF", WAIT_MS))
         inproc_hdr(ue->last, "To", 0, to, sizeof(to));
-    inproc_send(ue, pport, "P-CSCF", fmt_msg(
+    inproc_send(ue, pport, "P-CSCF", inproc_fmt(
         "ACK sip:bob@ims.lab SIP/2.0\n"
         "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
         "Max-Forwards: 70\n"
