@@ -456,42 +456,39 @@ void inproc_peer_close(inproc_peer *p)
     p->fd = -1;
 }
 
-static int send_raw(inproc_peer *from, const struct sockaddr_in *to, const char *text, const char *body)
+/* The message on the wire: text ("\n"-separated lines) with CRLF, Content-Length and body.
+ * The caller frees it. */
+static char *wire_text(const char *text, const char *body)
 {
     strbuf b = { 0 };
-    for (const char *s = text; *s; s++) {
-        if (*s == '\n')
-            sb_add(&b, "\r\n", 2);
-        else
-            sb_add(&b, s, 1);
-    }
+    for (const char *s = text; *s; s++)
+        sb_add(&b, *s == '\n' ? "\r\n" : s, *s == '\n' ? 2 : 1);
     if (b.len < 2 || strcmp(b.s + b.len - 2, "\r\n") != 0)
         sb_add(&b, "\r\n", 2);
     size_t blen = body ? strlen(body) : 0;
     sb_printf(&b, "Content-Length: %zu\r\n\r\n", blen);
     if (blen)
         sb_add(&b, body, blen);
-    ssize_t n = sendto(from->fd, b.s, b.len, 0, (const struct sockaddr *)to, sizeof(*to));
-    int rc = n == (ssize_t)b.len ? 0 : -1;
-    free(b.s);
-    return rc;
+    return b.s;
+}
+
+/* Writes the message to the transcript and sends it. 0 / -1. */
+static int send_wire(inproc_peer *from, const struct sockaddr_in *to, const char *to_name, const char *text,
+                     const char *body)
+{
+    char *wire = wire_text(text, body);
+    transcript_message(from->name, to_name, wire);
+    size_t len = strlen(wire);
+    ssize_t n = sendto(from->fd, wire, len, 0, (const struct sockaddr *)to, sizeof(*to));
+    free(wire);
+    return n == (ssize_t)len ? 0 : -1;
 }
 
 int inproc_send(inproc_peer *from, int port, const char *to_name, const char *text, const char *body)
 {
     struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    strbuf b = { 0 };
-    for (const char *s = text; *s; s++) {
-        if (*s == '\n')
-            sb_add(&b, "\r\n", 2);
-        else
-            sb_add(&b, s, 1);
-    }
-    sb_printf(&b, "\r\nContent-Length: %zu\r\n\r\n", body ? strlen(body) : 0);
-    transcript_message(from->name, to_name, b.s);
-    free(b.s);
-    return send_raw(from, &to, text, body);
+    return send_wire(from, &to, to_name, text, body);
 }
 
 /* The start line and the top Via: what tells a retransmission from a new message. */
@@ -559,15 +556,7 @@ int inproc_respond(inproc_peer *p, const char *to_name, int status, const char *
         sb_printf(&b, "CSeq: %s\n", v);
     if (extra)
         sb_printf(&b, "%s", extra);
-    while (b.len && b.s[b.len - 1] == '\n')
-        b.s[--b.len] = '\0';
-    strbuf shown = { 0 };
-    for (const char *s = b.s; *s; s++)
-        sb_add(&shown, *s == '\n' ? "\r\n" : s, *s == '\n' ? 2 : 1);
-    sb_add(&shown, "\r\nContent-Length: 0\r\n\r\n", 23);
-    transcript_message(p->name, to_name, shown.s);
-    free(shown.s);
-    int rc = send_raw(p, &p->last_from, b.s, NULL);
+    int rc = send_wire(p, &p->last_from, to_name, b.s, NULL);
     free(b.s);
     return rc;
 }

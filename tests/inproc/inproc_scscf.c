@@ -218,7 +218,18 @@ static void invite(inproc_peer *pcscf, inproc_peer *icscf)
     inproc_recv(icscf, "S-CSCF", WAIT_MS);
     inproc_respond(icscf, "S-CSCF", 486, "Busy Here", NULL);
     inproc_recv(icscf, "S-CSCF", WAIT_MS);   /* the S-CSCF's ACK of the 486 */
-    inproc_recv(pcscf, "S-CSCF", WAIT_MS);
+    char to[512] = "";
+    if (inproc_recv(pcscf, "S-CSCF", WAIT_MS))
+        inproc_hdr(pcscf->last, "To", 0, to, sizeof(to));
+    inproc_send(pcscf, g_port, "S-CSCF", inproc_fmt(   /* hop-by-hop ACK of the 486 */
+        "ACK sip:bob@ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-p-inv-1\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:orig@127.0.0.1:%d;lr>\n"
+        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
+        "To: %s\n"
+        "Call-ID: ue-inv-call@127.0.0.1\n"
+        "CSeq: 1 ACK", pcscf->port, g_port, to), NULL);
 }
 
 int main(void)
