@@ -59,6 +59,23 @@ static bool hidden(const char *name)
     return false;
 }
 
+/* Names of the enumerated values the transcripts show (TS 29.229 §6.3.15, §6.3.24). */
+static const char *enum_name(const char *avp, int32_t v)
+{
+    static const char *const sat[] = {
+        "NO_ASSIGNMENT", "REGISTRATION", "RE_REGISTRATION", "UNREGISTERED_USER", "TIMEOUT_DEREGISTRATION",
+        "USER_DEREGISTRATION", "TIMEOUT_DEREGISTRATION_STORE_SERVER_NAME",
+        "USER_DEREGISTRATION_STORE_SERVER_NAME", "ADMINISTRATIVE_DEREGISTRATION", "AUTHENTICATION_FAILURE",
+        "AUTHENTICATION_TIMEOUT", "DEREGISTRATION_TOO_MUCH_DATA",
+    };
+    static const char *const uat[] = { "REGISTRATION", "DE_REGISTRATION", "REGISTRATION_AND_CAPABILITIES" };
+    if (strcmp(avp, "Server-Assignment-Type") == 0 && v >= 0 && (size_t)v < sizeof(sat) / sizeof(sat[0]))
+        return sat[v];
+    if (strcmp(avp, "User-Authorization-Type") == 0 && v >= 0 && (size_t)v < sizeof(uat) / sizeof(uat[0]))
+        return uat[v];
+    return NULL;
+}
+
 static void dump_value(char *out, size_t len, const char *name, enum dict_avp_basetype type, const union avp_value *v)
 {
     switch (type) {
@@ -77,9 +94,11 @@ static void dump_value(char *out, size_t len, const char *name, enum dict_avp_ba
         }
         break;
     }
-    case AVP_TYPE_INTEGER32:
-        snprintf(out, len, "%d", v->i32);
+    case AVP_TYPE_INTEGER32: {
+        const char *e = enum_name(name, v->i32);
+        snprintf(out, len, "%d%s%s%s", v->i32, e ? " (" : "", e ? e : "", e ? ")" : "");
         break;
+    }
     case AVP_TYPE_UNSIGNED32:
         if (strcmp(name, "Result-Code") == 0 || strcmp(name, "Experimental-Result-Code") == 0)
             snprintf(out, len, "%u (%s)", v->u32, ims_cx_result_name(v->u32, name[0] == 'E'));
