@@ -13,10 +13,12 @@
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
 
+#include "ims_cfg_check.h"
+
 #include "icscf_context.h"
 
 static const ims_cfg_field icscf_scscf_fields[] = {
-    { .key = "name", .type = IMS_CFG_STR, .offset = offsetof(icscf_scscf_cfg, name), .required = true,
+    { .key = "name", .type = IMS_CFG_STR, .offset = offsetof(icscf_scscf_cfg, name), .check = ims_cfg_check_sip_uri, .required = true,
       .help = "SIP URI of the S-CSCF, as the HSS names it (Server-Name), e.g. sip:scscf.ims.lab:6060" },
     { .key = "capabilities", .type = IMS_CFG_STRLIST, .offset = offsetof(icscf_scscf_cfg, capabilities),
       .help = "capability numbers this S-CSCF supports (matched against Mandatory/Optional-Capability)" },
@@ -24,11 +26,11 @@ static const ims_cfg_field icscf_scscf_fields[] = {
 };
 
 static const ims_cfg_field icscf_fields[] = {
-    { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(icscf_cfg, home_domains),
+    { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(icscf_cfg, home_domains), .check = ims_cfg_check_domain,
       .help = "domains served: REGISTERs to others get 403, other requests to them 404 (never proxied); empty = any" },
-    { .key = "hss_realm", .type = IMS_CFG_STR, .offset = offsetof(icscf_cfg, hss_realm),
+    { .key = "hss_realm", .type = IMS_CFG_STR, .offset = offsetof(icscf_cfg, hss_realm), .check = ims_cfg_check_domain,
       .help = "Destination-Realm of UAR/LIR (default: diameter.realm)" },
-    { .key = "hss_host", .type = IMS_CFG_STR, .offset = offsetof(icscf_cfg, hss_host),
+    { .key = "hss_host", .type = IMS_CFG_STR, .offset = offsetof(icscf_cfg, hss_host), .check = ims_cfg_check_domain,
       .help = "Destination-Host of UAR/LIR (default: none, routed by realm)" },
     { .key = "scscfs", .type = IMS_CFG_LIST, .offset = offsetof(icscf_cfg, scscfs),
       .sub = icscf_scscf_fields, .rec_size = sizeof(icscf_scscf_cfg),
@@ -61,18 +63,8 @@ const ims_cfg_field icscf_config_fields[] = {
     { .key = NULL },
 };
 
-static bool is_domain(const char *d)
+static int check_scscf(const icscf_scscf_cfg *s, size_t i, char *err, size_t errlen)
 {
-    return d && *d && !strpbrk(d, " \t\r\n:;@<>\"/");
-}
-
-static int check_scscf(su_home_t *home, const icscf_scscf_cfg *s, size_t i, char *err, size_t errlen)
-{
-    url_t *u = s->name ? url_make(home, s->name) : NULL;
-    if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host || !*u->url_host) {
-        snprintf(err, errlen, "icscf.scscfs[%zu].name: '%s' is not a sip: URI", i, s->name ? s->name : "");
-        return -1;
-    }
     if (strlen(s->name) >= ICSCF_URI_MAX) {
         snprintf(err, errlen, "icscf.scscfs[%zu].name: longer than %d characters", i, ICSCF_URI_MAX - 1);
         return -1;
@@ -97,35 +89,9 @@ static int check_scscf(su_home_t *home, const icscf_scscf_cfg *s, size_t i, char
 
 int icscf_config_check(const icscf_config *cfg, char *err, size_t errlen)
 {
-    int rv = -1;
-    su_home_t *home = su_home_new(sizeof(su_home_t));
-    if (!home) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    const icscf_cfg *c = &cfg->icscf;
-    for (size_t i = 0; i < c->home_domains.count; i++) {
-        if (!is_domain(c->home_domains.items[i])) {
-            snprintf(err, errlen, "icscf.home_domains[%zu]: '%s' is not a domain name", i,
-                     c->home_domains.items[i] ? c->home_domains.items[i] : "");
-            goto out;
-        }
-    }
-    if (c->hss_realm && !is_domain(c->hss_realm)) {
-        snprintf(err, errlen, "icscf.hss_realm: '%s' is not a realm", c->hss_realm);
-        goto out;
-    }
-    if (c->hss_host && !is_domain(c->hss_host)) {
-        snprintf(err, errlen, "icscf.hss_host: '%s' is not a Diameter identity", c->hss_host);
-        goto out;
-    }
-    const icscf_scscf_cfg *s = c->scscfs.items;
-    for (size_t i = 0; i < c->scscfs.count; i++)
-        if (check_scscf(home, &s[i], i, err, errlen))
-            goto out;
-    rv = 0;
-out:
-    if (home)
-        su_home_unref(home);
-    return rv;
+    const icscf_scscf_cfg *s = cfg->icscf.scscfs.items;
+    for (size_t i = 0; i < cfg->icscf.scscfs.count; i++)
+        if (check_scscf(&s[i], i, err, errlen))
+            return -1;
+    return 0;
 }

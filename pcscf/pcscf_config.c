@@ -11,14 +11,16 @@
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
 
+#include "ims_cfg_check.h"
+
 #include "pcscf_context.h"
 
 static const ims_cfg_field pcscf_fields[] = {
-    { .key = "icscf", .type = IMS_CFG_STR, .offset = offsetof(pcscf_cfg, icscf), .required = true,
+    { .key = "icscf", .type = IMS_CFG_STR, .offset = offsetof(pcscf_cfg, icscf), .check = ims_cfg_check_sip_uri, .required = true,
       .help = "SIP URI of the home network entry point (I-CSCF) REGISTERs go to, e.g. sip:icscf.ims.lab:5062" },
-    { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(pcscf_cfg, home_domains),
+    { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(pcscf_cfg, home_domains), .check = ims_cfg_check_domain,
       .help = "REGISTER Request-URI domains served (others get 403); empty = any" },
-    { .key = "visited_network_id", .type = IMS_CFG_STR, .offset = offsetof(pcscf_cfg, visited_network_id),
+    { .key = "visited_network_id", .type = IMS_CFG_STR, .offset = offsetof(pcscf_cfg, visited_network_id), .check = ims_cfg_check_line,
       .def = "ims.lab", .help = "P-Visited-Network-ID added to REGISTER (RFC 7315)" },
     { .key = "sec_agree", .type = IMS_CFG_BOOL, .offset = offsetof(pcscf_cfg, sec_agree), .def = "false",
       .help = "true: a UE that requires sec-agree (RFC 3329) and offers no mechanism we support gets 494; "
@@ -46,35 +48,11 @@ const ims_cfg_field pcscf_config_fields[] = {
     { .key = NULL },
 };
 
+/* Every value is checked as it is loaded (ims_cfg_check); nothing relates two values yet. */
 int pcscf_config_check(const pcscf_config *cfg, char *err, size_t errlen)
 {
-    int rv = -1;
-    su_home_t *home = su_home_new(sizeof(su_home_t));
-    if (!home) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    url_t *u = cfg->pcscf.icscf ? url_make(home, cfg->pcscf.icscf) : NULL;
-    if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host || !*u->url_host) {
-        snprintf(err, errlen, "pcscf.icscf: '%s' is not a sip: URI",
-                 cfg->pcscf.icscf ? cfg->pcscf.icscf : "");
-        goto out;
-    }
-    if (!cfg->pcscf.visited_network_id || !*cfg->pcscf.visited_network_id ||
-        strpbrk(cfg->pcscf.visited_network_id, "\r\n")) {
-        snprintf(err, errlen, "pcscf.visited_network_id: must be a non-empty single line");
-        goto out;
-    }
-    for (size_t i = 0; i < cfg->pcscf.home_domains.count; i++) {
-        const char *d = cfg->pcscf.home_domains.items[i];
-        if (!d || !*d || strpbrk(d, " \t\r\n:;@<>")) {
-            snprintf(err, errlen, "pcscf.home_domains[%zu]: '%s' is not a domain name", i, d ? d : "");
-            goto out;
-        }
-    }
-    rv = 0;
-out:
-    if (home)
-        su_home_unref(home);
-    return rv;
+    (void)cfg;
+    (void)err;
+    (void)errlen;
+    return 0;
 }

@@ -75,6 +75,16 @@ int pcscf_header_values(const sip_t *sip, const char *name, pcscf_value_f fn, vo
     return n;
 }
 
+/* p at the opening '"' of a quoted-string: returns its closing '"', or the terminating NUL when it
+ * is not closed (RFC 3261 §25.1: a backslash escapes the next character). */
+static const char *skip_quoted(const char *p)
+{
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1])
+            p++;
+    return p;
+}
+
 /* One element of a comma-separated list starting at s: its URI into out, returns where the next
  * element starts (after the comma) or NULL at the end. */
 static const char *next_uri(const char *s, char *out, size_t len, bool *found)
@@ -89,9 +99,7 @@ static const char *next_uri(const char *s, char *out, size_t len, bool *found)
     /* display name (quoted or tokens) up to '<', or an addr-spec up to ';' ',' or space */
     for (; *p && *p != ','; p++) {
         if (*p == '"') {
-            for (p++; *p && *p != '"'; p++)
-                if (*p == '\\' && p[1])
-                    p++;
+            p = skip_quoted(p);
             if (!*p)
                 break;
         } else if (*p == '<') {
@@ -123,9 +131,7 @@ static const char *next_uri(const char *s, char *out, size_t len, bool *found)
     /* skip header parameters up to the next top-level comma */
     for (; *p && *p != ','; p++) {
         if (*p == '"') {
-            for (p++; *p && *p != '"'; p++)
-                if (*p == '\\' && p[1])
-                    p++;
+            p = skip_quoted(p);
             if (!*p)
                 break;
         }

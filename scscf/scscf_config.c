@@ -14,16 +14,18 @@
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
 
+#include "ims_cfg_check.h"
+
 #include "scscf_context.h"
 
 static const ims_cfg_field scscf_fields[] = {
-    { .key = "name", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, name),
+    { .key = "name", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, name), .check = ims_cfg_check_sip_uri,
       .help = "our SIP URI, sent as Server-Name in MAR/SAR; default sip:<sip.advertise> (the listen address and port unless set)" },
-    { .key = "realm", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, realm),
+    { .key = "realm", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, realm), .check = ims_cfg_check_domain,
       .help = "home domain and digest realm of AKA challenges; default diameter.realm" },
-    { .key = "hss_realm", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, hss_realm),
+    { .key = "hss_realm", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, hss_realm), .check = ims_cfg_check_domain,
       .help = "Destination-Realm of Cx requests; default diameter.realm" },
-    { .key = "hss_host", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, hss_host),
+    { .key = "hss_host", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, hss_host), .check = ims_cfg_check_domain,
       .help = "Destination-Host of Cx requests (e.g. hss.ims.lab); default: routed by realm" },
     { .key = "min_expires", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, min_expires),
       .def = "60", .min = 1, .max = 86400, .help = "shortest registration accepted (shorter: 423 Interval Too Brief)" },
@@ -38,12 +40,12 @@ static const ims_cfg_field scscf_fields[] = {
       .def = "60", .min = 5, .max = 3600, .help = "seconds a challenge (nonce) stays valid" },
     { .key = "reg_event_expires", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, reg_event_expires),
       .def = "3600", .min = 60, .max = 604800, .help = "longest reg event subscription granted (RFC 3680)" },
-    { .key = "icscf", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, icscf),
+    { .key = "icscf", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, icscf), .check = ims_cfg_check_sip_uri,
       .help = "I-CSCF SIP URI (e.g. sip:icscf.ims.lab:5062): originating requests to home users not served "
               "here go there for the location query (LIR); default: none (such requests get 404)" },
-    { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(scscf_cfg, home_domains),
+    { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(scscf_cfg, home_domains), .check = ims_cfg_check_domain,
       .help = "domains of this network (Request-URI host decides home or other network); default [realm]" },
-    { .key = "breakout", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, breakout),
+    { .key = "breakout", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, breakout), .check = ims_cfg_check_sip_uri,
       .help = "SIP URI where originating requests to other domains go (e.g. a BGCF/IBCF); default: none (404)" },
     { .key = "as_timeout_ms", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, as_timeout_ms),
       .def = "3000", .min = 100, .max = 120000,
@@ -73,66 +75,13 @@ const ims_cfg_field scscf_config_fields[] = {
     { .key = NULL },
 };
 
-static bool is_token(const char *s)
-{
-    return s && *s && !strpbrk(s, " \t\r\n\"<>;,@");
-}
-
 int scscf_config_check(const scscf_config *cfg, char *err, size_t errlen)
 {
-    int rv = -1;
-    su_home_t *home = su_home_new(sizeof(su_home_t));
     const scscf_cfg *c = &cfg->scscf;
-    if (!home) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    if (c->name) {
-        url_t *u = url_make(home, c->name);
-        if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host || !*u->url_host ||
-            strpbrk(c->name, " \t\r\n<>\"")) {
-            snprintf(err, errlen, "scscf.name: '%s' is not a sip: URI", c->name);
-            goto out;
-        }
-    }
-    if (c->realm && !is_token(c->realm)) {
-        snprintf(err, errlen, "scscf.realm: '%s' is not a domain name", c->realm);
-        goto out;
-    }
-    if (c->hss_realm && !is_token(c->hss_realm)) {
-        snprintf(err, errlen, "scscf.hss_realm: '%s' is not a Diameter realm", c->hss_realm);
-        goto out;
-    }
-    if (c->hss_host && !is_token(c->hss_host)) {
-        snprintf(err, errlen, "scscf.hss_host: '%s' is not a Diameter identity", c->hss_host);
-        goto out;
-    }
-    const char *uris[2] = { c->icscf, c->breakout };
-    const char *keys[2] = { "icscf", "breakout" };
-    for (int i = 0; i < 2; i++) {
-        if (!uris[i])
-            continue;
-        url_t *u = url_make(home, uris[i]);
-        if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host || !*u->url_host ||
-            strpbrk(uris[i], " \t\r\n<>\"")) {
-            snprintf(err, errlen, "scscf.%s: '%s' is not a sip: URI", keys[i], uris[i]);
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < c->home_domains.count; i++) {
-        if (!is_token(c->home_domains.items[i])) {
-            snprintf(err, errlen, "scscf.home_domains: '%s' is not a domain name", c->home_domains.items[i]);
-            goto out;
-        }
-    }
     if (c->min_expires > c->max_expires) {
         snprintf(err, errlen, "scscf.min_expires (%ld) is above scscf.max_expires (%ld)", c->min_expires,
                  c->max_expires);
-        goto out;
+        return -1;
     }
-    rv = 0;
-out:
-    if (home)
-        su_home_unref(home);
-    return rv;
+    return 0;
 }

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "ims_cfg_check.h"
 #include "ims_config.h"
 
 /* glibc's name of this program: the prefix of ims_cfg_load_or_exit's message. */
@@ -362,6 +363,34 @@ static void test_errors_name_file_line_and_key(void **state)
     expect_error(BASE "  peers: x\n", ":4:", "diameter.peers", "list of mappings");
 }
 
+/* The shared value checks the NFs' schemas use (ims_cfg_check): one rule per kind of value. */
+static void test_value_checks(void **state)
+{
+    (void)state;
+    char why[128];
+    const char *uris_ok[] = { "sip:icscf.ims.lab:5062", "sips:a.b", "sip:10.0.0.1;transport=tcp", "sip:[::1]:5060" };
+    const char *uris_bad[] = { "", "icscf.ims.lab", "tel:+123", "sip:", "sip:bad host", "sip:a<b", "http://x",
+                               "sip:a\r\nX: y" };
+    for (size_t i = 0; i < sizeof(uris_ok) / sizeof(*uris_ok); i++)
+        assert_int_equal(ims_cfg_check_sip_uri(uris_ok[i], why, sizeof(why)), 0);
+    for (size_t i = 0; i < sizeof(uris_bad) / sizeof(*uris_bad); i++) {
+        why[0] = 0;
+        if (ims_cfg_check_sip_uri(uris_bad[i], why, sizeof(why)) != -1)
+            fail_msg("'%s' accepted as a sip: URI", uris_bad[i]);
+        assert_non_null(strstr(why, "not a sip: URI"));
+    }
+    assert_int_equal(ims_cfg_check_domain("ims.lab", why, sizeof(why)), 0);
+    assert_int_equal(ims_cfg_check_domain("hss.ims.lab", why, sizeof(why)), 0);
+    const char *doms_bad[] = { "", "ims.lab:5060", "a b", "a;b", "a,b", "u@ims.lab", "<ims.lab>", "a/b", "a\"b",
+                               "ims.lab\r\n" };
+    for (size_t i = 0; i < sizeof(doms_bad) / sizeof(*doms_bad); i++)
+        if (ims_cfg_check_domain(doms_bad[i], why, sizeof(why)) != -1)
+            fail_msg("'%s' accepted as a domain", doms_bad[i]);
+    assert_int_equal(ims_cfg_check_line("ims.lab visited", why, sizeof(why)), 0);
+    assert_int_equal(ims_cfg_check_line("", why, sizeof(why)), -1);
+    assert_int_equal(ims_cfg_check_line("a\nb", why, sizeof(why)), -1);
+}
+
 static void test_missing_required(void **state)
 {
     (void)state;
@@ -501,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_env_errors_name_the_variable),
         cmocka_unit_test(test_error_format),
         cmocka_unit_test(test_errors_name_file_line_and_key),
+        cmocka_unit_test(test_value_checks),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_list_of_records),
         cmocka_unit_test(test_duplicate_key),
