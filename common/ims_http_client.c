@@ -63,7 +63,8 @@ static void describe_error(CURL *c, CURLcode rc, const resp_sink *r, const char 
 
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
-        ims_set_err(err, errlen, "cannot resolve %s: %s", host, detail);
+        /* curl keeps getaddrinfo's reason to itself; its own text only repeats the name. */
+        ims_set_err(err, errlen, "cannot resolve %s", host);
         break;
     case CURLE_COULDNT_CONNECT:
         ims_set_err(err, errlen, "cannot connect to %s: %s", hostport,
@@ -176,8 +177,9 @@ int ims_http_client_request(const char *host, uint16_t port, const char *method,
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         SETOPT(CURLOPT_POSTFIELDS, body ? body : "");
     }
-    /* After POSTFIELDS (which implies POST): the method on the request line. */
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    /* POSTFIELDS implies POST: name the method on the request line, GET included (imsctl sends
+     * GET and DELETE with an empty body). */
+    if (strcmp(method, "HEAD") != 0)
         SETOPT(CURLOPT_CUSTOMREQUEST, method);
 #undef SETOPT
     if (cc != CURLE_OK) {

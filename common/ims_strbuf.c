@@ -73,6 +73,20 @@ void ims_strbuf_xml(ims_strbuf *b, const char *s)
     }
 }
 
+int ims_strbuf_read(ims_strbuf *b, FILE *f)
+{
+    for (;;) {
+        /* Read straight into the buffer, 64 KiB at a time at least. */
+        if (!reserve(b, 65536))
+            return -1;
+        size_t r = fread(b->s + b->len, 1, b->cap - b->len - 1, f);
+        b->len += r;
+        b->s[b->len] = '\0';
+        if (r == 0)
+            return ferror(f) ? -1 : 0;
+    }
+}
+
 char *ims_strbuf_take(ims_strbuf *b)
 {
     char *s = NULL;

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct {
     char *s;                /* NULL until something is appended */
@@ -23,6 +24,9 @@ void ims_strbuf_append(ims_strbuf *b, const void *data, size_t len);
 void ims_strbuf_printf(ims_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s with & < > " ' escaped (XML attribute and text content). */
 void ims_strbuf_xml(ims_strbuf *b, const char *s);
+/* Appends everything f still has to give. 0, or -1 on a read error (errno) or when an allocation
+ * failed (b->failed). */
+int ims_strbuf_read(ims_strbuf *b, FILE *f);
 /* Returns the string ("" when nothing was appended; caller frees) or NULL when something failed;
  * b is reset either way. */
 char *ims_strbuf_take(ims_strbuf *b);
