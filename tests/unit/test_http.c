@@ -496,19 +496,27 @@ static void *raw_serve(void *arg)
     return NULL;
 }
 
+/* Runs server s for one request from the client under test; returns the client's result. */
+static int raw_call(raw_srv *s, const char *method, const char *body, size_t body_len, int timeout_ms,
+                    int *st, char **out, char *err, size_t errlen)
+{
+    uint16_t port = free_port(&s->fd, true);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, raw_serve, s), 0);
+    int rc = ims_http_client_request("127.0.0.1", port, method, "/x", "application/json", body,
+                                     body_len, timeout_ms, st, out, err, errlen);
+    pthread_join(t, NULL);
+    close(s->fd);
+    return rc;
+}
+
 static void raw_exchange(const char *reply, int expect_rc, int expect_status, const char *expect)
 {
     raw_srv s = { .reply = reply };
-    uint16_t port = free_port(&s.fd, true);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, raw_serve, &s), 0);
     char err[256] = "";
     char *out = NULL;
     int st = 0;
-    int rc = ims_http_client_request("127.0.0.1", port, "GET", "/x", NULL, NULL, 0, 5000, &st, &out,
-                                     err, sizeof(err));
-    pthread_join(t, NULL);
-    close(s.fd);
+    int rc = raw_call(&s, "GET", NULL, 0, 5000, &st, &out, err, sizeof(err));
     assert_int_equal(rc, expect_rc);
     if (rc == 0) {
         assert_int_equal(st, expect_status);
@@ -523,17 +531,10 @@ static void raw_exchange(const char *reply, int expect_rc, int expect_status, co
 static void raw_head(const char *method, const char *body, size_t body_len, char *head, size_t len)
 {
     raw_srv s = { .reply = "HTTP/1.1 204 No Content\r\n\r\n", .body = body_len };
-    uint16_t port = free_port(&s.fd, true);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, raw_serve, &s), 0);
     char err[256] = "";
     char *out = NULL;
     int st = 0;
-    int rc = ims_http_client_request("127.0.0.1", port, method, "/x", "application/json", body,
-                                     body_len, 5000, &st, &out, err, sizeof(err));
-    pthread_join(t, NULL);
-    close(s.fd);
-    assert_int_equal(rc, 0);
+    assert_int_equal(raw_call(&s, method, body, body_len, 5000, &st, &out, err, sizeof(err)), 0);
     assert_int_equal(st, 204);
     assert_string_equal(out, "");
     free(out);
@@ -586,21 +587,13 @@ static void test_client_timeout(void **state)
 {
     (void)state;
     raw_srv s = { .reply = NULL };
-    uint16_t port = free_port(&s.fd, true);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, raw_serve, &s), 0);
     char err[256] = "";
     char *out = NULL;
     int st = 0;
-    int rc = ims_http_client_request("127.0.0.1", port, "GET", "/x", NULL, NULL, 0, 300, &st, &out,
-                                     err, sizeof(err));
-    pthread_join(t, NULL);
-    close(s.fd);
-    assert_int_equal(rc, -1);
+    assert_int_equal(raw_call(&s, "GET", NULL, 0, 300, &st, &out, err, sizeof(err)), -1);
     assert_null(out);
-    char want[128];
-    snprintf(want, sizeof(want), "127.0.0.1:%u: timed out waiting for the response", port);
-    assert_string_equal(err, want);
+    assert_non_null(strstr(err, "127.0.0.1:"));
+    assert_non_null(strstr(err, ": timed out waiting for the response"));
 }
 
 /* The API is reached directly: a proxy named in the environment (as on many build hosts) must not
