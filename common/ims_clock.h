@@ -20,4 +20,12 @@ static inline int64_t ims_monotonic_ms(void)
     return ims_monotonic_us() / 1000;
 }
 
+/* Whole seconds: the unit of registration and binding lifetimes (Expires). */
+static inline int64_t ims_monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
 #endif

@@ -45,11 +45,6 @@ void ims_cx_client_set_ops(const ims_cx_ops *ops)
     g_ops = ops ? *ops : fd_ops;
 }
 
-static uint64_t now_us(void)
-{
-    return (uint64_t)ims_monotonic_us();
-}
-
 typedef struct {
     ims_sip *sip;
     ims_cx_answer_f cb;
@@ -72,7 +67,7 @@ static void count(const cx_pending *c)
              ims_cx_cmd_name(c->cmd), result);
     ims_metric_inc(ims_metric_counter(name, "Cx requests sent, by command and outcome"));
     snprintf(name, sizeof(name), "%s_cx_latency_seconds{cmd=\"%s\"}", g_prefix, ims_cx_cmd_name(c->cmd));
-    ims_metric_observe_us(ims_metric_histogram(name, "Cx request to answer (or timeout)"), now_us() - c->t0);
+    ims_metric_observe_us(ims_metric_histogram(name, "Cx request to answer (or timeout)"), ims_monotonic_us() - c->t0);
 }
 
 /* On the SIP loop. */
@@ -132,7 +127,7 @@ int ims_cx_send(ims_sip *sip, struct msg **req, ims_cx_answer_f cb, void *arg)
     c->cb = cb;
     c->arg = arg;
     c->cmd = h->msg_code;
-    c->t0 = now_us();
+    c->t0 = ims_monotonic_us();
 
     /* Counted as work in progress for overload control (ims_sip_work_add) until delivered. */
     ims_sip_work_add(1);

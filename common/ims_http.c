@@ -30,6 +30,7 @@
 #include <microhttpd.h>
 
 #include "ims_log.h"
+#include "ims_strbuf.h"
 
 #define SUBSYS "http"
 
@@ -68,8 +69,7 @@ struct ims_http {
 /* Per-request state, freed by the completion callback (also runs when a client disconnects
  * mid-upload, when the access handler is never called again). */
 typedef struct {
-    char *body;
-    size_t len, cap;
+    ims_strbuf body;
     bool too_big;
     size_t drained;
 } req_ctx;
@@ -308,8 +308,8 @@ static void dispatch(ims_http *h, struct MHD_Connection *conn, const char *metho
         .method = method,
         .path = path,
         .path_rest = rest,
-        .body = ctx->body ? ctx->body : "",
-        .body_len = ctx->len,
+        .body = ctx->body.s ? ctx->body.s : "",
+        .body_len = ctx->body.len,
         .conn = conn,
     };
     r.fn(r.arg, &req, resp);
@@ -317,29 +317,16 @@ static void dispatch(ims_http *h, struct MHD_Connection *conn, const char *metho
 
 static bool body_append(req_ctx *ctx, const char *data, size_t n)
 {
-    if (ctx->too_big || n > BODY_LIMIT - ctx->len) {
+    if (ctx->too_big || n > BODY_LIMIT - ctx->body.len) {
         ctx->too_big = true;
         ctx->drained += n;
         /* Free what we have: it will never be used. */
-        free(ctx->body);
-        ctx->body = NULL;
-        ctx->len = ctx->cap = 0;
+        ims_strbuf_free(&ctx->body);
         return ctx->drained <= DRAIN_LIMIT;
     }
-    if (ctx->len + n + 1 > ctx->cap) {
-        size_t ncap = ctx->cap ? ctx->cap : 4096;
-        while (ncap < ctx->len + n + 1)
-            ncap *= 2;
-        char *nb = realloc(ctx->body, ncap);
-        if (!nb)
-            return false;
-        ctx->body = nb;
-        ctx->cap = ncap;
-    }
-    memcpy(ctx->body + ctx->len, data, n);
-    ctx->len += n;
-    ctx->body[ctx->len] = '\0'; /* handlers get a C string for free */
-    return true;
+    /* The builder keeps a NUL after the data: handlers get a C string for free. */
+    ims_strbuf_append(&ctx->body, data, n);
+    return !ctx->body.failed;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -389,7 +376,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     if (!ctx)
         return;
-    free(ctx->body);
+    ims_strbuf_free(&ctx->body);
     free(ctx);
     *con_cls = NULL;
 }
@@ -410,19 +397,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ---------- lifecycle ---------- */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* cfg->listen must be an IPv4 or IPv6 literal ("[::1]" accepted too): the HTTP endpoint is an
  * operator-chosen interface, and a name that resolves to several addresses would be ambiguous. */
@@ -458,29 +432,29 @@ static int parse_listen(const char *listen, long port, struct sockaddr_storage *
 ims_http *ims_http_start(const ims_http_cfg *cfg, char *err, size_t errlen)
 {
     if (!cfg) {
-        set_err(err, errlen, "http: no configuration");
+        ims_set_err(err, errlen, "http: no configuration");
         return NULL;
     }
     if (!cfg->enabled) {
-        set_err(err, errlen, "http: server disabled by configuration (http.enabled: false)");
+        ims_set_err(err, errlen, "http: server disabled by configuration (http.enabled: false)");
         return NULL;
     }
     const char *listen = cfg->listen && cfg->listen[0] ? cfg->listen : "127.0.0.1";
     if (cfg->port < 0 || cfg->port > 65535) {
-        set_err(err, errlen, "http: invalid port %ld (0..65535, 0 = any free port)", cfg->port);
+        ims_set_err(err, errlen, "http: invalid port %ld (0..65535, 0 = any free port)", cfg->port);
         return NULL;
     }
     struct sockaddr_storage ss;
     bool v6 = false;
     if (parse_listen(listen, cfg->port, &ss, &v6) != 0) {
-        set_err(err, errlen, "http: invalid listen address '%s' (need an IPv4 or IPv6 literal)",
+        ims_set_err(err, errlen, "http: invalid listen address '%s' (need an IPv4 or IPv6 literal)",
                 listen);
         return NULL;
     }
 
     ims_http *h = calloc(1, sizeof(*h));
     if (!h) {
-        set_err(err, errlen, "http: out of memory");
+        ims_set_err(err, errlen, "http: out of memory");
         return NULL;
     }
     pthread_rwlock_init(&h->routes_lock, NULL);
@@ -501,7 +475,7 @@ ims_http *ims_http_start(const ims_http_cfg *cfg, char *err, size_t errlen)
         MHD_OPTION_END);
     h->starting = false;
     if (!h->daemon) {
-        set_err(err, errlen, "http: cannot listen on %s%s%s:%ld: %s", v6 ? "[" : "", listen,
+        ims_set_err(err, errlen, "http: cannot listen on %s%s%s:%ld: %s", v6 ? "[" : "", listen,
                 v6 ? "]" : "", cfg->port, h->start_err[0] ? h->start_err : "microhttpd failed");
         pthread_rwlock_destroy(&h->routes_lock);
         pthread_mutex_destroy(&h->ready_lock);

@@ -84,9 +84,10 @@ void ims_metric_observe_us(ims_metric *m, uint64_t usec);
 /* Renders the whole registry in Prometheus text format (malloc'd). */
 char *ims_metrics_render(void);
 
-/* ---------- minimal HTTP/1.1 client (for imsctl and tests) ---------- */
+/* ---------- blocking HTTP/1.1 client (for imsctl and tests; libcurl, ims_http_client.c) ---------- */
 
-/* Sends one request to host:port (IPv4/IPv6 literal or name) with Connection: close.
+/* Sends one request to host:port (IPv4/IPv6 literal or name) with Connection: close; proxies
+ * named in the environment are not used.
  * On success returns 0, *status and a malloc'd NUL-terminated *resp_body. -1 + err on failure. */
 int ims_http_client_request(const char *host, uint16_t port, const char *method, const char *path,
                             const char *content_type, const char *body, size_t body_len,

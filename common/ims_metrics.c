@@ -16,13 +16,13 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ims_log.h"
 #include "ims_map.h"
+#include "ims_strbuf.h"
 
 #define SUBSYS "metrics"
 
@@ -232,65 +232,29 @@ void ims_metric_observe_us(ims_metric *m, uint64_t usec)
 
 /* ---------- rendering ---------- */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_printf(sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *sb, const char *fmt, ...)
-{
-    if (sb->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(sb->buf + sb->len, sb->cap - sb->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            sb->oom = true;
-            return;
-        }
-        if ((size_t)n < sb->cap - sb->len) {
-            sb->len += (size_t)n;
-            return;
-        }
-        size_t ncap = sb->cap * 2 + (size_t)n + 1;
-        char *nb = realloc(sb->buf, ncap);
-        if (!nb) {
-            sb->oom = true;
-            return;
-        }
-        sb->buf = nb;
-        sb->cap = ncap;
-    }
-}
-
 /* HELP text escaping per format 0.0.4: backslash and line feed only. */
-static void sb_help(sbuf *sb, const char *help)
+static void sb_help(ims_strbuf *sb, const char *help)
 {
     for (const char *p = help; *p; p++) {
         if (*p == '\\')
-            sb_printf(sb, "\\\\");
+            ims_strbuf_printf(sb, "\\\\");
         else if (*p == '\n')
-            sb_printf(sb, "\\n");
+            ims_strbuf_printf(sb, "\\n");
         else
-            sb_printf(sb, "%c", *p);
+            ims_strbuf_printf(sb, "%c", *p);
     }
 }
 
 /* "name{labels}" or "name" when there are no labels. */
-static void sb_series(sbuf *sb, const char *base, const char *suffix, const char *labels)
+static void sb_series(ims_strbuf *sb, const char *base, const char *suffix, const char *labels)
 {
     if (labels[0])
-        sb_printf(sb, "%s%s{%s}", base, suffix, labels);
+        ims_strbuf_printf(sb, "%s%s{%s}", base, suffix, labels);
     else
-        sb_printf(sb, "%s%s", base, suffix);
+        ims_strbuf_printf(sb, "%s%s", base, suffix);
 }
 
-static void render_histogram(sbuf *sb, const ims_metric *m)
+static void render_histogram(ims_strbuf *sb, const ims_metric *m)
 {
     /* Snapshot the buckets first so that the cumulative counts, +Inf and _count agree with each
      * other within one scrape even while other threads keep observing. */
@@ -304,26 +268,22 @@ static void render_histogram(sbuf *sb, const ims_metric *m)
     for (size_t i = 0; i < N_BUCKETS; i++) {
         cum += snap[i];
         const char *le = i < N_BOUNDS ? bucket_le[i] : "+Inf";
-        sb_printf(sb, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", m->base, m->labels, sep, le, cum);
+        ims_strbuf_printf(sb, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", m->base, m->labels, sep, le, cum);
     }
     sb_series(sb, m->base, "_sum", m->labels);
-    sb_printf(sb, " %" PRIu64 ".%06" PRIu64 "\n", sum_us / 1000000, sum_us % 1000000);
+    ims_strbuf_printf(sb, " %" PRIu64 ".%06" PRIu64 "\n", sum_us / 1000000, sum_us % 1000000);
     sb_series(sb, m->base, "_count", m->labels);
-    sb_printf(sb, " %" PRIu64 "\n", cum);
+    ims_strbuf_printf(sb, " %" PRIu64 "\n", cum);
 }
 
 char *ims_metrics_render(void)
 {
-    sbuf sb = { .buf = malloc(4096), .len = 0, .cap = 4096, .oom = false };
-    if (!sb.buf)
-        return NULL;
-    sb.buf[0] = '\0';
+    ims_strbuf sb = IMS_STRBUF_INIT;
 
     pthread_mutex_lock(&g_lock);
     bool *done = calloc(g_count ? g_count : 1, sizeof(bool));
     if (!done) {
         pthread_mutex_unlock(&g_lock);
-        free(sb.buf);
         return NULL;
     }
     /* Families in registration order; every member of a family is printed right after the
@@ -333,9 +293,9 @@ char *ims_metrics_render(void)
         if (done[i])
             continue;
         const ims_metric *head = g_metrics[i];
-        sb_printf(&sb, "# HELP %s ", head->base);
+        ims_strbuf_printf(&sb, "# HELP %s ", head->base);
         sb_help(&sb, head->help);
-        sb_printf(&sb, "\n# TYPE %s %s\n", head->base, type_name(head->type));
+        ims_strbuf_printf(&sb, "\n# TYPE %s %s\n", head->base, type_name(head->type));
         for (size_t j = i; j < g_count; j++) {
             const ims_metric *m = g_metrics[j];
             if (done[j] || strcmp(m->base, head->base) != 0)
@@ -345,16 +305,12 @@ char *ims_metrics_render(void)
                 render_histogram(&sb, m);
             } else {
                 sb_series(&sb, m->base, "", m->labels);
-                sb_printf(&sb, " %" PRId64 "\n", __atomic_load_n(&m->value, __ATOMIC_RELAXED));
+                ims_strbuf_printf(&sb, " %" PRId64 "\n", __atomic_load_n(&m->value, __ATOMIC_RELAXED));
             }
         }
     }
     pthread_mutex_unlock(&g_lock);
     free(done);
 
-    if (sb.oom) {
-        free(sb.buf);
-        return NULL;
-    }
-    return sb.buf;
+    return ims_strbuf_take(&sb); /* NULL when an allocation failed */
 }

@@ -21,6 +21,7 @@
 #include <freeDiameter/libfdcore.h>
 
 #include "hss_cx_internal.h"
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "ims_userdata.h"
 
@@ -29,13 +30,6 @@
 static struct disp_hdl *g_uar_hdl, *g_sar_hdl, *g_lir_hdl;
 
 /* ---------- shared helpers ---------- */
-
-uint64_t hss_cx_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 int hss_cx_send_answer(struct msg **ans, uint32_t cmd, const char *who, const char *peer,
                        hss_cx_outcome out, uint64_t t0_us)
@@ -51,7 +45,7 @@ int hss_cx_send_answer(struct msg **ans, uint32_t cmd, const char *who, const ch
     ims_metric_inc(ims_metric_counter(metric, "Cx answers sent by the HSS, by command and result"));
     snprintf(metric, sizeof(metric), "hss_cx_latency_seconds{cmd=\"%s\"}", ims_cx_cmd_name(cmd));
     ims_metric_observe_us(ims_metric_histogram(metric, "Time from Cx request to answer"),
-                          hss_cx_now_us() - t0_us);
+                          ims_monotonic_us() - t0_us);
 
     bool failure = out.code >= 3000;
     ims_log(failure ? IMS_LOG_WARN : IMS_LOG_INFO, SUBSYS, "%s %s from %s: %s (%u)%s%s",
@@ -196,7 +190,7 @@ static int on_uar(struct msg **msg, struct avp *avp, struct session *sess, void 
                   enum disp_action *act)
 {
     (void)avp; (void)sess; (void)opaque; (void)act;
-    uint64_t t0 = hss_cx_now_us();
+    uint64_t t0 = ims_monotonic_us();
     struct msg *qry = *msg;
     char impi[HSS_ID_MAX] = "", impu[HSS_ID_MAX] = "", visited[HSS_ID_MAX] = "", peer[256], who[2 * HSS_ID_MAX + 2];
     hss_subscriber sub;
@@ -325,7 +319,7 @@ static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void 
                   enum disp_action *act)
 {
     (void)avp; (void)sess; (void)opaque; (void)act;
-    uint64_t t0 = hss_cx_now_us();
+    uint64_t t0 = ims_monotonic_us();
     struct msg *qry = *msg;
     char impi[HSS_ID_MAX] = "", impu[HSS_ID_MAX] = "", server[HSS_ID_MAX] = "", peer[256], realm[256] = "";
     char who[2 * HSS_ID_MAX + 16];
@@ -470,7 +464,7 @@ static int on_lir(struct msg **msg, struct avp *avp, struct session *sess, void 
                   enum disp_action *act)
 {
     (void)avp; (void)sess; (void)opaque; (void)act;
-    uint64_t t0 = hss_cx_now_us();
+    uint64_t t0 = ims_monotonic_us();
     struct msg *qry = *msg;
     char impu[HSS_ID_MAX] = "", peer[256];
     hss_subscriber sub;

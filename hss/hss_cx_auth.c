@@ -24,6 +24,7 @@
 
 #include "hss_cx_internal.h"
 #include "ims_aka.h"
+#include "ims_clock.h"
 #include "ims_log.h"
 
 #define SUBSYS "hss.auth"
@@ -105,7 +106,8 @@ static hss_cx_outcome aka_vectors(struct msg *ans, const hss_impi *pi, unsigned 
         uint8_t rand[16];
         if (ims_random(rand, sizeof(rand)))
             return CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "no randomness");
-        ims_aka_vector(opc, pi->k, pi->amf, sqns[i], rand, &v);
+        if (ims_aka_vector(opc, pi->k, pi->amf, sqns[i], rand, &v) != 0)
+            return CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "cannot compute an authentication vector");
         if (add_aka_item(ans, i + 1, &v))
             return CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "cannot build SIP-Auth-Data-Item");
         IMS_DEBUG(SUBSYS, "vector %u for %s with SQN 0x%012llx", i + 1, pi->identity,
@@ -137,7 +139,7 @@ static int on_mar(struct msg **msg, struct avp *avp, struct session *sess, void 
                   enum disp_action *act)
 {
     (void)avp; (void)sess; (void)opaque; (void)act;
-    uint64_t t0 = hss_cx_now_us();
+    uint64_t t0 = ims_monotonic_us();
     struct msg *qry = *msg;
     char impi[HSS_ID_MAX] = "", impu[HSS_ID_MAX] = "", server[HSS_ID_MAX] = "", scheme_name[64] = "";
     char peer[256], who[2 * HSS_ID_MAX + 64];

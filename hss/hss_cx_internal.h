@@ -30,7 +30,6 @@ typedef struct {
 int hss_cx_send_answer(struct msg **ans, uint32_t cmd, const char *who, const char *peer,
                        hss_cx_outcome out, uint64_t t0_us);
 
-uint64_t hss_cx_now_us(void);
 
 /* Reads a mandatory string AVP of qry into buf. When it is absent or unusable, sets
  * DIAMETER_MISSING_AVP / DIAMETER_INVALID_AVP_VALUE (with Failed-AVP) on ans, fills *out and

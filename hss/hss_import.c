@@ -37,6 +37,7 @@
 
 #include "hss_api.h"
 #include "ims_log.h"
+#include "ims_strbuf.h"
 
 #define YAML_MAX_DEPTH 64
 #define IMPORT_BATCH 20000
@@ -229,34 +230,20 @@ static json_object *load_json(const char *path, char *err, size_t errlen)
     json_tokener *tok = NULL;
     json_object *root = NULL;
     enum json_tokener_error jerr;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, end, line = 1;
+    ims_strbuf text = IMS_STRBUF_INIT;
+    const char *buf;
+    size_t len, end, line = 1;
 
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    for (;;) {
-        if (len + 65536 + 1 > cap) {
-            char *nb;
-            cap = cap ? cap * 2 : 131072;
-            nb = realloc(buf, cap);
-            if (!nb) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                goto out;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error", path);
+    if (ims_strbuf_read(&text, f) != 0) {
+        snprintf(err, errlen, "%s: %s", path, text.failed ? "out of memory" : "read error");
         goto out;
     }
-    buf[len] = '\0';
+    buf = text.s ? text.s : "";
+    len = text.len;
     if (len > INT32_MAX) {
         snprintf(err, errlen, "%s: file too large", path);
         goto out;
@@ -288,7 +275,7 @@ static json_object *load_json(const char *path, char *err, size_t errlen)
 out:
     if (tok)
         json_tokener_free(tok);
-    free(buf);
+    ims_strbuf_free(&text);
     fclose(f);
     return root;
 }

@@ -32,7 +32,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +43,7 @@
 #include "hss_store_priv.h"
 #include "ims_aka.h"
 #include "ims_log.h"
+#include "ims_strbuf.h"
 
 #define HSS_SCHEMA_VERSION 1
 #define LOG_SUB "hss.store"
@@ -91,19 +91,6 @@ static const char schema_v1[] =
 
 
 /* ---------- small helpers (all called with st->lock held) ---------- */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Why `path` cannot be written, when the file system says so: "" otherwise. */
 static void write_hint(const char *path, char *buf, size_t len)
@@ -161,7 +148,7 @@ static int create_schema(hss_store *st, const char *path, char *err, size_t errl
     char sql[64];
 
     if (st_exec(st, "BEGIN IMMEDIATE") != 0) {
-        set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        ims_set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
         return -1;
     }
     if (st_query_int(st, &version, "PRAGMA user_version", "", NULL) != 1 ||
@@ -169,7 +156,7 @@ static int create_schema(hss_store *st, const char *path, char *err, size_t errl
                   NULL) != 1)
         goto fail;
     if (version == 0 && tables != 0) {
-        set_err(err, errlen, "%s: not an HSS database (tables without a schema version)", path);
+        ims_set_err(err, errlen, "%s: not an HSS database (tables without a schema version)", path);
         st_rollback(st, "ROLLBACK");
         return -1;
     }
@@ -182,7 +169,7 @@ static int create_schema(hss_store *st, const char *path, char *err, size_t errl
     if (st_exec(st, "COMMIT") == 0)
         return 0;
 fail:
-    set_err(err, errlen, "%s: cannot create the schema: %s", path, sqlite3_errmsg(st->db));
+    ims_set_err(err, errlen, "%s: cannot create the schema: %s", path, sqlite3_errmsg(st->db));
     st_rollback(st, "ROLLBACK");
     return -1;
 }
@@ -195,7 +182,7 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
     char sql[64], hint[640];
 
     if (!st) {
-        set_err(err, errlen, "out of memory");
+        ims_set_err(err, errlen, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&st->lock, NULL);
@@ -203,7 +190,7 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                            SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         write_hint(path, hint, sizeof(hint));
-        set_err(err, errlen, "%s: %s%s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open", hint);
+        ims_set_err(err, errlen, "%s: %s%s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open", hint);
         goto fail;
     }
     sqlite3_busy_timeout(st->db, 5000);
@@ -212,7 +199,7 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL) != SQLITE_OK ||
         sqlite3_step(stmt) != SQLITE_ROW) {
         write_hint(path, hint, sizeof(hint));
-        set_err(err, errlen, "%s: %s%s", path, sqlite3_errmsg(st->db), hint);
+        ims_set_err(err, errlen, "%s: %s%s", path, sqlite3_errmsg(st->db), hint);
         sqlite3_finalize(stmt);
         goto fail;
     }
@@ -221,11 +208,11 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
     sqlite3_finalize(stmt);
     if (st_exec(st, "PRAGMA synchronous = FULL") != 0 || st_exec(st, "PRAGMA foreign_keys = ON") != 0 ||
         st_query_int(st, &version, "PRAGMA user_version", "", NULL) != 1) {
-        set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        ims_set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
         goto fail;
     }
     if (version > HSS_SCHEMA_VERSION) {
-        set_err(err, errlen, "%s: schema version %d is newer than this HSS supports (%d)", path,
+        ims_set_err(err, errlen, "%s: schema version %d is newer than this HSS supports (%d)", path,
                 (int)version, HSS_SCHEMA_VERSION);
         goto fail;
     }
@@ -239,7 +226,7 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
              (int)(version ? version : HSS_SCHEMA_VERSION));
     if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
         write_hint(path, hint, sizeof(hint));
-        set_err(err, errlen, "%s: cannot write the database: %s%s", path, sqlite3_errmsg(st->db),
+        ims_set_err(err, errlen, "%s: cannot write the database: %s%s", path, sqlite3_errmsg(st->db),
                 hint[0] ? hint : " (is the file, its directory or the file system read-only?)");
         goto fail;
     }
@@ -478,7 +465,7 @@ static int put_check(hss_store *st, put_args *a, bool *exists)
         return HSS_STORE_ERROR;
     *exists = found == 1;
     if (*exists && a->create_only) {
-        set_err(a->err, a->errlen, "id: subscription %s already exists", s->id);
+        ims_set_err(a->err, a->errlen, "id: subscription %s already exists", s->id);
         return HSS_STORE_CONFLICT;
     }
     for (int table = 0; table < 2; table++) {
@@ -497,7 +484,7 @@ static int put_check(hss_store *st, put_args *a, bool *exists)
             if (sqlite3_step(stmt) != SQLITE_ROW) {
                 /* a new identity */
             } else if (strcmp((const char *)sqlite3_column_text(stmt, 0), s->id) != 0) {
-                set_err(a->err, a->errlen, "%s[%zu]: %s belongs to subscription %s",
+                ims_set_err(a->err, a->errlen, "%s[%zu]: %s belongs to subscription %s",
                         table == 0 ? "impis" : "impus", i, id, sqlite3_column_text(stmt, 0));
                 rc = HSS_STORE_CONFLICT;
             } else if (table == 0) {
@@ -521,7 +508,7 @@ static int put_check(hss_store *st, put_args *a, bool *exists)
 static int insert_failed(put_args *a, int rc, const char *what, size_t i, const char *id)
 {
     if (rc == -2) {
-        set_err(a->err, a->errlen, "%s[%zu]: %s appears twice in this subscription", what, i, id);
+        ims_set_err(a->err, a->errlen, "%s[%zu]: %s appears twice in this subscription", what, i, id);
         return HSS_STORE_CONFLICT;
     }
     return HSS_STORE_ERROR;
@@ -609,16 +596,16 @@ int hss_store_put(hss_store *st, const hss_subscriber *s, int create_only, char 
     put_args a = {s, create_only, NULL, NULL, NULL, NULL, err, errlen};
     int rc = HSS_STORE_ERROR;
 
-    set_err(err, errlen, "%s", "");
+    ims_set_err(err, errlen, "%s", "");
     /* The model normally comes from hss_subscriber_from_json; these are the invariants the
      * schema relies on, checked again for other callers (imports, tests). */
     if (!s->id || !s->id[0] || s->n_impis == 0 || s->n_impus == 0) {
-        set_err(err, errlen, "a subscription needs an id, an IMPI and an IMPU");
+        ims_set_err(err, errlen, "a subscription needs an id, an IMPI and an IMPU");
         return HSS_STORE_ERROR;
     }
     for (size_t i = 0; i < s->n_impus; i++) {
         if (!s->impus[i].identity || !hss_subscriber_profile(s, s->impus[i].service_profile)) {
-            set_err(err, errlen, "impus[%zu]: no such service profile", i);
+            ims_set_err(err, errlen, "impus[%zu]: no such service profile", i);
             return HSS_STORE_ERROR;
         }
     }
@@ -643,7 +630,7 @@ out:
     if (rc == HSS_STORE_ERROR && err && errlen && !err[0]) {
         /* SQLite's reason (e.g. "database or disk is full") for the API's error body. */
         pthread_mutex_lock(&st->lock);
-        set_err(err, errlen, "%s", st->last_err[0] ? st->last_err : "database error");
+        ims_set_err(err, errlen, "%s", st->last_err[0] ? st->last_err : "database error");
         pthread_mutex_unlock(&st->lock);
     }
     for (size_t i = 0; a.impis && i < s->n_impis; i++)

@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 
 #include "ims_http.h"
+#include "ims_strbuf.h"
 
 #define DEFAULT_API "http://127.0.0.1:9090"
 #define TIMEOUT_MS 10000
@@ -123,39 +124,25 @@ static void encode_segment(const char *in, char *out, size_t outlen)
 static char *read_all(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0, n = 0, r;
+    ims_strbuf b = IMS_STRBUF_INIT;
 
     if (!f) {
         fprintf(stderr, "imsctl: %s: %s\n", path, strerror(errno));
         return NULL;
     }
-    do {
-        if (n + 4096 + 1 > cap) {
-            char *nb = realloc(buf, cap = cap ? cap * 2 : 65536);
-            if (!nb) {
-                fprintf(stderr, "imsctl: out of memory\n");
-                free(buf);
-                buf = NULL;
-                goto out;
-            }
-            buf = nb;
-        }
-        r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-    } while (r > 0);
-    if (ferror(f)) {
+    int rc = ims_strbuf_read(&b, f);
+    if (rc != 0 && b.failed)
+        fprintf(stderr, "imsctl: out of memory\n");
+    else if (rc != 0)
         fprintf(stderr, "imsctl: %s: read error\n", path);
-        free(buf);
-        buf = NULL;
-        goto out;
-    }
-    buf[n] = '\0';
-    *len = n;
-out:
     if (f != stdin)
         fclose(f);
-    return buf;
+    if (rc != 0) {
+        ims_strbuf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return ims_strbuf_take(&b);
 }
 
 /* One request. Returns the HTTP status, or -1 after printing a connection error. */

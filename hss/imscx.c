@@ -34,6 +34,7 @@
 #include <freeDiameter/libfdcore.h>
 
 #include "ims_aka.h"
+#include "ims_clock.h"
 #include "ims_cx.h"
 #include "ims_diameter.h"
 #include "ims_log.h"
@@ -401,14 +402,12 @@ typedef struct {
 
 typedef struct {
     load_state *s;
-    struct timespec sent;
+    int64_t sent_us;        /* ims_monotonic_us() when sent */
 } load_req;
 
-static uint32_t elapsed_us(const struct timespec *t0)
+static uint32_t elapsed_us(int64_t t0_us)
 {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    int64_t us = (int64_t)(t1.tv_sec - t0->tv_sec) * 1000000 + (t1.tv_nsec - t0->tv_nsec) / 1000;
+    int64_t us = ims_monotonic_us() - t0_us;
     return us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
@@ -416,7 +415,7 @@ static void load_ans(void *data, struct msg **ans)
 {
     load_req *r = data;
     load_state *s = r->s;
-    uint32_t rc = 0, exp = 0, lat = elapsed_us(&r->sent);
+    uint32_t rc = 0, exp = 0, lat = elapsed_us(r->sent_us);
     free(r);
     ims_cx_get_result(*ans, &rc, &exp);
     pthread_mutex_lock(&s->lock);
@@ -512,8 +511,7 @@ static int cmd_load(const args_t *a, bool sar)
     if (!s.lat_us)
         s.cap_lat = 0;
     char impi[512], impu[512];
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0_us = ims_monotonic_us();
     for (; sent < count; sent++) {
         if (!ims_diameter_peer_is_open(g_peer_id))
             break;   /* the HSS went away (crash tests): report what was answered */
@@ -529,7 +527,7 @@ static int cmd_load(const args_t *a, bool sar)
         load_req *r = malloc(sizeof(*r));
         if (r) {
             r->s = &s;
-            clock_gettime(CLOCK_MONOTONIC, &r->sent);
+            r->sent_us = ims_monotonic_us();
         }
         if (!req || !r || fd_msg_send_timeout(&req, load_ans, r, load_expire, &ts)) {
             if (req)
@@ -546,8 +544,7 @@ static int cmd_load(const args_t *a, bool sar)
     while (s.outstanding > 0)
         pthread_cond_wait(&s.cond, &s.lock);
     pthread_mutex_unlock(&s.lock);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double secs = (double)(ims_monotonic_us() - t0_us) / 1e6;
     qsort(s.lat_us, (size_t)s.n_lat, sizeof(uint32_t), cmp_u32);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "cmd", json_object_new_string(sar ? "load-sar" : "load-mar"));

@@ -46,7 +46,7 @@ bool pcscf_flow_same(const pcscf_addr *registered, const pcscf_addr *src);
 
 typedef struct {
     char *uri;              /* contact URI as the UE registered it */
-    int64_t expires;        /* absolute, pcscf_now() seconds */
+    int64_t expires;        /* absolute, ims_monotonic_s() seconds */
 } pcscf_contact;
 
 typedef struct pcscf_binding {

@@ -31,6 +31,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_tag.h>
 
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "ims_map.h"
 #include "pcscf_context.h"
@@ -235,7 +236,7 @@ static void on_timer(void *arg)
 {
     pcscf_subscription *s = arg;
     s->timer = NULL;   /* fired: freed by ims_sip */
-    int64_t left = registration_left(s->ctx, s->impu, pcscf_now());
+    int64_t left = registration_left(s->ctx, s->impu, ims_monotonic_s());
     if (left <= 0) {
         sub_release(s->ctx, s);
         return;
@@ -338,7 +339,7 @@ void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b)
         sub_free(s);
         return;
     }
-    int64_t left = pcscf_binding_expires(b) - pcscf_now();
+    int64_t left = pcscf_binding_expires(b) - ims_monotonic_s();
     send_subscribe(s, (unsigned)((left > 0 ? left : 0) + EXPIRES_MARGIN));
 }
 
@@ -448,7 +449,7 @@ int pcscf_regevent_apply(pcscf_context *ctx, const char *xml, size_t len)
     if (!is_element(root, "reginfo"))
         goto out;
     changed = 0;
-    int64_t now = pcscf_now();
+    int64_t now = ims_monotonic_s();
     for (const xmlNode *r = root->children; r; r = r->next) {
         if (!is_element(r, "registration"))
             continue;

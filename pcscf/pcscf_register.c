@@ -40,6 +40,7 @@
 #include <sofia-sip/url.h>
 
 #include "ims_authlimit.h"
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "pcscf_context.h"
 #include "pcscf_secagree.h"
@@ -239,7 +240,7 @@ static ims_authlimit *limiter(pcscf_context *ctx)
 
 static void count_failure(pcscf_context *ctx, const pcscf_reg_pending *p, int status)
 {
-    if (ims_authlimit_fail(limiter(ctx), p->source.host, pcscf_now())) {
+    if (ims_authlimit_fail(limiter(ctx), p->source.host, ims_monotonic_s())) {
         ims_metric_inc(ims_metric_counter("pcscf_auth_lockouts_total",
                                           "UE addresses blocked after too many failed REGISTERs"));
         IMS_WARN(SUBSYS, "UE address %s blocked for %ld s: %ld failed REGISTERs within %ld s (last: %s from "
@@ -257,7 +258,7 @@ static int check_blocked(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *s
     pcscf_addr src;
     if (pcscf_source_of(irq, &src))
         return 0;
-    long left = ims_authlimit_locked(limiter(ctx), src.host, pcscf_now());
+    long left = ims_authlimit_locked(limiter(ctx), src.host, ims_monotonic_s());
     if (!left)
         return 0;
     ims_metric_inc(ims_metric_counter("pcscf_register_blocked_total",
@@ -336,7 +337,7 @@ static int collect_associated(void *arg, const char *value)
 
 static void on_registered(pcscf_context *ctx, pcscf_reg_pending *p, const sip_t *sip)
 {
-    int64_t now = pcscf_now();
+    int64_t now = ims_monotonic_s();
     su_home_t *home = su_home_new(sizeof(su_home_t));
     if (!home)
         goto out;
@@ -502,7 +503,7 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
         goto out;
     }
     p->ctx = ctx;
-    p->started = pcscf_now();
+    p->started = ims_monotonic_s();
     p->ue_path = pcscf_list_has(sip->sip_supported, "path");
     snprintf(p->impu, sizeof(p->impu), "%s", impu);
     if (pcscf_source_of(irq, &p->source)) {

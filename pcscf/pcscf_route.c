@@ -50,6 +50,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/url.h>
 
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "pcscf_context.h"
 #include "pcscf_secagree.h"
@@ -129,7 +130,7 @@ static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *r
     size_t r = 0;
     while (reasons[r] && strcmp(reasons[r], reason))
         r++;
-    int64_t now = pcscf_now();
+    int64_t now = ims_monotonic_s();
     if (last[r] && now == last[r]) {
         unlogged_by[r]++;
         return;
@@ -246,7 +247,7 @@ static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw
 
     su_home_t *home = msg_home(msg);
     char *ruri = url_as_string(home, fw->sip_request->rq_url);
-    const pcscf_binding *b = ruri ? pcscf_bindings_by_contact(ctx->bindings, ruri, pcscf_now()) : NULL;
+    const pcscf_binding *b = ruri ? pcscf_bindings_by_contact(ctx->bindings, ruri, ims_monotonic_s()) : NULL;
     if (!b) {
         if (!initial) {
             ims_sip_proxy_onward(ctx->sip, irq, msg, NULL, NULL);

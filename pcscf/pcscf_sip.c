@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "pcscf_context.h"
 #include "pcscf_util.h"
@@ -102,7 +103,7 @@ static void housekeeping(void *arg)
 {
     pcscf_context *ctx = arg;
     ctx->housekeeping = NULL;   /* fired: freed by ims_sip */
-    int64_t now = pcscf_now();
+    int64_t now = ims_monotonic_s();
     size_t n = pcscf_bindings_expire(ctx->bindings, now);
     if (n)
         IMS_DEBUG(SUBSYS, "%zu binding(s) expired", n);

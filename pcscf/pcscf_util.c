@@ -23,13 +23,6 @@
 #include "ims_sip.h"
 #include "pcscf_util.h"
 
-int64_t pcscf_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
-
 int pcscf_source_of(nta_incoming_t *irq, pcscf_addr *out)
 {
     int rv = -1;

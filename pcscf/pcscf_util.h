@@ -14,10 +14,6 @@
 
 #include "pcscf_bindings.h"
 
-
-/* Monotonic seconds. */
-int64_t pcscf_now(void);
-
 /* Where the request of irq came from (numeric address, port, "udp"/"tcp"). 0 / -1. */
 int pcscf_source_of(nta_incoming_t *irq, pcscf_addr *out);
 

@@ -42,6 +42,7 @@
 
 #include "ims_identity.h"
 #include "ims_log.h"
+#include "ims_strbuf.h"
 #include "scscf_util.h"
 
 #define SUBSYS "scscf.regevent"
@@ -144,43 +145,43 @@ size_t scscf_reginfo_count(const scscf_reginfo *ri)
 
 char *scscf_reginfo_xml(const scscf_reg *reg, unsigned version, bool reg_terminated, int64_t now)
 {
-    scscf_buf b = { 0 };
+    ims_strbuf b = { 0 };
     bool any_active = false;
     for (const scscf_contact *c = reg->contacts; c; c = c->next)
         any_active = any_active || !c->terminated;
     const char *reg_state = reg_terminated || !any_active ? "terminated" : "active";
 
-    scscf_buf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    ims_strbuf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                          "<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"%u\" state=\"full\">\n",
                      version);
     for (size_t i = 0; i < reg->n_impus; i++) {
         if (reg->impus[i].barred)
             continue;   /* TS 24.229 §5.4.2.1.2: barred identities are not shown */
-        scscf_buf_printf(&b, "  <registration aor=\"");
-        scscf_buf_xml(&b, reg->impus[i].uri);
-        scscf_buf_printf(&b, "\" id=\"r%u.%zu\" state=\"%s\">\n", reg->id, i, reg_state);
+        ims_strbuf_printf(&b, "  <registration aor=\"");
+        ims_strbuf_xml(&b, reg->impus[i].uri);
+        ims_strbuf_printf(&b, "\" id=\"r%u.%zu\" state=\"%s\">\n", reg->id, i, reg_state);
         for (const scscf_contact *c = reg->contacts; c; c = c->next) {
             bool term = reg_terminated || c->terminated;
             /* ids are unique within the document (RFC 3680 §5.1): one per registration element */
-            scscf_buf_printf(&b, "    <contact id=\"c%u.%zu.%u\" state=\"%s\" event=\"%s\"", reg->id, i, c->id,
+            ims_strbuf_printf(&b, "    <contact id=\"c%u.%zu.%u\" state=\"%s\" event=\"%s\"", reg->id, i, c->id,
                              term ? "terminated" : "active", scscf_contact_event_name(c->event));
             /* RFC 3680 §5.1: expires is optional, but a terminated contact carries an explicit
              * expires="0": several P-CSCFs and UEs keep a binding whose contact has no expires. */
             long left = term ? 0 : (long)(c->expires_at - now);
-            scscf_buf_printf(&b, " expires=\"%ld\"", left > 0 ? left : 0);
+            ims_strbuf_printf(&b, " expires=\"%ld\"", left > 0 ? left : 0);
             if (c->call_id) {
-                scscf_buf_printf(&b, " callid=\"");
-                scscf_buf_xml(&b, c->call_id);
-                scscf_buf_printf(&b, "\" cseq=\"%u\"", c->cseq);
+                ims_strbuf_printf(&b, " callid=\"");
+                ims_strbuf_xml(&b, c->call_id);
+                ims_strbuf_printf(&b, "\" cseq=\"%u\"", c->cseq);
             }
-            scscf_buf_printf(&b, ">\n      <uri>");
-            scscf_buf_xml(&b, c->uri);
-            scscf_buf_printf(&b, "</uri>\n    </contact>\n");
+            ims_strbuf_printf(&b, ">\n      <uri>");
+            ims_strbuf_xml(&b, c->uri);
+            ims_strbuf_printf(&b, "</uri>\n    </contact>\n");
         }
-        scscf_buf_printf(&b, "  </registration>\n");
+        ims_strbuf_printf(&b, "  </registration>\n");
     }
-    scscf_buf_printf(&b, "</reginfo>\n");
-    return scscf_buf_take(&b);
+    ims_strbuf_printf(&b, "</reginfo>\n");
+    return ims_strbuf_take(&b);
 }
 
 /* ---------- NOTIFY (RFC 6665 §4.2.2) ---------- */
@@ -215,13 +216,13 @@ static int send_notify(scscf_context *ctx, regsub *s, const char *sub_state, boo
     msg_t *msg = nta_msg_create(ims_sip_agent(ctx->sip), 0);
     sip_t *sip = msg ? sip_object(msg) : NULL;
     char *key = strdup(s->key);
-    scscf_buf rl = { 0 }, from = { 0 }, to = { 0 };
+    ims_strbuf rl = { 0 }, from = { 0 }, to = { 0 };
     char cseq[40], contact[300];
     if (!body || !sip || !key)
         goto out;
-    scscf_buf_printf(&rl, "NOTIFY %s SIP/2.0", s->target);
-    scscf_buf_printf(&from, "<%s>;tag=%s", s->local_uri, s->local_tag);
-    scscf_buf_printf(&to, "<%s>;tag=%s", s->remote_uri, s->remote_tag);
+    ims_strbuf_printf(&rl, "NOTIFY %s SIP/2.0", s->target);
+    ims_strbuf_printf(&from, "<%s>;tag=%s", s->local_uri, s->local_tag);
+    ims_strbuf_printf(&to, "<%s>;tag=%s", s->remote_uri, s->remote_tag);
     snprintf(cseq, sizeof(cseq), "%u NOTIFY", ++s->local_cseq);
     snprintf(contact, sizeof(contact), "<%s>", ctx->name);
     if (rl.failed || from.failed || to.failed)
@@ -250,9 +251,9 @@ out:
         msg_destroy(msg);
     free(key);
     free(body);
-    scscf_buf_free(&rl);
-    scscf_buf_free(&from);
-    scscf_buf_free(&to);
+    ims_strbuf_free(&rl);
+    ims_strbuf_free(&from);
+    ims_strbuf_free(&to);
     return rv;
 }
 
@@ -333,20 +334,20 @@ static bool accepts_reginfo(const sip_t *sip)
 
 static char *header_list(const sip_route_t *r)
 {
-    scscf_buf b = { 0 };
+    ims_strbuf b = { 0 };
     su_home_t *home = su_home_new(sizeof(su_home_t));
     for (; home && r; r = r->r_next) {
         char *v = sip_header_as_string(home, (const sip_header_t *)r);
         if (v)
-            scscf_buf_printf(&b, "%s%s", b.len ? ", " : "", v);
+            ims_strbuf_printf(&b, "%s%s", b.len ? ", " : "", v);
     }
     if (home)
         su_home_unref(home);
     if (!b.len) {
-        scscf_buf_free(&b);
+        ims_strbuf_free(&b);
         return NULL;
     }
-    return scscf_buf_take(&b);
+    return ims_strbuf_take(&b);
 }
 
 static char *url_str(const url_t *u)

@@ -52,6 +52,7 @@
 #include "ims_aka.h"
 #include "ims_identity.h"
 #include "ims_log.h"
+#include "ims_strbuf.h"
 #include "ims_userdata.h"
 #include "scscf_auth.h"
 #include "scscf_context.h"
@@ -188,17 +189,17 @@ static int parse_contacts(reg_txn *t, const char **phrase, long *min_expires)
             status = 400;
             goto out;
         }
-        scscf_buf params = { 0 };
+        ims_strbuf params = { 0 };
         for (size_t i = 0; m->m_params && m->m_params[i]; i++) {
             if (strncasecmp(m->m_params[i], "expires", 7) == 0 &&
                 (m->m_params[i][7] == '=' || m->m_params[i][7] == '\0'))
                 continue;
-            scscf_buf_printf(&params, ";%s", m->m_params[i]);
+            ims_strbuf_printf(&params, ";%s", m->m_params[i]);
         }
         req_contact *rc = &t->contacts[t->n_contacts++];
         rc->uri = strdup(uri);
-        rc->params = params.len ? scscf_buf_take(&params) : NULL;
-        scscf_buf_free(&params);
+        rc->params = params.len ? ims_strbuf_take(&params) : NULL;
+        ims_strbuf_free(&params);
         rc->expires = exp;
         if (!rc->uri) {
             *phrase = "Server Internal Error";
@@ -323,7 +324,7 @@ static void challenge(reg_txn *t, const uint8_t *resync)
 
 /* ---------- 200 OK (TS 24.229 §5.4.1.2.2, RFC 3261 §10.3 step 8) ---------- */
 
-static void add_path_headers(scscf_buf *b, const sip_t *sip)
+static void add_path_headers(ims_strbuf *b, const sip_t *sip)
 {
     su_home_t *home = su_home_new(sizeof(su_home_t));
     if (!home)
@@ -331,7 +332,7 @@ static void add_path_headers(scscf_buf *b, const sip_t *sip)
     for (const sip_path_t *p = sip->sip_path; p; p = p->r_next) {
         char *v = sip_header_as_string(home, (const sip_header_t *)p);
         if (v)
-            scscf_buf_printf(b, "Path: %s\r\n", v);
+            ims_strbuf_printf(b, "Path: %s\r\n", v);
     }
     su_home_unref(home);
 }
@@ -349,36 +350,36 @@ static bool supports_path(const sip_t *sip)
  * registration also Service-Route, P-Associated-URI and Path. */
 static char *ok_headers(const reg_txn *t, const scscf_reg *reg, bool full)
 {
-    scscf_buf b = { 0 };
+    ims_strbuf b = { 0 };
     int64_t now = scscf_now();
     for (const scscf_contact *c = reg ? reg->contacts : NULL; c; c = c->next) {
         if (c->terminated)
             continue;
         long left = (long)(c->expires_at - now);
-        scscf_buf_printf(&b, "Contact: <%s>%s;expires=%ld\r\n", c->uri, c->params ? c->params : "",
+        ims_strbuf_printf(&b, "Contact: <%s>%s;expires=%ld\r\n", c->uri, c->params ? c->params : "",
                          left > 0 ? left : 0);
     }
     if (full && reg) {
-        scscf_buf_printf(&b, "Service-Route: %s\r\n", t->ctx->service_route);
+        ims_strbuf_printf(&b, "Service-Route: %s\r\n", t->ctx->service_route);
         bool first = true;
         for (size_t i = 0; i < reg->n_impus; i++) {
             if (reg->impus[i].barred)
                 continue;
             if (first)
-                scscf_buf_printf(&b, "P-Associated-URI: ");
-            scscf_buf_printf(&b, "%s<%s>", first ? "" : ", ", reg->impus[i].uri);
+                ims_strbuf_printf(&b, "P-Associated-URI: ");
+            ims_strbuf_printf(&b, "%s<%s>", first ? "" : ", ", reg->impus[i].uri);
             first = false;
         }
         if (!first)
-            scscf_buf_printf(&b, "\r\n");
+            ims_strbuf_printf(&b, "\r\n");
     }
     if (t->sip->sip_path && supports_path(t->sip)) {
         /* RFC 3327 §5.3: the stored Path goes back in the 200 OK only when the REGISTER said
          * Supported: path; never Require: path in a response (§6.2: it is no extension to use) */
         add_path_headers(&b, t->sip);
-        scscf_buf_printf(&b, "Supported: path\r\n");
+        ims_strbuf_printf(&b, "Supported: path\r\n");
     }
-    return scscf_buf_take(&b);
+    return ims_strbuf_take(&b);
 }
 
 static void count_gauges(reg_txn *t)
@@ -519,19 +520,19 @@ static int apply_contacts(reg_txn *t, scscf_reg *reg)
     int64_t now = scscf_now();
     char received[300];
     received_of(t->sip, received, sizeof(received));
-    scscf_buf path = { 0 };
+    ims_strbuf path = { 0 };
     {
         su_home_t *home = su_home_new(sizeof(su_home_t));
         for (const sip_path_t *p = t->sip->sip_path; home && p; p = p->r_next) {
             char *v = sip_header_as_string(home, (const sip_header_t *)p);
             if (v)
-                scscf_buf_printf(&path, "%s%s", path.len ? ", " : "", v);
+                ims_strbuf_printf(&path, "%s%s", path.len ? ", " : "", v);
         }
         if (home)
             su_home_unref(home);
     }
-    char *path_s = path.len ? scscf_buf_take(&path) : NULL;
-    scscf_buf_free(&path);
+    char *path_s = path.len ? ims_strbuf_take(&path) : NULL;
+    ims_strbuf_free(&path);
     int rc = 0;
 
     for (size_t i = 0; i < t->n_contacts; i++) {

@@ -25,6 +25,7 @@
 
 #include "ims_cx.h"
 #include "ims_log.h"
+#include "ims_strbuf.h"
 #include "scscf_context.h"
 #include "scscf_ifc.h"
 #include "scscf_util.h"
@@ -86,7 +87,7 @@ static int send_one(scscf_context *ctx, const ims_ifc *ifc, const char *impu, un
     msg_t *msg = nta_msg_create(ims_sip_agent(ctx->sip), 0);
     sip_t *sip = msg ? sip_object(msg) : NULL;
     tpr_ctx *p = calloc(1, sizeof(*p));
-    scscf_buf rl = { 0 }, to = { 0 }, body = { 0 };
+    ims_strbuf rl = { 0 }, to = { 0 }, body = { 0 };
     char from[320], contact[300], callid[96], tag[17], exp[24], icid[64], pcv[96], ctype[96] = "";
     if (!sip || !p)
         goto out;
@@ -98,8 +99,8 @@ static int send_one(scscf_context *ctx, const ims_ifc *ifc, const char *impu, un
         goto out;
 
     scscf_token(tag, 16);
-    scscf_buf_printf(&rl, "REGISTER %s SIP/2.0", ifc->as.server_name);
-    scscf_buf_printf(&to, "<%s>", impu);
+    ims_strbuf_printf(&rl, "REGISTER %s SIP/2.0", ifc->as.server_name);
+    ims_strbuf_printf(&to, "<%s>", impu);
     snprintf(from, sizeof(from), "<%s>;tag=%s", ctx->name, tag);
     snprintf(contact, sizeof(contact), "<%s>", ctx->name);
     char rnd[17];
@@ -116,17 +117,17 @@ static int send_one(scscf_context *ctx, const ims_ifc *ifc, const char *impu, un
         char boundary[24];
         scscf_token(boundary, 20);
         snprintf(ctype, sizeof(ctype), "multipart/mixed;boundary=%s", boundary);
-        scscf_buf_printf(&body, "--%s\r\nContent-Type: message/sip\r\n\r\n", boundary);
-        scscf_buf_append(&body, req_text, req_len);
-        scscf_buf_printf(&body, "\r\n--%s\r\nContent-Type: message/sip\r\n\r\n", boundary);
-        scscf_buf_append(&body, resp_text, resp_len);
-        scscf_buf_printf(&body, "\r\n--%s--\r\n", boundary);
+        ims_strbuf_printf(&body, "--%s\r\nContent-Type: message/sip\r\n\r\n", boundary);
+        ims_strbuf_append(&body, req_text, req_len);
+        ims_strbuf_printf(&body, "\r\n--%s\r\nContent-Type: message/sip\r\n\r\n", boundary);
+        ims_strbuf_append(&body, resp_text, resp_len);
+        ims_strbuf_printf(&body, "\r\n--%s--\r\n", boundary);
     } else if (with_req || with_resp) {
         snprintf(ctype, sizeof(ctype), "message/sip");
         if (with_req)
-            scscf_buf_append(&body, req_text, req_len);
+            ims_strbuf_append(&body, req_text, req_len);
         else
-            scscf_buf_append(&body, resp_text, resp_len);
+            ims_strbuf_append(&body, resp_text, resp_len);
     }
     if (rl.failed || to.failed || body.failed)
         goto out;
@@ -156,9 +157,9 @@ out:
     if (msg)
         msg_destroy(msg);
     tpr_free(p);
-    scscf_buf_free(&rl);
-    scscf_buf_free(&to);
-    scscf_buf_free(&body);
+    ims_strbuf_free(&rl);
+    ims_strbuf_free(&to);
+    ims_strbuf_free(&body);
     return rv;
 }
 

@@ -1,7 +1,6 @@
 /*
- * scscf_util: small helpers shared by the S-CSCF modules: a growable
- * string builder, random tokens, XML escaping and auth-param parsing (RFC 3261 §25.1 / RFC 7616
- * §3.4 quoted strings).
+ * scscf_util: small helpers shared by the S-CSCF modules: random tokens and auth-param parsing
+ * (RFC 3261 §25.1 / RFC 7616 §3.4 quoted strings). The string builder is common/ims_strbuf.h.
  */
 #ifndef SCSCF_UTIL_H
 #define SCSCF_UTIL_H
@@ -12,21 +11,6 @@
 #include <stdint.h>
 
 #include "ims_map.h"   /* the string map of the S-CSCF stores */
-
-/* ---------- string builder ---------- */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool failed;            /* an allocation failed: the content is incomplete */
-} scscf_buf;
-
-void scscf_buf_printf(scscf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void scscf_buf_append(scscf_buf *b, const char *s, size_t len);
-/* Appends s with & < > " ' escaped (XML attribute and text content). */
-void scscf_buf_xml(scscf_buf *b, const char *s);
-/* Returns the string (caller frees) or NULL when something failed; b is reset. */
-char *scscf_buf_take(scscf_buf *b);
-void scscf_buf_free(scscf_buf *b);
 
 /* ---------- misc ---------- */
 /* `n` random characters [0-9a-z] + NUL into out (n+1 bytes). */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "pcscf_bindings.h"
 #include "pcscf_context.h"
@@ -56,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ctx)
         return 0;
     ctx->bindings = pcscf_bindings_new(NULL, NULL);
-    int64_t now = pcscf_now();
+    int64_t now = ims_monotonic_s();
     const char *alice_set[] = { "sip:alice@ims.lab", "tel:+15551234" };
     const char *alice_contacts[] = { "sip:alice@127.0.0.1:5070", "sip:alice@127.0.0.1:5071;transport=tcp" };
     const char *bob_set[] = { "sip:bob@ims.lab" };

@@ -3,7 +3,7 @@
  * ims_http_client. One server on 127.0.0.1, ephemeral port, shared by all tests; the client under
  * test is the only way we talk to it, so both sides are exercised together. A tiny raw-socket
  * server checks the client's chunked and read-to-EOF paths, which libmicrohttpd never produces for
- * our buffer responses.
+ * our buffer responses, and the request head and error messages the client (libcurl) produces.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <stdarg.h>
@@ -450,7 +450,9 @@ static void test_client_refused(void **state)
 /* Raw server: accepts one connection, reads the request head, writes a canned reply, closes. */
 typedef struct {
     int fd;
-    const char *reply;
+    const char *reply;      /* NULL: never answer, wait until the client gives up */
+    size_t body;            /* request body bytes to read before answering */
+    char head[4096];        /* the request head as received */
 } raw_srv;
 
 static void *raw_serve(void *arg)
@@ -470,6 +472,21 @@ static void *raw_serve(void *arg)
         if (strstr(buf, "\r\n\r\n"))
             break;
     }
+    memcpy(s->head, buf, len + 1);
+    const char *end = strstr(buf, "\r\n\r\n");
+    size_t got = end ? len - (size_t)(end + 4 - buf) : 0;
+    while (got < s->body) {
+        ssize_t n = recv(c, buf, sizeof(buf), 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (!s->reply) {
+        while (recv(c, buf, sizeof(buf), 0) > 0)
+            ;
+        close(c);
+        return NULL;
+    }
     /* Write in two pieces so the client must reassemble. */
     size_t rl = strlen(s->reply);
     send(c, s->reply, rl / 2, MSG_NOSIGNAL);
@@ -479,19 +496,27 @@ static void *raw_serve(void *arg)
     return NULL;
 }
 
+/* Runs server s for one request from the client under test; returns the client's result. */
+static int raw_call(raw_srv *s, const char *method, const char *body, size_t body_len, int timeout_ms,
+                    int *st, char **out, char *err, size_t errlen)
+{
+    uint16_t port = free_port(&s->fd, true);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, raw_serve, s), 0);
+    int rc = ims_http_client_request("127.0.0.1", port, method, "/x", "application/json", body,
+                                     body_len, timeout_ms, st, out, err, errlen);
+    pthread_join(t, NULL);
+    close(s->fd);
+    return rc;
+}
+
 static void raw_exchange(const char *reply, int expect_rc, int expect_status, const char *expect)
 {
     raw_srv s = { .reply = reply };
-    uint16_t port = free_port(&s.fd, true);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, raw_serve, &s), 0);
     char err[256] = "";
     char *out = NULL;
     int st = 0;
-    int rc = ims_http_client_request("127.0.0.1", port, "GET", "/x", NULL, NULL, 0, 5000, &st, &out,
-                                     err, sizeof(err));
-    pthread_join(t, NULL);
-    close(s.fd);
+    int rc = raw_call(&s, "GET", NULL, 0, 5000, &st, &out, err, sizeof(err));
     assert_int_equal(rc, expect_rc);
     if (rc == 0) {
         assert_int_equal(st, expect_status);
@@ -500,6 +525,92 @@ static void raw_exchange(const char *reply, int expect_rc, int expect_status, co
         assert_non_null(strstr(err, expect));
     }
     free(out);
+}
+
+/* One request to a raw server -> the request head it saw (for the header checks below). */
+static void raw_head(const char *method, const char *body, size_t body_len, char *head, size_t len)
+{
+    raw_srv s = { .reply = "HTTP/1.1 204 No Content\r\n\r\n", .body = body_len };
+    char err[256] = "";
+    char *out = NULL;
+    int st = 0;
+    assert_int_equal(raw_call(&s, method, body, body_len, 5000, &st, &out, err, sizeof(err)), 0);
+    assert_int_equal(st, 204);
+    assert_string_equal(out, "");
+    free(out);
+    snprintf(head, len, "%s", s.head);
+}
+
+/* The request as imsctl has always sent it (libcurl adds headers of its own unless told not to):
+ * Content-Length whenever a body is given or the method takes one, Content-Type only with a
+ * non-empty body, no Expect: 100-continue, Connection: close. */
+static void test_client_request_head(void **state)
+{
+    (void)state;
+    char h[4096];
+    raw_head("POST", "{}", 2, h, sizeof(h));
+    assert_non_null(strstr(h, "POST /x HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nContent-Length: 2\r\n"));
+    assert_non_null(strcasestr(h, "\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strcasestr(h, "\r\nConnection: close\r\n"));
+    assert_non_null(strcasestr(h, "\r\nUser-Agent: ims-http-client\r\n"));
+    assert_null(strcasestr(h, "\r\nExpect:"));
+    /* libcurl would ask for 100-continue on a large body (and wait a second for it). */
+    size_t n = 2 * 1024 * 1024;
+    char *big = malloc(n);
+    assert_non_null(big);
+    memset(big, 'x', n);
+    raw_head("PUT", big, n, h, sizeof(h));
+    free(big);
+    assert_non_null(strstr(h, "PUT /x HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nContent-Length: 2097152\r\n"));
+    assert_null(strcasestr(h, "\r\nExpect:"));
+
+    raw_head("GET", NULL, 0, h, sizeof(h));
+    assert_non_null(strstr(h, "GET /x HTTP/1.1\r\n"));
+    assert_null(strcasestr(h, "\r\nContent-Length:"));
+    assert_null(strcasestr(h, "\r\nContent-Type:"));
+
+    /* imsctl passes "" for requests without a body: the method stays what it is. */
+    raw_head("GET", "", 0, h, sizeof(h));
+    assert_non_null(strstr(h, "GET /x HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nContent-Length: 0\r\n"));
+    assert_null(strcasestr(h, "\r\nContent-Type:"));
+    raw_head("DELETE", "", 0, h, sizeof(h));
+    assert_non_null(strstr(h, "DELETE /x HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nContent-Length: 0\r\n"));
+    assert_null(strcasestr(h, "\r\nContent-Type:"));
+}
+
+/* A server that never answers: the timeout bounds the exchange and says what was awaited. */
+static void test_client_timeout(void **state)
+{
+    (void)state;
+    raw_srv s = { .reply = NULL };
+    char err[256] = "";
+    char *out = NULL;
+    int st = 0;
+    assert_int_equal(raw_call(&s, "GET", NULL, 0, 300, &st, &out, err, sizeof(err)), -1);
+    assert_null(out);
+    assert_non_null(strstr(err, "127.0.0.1:"));
+    assert_non_null(strstr(err, ": timed out waiting for the response"));
+}
+
+/* The API is reached directly: a proxy named in the environment (as on many build hosts) must not
+ * capture the request (libcurl would use it by default). */
+static void test_client_ignores_proxy_env(void **state)
+{
+    (void)state;
+    uint16_t dead = free_port(NULL, false);
+    char proxy[64];
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", dead);
+    setenv("http_proxy", proxy, 1);
+    setenv("HTTP_PROXY", proxy, 1);
+    setenv("ALL_PROXY", proxy, 1);
+    expect_body("GET", "/healthz", 200, "ok");
+    unsetenv("http_proxy");
+    unsetenv("HTTP_PROXY");
+    unsetenv("ALL_PROXY");
 }
 
 static void test_client_framing(void **state)
@@ -533,6 +644,9 @@ int main(void)
         cmocka_unit_test(test_response_headers),
         cmocka_unit_test(test_client_refused),
         cmocka_unit_test(test_client_framing),
+        cmocka_unit_test(test_client_request_head),
+        cmocka_unit_test(test_client_timeout),
+        cmocka_unit_test(test_client_ignores_proxy_env),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

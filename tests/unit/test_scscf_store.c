@@ -17,6 +17,7 @@
 #include <libxml/tree.h>
 
 #include "ims_aka.h"
+#include "ims_strbuf.h"
 #include "scscf_auth.h"
 #include "scscf_reginfo.h"
 #include "scscf_regstore.h"
@@ -72,14 +73,14 @@ static void test_param_and_buf(void **state)
     char tiny[4];
     assert_null(scscf_param(params, "username", tiny, sizeof tiny));
 
-    scscf_buf b = { 0 };
-    scscf_buf_printf(&b, "<a x=\"");
-    scscf_buf_xml(&b, "<&>\"'");
-    scscf_buf_printf(&b, "\"/>");
-    char *s = scscf_buf_take(&b);
+    ims_strbuf b = { 0 };
+    ims_strbuf_printf(&b, "<a x=\"");
+    ims_strbuf_xml(&b, "<&>\"'");
+    ims_strbuf_printf(&b, "\"/>");
+    char *s = ims_strbuf_take(&b);
     assert_string_equal(s, "<a x=\"&lt;&amp;&gt;&quot;&apos;\"/>");
     free(s);
-    char *e = scscf_buf_take(&b);
+    char *e = ims_strbuf_take(&b);
     assert_string_equal(e, "");
     free(e);
 }
