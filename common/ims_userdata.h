@@ -17,7 +17,8 @@
  * The S-CSCF evaluates iFC from these structs; the HSS builds them from its store.
  *
  * Files: ims_userdata.c (model: free, copy, validation, enum tables), ims_userdata_write.c
- * (writer), ims_userdata_read.c (strict reader), ims_userdata_int.h (helpers shared by the three).
+ * (writer), ims_userdata_read.c (the reader: one table per Annex E type), ims_userdata_seq.c (the
+ * strict sequence walker and leaf readers under it), ims_userdata_int.h (what they share).
  */
 #ifndef IMS_USERDATA_H
 #define IMS_USERDATA_H

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <libxml/tree.h>
+
 #include "ims_userdata.h"
 
 /* Writes the message into err (when err/errlen allow). */
@@ -32,5 +34,44 @@ int ud_check_subscription(const ims_subscription *sub, char *err, size_t errlen)
 
 /* xmlInitParser once per process, before the first libxml2 use of the writer or the reader. */
 void ud_xml_init(void);
+
+/* ---- reading (ims_userdata_seq.c: the strict walker and leaf readers; ims_userdata_read.c: the
+ * Annex E tables) ---- */
+
+/* Reads one occurrence of a sequence element into obj, the struct of the complex type being read.
+ * path names that type in messages. Returns 0 or -1 with err set. */
+typedef int (*seq_fn)(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen);
+
+/* One position of an xs:sequence. names is "Name" or, for an xs:choice, "A|B|C". */
+typedef struct {
+    const char *names;
+    int min, max;          /* occurrences; max 0 = unbounded */
+    seq_fn fn;             /* NULL: accepted and skipped (Extension content we do not use) */
+} seq_item;
+
+#define SEQ_MAX 6          /* the longest Annex E sequence we read has 5 elements */
+
+/* A complex type: its sequence in schema order, ended by a row without names. */
+typedef struct {
+    const char *path;      /* for messages, e.g. "ServiceProfile/PublicIdentity" */
+    bool open;             /* Extension content: unknown children are skipped (schema extensibility) */
+    seq_item items[SEQ_MAX];
+} seq_type;
+
+/* Reads the children of node as the sequence t (order, occurrences, no stray text), calling each
+ * element's handler with obj. 0, or -1 with the first violation in err ("line N: path: ..."). */
+int ud_read_seq(const xmlNode *node, const seq_type *t, void *obj, char *err, size_t errlen);
+
+/* "line N: <path>: <message>" into err. */
+void ud_node_err(char *err, size_t errlen, const xmlNode *n, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Simple-typed leaves. Each returns 0, or -1 with err naming the element and line. */
+int ud_leaf_token(const xmlNode *el, const char *path, char **out, char *err, size_t errlen);   /* trimmed, non-empty */
+int ud_leaf_string(const xmlNode *el, const char *path, char **out, char *err, size_t errlen);  /* verbatim */
+int ud_leaf_int(const xmlNode *el, const char *path, int min, int max, int *out, char *err, size_t errlen);
+int ud_leaf_bool(const xmlNode *el, const char *path, bool empty_is_true, bool *out, char *err, size_t errlen);
+int ud_leaf_enum(const xmlNode *el, const char *path, const ims_enum_name *table, int *out, char *err,
+                 size_t errlen);   /* the Annex E integer, range from the table */
 
 #endif

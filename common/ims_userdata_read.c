@@ -14,8 +14,8 @@
  *
  * Every complex type is a declarative table (seq_type): one row per element of its xs:sequence,
  * in schema order, with its occurrence limits and the handler that reads one occurrence. One
- * walker (read_seq) enforces the order and the limits for all of them, so adding an element of a
- * later release is one row and one handler.
+ * walker (ud_read_seq, ims_userdata_seq.c) enforces the order and the limits for all of them, so
+ * adding an element of a later release is one row and one handler.
  *
  * Extension chain as read here (Annex E):
  *   PublicIdentity/Extension        = IdentityType?, WildcardedPSI?, Extension{DisplayName?, ...}?
@@ -36,11 +36,8 @@
 #include "ims_userdata.h"
 #include "ims_userdata_int.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +49,7 @@
 #define USERDATA_MAX_LEN (1024u * 1024u)   /* refuse anything larger: a real profile is a few KiB */
 
 /* ------------------------------------------------------------------------------------------------ */
-/* libxml2 set-up and messages                                                                      */
+/* libxml2 set-up                                                                                   */
 
 /* libxml2 wants xmlInitParser() once before concurrent use (HSS dispatch threads, CSCF workers). */
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
@@ -70,338 +67,6 @@ static void xml_quiet(void *ctx, const char *msg, ...)
     (void)msg;
 }
 
-
-/* Error at a node: every reader message starts with the line so an operator can find it. */
-static void node_err(char *err, size_t errlen, const xmlNode *n, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void node_err(char *err, size_t errlen, const xmlNode *n, const char *path, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(err, errlen, "line %ld: %s: %s", n ? xmlGetLineNo(n) : 0L, path, msg);
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* reader: schema sequences                                                                         */
-
-/* Reads one occurrence of a sequence element into obj, the struct of the complex type being read.
- * path names that type in messages. Returns 0 or -1 with err set. */
-typedef int (*seq_fn)(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen);
-
-/* One position of an xs:sequence. names is "Name" or, for an xs:choice, "A|B|C". */
-typedef struct {
-    const char *names;
-    int min, max;          /* occurrences; max 0 = unbounded */
-    seq_fn fn;             /* NULL: accepted and skipped (Extension content we do not use) */
-} seq_item;
-
-#define SEQ_MAX 6          /* the longest Annex E sequence we read has 5 elements */
-
-/* A complex type: its sequence in schema order, ended by a row without names. */
-typedef struct {
-    const char *path;      /* for messages, e.g. "ServiceProfile/PublicIdentity" */
-    bool open;             /* Extension content: unknown children are skipped (schema extensibility) */
-    seq_item items[SEQ_MAX];
-} seq_type;
-
-typedef struct {
-    const seq_item *items;
-    size_t n;
-    bool open;
-    const char *path;
-    const xmlNode *parent;
-    size_t cur;            /* current sequence position */
-    int count;             /* elements seen at cur */
-    const xmlNode *child;  /* iteration cursor */
-} seq_walk;
-
-static bool name_in(const char *names, const char *name)
-{
-    size_t len = strlen(name);
-    const char *p = names;
-    for (;;) {
-        const char *bar = strchr(p, '|');
-        size_t l = bar ? (size_t)(bar - p) : strlen(p);
-        if (l == len && memcmp(p, name, len) == 0)
-            return true;
-        if (!bar)
-            return false;
-        p = bar + 1;
-    }
-}
-
-/* "A|B|C" -> "A" for messages; names are short constants. */
-static const char *first_name(const char *names, char *buf, size_t len)
-{
-    size_t l = strcspn(names, "|");
-    if (l >= len)
-        l = len - 1;
-    memcpy(buf, names, l);
-    buf[l] = '\0';
-    return strchr(names, '|') ? names : buf;
-}
-
-static bool all_blank(const xmlChar *s)
-{
-    for (; s && *s; s++)
-        if (!ud_is_xml_space((char)*s))
-            return false;
-    return true;
-}
-
-static void seq_init(seq_walk *w, const xmlNode *parent, const seq_type *t)
-{
-    memset(w, 0, sizeof *w);
-    w->items = t->items;
-    while (w->n < SEQ_MAX && t->items[w->n].names)
-        w->n++;
-    w->open = t->open;
-    w->path = t->path;
-    w->parent = parent;
-    w->child = parent->children;
-}
-
-/* Next child element of the walk, checked against the sequence. Returns 1 with *el and *slot,
- * 0 at the end (mandatory positions checked), -1 on error. Whitespace text, comments and
- * processing instructions are ignored; other text between elements is an error. */
-static int seq_next(seq_walk *w, const xmlNode **el, size_t *slot, char *err, size_t errlen)
-{
-    char b1[64], b2[64];
-    for (; w->child; w->child = w->child->next) {
-        const xmlNode *c = w->child;
-        if (c->type == XML_COMMENT_NODE || c->type == XML_PI_NODE)
-            continue;
-        if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
-            if (all_blank(c->content))
-                continue;
-            node_err(err, errlen, c, w->path, "unexpected text in <%s>", (const char *)w->parent->name);
-            return -1;
-        }
-        if (c->type != XML_ELEMENT_NODE) {
-            node_err(err, errlen, c, w->path, "unexpected node type %d", (int)c->type);
-            return -1;
-        }
-        const char *name = (const char *)c->name;
-        size_t s;
-        for (s = 0; s < w->n; s++)
-            if (name_in(w->items[s].names, name))
-                break;
-        if (s == w->n) {
-            if (w->open)
-                continue;
-            node_err(err, errlen, c, w->path, "unknown element <%s>", name);
-            return -1;
-        }
-        if (s < w->cur) {
-            node_err(err, errlen, c, w->path, "<%s> out of order (must come before <%s>)", name,
-                     first_name(w->items[w->cur].names, b1, sizeof b1));
-            return -1;
-        }
-        if (s == w->cur) {
-            w->count++;
-        } else {
-            for (size_t k = w->cur; k < s; k++) {
-                int seen = (k == w->cur) ? w->count : 0;
-                if (seen < w->items[k].min) {
-                    node_err(err, errlen, c, w->path, "missing <%s> before <%s>",
-                             first_name(w->items[k].names, b1, sizeof b1), name);
-                    return -1;
-                }
-            }
-            w->cur = s;
-            w->count = 1;
-        }
-        if (w->items[s].max > 0 && w->count > w->items[s].max) {
-            node_err(err, errlen, c, w->path, "too many <%s> (at most %d)",
-                     first_name(w->items[s].names, b2, sizeof b2), w->items[s].max);
-            return -1;
-        }
-        w->child = c->next;
-        *el = c;
-        *slot = s;
-        return 1;
-    }
-    for (size_t k = w->cur; k < w->n; k++) {
-        int seen = (k == w->cur) ? w->count : 0;
-        if (seen < w->items[k].min) {
-            node_err(err, errlen, w->parent, w->path, "missing <%s>",
-                     first_name(w->items[k].names, b1, sizeof b1));
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Reads the children of node as the sequence t, calling each element's handler with obj. */
-static int read_seq(const xmlNode *node, const seq_type *t, void *obj, char *err, size_t errlen)
-{
-    seq_walk w;
-    const xmlNode *el;
-    size_t slot;
-    int rc;
-    seq_init(&w, node, t);
-    while ((rc = seq_next(&w, &el, &slot, err, errlen)) > 0) {
-        seq_fn fn = t->items[slot].fn;
-        if (fn && fn(el, obj, t->path, err, errlen) < 0)
-            return -1;
-    }
-    return rc;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* reader: leaf values                                                                              */
-
-/* Text of a simple-typed element (text and CDATA, comments ignored, no child elements). */
-static char *leaf_text(const xmlNode *el, const char *path, char *err, size_t errlen, bool *oom)
-{
-    size_t len = 0;
-    for (const xmlNode *c = el->children; c; c = c->next) {
-        if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
-            len += c->content ? strlen((const char *)c->content) : 0;
-        } else if (c->type == XML_COMMENT_NODE || c->type == XML_PI_NODE) {
-            continue;
-        } else {
-            node_err(err, errlen, c, path, "<%s> must hold text only, found <%s>", (const char *)el->name,
-                     c->name ? (const char *)c->name : "?");
-            return NULL;
-        }
-    }
-    char *s = malloc(len + 1);
-    if (!s) {
-        *oom = true;
-        seterr(err, errlen, "out of memory");
-        return NULL;
-    }
-    size_t off = 0;
-    for (const xmlNode *c = el->children; c; c = c->next) {
-        if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content) {
-            size_t l = strlen((const char *)c->content);
-            memcpy(s + off, c->content, l);
-            off += l;
-        }
-    }
-    s[off] = '\0';
-    return s;
-}
-
-static void trim(char *s)
-{
-    size_t n = strlen(s), a = 0;
-    while (a < n && ud_is_xml_space(s[a]))
-        a++;
-    while (n > a && ud_is_xml_space(s[n - 1]))
-        n--;
-    memmove(s, s + a, n - a);
-    s[n - a] = '\0';
-}
-
-/* Token-valued element (URI, method, header name): trimmed, must not be empty. */
-static int leaf_token(const xmlNode *el, const char *path, char **out, char *err, size_t errlen)
-{
-    bool oom = false;
-    char *s = leaf_text(el, path, err, errlen, &oom);
-    if (!s)
-        return -1;
-    trim(s);
-    if (!*s) {
-        free(s);
-        node_err(err, errlen, el, path, "empty <%s>", (const char *)el->name);
-        return -1;
-    }
-    free(*out);   /* a maxOccurs=1 slot cannot be seen twice, but stay leak-free regardless */
-    *out = s;
-    return 0;
-}
-
-/* Free text (regex, display name, service info): kept verbatim. */
-static int leaf_string(const xmlNode *el, const char *path, char **out, char *err, size_t errlen)
-{
-    bool oom = false;
-    char *s = leaf_text(el, path, err, errlen, &oom);
-    if (!s)
-        return -1;
-    free(*out);
-    *out = s;
-    return 0;
-}
-
-static int leaf_int(const xmlNode *el, const char *path, int min, int max, int *out, char *err,
-                    size_t errlen)
-{
-    bool oom = false;
-    char *s = leaf_text(el, path, err, errlen, &oom);
-    if (!s)
-        return -1;
-    trim(s);
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    /* strtol alone accepts "", " 1" and "1x"; the schema types are plain decimal integers. */
-    bool ok = *s && (isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+') && end && *end == '\0' &&
-              errno == 0;
-    if (!ok) {
-        node_err(err, errlen, el, path, "<%s> is not an integer: \"%.40s\"", (const char *)el->name, s);
-        free(s);
-        return -1;
-    }
-    free(s);
-    if (v < min || v > max) {
-        node_err(err, errlen, el, path, "<%s> value %ld out of range %d..%d", (const char *)el->name, v, min,
-                 max);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-/* tBool: xs:boolean lexical space, 0/1/true/false. */
-static int parse_bool_str(const char *s, bool *out)
-{
-    if (!strcmp(s, "1") || !strcmp(s, "true")) {
-        *out = true;
-        return 0;
-    }
-    if (!strcmp(s, "0") || !strcmp(s, "false")) {
-        *out = false;
-        return 0;
-    }
-    return -1;
-}
-
-static int leaf_bool(const xmlNode *el, const char *path, bool empty_is_true, bool *out, char *err,
-                     size_t errlen)
-{
-    bool oom = false;
-    char *s = leaf_text(el, path, err, errlen, &oom);
-    if (!s)
-        return -1;
-    trim(s);
-    int rc = 0;
-    if (!*s && empty_is_true)
-        *out = true;
-    else if (parse_bool_str(s, out) < 0) {
-        node_err(err, errlen, el, path, "<%s> is not a boolean (0/1/true/false): \"%.40s\"",
-                 (const char *)el->name, s);
-        rc = -1;
-    }
-    free(s);
-    return rc;
-}
-
-/* Annex E integer of an enum with a table (ims_userdata.c): the table gives the range. */
-static int leaf_enum(const xmlNode *el, const char *path, const ims_enum_name *table, int *out, char *err,
-                     size_t errlen)
-{
-    int min, max;
-    ud_enum_range(table, &min, &max);
-    return leaf_int(el, path, min, max, out, err, errlen);
-}
-
 /* ------------------------------------------------------------------------------------------------ */
 /* reader: complex types (Annex E sequences), innermost first                                       */
 
@@ -410,7 +75,7 @@ static int leaf_enum(const xmlNode *el, const char *path, const ims_enum_name *t
 static int rd_display_name(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_public_identity *id = obj;
-    return leaf_string(el, path, &id->display_name, err, errlen);
+    return ud_leaf_string(el, path, &id->display_name, err, errlen);
 }
 
 static const seq_type pi_extension2_type = {
@@ -423,13 +88,13 @@ static const seq_type pi_extension2_type = {
 static int rd_identity_type(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_public_identity *id = obj;
-    return leaf_int(el, path, 0, IMS_IDENTITY_TYPE_WILDCARDED_PSI, &id->identity_type, err, errlen);
+    return ud_leaf_int(el, path, 0, IMS_IDENTITY_TYPE_WILDCARDED_PSI, &id->identity_type, err, errlen);
 }
 
 static int rd_pi_extension2(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     (void)path;
-    return read_seq(el, &pi_extension2_type, obj, err, errlen);
+    return ud_read_seq(el, &pi_extension2_type, obj, err, errlen);
 }
 
 static const seq_type pi_extension_type = {
@@ -445,19 +110,19 @@ static const seq_type pi_extension_type = {
 static int rd_barring(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_public_identity *id = obj;
-    return leaf_bool(el, path, false, &id->barred, err, errlen);
+    return ud_leaf_bool(el, path, false, &id->barred, err, errlen);
 }
 
 static int rd_identity(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_public_identity *id = obj;
-    return leaf_token(el, path, &id->identity, err, errlen);
+    return ud_leaf_token(el, path, &id->identity, err, errlen);
 }
 
 static int rd_pi_extension(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     (void)path;
-    return read_seq(el, &pi_extension_type, obj, err, errlen);
+    return ud_read_seq(el, &pi_extension_type, obj, err, errlen);
 }
 
 static const seq_type public_identity_type = {
@@ -472,7 +137,7 @@ static const seq_type public_identity_type = {
 static int rd_media_profile(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_service_profile *sp = obj;
-    return leaf_int(el, path, 0, INT_MAX, &sp->subscribed_media_profile_id, err, errlen);
+    return ud_leaf_int(el, path, 0, INT_MAX, &sp->subscribed_media_profile_id, err, errlen);
 }
 
 static const seq_type cnsa_type = {
@@ -487,13 +152,13 @@ static const seq_type cnsa_type = {
 static int rd_match_value(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_spt *s = obj;
-    return leaf_token(el, path, &s->value, err, errlen);
+    return ud_leaf_token(el, path, &s->value, err, errlen);
 }
 
 static int rd_match_content(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_spt *s = obj;
-    return leaf_string(el, path, &s->content, err, errlen);
+    return ud_leaf_string(el, path, &s->content, err, errlen);
 }
 
 static const seq_type sip_header_type = {
@@ -516,7 +181,7 @@ static int rd_registration_type(const xmlNode *el, void *obj, const char *path, 
 {
     ims_spt *s = obj;
     int v;
-    if (leaf_enum(el, path, ims_regtype_names, &v, err, errlen) < 0)
+    if (ud_leaf_enum(el, path, ims_regtype_names, &v, err, errlen) < 0)
         return -1;
     s->registration_type |= 1u << v;
     return 0;
@@ -538,7 +203,7 @@ typedef struct {
 static int rd_negated(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     spt_build *b = obj;
-    return leaf_bool(el, path, false, &b->t.negated, err, errlen);
+    return ud_leaf_bool(el, path, false, &b->t.negated, err, errlen);
 }
 
 static int rd_group(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
@@ -549,7 +214,7 @@ static int rd_group(const xmlNode *el, void *obj, const char *path, char *err, s
         seterr(err, errlen, "out of memory");
         return -1;
     }
-    return leaf_int(el, path, 0, INT_MAX, g, err, errlen);
+    return ud_leaf_int(el, path, 0, INT_MAX, g, err, errlen);
 }
 
 /* The xs:choice RequestURI | Method | SIPHeader | SessionCase | SessionDescription: the element
@@ -559,28 +224,28 @@ static int rd_spt_choice(const xmlNode *el, void *obj, const char *path, char *e
     ims_spt *t = &((spt_build *)obj)->t;
     const ims_enum_name *k = ims_enum_by_xml(ims_spt_kind_names, (const char *)el->name);
     if (!k) {
-        node_err(err, errlen, el, path, "unknown element <%s>", (const char *)el->name);
+        ud_node_err(err, errlen, el, path, "unknown element <%s>", (const char *)el->name);
         return -1;
     }
     t->kind = (ims_spt_kind)k->value;
     switch (t->kind) {
     case IMS_SPT_REQUEST_URI:
         /* a regular expression: kept verbatim, not trimmed */
-        if (leaf_string(el, path, &t->value, err, errlen) < 0)
+        if (ud_leaf_string(el, path, &t->value, err, errlen) < 0)
             return -1;
         if (!*t->value) {
-            node_err(err, errlen, el, path, "empty <RequestURI>");
+            ud_node_err(err, errlen, el, path, "empty <RequestURI>");
             return -1;
         }
         return 0;
     case IMS_SPT_METHOD:
-        return leaf_token(el, path, &t->value, err, errlen);
+        return ud_leaf_token(el, path, &t->value, err, errlen);
     case IMS_SPT_SIP_HEADER:
-        return read_seq(el, &sip_header_type, t, err, errlen);
+        return ud_read_seq(el, &sip_header_type, t, err, errlen);
     case IMS_SPT_SESSION_CASE:
-        return leaf_int(el, path, 0, IMS_SESSION_CASE_ORIGINATING_CDIV, &t->session_case, err, errlen);
+        return ud_leaf_int(el, path, 0, IMS_SESSION_CASE_ORIGINATING_CDIV, &t->session_case, err, errlen);
     case IMS_SPT_SESSION_DESC:
-        return read_seq(el, &session_desc_type, t, err, errlen);
+        return ud_read_seq(el, &session_desc_type, t, err, errlen);
     }
     return -1;
 }
@@ -588,7 +253,7 @@ static int rd_spt_choice(const xmlNode *el, void *obj, const char *path, char *e
 static int rd_spt_extension(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     (void)path;
-    return read_seq(el, &spt_extension_type, &((spt_build *)obj)->t, err, errlen);
+    return ud_read_seq(el, &spt_extension_type, &((spt_build *)obj)->t, err, errlen);
 }
 
 static const seq_type spt_type = {
@@ -604,7 +269,7 @@ static const seq_type spt_type = {
 static int rd_cnf(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_trigger_point *tp = obj;
-    return leaf_bool(el, path, false, &tp->cnf, err, errlen);
+    return ud_leaf_bool(el, path, false, &tp->cnf, err, errlen);
 }
 
 /* Reads one SPT and appends one ims_spt per <Group> to the trigger point. */
@@ -614,7 +279,7 @@ static int rd_spt(const xmlNode *el, void *obj, const char *path, char *err, siz
     spt_build b;
     (void)path;
     memset(&b, 0, sizeof b);
-    int rc = read_seq(el, &spt_type, &b, err, errlen);
+    int rc = ud_read_seq(el, &spt_type, &b, err, errlen);
     for (size_t i = 0; rc == 0 && i < b.n_groups; i++) {
         ims_spt *d = ud_grow((void **)&tp->spts, &tp->n_spts, sizeof *tp->spts);
         bool oom = false;
@@ -645,13 +310,13 @@ static const seq_type trigger_point_type = {
 static int rd_include_request(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_app_server *as = obj;
-    return leaf_bool(el, path, true, &as->include_register_request, err, errlen);
+    return ud_leaf_bool(el, path, true, &as->include_register_request, err, errlen);
 }
 
 static int rd_include_response(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_app_server *as = obj;
-    return leaf_bool(el, path, true, &as->include_register_response, err, errlen);
+    return ud_leaf_bool(el, path, true, &as->include_register_response, err, errlen);
 }
 
 static const seq_type as_extension_type = {
@@ -665,25 +330,25 @@ static const seq_type as_extension_type = {
 static int rd_server_name(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_app_server *as = obj;
-    return leaf_token(el, path, &as->server_name, err, errlen);
+    return ud_leaf_token(el, path, &as->server_name, err, errlen);
 }
 
 static int rd_default_handling(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_app_server *as = obj;
-    return leaf_enum(el, path, ims_default_handling_names, &as->default_handling, err, errlen);
+    return ud_leaf_enum(el, path, ims_default_handling_names, &as->default_handling, err, errlen);
 }
 
 static int rd_service_info(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_app_server *as = obj;
-    return leaf_string(el, path, &as->service_info, err, errlen);
+    return ud_leaf_string(el, path, &as->service_info, err, errlen);
 }
 
 static int rd_as_extension(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     (void)path;
-    return read_seq(el, &as_extension_type, obj, err, errlen);
+    return ud_read_seq(el, &as_extension_type, obj, err, errlen);
 }
 
 static const seq_type app_server_type = {
@@ -699,7 +364,7 @@ static const seq_type app_server_type = {
 static int rd_priority(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_ifc *f = obj;
-    return leaf_int(el, path, 0, INT_MAX, &f->priority, err, errlen);
+    return ud_leaf_int(el, path, 0, INT_MAX, &f->priority, err, errlen);
 }
 
 static int rd_trigger_point(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
@@ -707,20 +372,20 @@ static int rd_trigger_point(const xmlNode *el, void *obj, const char *path, char
     ims_ifc *f = obj;
     (void)path;
     f->has_trigger_point = true;
-    return read_seq(el, &trigger_point_type, &f->tp, err, errlen);
+    return ud_read_seq(el, &trigger_point_type, &f->tp, err, errlen);
 }
 
 static int rd_app_server(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_ifc *f = obj;
     (void)path;
-    return read_seq(el, &app_server_type, &f->as, err, errlen);
+    return ud_read_seq(el, &app_server_type, &f->as, err, errlen);
 }
 
 static int rd_profile_part(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_ifc *f = obj;
-    return leaf_enum(el, path, ims_profile_part_names, &f->profile_part_indicator, err, errlen);
+    return ud_leaf_enum(el, path, ims_profile_part_names, &f->profile_part_indicator, err, errlen);
 }
 
 static const seq_type ifc_type = {
@@ -743,13 +408,13 @@ static int rd_public_identity(const xmlNode *el, void *obj, const char *path, ch
         seterr(err, errlen, "out of memory");
         return -1;
     }
-    return read_seq(el, &public_identity_type, id, err, errlen);
+    return ud_read_seq(el, &public_identity_type, id, err, errlen);
 }
 
 static int rd_cnsa(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     (void)path;
-    return read_seq(el, &cnsa_type, obj, err, errlen);
+    return ud_read_seq(el, &cnsa_type, obj, err, errlen);
 }
 
 static int rd_ifc(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
@@ -762,7 +427,7 @@ static int rd_ifc(const xmlNode *el, void *obj, const char *path, char *err, siz
         return -1;
     }
     f->profile_part_indicator = -1;
-    return read_seq(el, &ifc_type, f, err, errlen);
+    return ud_read_seq(el, &ifc_type, f, err, errlen);
 }
 
 static const seq_type service_profile_type = {
@@ -779,7 +444,7 @@ static const seq_type service_profile_type = {
 static int rd_private_id(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     ims_subscription *sub = obj;
-    return leaf_token(el, path, &sub->private_id, err, errlen);
+    return ud_leaf_token(el, path, &sub->private_id, err, errlen);
 }
 
 static int rd_service_profile(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
@@ -792,7 +457,7 @@ static int rd_service_profile(const xmlNode *el, void *obj, const char *path, ch
         return -1;
     }
     sp->subscribed_media_profile_id = -1;
-    return read_seq(el, &service_profile_type, sp, err, errlen);
+    return ud_read_seq(el, &service_profile_type, sp, err, errlen);
 }
 
 static const seq_type subscription_type = {
@@ -881,7 +546,7 @@ int ims_userdata_parse(const char *xml, size_t len, ims_subscription *out, char 
                root ? xmlGetLineNo(root) : 0L, root && root->name ? (const char *)root->name : "");
         goto done;
     }
-    rc = read_seq(root, &subscription_type, out, err, errlen);
+    rc = ud_read_seq(root, &subscription_type, out, err, errlen);
 
 done:
     if (rc < 0) {
