@@ -118,8 +118,9 @@ typedef struct {
 } ims_subscription;
 
 /* Enum <-> text tables, one per enum, shared by the XML reader and writer and the HSS provisioning
- * JSON (hss_json.c parses, hss_subscriber.c prints). A table lists every valid value in ascending
- * order without gaps and ends with a row whose name is NULL.
+ * JSON (hss_json.c parses, hss_subscriber.c prints). A table lists every valid value once, in the
+ * order messages list them, and ends with a row whose name is NULL. The values of a table whose XML
+ * form is an integer have no gaps: the reader takes its smallest and largest as the range.
  *   value: the C value, which is also the Annex E integer where the XML carries one
  *          (tDefaultHandling, tProfilePartIndicator, tRegistrationType: IMS_REGTYPE_* bit = 1u << value)
  *   name:  the provisioning JSON text
