@@ -1,6 +1,7 @@
 /*
- * ims_userdata_int.h: what the three files of the User-Data module share (ims_userdata.c model and
- * validation, ims_userdata_write.c writer, ims_userdata_read.c reader). Private to common/ims_userdata*.c.
+ * ims_userdata_int.h: what the files of the User-Data module share (ims_userdata.c model and
+ * validation, ims_userdata_write.c writer, ims_userdata_read.c and ims_userdata_seq.c reader).
+ * Private to common/ims_userdata*.c.
  */
 #ifndef IMS_USERDATA_INT_H
 #define IMS_USERDATA_INT_H
