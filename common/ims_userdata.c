@@ -273,7 +273,6 @@ bool ims_userdata_text_ok(const char *s)
     return true;
 }
 
-
 static bool text_ok(const char *s) { return ims_userdata_text_ok(s); }
 
 /* Token fields (URIs, method, header names) are trimmed by the reader; refuse surrounding blanks

@@ -126,7 +126,7 @@ static int seq_next(seq_walk *w, const xmlNode **el, size_t *slot, char *err, si
         }
         if (s < w->cur) {
             ud_node_err(err, errlen, c, w->path, "<%s> out of order (must come before <%s>)", name,
-                     first_name(w->items[w->cur].names, b1, sizeof b1));
+                        first_name(w->items[w->cur].names, b1, sizeof b1));
             return -1;
         }
         if (s == w->cur) {
@@ -136,7 +136,7 @@ static int seq_next(seq_walk *w, const xmlNode **el, size_t *slot, char *err, si
                 int seen = (k == w->cur) ? w->count : 0;
                 if (seen < w->items[k].min) {
                     ud_node_err(err, errlen, c, w->path, "missing <%s> before <%s>",
-                             first_name(w->items[k].names, b1, sizeof b1), name);
+                                first_name(w->items[k].names, b1, sizeof b1), name);
                     return -1;
                 }
             }
@@ -145,7 +145,7 @@ static int seq_next(seq_walk *w, const xmlNode **el, size_t *slot, char *err, si
         }
         if (w->items[s].max > 0 && w->count > w->items[s].max) {
             ud_node_err(err, errlen, c, w->path, "too many <%s> (at most %d)",
-                     first_name(w->items[s].names, b2, sizeof b2), w->items[s].max);
+                        first_name(w->items[s].names, b2, sizeof b2), w->items[s].max);
             return -1;
         }
         w->child = c->next;
@@ -157,7 +157,7 @@ static int seq_next(seq_walk *w, const xmlNode **el, size_t *slot, char *err, si
         int seen = (k == w->cur) ? w->count : 0;
         if (seen < w->items[k].min) {
             ud_node_err(err, errlen, w->parent, w->path, "missing <%s>",
-                     first_name(w->items[k].names, b1, sizeof b1));
+                        first_name(w->items[k].names, b1, sizeof b1));
             return -1;
         }
     }
@@ -193,7 +193,7 @@ static char *leaf_text(const xmlNode *el, const char *path, char *err, size_t er
             continue;
         } else {
             ud_node_err(err, errlen, c, path, "<%s> must hold text only, found <%s>", (const char *)el->name,
-                     c->name ? (const char *)c->name : "?");
+                        c->name ? (const char *)c->name : "?");
             return NULL;
         }
     }
@@ -226,14 +226,22 @@ static void trim(char *s)
     s[n - a] = '\0';
 }
 
-/* Token-valued element (URI, method, header name): trimmed, must not be empty. */
-int ud_leaf_token(const xmlNode *el, const char *path, char **out, char *err, size_t errlen)
+/* Text of a simple-typed element without the white space around it (tokens, numbers, booleans). */
+static char *leaf_trimmed(const xmlNode *el, const char *path, char *err, size_t errlen)
 {
     bool oom = false;
     char *s = leaf_text(el, path, err, errlen, &oom);
+    if (s)
+        trim(s);
+    return s;
+}
+
+/* Token-valued element (URI, method, header name): trimmed, must not be empty. */
+int ud_leaf_token(const xmlNode *el, const char *path, char **out, char *err, size_t errlen)
+{
+    char *s = leaf_trimmed(el, path, err, errlen);
     if (!s)
         return -1;
-    trim(s);
     if (!*s) {
         free(s);
         ud_node_err(err, errlen, el, path, "empty <%s>", (const char *)el->name);
@@ -256,14 +264,11 @@ int ud_leaf_string(const xmlNode *el, const char *path, char **out, char *err, s
     return 0;
 }
 
-int ud_leaf_int(const xmlNode *el, const char *path, int min, int max, int *out, char *err,
-                    size_t errlen)
+int ud_leaf_int(const xmlNode *el, const char *path, int min, int max, int *out, char *err, size_t errlen)
 {
-    bool oom = false;
-    char *s = leaf_text(el, path, err, errlen, &oom);
+    char *s = leaf_trimmed(el, path, err, errlen);
     if (!s)
         return -1;
-    trim(s);
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -277,8 +282,8 @@ int ud_leaf_int(const xmlNode *el, const char *path, int min, int max, int *out,
     }
     free(s);
     if (v < min || v > max) {
-        ud_node_err(err, errlen, el, path, "<%s> value %ld out of range %d..%d", (const char *)el->name, v, min,
-                 max);
+        ud_node_err(err, errlen, el, path, "<%s> value %ld out of range %d..%d", (const char *)el->name, v,
+                    min, max);
         return -1;
     }
     *out = (int)v;
@@ -299,20 +304,17 @@ static int parse_bool_str(const char *s, bool *out)
     return -1;
 }
 
-int ud_leaf_bool(const xmlNode *el, const char *path, bool empty_is_true, bool *out, char *err,
-                     size_t errlen)
+int ud_leaf_bool(const xmlNode *el, const char *path, bool empty_is_true, bool *out, char *err, size_t errlen)
 {
-    bool oom = false;
-    char *s = leaf_text(el, path, err, errlen, &oom);
+    char *s = leaf_trimmed(el, path, err, errlen);
     if (!s)
         return -1;
-    trim(s);
     int rc = 0;
     if (!*s && empty_is_true)
         *out = true;
     else if (parse_bool_str(s, out) < 0) {
         ud_node_err(err, errlen, el, path, "<%s> is not a boolean (0/1/true/false): \"%.40s\"",
-                 (const char *)el->name, s);
+                    (const char *)el->name, s);
         rc = -1;
     }
     free(s);
@@ -321,7 +323,7 @@ int ud_leaf_bool(const xmlNode *el, const char *path, bool empty_is_true, bool *
 
 /* Annex E integer of an enum with a table (ims_userdata.c): the table gives the range. */
 int ud_leaf_enum(const xmlNode *el, const char *path, const ims_enum_name *table, int *out, char *err,
-                     size_t errlen)
+                 size_t errlen)
 {
     int min, max;
     ud_enum_range(table, &min, &max);
