@@ -319,13 +319,12 @@ json_object *hss_ifcs_to_json(const ims_ifc *ifcs, size_t n)
             json_object_object_add(tp, "cnf", json_object_new_boolean(f->tp.cnf));
             for (size_t j = 0; j < f->tp.n_spts; j++) {
                 const ims_spt *s = &f->tp.spts[j];
+                const ims_enum_name *k = ims_enum_by_value(ims_spt_kind_names, (int)s->kind);
                 json_object *so = json_object_new_object();
 
                 json_object_object_add(so, "group", json_object_new_int(s->group));
                 json_object_object_add(so, "negated", json_object_new_boolean(s->negated));
-                const ims_enum_name *k = ims_enum_by_value(ims_spt_kind_names, (int)s->kind);
-
-                if (s->kind == IMS_SPT_SESSION_CASE)
+                if (k && s->kind == IMS_SPT_SESSION_CASE)
                     json_object_object_add(so, k->name, json_object_new_int(s->session_case));
                 else if (k)
                     add_str(so, k->name, s->value ? s->value : "");
