@@ -268,21 +268,7 @@ static bool has_space(const char *s)
     return false;
 }
 
-/* ---------- enum values by name (the tables are shared with the printer) ---------- */
-
-/* The HSS's own enums; the iFC ones are in common/ims_userdata.c. */
-const ims_enum_name hss_auth_scheme_names[] = {
-    {HSS_AUTH_AKA, "aka", NULL},
-    {HSS_AUTH_DIGEST, "digest", NULL},
-    {0, NULL, NULL},
-};
-
-const ims_enum_name hss_reg_state_names[] = {
-    {HSS_REGISTERED, "registered", NULL},
-    {HSS_UNREGISTERED, "unregistered", NULL},
-    {HSS_NOT_REGISTERED, "not_registered", NULL},
-    {0, NULL, NULL},
-};
+/* ---------- enum values by name (tables: common/ims_userdata.c, hss_subscriber.c) ---------- */
 
 /* "must be a, b or c" with the names of a table. */
 static int enum_fail(jctx *c, const char *path, const char *key, const ims_enum_name *t)

@@ -286,7 +286,21 @@ fail:
 
 /* ---------- printing (the provisioning JSON; parsing and its validation are in hss_json.c) ---------- */
 
-/* The name of value in table t (the parser's tables: common/ims_userdata.c, hss_json.c), or that
+/* Names of the HSS's own enums in the provisioning API (the iFC ones are in common/ims_userdata.c). */
+const ims_enum_name hss_auth_scheme_names[] = {
+    {HSS_AUTH_AKA, "aka", NULL},
+    {HSS_AUTH_DIGEST, "digest", NULL},
+    {0, NULL, NULL},
+};
+
+const ims_enum_name hss_reg_state_names[] = {
+    {HSS_REGISTERED, "registered", NULL},
+    {HSS_UNREGISTERED, "unregistered", NULL},
+    {HSS_NOT_REGISTERED, "not_registered", NULL},
+    {0, NULL, NULL},
+};
+
+/* The name of value in table t (the tables the parser uses too), or that
  * of dflt for a value the table does not hold, so that the output is always valid input. */
 static const char *enum_name(const ims_enum_name *t, int value, int dflt)
 {

@@ -36,7 +36,7 @@ typedef enum {
 } hss_reg_state;
 
 /* Names of HSS_AUTH_* ("aka", "digest") and of hss_reg_state ("registered", "unregistered",
- * "not_registered") in the provisioning API, for its parsers and printers (hss_json.c). */
+ * "not_registered") in the provisioning API, for its parsers and printers (hss_subscriber.c). */
 extern const ims_enum_name hss_auth_scheme_names[];
 extern const ims_enum_name hss_reg_state_names[];
 
