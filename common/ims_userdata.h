@@ -15,6 +15,10 @@
  * The reader enforces this element order (TS 29.228 Annex E schema is a sequence) and reports the
  * first violation with the element name and line.
  * The S-CSCF evaluates iFC from these structs; the HSS builds them from its store.
+ *
+ * Files: ims_userdata.c (model: free, copy, validation, enum tables), ims_userdata_write.c
+ * (writer), ims_userdata_read.c (the reader: one table per Annex E type), ims_userdata_seq.c (the
+ * strict sequence walker and leaf readers under it), ims_userdata_int.h (what they share).
  */
 #ifndef IMS_USERDATA_H
 #define IMS_USERDATA_H
@@ -112,6 +116,30 @@ typedef struct {
     ims_service_profile *profiles;
     size_t n_profiles;
 } ims_subscription;
+
+/* Enum <-> text tables, one per enum, shared by the XML reader and writer and the HSS provisioning
+ * JSON (hss_json.c parses, hss_subscriber.c prints). A table lists every valid value once, in the
+ * order messages list them, and ends with a row whose name is NULL. The values of a table whose XML
+ * form is an integer have no gaps: the reader takes its smallest and largest as the range.
+ *   value: the C value, which is also the Annex E integer where the XML carries one
+ *          (tDefaultHandling, tProfilePartIndicator, tRegistrationType: IMS_REGTYPE_* bit = 1u << value)
+ *   name:  the provisioning JSON text
+ *   xml:   the Annex E element name where the XML form is an element (SPT choice), else NULL */
+typedef struct {
+    int value;
+    const char *name;
+    const char *xml;
+} ims_enum_name;
+
+extern const ims_enum_name ims_spt_kind_names[];         /* ims_spt_kind: "request_uri" <RequestURI>, ... */
+extern const ims_enum_name ims_regtype_names[];          /* tRegistrationType 0..2: "initial", ...      */
+extern const ims_enum_name ims_default_handling_names[]; /* IMS_DEFAULT_HANDLING_*: "session_continued"  */
+extern const ims_enum_name ims_profile_part_names[];     /* ProfilePartIndicator 0..1: "registered", ... */
+
+/* The row of a table by value, by JSON name, or by XML element name; NULL when there is none. */
+const ims_enum_name *ims_enum_by_value(const ims_enum_name *table, int value);
+const ims_enum_name *ims_enum_by_name(const ims_enum_name *table, const char *name);
+const ims_enum_name *ims_enum_by_xml(const ims_enum_name *table, const char *xml);
 
 /* Serialises to a malloc'd, NUL-terminated UTF-8 XML document (with XML declaration).
  * Returns NULL and a message in err when the struct breaks the schema (e.g. no PublicIdentity). */

@@ -182,16 +182,6 @@ static void put_error(int rc, const char *err, ims_http_resp *resp)
         ims_http_error(resp, 500, "database error%s%s", err[0] ? ": " : "", err);
 }
 
-/* reg_state query values -> hss_reg_state (the names of the IMPU "reg_state" field). */
-static const struct {
-    const char *name;
-    hss_reg_state state;
-} reg_states[] = {
-    {"registered", HSS_REGISTERED},
-    {"unregistered", HSS_UNREGISTERED},
-    {"not_registered", HSS_NOT_REGISTERED},
-};
-
 /* GET /api/v1/subscribers?after=ID&limit=N&reg_state=S. With reg_state, only subscriptions
  * having at least one IMPU in that state; paging works the same ("next" is an id either way). */
 static void subscribers_list(hss_api_ctx *ctx, const ims_http_req *req, ims_http_resp *resp)
@@ -215,15 +205,15 @@ static void subscribers_list(hss_api_ctx *ctx, const ims_http_req *req, ims_http
         }
     }
     if (rs) {
-        for (size_t i = 0; i < sizeof(reg_states) / sizeof(reg_states[0]); i++) {
-            if (strcmp(rs, reg_states[i].name) == 0)
-                state = (int)reg_states[i].state;
-        }
-        if (state < 0) {
+        /* the names of the IMPU "reg_state" field */
+        const ims_enum_name *r = ims_enum_by_name(hss_reg_state_names, rs);
+
+        if (!r) {
             ims_http_error(resp, 400, "reg_state: must be registered, unregistered or "
                            "not_registered (got \"%.64s\")", rs);
             goto out;
         }
+        state = r->value;
     }
     if (after && !after[0])
         after = NULL;

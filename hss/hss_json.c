@@ -268,14 +268,60 @@ static bool has_space(const char *s)
     return false;
 }
 
-/* ---------- iFC ---------- */
+/* ---------- enum values by name (tables: common/ims_userdata.c, hss_subscriber.c) ---------- */
 
-static const char *const spt_kind_keys[] = {
-    [IMS_SPT_REQUEST_URI] = "request_uri", [IMS_SPT_METHOD] = "method",
-    [IMS_SPT_SIP_HEADER] = "header", [IMS_SPT_SESSION_CASE] = "session_case",
-    [IMS_SPT_SESSION_DESC] = "sdp_line",
-};
-static const char *const regtype_names[] = {"initial", "re-registration", "de-registration"};
+/* "must be a, b or c" with the names of a table. */
+static int enum_fail(jctx *c, const char *path, const char *key, const ims_enum_name *t)
+{
+    char list[160] = "";
+    size_t off = 0;
+
+    for (const ims_enum_name *r = t; r->name && off < sizeof(list); r++) {
+        int n = snprintf(list + off, sizeof(list) - off, "%s%s",
+                         r == t ? "" : r[1].name ? ", " : " or ", r->name);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    return jfail(c, path, key, "must be %s", list);
+}
+
+/* Optional string key naming a value of table t; dflt when absent. */
+static int get_enum(jctx *c, json_object *obj, const char *path, const char *key,
+                    const ims_enum_name *t, int dflt, int *out)
+{
+    const ims_enum_name *r;
+    const char *s;
+
+    *out = dflt;
+    if (get_str(c, obj, path, key, false, &s) != 0)
+        return -1;
+    if (!s)
+        return 0;
+    if (!(r = ims_enum_by_name(t, s)))
+        return enum_fail(c, path, key, t);
+    *out = r->value;
+    return 0;
+}
+
+/* Element i of the string array key, naming a value of table t. */
+static int get_enum_item(jctx *c, json_object *arr, size_t i, const char *path, const char *key,
+                         const ims_enum_name *t, int *out)
+{
+    json_object *e = json_object_array_get_idx(arr, i);
+    const ims_enum_name *r;
+    char p[JPATH];
+
+    join_path(p, sizeof(p), path, key, (long)i);
+    if (!json_object_is_type(e, json_type_string))
+        return jfail(c, p, NULL, "must be a string");
+    if (!(r = ims_enum_by_name(t, json_object_get_string(e))))
+        return enum_fail(c, p, NULL, t);
+    *out = r->value;
+    return 0;
+}
+
+/* ---------- iFC ---------- */
 
 static int spt_from_json(jctx *c, json_object *o, const char *path, ims_spt *spt)
 {
@@ -295,25 +341,25 @@ static int spt_from_json(jctx *c, json_object *o, const char *path, ims_spt *spt
     spt->group = (int)x;
     if (get_bool(c, o, path, "negated", false, &spt->negated) != 0)
         return -1;
-    for (int k = 0; k <= IMS_SPT_SESSION_DESC; k++) {
-        if (!jget(o, spt_kind_keys[k]))
+    for (const ims_enum_name *k = ims_spt_kind_names; k->name; k++) {
+        if (!jget(o, k->name))
             continue;
         if (++nkinds > 1)
-            return jfail(c, path, spt_kind_keys[k],
+            return jfail(c, path, k->name,
                          "only one of method, request_uri, header, session_case, sdp_line");
-        spt->kind = (ims_spt_kind)k;
-        if (k == IMS_SPT_SESSION_CASE) {
-            if (get_int(c, o, path, "session_case", true, 0, 0, 4, &x) != 0)
+        spt->kind = (ims_spt_kind)k->value;
+        if (k->value == IMS_SPT_SESSION_CASE) {
+            if (get_int(c, o, path, k->name, true, 0, 0, IMS_SESSION_CASE_ORIGINATING_CDIV, &x) != 0)
                 return -1;
             spt->session_case = (int)x;
         } else {
-            if (get_str(c, o, path, spt_kind_keys[k], true, &s) != 0)
+            if (get_str(c, o, path, k->name, true, &s) != 0)
                 return -1;
             /* method, header and sdp_line are tokens the User-Data reader trims: a value with
              * white space around it could not go into User-Data (tests/fuzz/fuzz_json). */
-            if (!s[0] || (k != IMS_SPT_REQUEST_URI &&
+            if (!s[0] || (k->value != IMS_SPT_REQUEST_URI &&
                           (isspace((unsigned char)s[0]) || isspace((unsigned char)s[strlen(s) - 1]))))
-                return jfail(c, path, spt_kind_keys[k], "must not be empty or begin or end with white space");
+                return jfail(c, path, k->name, "must not be empty or begin or end with white space");
             if (dup_str(c, path, s, &spt->value) != 0)
                 return -1;
         }
@@ -328,19 +374,11 @@ static int spt_from_json(jctx *c, json_object *o, const char *path, ims_spt *spt
         get_typed(c, o, path, "registration_type", false, json_type_array, &arr) != 0)
         return -1;
     for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-        json_object *e = json_object_array_get_idx(arr, i);
-        char p[JPATH];
-        unsigned bit = 0;
+        int v;
 
-        join_path(p, sizeof(p), path, "registration_type", (long)i);
-        if (!json_object_is_type(e, json_type_string))
-            return jfail(c, p, NULL, "must be a string");
-        for (unsigned b = 0; b < 3; b++)
-            if (strcmp(json_object_get_string(e), regtype_names[b]) == 0)
-                bit = 1u << b;
-        if (!bit)
-            return jfail(c, p, NULL, "must be initial, re-registration or de-registration");
-        spt->registration_type |= bit;
+        if (get_enum_item(c, arr, i, path, "registration_type", ims_regtype_names, &v) != 0)
+            return -1;
+        spt->registration_type |= 1u << v;
     }
     return 0;
 }
@@ -400,29 +438,17 @@ static int ifc_from_json(jctx *c, json_object *o, const char *path, ims_ifc *ifc
     if (!s[0] || has_space(s))
         return jfail(c, p, "server_name", "must be a SIP URI");
     if (dup_str(c, p, s, &ifc->as.server_name) != 0 ||
-        get_str(c, as, p, "default_handling", false, &s) != 0)
-        return -1;
-    if (!s || strcmp(s, "session_continued") == 0)
-        ifc->as.default_handling = IMS_DEFAULT_HANDLING_SESSION_CONTINUED;
-    else if (strcmp(s, "session_terminated") == 0)
-        ifc->as.default_handling = IMS_DEFAULT_HANDLING_SESSION_TERMINATED;
-    else
-        return jfail(c, p, "default_handling", "must be session_continued or session_terminated");
-    if (get_str(c, as, p, "service_info", false, &s) != 0 ||
+        get_enum(c, as, p, "default_handling", ims_default_handling_names,
+                 IMS_DEFAULT_HANDLING_SESSION_CONTINUED, &ifc->as.default_handling) != 0 ||
+        get_str(c, as, p, "service_info", false, &s) != 0 ||
         dup_str(c, p, s, &ifc->as.service_info) != 0 ||
         get_bool(c, as, p, "include_register_request", false, &ifc->as.include_register_request) != 0 ||
         get_bool(c, as, p, "include_register_response", false, &ifc->as.include_register_response) != 0)
         return -1;
 
-    if (get_str(c, o, path, "profile_part_indicator", false, &s) != 0)
-        return -1;
-    if (s && strcmp(s, "registered") == 0)
-        ifc->profile_part_indicator = 0;
-    else if (s && strcmp(s, "unregistered") == 0)
-        ifc->profile_part_indicator = 1;
-    else if (s)
-        return jfail(c, path, "profile_part_indicator", "must be registered or unregistered");
-    return 0;
+    /* -1: absent, the iFC applies in both states */
+    return get_enum(c, o, path, "profile_part_indicator", ims_profile_part_names, -1,
+                    &ifc->profile_part_indicator);
 }
 
 int hss_ifcs_from_json(json_object *arr, const char *path, ims_ifc **out, size_t *n, char *err,
@@ -552,22 +578,13 @@ static int impi_from_json(jctx *c, json_object *o, const char *path, hss_impi *m
     if (get_typed(c, o, path, "auth_schemes", false, json_type_array, &arr) != 0)
         return -1;
     for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-        json_object *e = json_object_array_get_idx(arr, i);
-        char p[JPATH];
-        unsigned bit = 0;
+        int bit;
 
-        join_path(p, sizeof(p), path, "auth_schemes", (long)i);
-        if (!json_object_is_type(e, json_type_string))
-            return jfail(c, p, NULL, "must be a string");
-        if (strcmp(json_object_get_string(e), "aka") == 0)
-            bit = HSS_AUTH_AKA;
-        else if (strcmp(json_object_get_string(e), "digest") == 0)
-            bit = HSS_AUTH_DIGEST;
-        else
-            return jfail(c, p, NULL, "must be aka or digest");
+        if (get_enum_item(c, arr, i, path, "auth_schemes", hss_auth_scheme_names, &bit) != 0)
+            return -1;
         if (!m->auth_schemes)
-            m->default_scheme = bit;        /* the first listed is the default's default */
-        m->auth_schemes |= bit;
+            m->default_scheme = (unsigned)bit;   /* the first listed is the default's default */
+        m->auth_schemes |= (unsigned)bit;
     }
     if (!m->auth_schemes) {
         if (arr)
@@ -577,11 +594,11 @@ static int impi_from_json(jctx *c, json_object *o, const char *path, hss_impi *m
     if (get_str(c, o, path, "default_scheme", false, &s) != 0)
         return -1;
     if (s) {
-        unsigned bit = strcmp(s, "aka") == 0 ? HSS_AUTH_AKA
-                       : strcmp(s, "digest") == 0 ? HSS_AUTH_DIGEST : 0;
-        if (!(bit & m->auth_schemes))
+        const ims_enum_name *r = ims_enum_by_name(hss_auth_scheme_names, s);
+
+        if (!r || !((unsigned)r->value & m->auth_schemes))
             return jfail(c, path, "default_scheme", "must be one of auth_schemes");
-        m->default_scheme = bit;
+        m->default_scheme = (unsigned)r->value;
     }
     if ((m->auth_schemes & HSS_AUTH_AKA) && !has_k)
         return jfail(c, path, "k", "required by the aka scheme (with op or opc)");

@@ -286,17 +286,29 @@ fail:
 
 /* ---------- printing (the provisioning JSON; parsing and its validation are in hss_json.c) ---------- */
 
-/* Same key names as hss_json.c's reader. */
-static const char *const spt_kind_keys[] = {
-    [IMS_SPT_REQUEST_URI] = "request_uri", [IMS_SPT_METHOD] = "method",
-    [IMS_SPT_SIP_HEADER] = "header", [IMS_SPT_SESSION_CASE] = "session_case",
-    [IMS_SPT_SESSION_DESC] = "sdp_line",
+/* Names of the HSS's own enums in the provisioning API (the iFC ones are in common/ims_userdata.c). */
+const ims_enum_name hss_auth_scheme_names[] = {
+    {HSS_AUTH_AKA, "aka", NULL},
+    {HSS_AUTH_DIGEST, "digest", NULL},
+    {0, NULL, NULL},
 };
-static const char *const regtype_names[] = {"initial", "re-registration", "de-registration"};
 
-static const char *scheme_name(unsigned bit)
+const ims_enum_name hss_reg_state_names[] = {
+    {HSS_REGISTERED, "registered", NULL},
+    {HSS_UNREGISTERED, "unregistered", NULL},
+    {HSS_NOT_REGISTERED, "not_registered", NULL},
+    {0, NULL, NULL},
+};
+
+/* The name of value in table t (the tables the parser uses too), or that
+ * of dflt for a value the table does not hold, so that the output is always valid input. */
+static const char *enum_name(const ims_enum_name *t, int value, int dflt)
 {
-    return bit == HSS_AUTH_AKA ? "aka" : "digest";
+    const ims_enum_name *r = ims_enum_by_value(t, value);
+
+    if (!r)
+        r = ims_enum_by_value(t, dflt);
+    return r ? r->name : "";
 }
 
 
@@ -312,6 +324,7 @@ json_object *hss_ifcs_to_json(const ims_ifc *ifcs, size_t n)
     for (size_t i = 0; i < n; i++) {
         const ims_ifc *f = &ifcs[i];
         json_object *o = json_object_new_object(), *as = json_object_new_object();
+        const ims_enum_name *ppi;
 
         json_object_object_add(o, "priority", json_object_new_int(f->priority));
         if (f->has_trigger_point) {
@@ -320,22 +333,23 @@ json_object *hss_ifcs_to_json(const ims_ifc *ifcs, size_t n)
             json_object_object_add(tp, "cnf", json_object_new_boolean(f->tp.cnf));
             for (size_t j = 0; j < f->tp.n_spts; j++) {
                 const ims_spt *s = &f->tp.spts[j];
+                const ims_enum_name *k = ims_enum_by_value(ims_spt_kind_names, (int)s->kind);
                 json_object *so = json_object_new_object();
 
                 json_object_object_add(so, "group", json_object_new_int(s->group));
                 json_object_object_add(so, "negated", json_object_new_boolean(s->negated));
-                if (s->kind == IMS_SPT_SESSION_CASE)
-                    json_object_object_add(so, "session_case", json_object_new_int(s->session_case));
-                else if ((unsigned)s->kind <= IMS_SPT_SESSION_DESC)
-                    add_str(so, spt_kind_keys[s->kind], s->value ? s->value : "");
+                if (k && s->kind == IMS_SPT_SESSION_CASE)
+                    json_object_object_add(so, k->name, json_object_new_int(s->session_case));
+                else if (k)
+                    add_str(so, k->name, s->value ? s->value : "");
                 if (s->content)
                     add_str(so, "content", s->content);
                 if (s->registration_type) {
                     json_object *rt = json_object_new_array();
 
-                    for (unsigned b = 0; b < 3; b++)
-                        if (s->registration_type & (1u << b))
-                            json_object_array_add(rt, json_object_new_string(regtype_names[b]));
+                    for (const ims_enum_name *r = ims_regtype_names; r->name; r++)
+                        if (s->registration_type & (1u << r->value))
+                            json_object_array_add(rt, json_object_new_string(r->name));
                     json_object_object_add(so, "registration_type", rt);
                 }
                 json_object_array_add(spts, so);
@@ -344,9 +358,8 @@ json_object *hss_ifcs_to_json(const ims_ifc *ifcs, size_t n)
             json_object_object_add(o, "trigger_point", tp);
         }
         add_str(as, "server_name", f->as.server_name ? f->as.server_name : "");
-        add_str(as, "default_handling",
-                f->as.default_handling == IMS_DEFAULT_HANDLING_SESSION_TERMINATED
-                    ? "session_terminated" : "session_continued");
+        add_str(as, "default_handling", enum_name(ims_default_handling_names, f->as.default_handling,
+                                                  IMS_DEFAULT_HANDLING_SESSION_CONTINUED));
         if (f->as.service_info)
             add_str(as, "service_info", f->as.service_info);
         json_object_object_add(as, "include_register_request",
@@ -354,25 +367,12 @@ json_object *hss_ifcs_to_json(const ims_ifc *ifcs, size_t n)
         json_object_object_add(as, "include_register_response",
                                json_object_new_boolean(f->as.include_register_response));
         json_object_object_add(o, "application_server", as);
-        if (f->profile_part_indicator == 0 || f->profile_part_indicator == 1)
-            add_str(o, "profile_part_indicator",
-                    f->profile_part_indicator == 0 ? "registered" : "unregistered");
+        ppi = ims_enum_by_value(ims_profile_part_names, f->profile_part_indicator);
+        if (ppi)   /* else absent (-1) */
+            add_str(o, "profile_part_indicator", ppi->name);
         json_object_array_add(arr, o);
     }
     return arr;
-}
-
-
-static const char *reg_state_name(hss_reg_state st)
-{
-    switch (st) {
-    case HSS_REGISTERED:
-        return "registered";
-    case HSS_UNREGISTERED:
-        return "unregistered";
-    default:
-        return "not_registered";
-    }
 }
 
 json_object *hss_subscriber_to_json(const hss_subscriber *s)
@@ -388,11 +388,12 @@ json_object *hss_subscriber_to_json(const hss_subscriber *s)
 
         x = json_object_new_object();
         add_str(x, "impi", m->identity);
-        for (unsigned bit = HSS_AUTH_AKA; bit <= HSS_AUTH_DIGEST; bit <<= 1)
-            if (m->auth_schemes & bit)
-                json_object_array_add(schemes, json_object_new_string(scheme_name(bit)));
+        for (const ims_enum_name *r = hss_auth_scheme_names; r->name; r++)
+            if (m->auth_schemes & (unsigned)r->value)
+                json_object_array_add(schemes, json_object_new_string(r->name));
         json_object_object_add(x, "auth_schemes", schemes);
-        add_str(x, "default_scheme", scheme_name(m->default_scheme));
+        add_str(x, "default_scheme",
+                enum_name(hss_auth_scheme_names, (int)m->default_scheme, HSS_AUTH_DIGEST));
         ims_hex_encode(m->amf, 2, hex);
         add_str(x, "amf", hex);
         json_object_object_add(x, "sqn", json_object_new_int64((int64_t)m->sqn));
@@ -417,7 +418,7 @@ json_object *hss_subscriber_to_json(const hss_subscriber *s)
             add_str(x, "display_name", u->display_name);
         json_object_object_add(x, "identity_type", json_object_new_int(u->identity_type));
         json_object_object_add(x, "can_register", json_object_new_boolean(u->can_register));
-        add_str(x, "reg_state", reg_state_name(u->reg_state));
+        add_str(x, "reg_state", enum_name(hss_reg_state_names, (int)u->reg_state, HSS_NOT_REGISTERED));
         json_object_array_add(arr, x);
     }
     json_object_object_add(o, "impus", arr);

@@ -35,6 +35,11 @@ typedef enum {
     HSS_UNREGISTERED = 2,          /* S-CSCF keeps the profile for unregistered services */
 } hss_reg_state;
 
+/* Names of HSS_AUTH_* ("aka", "digest") and of hss_reg_state ("registered", "unregistered",
+ * "not_registered") in the provisioning API, for its parsers and printers (hss_subscriber.c). */
+extern const ims_enum_name hss_auth_scheme_names[];
+extern const ims_enum_name hss_reg_state_names[];
+
 typedef struct {
     char *identity;                /* IMPI, e.g. alice@ims.lab */
     unsigned auth_schemes;         /* HSS_AUTH_* bits; at least one */

@@ -1,5 +1,5 @@
 /*
- * fuzz_userdata: the Cx User-Data XML reader (common/ims_userdata.c, TS 29.228 Annex E) that the
+ * fuzz_userdata: the Cx User-Data XML reader (common/ims_userdata_read.c, TS 29.228 Annex E) that the
  * S-CSCF runs on every SAA and PPR from the HSS.
  *
  * Invariants checked beyond "no crash, no leak":

@@ -6,6 +6,7 @@
  * cardinality checks, the DOCTYPE/entity refusal, writer refusals, and the deep copy.
  * Run under the ASan build (-DIMS_SANITIZE=ON) to check error paths for leaks.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -187,14 +188,23 @@ static void assert_zeroed(const ims_subscription *s)
 /* ---------------------------------------------------------------------------------------------- */
 /* writer + round trip                                                                            */
 
+/* build_rich(in), written: the document the writer tests start from. */
+static char *write_rich(ims_subscription *in)
+{
+    char err[256] = "";
+    build_rich(in);
+    char *xml = ims_userdata_write(in, err, sizeof err);
+    if (!xml)
+        fail_msg("writing the rich subscription failed: %s", err);
+    return xml;
+}
+
 static void test_roundtrip_rich(void **state)
 {
     (void)state;
     ims_subscription in, out;
     char err[256] = "";
-    build_rich(&in);
-    char *xml = ims_userdata_write(&in, err, sizeof err);
-    assert_non_null(xml);
+    char *xml = write_rich(&in);
     assert_int_equal(ims_userdata_parse(xml, strlen(xml), &out, err, sizeof err), 0);
     assert_sub_equal(&in, &out);
     free(xml);
@@ -207,9 +217,7 @@ static void test_rewrite_is_byte_stable(void **state)
     (void)state;
     ims_subscription in, out;
     char err[256] = "";
-    build_rich(&in);
-    char *x1 = ims_userdata_write(&in, err, sizeof err);
-    assert_non_null(x1);
+    char *x1 = write_rich(&in);
     assert_int_equal(ims_userdata_parse(x1, strlen(x1), &out, err, sizeof err), 0);
     char *x2 = ims_userdata_write(&out, err, sizeof err);
     assert_non_null(x2);
@@ -224,10 +232,7 @@ static void test_writer_shape_and_escaping(void **state)
 {
     (void)state;
     ims_subscription in;
-    char err[256] = "";
-    build_rich(&in);
-    char *xml = ims_userdata_write(&in, err, sizeof err);
-    assert_non_null(xml);
+    char *xml = write_rich(&in);
     assert_true(strncmp(xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>", 38) == 0);
     assert_non_null(strstr(xml, "<IMSSubscription xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\""));
     /* & and < escaped; raw "<Lab>" must never reach the document. */
@@ -683,10 +688,7 @@ static void test_err_after_partial_state(void **state)
 {
     (void)state;
     ims_subscription in;
-    char err[256] = "";
-    build_rich(&in);
-    char *xml = ims_userdata_write(&in, err, sizeof err);
-    assert_non_null(xml);
+    char *xml = write_rich(&in);
     /* Profile 2's iFC is the only one with priority 0: make it non-numeric. */
     char *p = strstr(xml, "<Priority>0</Priority>");
     assert_non_null(p);
@@ -694,6 +696,119 @@ static void test_err_after_partial_state(void **state)
     expect_parse_error(xml, "<Priority> is not an integer");
     free(xml);
     ims_subscription_free(&in);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* enum <-> text tables                                                                           */
+
+/* Every row is found by its value, name and XML name; values unique, and without gaps where the
+ * reader takes the range from the table (contiguous). */
+static void check_table(const ims_enum_name *t, bool contiguous)
+{
+    int min = INT_MAX, max = INT_MIN, n = 0;
+    for (const ims_enum_name *r = t; r->name; r++, n++) {
+        assert_ptr_equal(ims_enum_by_value(t, r->value), r);
+        assert_ptr_equal(ims_enum_by_name(t, r->name), r);
+        if (r->xml)
+            assert_ptr_equal(ims_enum_by_xml(t, r->xml), r);
+        min = r->value < min ? r->value : min;
+        max = r->value > max ? r->value : max;
+    }
+    assert_true(n > 0);
+    if (contiguous)
+        assert_int_equal(max - min + 1, n);
+    assert_null(ims_enum_by_value(t, max + 1));
+    assert_null(ims_enum_by_value(t, min - 1));
+    assert_null(ims_enum_by_name(t, "nope"));
+    assert_null(ims_enum_by_name(t, NULL));
+    assert_null(ims_enum_by_xml(t, "nope"));
+    assert_null(ims_enum_by_xml(t, NULL));
+}
+
+static void test_enum_tables(void **state)
+{
+    (void)state;
+    check_table(ims_spt_kind_names, true);
+    check_table(ims_regtype_names, true);
+    check_table(ims_default_handling_names, true);
+    check_table(ims_profile_part_names, true);
+    /* The values the header's enums define. */
+    assert_string_equal(ims_enum_by_value(ims_spt_kind_names, IMS_SPT_SESSION_DESC)->xml, "SessionDescription");
+    assert_string_equal(ims_enum_by_value(ims_spt_kind_names, IMS_SPT_SIP_HEADER)->name, "header");
+    assert_string_equal(ims_enum_by_value(ims_default_handling_names,
+                                          IMS_DEFAULT_HANDLING_SESSION_TERMINATED)->name, "session_terminated");
+    assert_string_equal(ims_enum_by_value(ims_profile_part_names, 1)->name, "unregistered");
+    assert_string_equal(ims_enum_by_value(ims_regtype_names, 2)->name, "de-registration");
+}
+
+/* One iFC with one SPT of the given kind, written and read back: the writer's element name and
+ * the reader's xs:choice both come from ims_spt_kind_names, for every row of it. */
+static void test_spt_kind_per_table_row(void **state)
+{
+    (void)state;
+    for (const ims_enum_name *k = ims_spt_kind_names; k->name; k++) {
+        ims_subscription in, out;
+        char err[256] = "", tag[64];
+        build_rich(&in);
+        ims_ifc *f = &in.profiles[1].ifcs[0];
+        ims_ifc_free(f);
+        f->priority = 5;
+        f->as.server_name = strdup("sip:as.ims.lab");
+        f->has_trigger_point = true;
+        f->tp.spts = calloc(1, sizeof *f->tp.spts);
+        f->tp.n_spts = 1;
+        f->tp.spts[0] = mk_spt(0, false, (ims_spt_kind)k->value,
+                               k->value == IMS_SPT_SESSION_CASE ? NULL : "X-Kind",
+                               k->value == IMS_SPT_SIP_HEADER || k->value == IMS_SPT_SESSION_DESC ? "^c" : NULL);
+        f->tp.spts[0].session_case = IMS_SESSION_CASE_TERMINATING_UNREGISTERED;
+        f->tp.spts[0].registration_type = IMS_REGTYPE_INITIAL | IMS_REGTYPE_RE_REGISTRATION |
+                                          IMS_REGTYPE_DE_REGISTRATION;
+        f->as.default_handling = IMS_DEFAULT_HANDLING_SESSION_TERMINATED;
+        f->profile_part_indicator = 1;
+        char *xml = ims_userdata_write(&in, err, sizeof err);
+        if (!xml)
+            fail_msg("%s: %s", k->name, err);
+        snprintf(tag, sizeof tag, "<%s>", k->xml);
+        assert_non_null(strstr(xml, tag));
+        assert_int_equal(ims_userdata_parse(xml, strlen(xml), &out, err, sizeof err), 0);
+        assert_sub_equal(&in, &out);
+        assert_int_equal(out.profiles[1].ifcs[0].tp.spts[0].kind, k->value);
+        free(xml);
+        ims_subscription_free(&in);
+        ims_subscription_free(&out);
+    }
+}
+
+/* The reader takes the range of an enum from its table. */
+static void test_err_enum_out_of_table(void **state)
+{
+    (void)state;
+    expect_parse_error(HEAD PI_OK "<InitialFilterCriteria><Priority>1</Priority><ApplicationServer>"
+                                  "<ServerName>sip:as</ServerName><DefaultHandling>2</DefaultHandling>"
+                                  "</ApplicationServer></InitialFilterCriteria>\n" TAIL,
+                       "<DefaultHandling> value 2 out of range 0..1");
+    expect_parse_error(HEAD PI_OK "<InitialFilterCriteria><Priority>1</Priority><ApplicationServer>"
+                                  "<ServerName>sip:as</ServerName></ApplicationServer>"
+                                  "<ProfilePartIndicator>-1</ProfilePartIndicator></InitialFilterCriteria>\n" TAIL,
+                       "<ProfilePartIndicator> value -1 out of range 0..1");
+    expect_parse_error(HEAD PI_OK "<InitialFilterCriteria><Priority>1</Priority><TriggerPoint>"
+                                  "<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group>"
+                                  "<Method>REGISTER</Method><Extension><RegistrationType>3</RegistrationType>"
+                                  "</Extension></SPT></TriggerPoint><ApplicationServer>"
+                                  "<ServerName>sip:as</ServerName></ApplicationServer></InitialFilterCriteria>\n" TAIL,
+                       "<RegistrationType> value 3 out of range 0..2");
+
+    ims_subscription s;
+    build_rich(&s);
+    s.profiles[0].ifcs[0].as.default_handling = 2;
+    expect_write_refused(&s, "DefaultHandling 2 out of range 0..1");
+    s.profiles[0].ifcs[0].as.default_handling = 0;
+    s.profiles[0].ifcs[0].profile_part_indicator = 2;
+    expect_write_refused(&s, "ProfilePartIndicator 2 out of range");
+    s.profiles[0].ifcs[0].profile_part_indicator = -1;
+    s.profiles[0].ifcs[0].tp.spts[0].registration_type = 1u << 3;
+    expect_write_refused(&s, "unknown RegistrationType bits 0x8");
+    ims_subscription_free(&s);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -740,6 +855,9 @@ int main(void)
         cmocka_unit_test(test_err_size_and_empty),
         cmocka_unit_test(test_err_after_partial_state),
         cmocka_unit_test(test_service_profile_copy),
+        cmocka_unit_test(test_enum_tables),
+        cmocka_unit_test(test_spt_kind_per_table_row),
+        cmocka_unit_test(test_err_enum_out_of_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
