@@ -23,16 +23,6 @@
 /* ------------------------------------------------------------------------------------------------ */
 /* common helpers                                                                                   */
 
-void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 char *ud_dup_or_null(const char *s, bool *oom)
 {
     if (!s)
@@ -41,20 +31,6 @@ char *ud_dup_or_null(const char *s, bool *oom)
     if (!d)
         *oom = true;
     return d;
-}
-
-void *ud_grow(void **arr, size_t *n, size_t elsize)
-{
-    if (*n >= SIZE_MAX / elsize - 1)
-        return NULL;
-    void *p = realloc(*arr, (*n + 1) * elsize);
-    if (!p)
-        return NULL;
-    *arr = p;
-    void *el = (char *)p + *n * elsize;
-    memset(el, 0, elsize);
-    (*n)++;
-    return el;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -286,24 +262,24 @@ static bool token_ok(const char *s)
 static int check_spt(const ims_spt *s, char *err, size_t errlen, const char *where)
 {
     if (s->group < 0) {
-        seterr(err, errlen, "%s: Group %d is negative", where, s->group);
+        ims_set_err(err, errlen, "%s: Group %d is negative", where, s->group);
         return -1;
     }
     if (s->registration_type & ~regtype_mask()) {
-        seterr(err, errlen, "%s: unknown RegistrationType bits 0x%x", where, s->registration_type);
+        ims_set_err(err, errlen, "%s: unknown RegistrationType bits 0x%x", where, s->registration_type);
         return -1;
     }
     switch (s->kind) {
     case IMS_SPT_SESSION_CASE:
         if (s->session_case < 0 || s->session_case > IMS_SESSION_CASE_ORIGINATING_CDIV) {
-            seterr(err, errlen, "%s: SessionCase %d out of range 0..4", where, s->session_case);
+            ims_set_err(err, errlen, "%s: SessionCase %d out of range 0..4", where, s->session_case);
             return -1;
         }
         return 0;
     case IMS_SPT_REQUEST_URI:
         /* RequestURI is a regular expression: kept verbatim, only needs to be non-empty text. */
         if (!s->value || !*s->value || !text_ok(s->value)) {
-            seterr(err, errlen, "%s: empty or invalid RequestURI", where);
+            ims_set_err(err, errlen, "%s: empty or invalid RequestURI", where);
             return -1;
         }
         return 0;
@@ -311,18 +287,18 @@ static int check_spt(const ims_spt *s, char *err, size_t errlen, const char *whe
     case IMS_SPT_SIP_HEADER:
     case IMS_SPT_SESSION_DESC:
         if (!token_ok(s->value)) {
-            seterr(err, errlen, "%s: empty or invalid %s", where,
+            ims_set_err(err, errlen, "%s: empty or invalid %s", where,
                    s->kind == IMS_SPT_METHOD ? "Method" :
                    s->kind == IMS_SPT_SIP_HEADER ? "SIPHeader/Header" : "SessionDescription/Line");
             return -1;
         }
         if (s->kind != IMS_SPT_METHOD && s->content && !text_ok(s->content)) {
-            seterr(err, errlen, "%s: invalid Content text", where);
+            ims_set_err(err, errlen, "%s: invalid Content text", where);
             return -1;
         }
         return 0;
     }
-    seterr(err, errlen, "%s: unknown SPT kind %d", where, (int)s->kind);
+    ims_set_err(err, errlen, "%s: unknown SPT kind %d", where, (int)s->kind);
     return -1;
 }
 
@@ -330,12 +306,12 @@ static int check_ifc(const ims_ifc *f, char *err, size_t errlen, const char *whe
 {
     char w[256];
     if (f->priority < 0) {
-        seterr(err, errlen, "%s: Priority %d is negative", where, f->priority);
+        ims_set_err(err, errlen, "%s: Priority %d is negative", where, f->priority);
         return -1;
     }
     if (f->has_trigger_point) {
         if (f->tp.n_spts == 0 || !f->tp.spts) {
-            seterr(err, errlen, "%s: TriggerPoint without SPT", where);
+            ims_set_err(err, errlen, "%s: TriggerPoint without SPT", where);
             return -1;
         }
         for (size_t i = 0; i < f->tp.n_spts; i++) {
@@ -345,23 +321,23 @@ static int check_ifc(const ims_ifc *f, char *err, size_t errlen, const char *whe
         }
     }
     if (!token_ok(f->as.server_name)) {
-        seterr(err, errlen, "%s: ApplicationServer without valid ServerName", where);
+        ims_set_err(err, errlen, "%s: ApplicationServer without valid ServerName", where);
         return -1;
     }
     if (!ims_enum_by_value(ims_default_handling_names, f->as.default_handling)) {
         int min, max;
         ud_enum_range(ims_default_handling_names, &min, &max);
-        seterr(err, errlen, "%s: DefaultHandling %d out of range %d..%d", where, f->as.default_handling,
+        ims_set_err(err, errlen, "%s: DefaultHandling %d out of range %d..%d", where, f->as.default_handling,
                min, max);
         return -1;
     }
     if (f->as.service_info && !text_ok(f->as.service_info)) {
-        seterr(err, errlen, "%s: invalid ServiceInfo text", where);
+        ims_set_err(err, errlen, "%s: invalid ServiceInfo text", where);
         return -1;
     }
     /* -1: the element is absent */
     if (f->profile_part_indicator != -1 && !ims_enum_by_value(ims_profile_part_names, f->profile_part_indicator)) {
-        seterr(err, errlen, "%s: ProfilePartIndicator %d out of range", where, f->profile_part_indicator);
+        ims_set_err(err, errlen, "%s: ProfilePartIndicator %d out of range", where, f->profile_part_indicator);
         return -1;
     }
     return 0;
@@ -372,42 +348,42 @@ int ud_check_subscription(const ims_subscription *sub, char *err, size_t errlen)
 {
     char w[128];
     if (!token_ok(sub->private_id)) {
-        seterr(err, errlen, "IMSSubscription: missing or invalid PrivateID");
+        ims_set_err(err, errlen, "IMSSubscription: missing or invalid PrivateID");
         return -1;
     }
     if (sub->n_profiles == 0 || !sub->profiles) {
-        seterr(err, errlen, "IMSSubscription: no ServiceProfile");
+        ims_set_err(err, errlen, "IMSSubscription: no ServiceProfile");
         return -1;
     }
     for (size_t p = 0; p < sub->n_profiles; p++) {
         const ims_service_profile *sp = &sub->profiles[p];
         if (sp->n_ids == 0 || !sp->ids) {
-            seterr(err, errlen, "ServiceProfile[%zu]: no PublicIdentity", p);
+            ims_set_err(err, errlen, "ServiceProfile[%zu]: no PublicIdentity", p);
             return -1;
         }
         for (size_t i = 0; i < sp->n_ids; i++) {
             const ims_public_identity *id = &sp->ids[i];
             if (!token_ok(id->identity)) {
-                seterr(err, errlen, "ServiceProfile[%zu]/PublicIdentity[%zu]: missing or invalid Identity", p, i);
+                ims_set_err(err, errlen, "ServiceProfile[%zu]/PublicIdentity[%zu]: missing or invalid Identity", p, i);
                 return -1;
             }
             if (id->identity_type < 0 || id->identity_type > IMS_IDENTITY_TYPE_WILDCARDED_PSI) {
-                seterr(err, errlen, "ServiceProfile[%zu]/PublicIdentity[%zu]: IdentityType %d out of range",
+                ims_set_err(err, errlen, "ServiceProfile[%zu]/PublicIdentity[%zu]: IdentityType %d out of range",
                        p, i, id->identity_type);
                 return -1;
             }
             if (id->display_name && !text_ok(id->display_name)) {
-                seterr(err, errlen, "ServiceProfile[%zu]/PublicIdentity[%zu]: invalid DisplayName text", p, i);
+                ims_set_err(err, errlen, "ServiceProfile[%zu]/PublicIdentity[%zu]: invalid DisplayName text", p, i);
                 return -1;
             }
         }
         if (sp->subscribed_media_profile_id < -1) {
-            seterr(err, errlen, "ServiceProfile[%zu]: SubscribedMediaProfileId %d is negative", p,
+            ims_set_err(err, errlen, "ServiceProfile[%zu]: SubscribedMediaProfileId %d is negative", p,
                    sp->subscribed_media_profile_id);
             return -1;
         }
         if (sp->n_ifcs && !sp->ifcs) {
-            seterr(err, errlen, "ServiceProfile[%zu]: n_ifcs set without ifcs", p);
+            ims_set_err(err, errlen, "ServiceProfile[%zu]: n_ifcs set without ifcs", p);
             return -1;
         }
         for (size_t i = 0; i < sp->n_ifcs; i++) {

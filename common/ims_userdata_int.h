@@ -11,18 +11,15 @@
 
 #include <libxml/tree.h>
 
+#include "ims_array.h"
+#include "ims_strbuf.h"
 #include "ims_userdata.h"
-
-/* Writes the message into err (when err/errlen allow). */
-void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* XML white space (S production): what the reader trims from tokens and skips between elements. */
 static inline bool ud_is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 /* strdup that records a failure in *oom instead of returning it (NULL stays NULL). */
 char *ud_dup_or_null(const char *s, bool *oom);
-/* Grows *arr by one zeroed element; returns it or NULL (ENOMEM). */
-void *ud_grow(void **arr, size_t *n, size_t elsize);
 void ud_spt_free(ims_spt *s);
 /* Deep copy; a failed strdup sets *oom and leaves d freeable. */
 void ud_spt_copy(ims_spt *d, const ims_spt *s, bool *oom);

@@ -209,9 +209,9 @@ static int rd_negated(const xmlNode *el, void *obj, const char *path, char *err,
 static int rd_group(const xmlNode *el, void *obj, const char *path, char *err, size_t errlen)
 {
     spt_build *b = obj;
-    int *g = ud_grow((void **)&b->groups, &b->n_groups, sizeof *b->groups);
+    int *g = ims_array_append((void **)&b->groups, &b->n_groups, sizeof *b->groups);
     if (!g) {
-        seterr(err, errlen, "out of memory");
+        ims_set_err(err, errlen, "out of memory");
         return -1;
     }
     return ud_leaf_int(el, path, 0, INT_MAX, g, err, errlen);
@@ -281,14 +281,14 @@ static int rd_spt(const xmlNode *el, void *obj, const char *path, char *err, siz
     memset(&b, 0, sizeof b);
     int rc = ud_read_seq(el, &spt_type, &b, err, errlen);
     for (size_t i = 0; rc == 0 && i < b.n_groups; i++) {
-        ims_spt *d = ud_grow((void **)&tp->spts, &tp->n_spts, sizeof *tp->spts);
+        ims_spt *d = ims_array_append((void **)&tp->spts, &tp->n_spts, sizeof *tp->spts);
         bool oom = false;
         if (d) {
             ud_spt_copy(d, &b.t, &oom);
             d->group = b.groups[i];
         }
         if (!d || oom) {
-            seterr(err, errlen, "out of memory");
+            ims_set_err(err, errlen, "out of memory");
             rc = -1;
         }
     }
@@ -403,9 +403,9 @@ static int rd_public_identity(const xmlNode *el, void *obj, const char *path, ch
 {
     ims_service_profile *sp = obj;
     (void)path;
-    ims_public_identity *id = ud_grow((void **)&sp->ids, &sp->n_ids, sizeof *sp->ids);
+    ims_public_identity *id = ims_array_append((void **)&sp->ids, &sp->n_ids, sizeof *sp->ids);
     if (!id) {
-        seterr(err, errlen, "out of memory");
+        ims_set_err(err, errlen, "out of memory");
         return -1;
     }
     return ud_read_seq(el, &public_identity_type, id, err, errlen);
@@ -421,9 +421,9 @@ static int rd_ifc(const xmlNode *el, void *obj, const char *path, char *err, siz
 {
     ims_service_profile *sp = obj;
     (void)path;
-    ims_ifc *f = ud_grow((void **)&sp->ifcs, &sp->n_ifcs, sizeof *sp->ifcs);
+    ims_ifc *f = ims_array_append((void **)&sp->ifcs, &sp->n_ifcs, sizeof *sp->ifcs);
     if (!f) {
-        seterr(err, errlen, "out of memory");
+        ims_set_err(err, errlen, "out of memory");
         return -1;
     }
     f->profile_part_indicator = -1;
@@ -451,9 +451,9 @@ static int rd_service_profile(const xmlNode *el, void *obj, const char *path, ch
 {
     ims_subscription *sub = obj;
     (void)path;
-    ims_service_profile *sp = ud_grow((void **)&sub->profiles, &sub->n_profiles, sizeof *sub->profiles);
+    ims_service_profile *sp = ims_array_append((void **)&sub->profiles, &sub->n_profiles, sizeof *sub->profiles);
     if (!sp) {
-        seterr(err, errlen, "out of memory");
+        ims_set_err(err, errlen, "out of memory");
         return -1;
     }
     sp->subscribed_media_profile_id = -1;
@@ -489,16 +489,16 @@ int ims_userdata_parse(const char *xml, size_t len, ims_subscription *out, char 
     if (err && errlen)
         err[0] = '\0';
     if (!out) {
-        seterr(err, errlen, "no output struct");
+        ims_set_err(err, errlen, "no output struct");
         return -1;
     }
     memset(out, 0, sizeof *out);
     if (!xml || len == 0) {
-        seterr(err, errlen, "empty User-Data");
+        ims_set_err(err, errlen, "empty User-Data");
         return -1;
     }
     if (len > USERDATA_MAX_LEN) {
-        seterr(err, errlen, "User-Data too large: %zu bytes (limit %u)", len, USERDATA_MAX_LEN);
+        ims_set_err(err, errlen, "User-Data too large: %zu bytes (limit %u)", len, USERDATA_MAX_LEN);
         return -1;
     }
     ud_xml_init();
@@ -506,7 +506,7 @@ int ims_userdata_parse(const char *xml, size_t len, ims_subscription *out, char 
     xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
     if (!ctxt || !ctxt->sax) {
         xmlFreeParserCtxt(ctxt);
-        seterr(err, errlen, "out of memory");
+        ims_set_err(err, errlen, "out of memory");
         return -1;
     }
     ctxt->sax->internalSubset = refuse_doctype;
@@ -523,7 +523,7 @@ int ims_userdata_parse(const char *xml, size_t len, ims_subscription *out, char 
     int rc = -1;
 
     if (ctxt->_private == &doctype_seen_marker || (doc && (doc->intSubset || doc->extSubset))) {
-        seterr(err, errlen, "line %d: <!DOCTYPE> not allowed in User-Data", ctxt->input ? ctxt->input->line : 0);
+        ims_set_err(err, errlen, "line %d: <!DOCTYPE> not allowed in User-Data", ctxt->input ? ctxt->input->line : 0);
         goto done;
     }
     if (!doc) {
@@ -537,12 +537,12 @@ int ims_userdata_parse(const char *xml, size_t len, ims_subscription *out, char 
                 msg[--l] = '\0';
             line = e->line;
         }
-        seterr(err, errlen, "line %d: User-Data is not well-formed XML: %s", line, msg);
+        ims_set_err(err, errlen, "line %d: User-Data is not well-formed XML: %s", line, msg);
         goto done;
     }
     const xmlNode *root = xmlDocGetRootElement(doc);
     if (!root || !root->name || strcmp((const char *)root->name, "IMSSubscription") != 0) {
-        seterr(err, errlen, "line %ld: root element is <%s>, expected <IMSSubscription>",
+        ims_set_err(err, errlen, "line %ld: root element is <%s>, expected <IMSSubscription>",
                root ? xmlGetLineNo(root) : 0L, root && root->name ? (const char *)root->name : "");
         goto done;
     }
@@ -553,7 +553,7 @@ done:
         ims_subscription_free(out);
         memset(out, 0, sizeof *out);
         if (err && errlen && !err[0])
-            seterr(err, errlen, "invalid User-Data");
+            ims_set_err(err, errlen, "invalid User-Data");
     }
     xmlFreeDoc(doc);
     xmlFreeParserCtxt(ctxt);

@@ -200,7 +200,7 @@ static char *leaf_text(const xmlNode *el, const char *path, char *err, size_t er
     char *s = malloc(len + 1);
     if (!s) {
         *oom = true;
-        seterr(err, errlen, "out of memory");
+        ims_set_err(err, errlen, "out of memory");
         return NULL;
     }
     size_t off = 0;

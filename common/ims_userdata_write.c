@@ -140,7 +140,7 @@ static void write_public_identity(wctx *w, xmlNode *sp, const ims_public_identit
 char *ims_userdata_write(const ims_subscription *sub, char *err, size_t errlen)
 {
     if (!sub) {
-        seterr(err, errlen, "no subscription");
+        ims_set_err(err, errlen, "no subscription");
         return NULL;
     }
     if (ud_check_subscription(sub, err, errlen) < 0)
@@ -152,7 +152,7 @@ char *ims_userdata_write(const ims_subscription *sub, char *err, size_t errlen)
     xmlNode *root = doc ? xmlNewNode(NULL, BAD_CAST "IMSSubscription") : NULL;
     if (!root) {
         xmlFreeDoc(doc);
-        seterr(err, errlen, "out of memory");
+        ims_set_err(err, errlen, "out of memory");
         return NULL;
     }
     xmlDocSetRootElement(doc, root);
@@ -182,7 +182,7 @@ char *ims_userdata_write(const ims_subscription *sub, char *err, size_t errlen)
     xmlFreeDoc(doc);
     if (!mem || size <= 0) {
         xmlFree(mem);
-        seterr(err, errlen, "out of memory while writing User-Data");
+        ims_set_err(err, errlen, "out of memory while writing User-Data");
         return NULL;
     }
     /* Hand back plain malloc memory so that callers free() it whatever libxml2's allocator is. */
@@ -191,7 +191,7 @@ char *ims_userdata_write(const ims_subscription *sub, char *err, size_t errlen)
         memcpy(out, mem, (size_t)size);
         out[size] = '\0';
     } else {
-        seterr(err, errlen, "out of memory while writing User-Data");
+        ims_set_err(err, errlen, "out of memory while writing User-Data");
     }
     xmlFree(mem);
     return out;

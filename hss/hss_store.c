@@ -41,6 +41,7 @@
 
 #include "hss_store.h"
 #include "hss_store_priv.h"
+#include "ims_array.h"
 #include "ims_aka.h"
 #include "ims_log.h"
 #include "ims_strbuf.h"
@@ -124,18 +125,6 @@ static bool col_blob(sqlite3_stmt *stmt, int col, uint8_t *out, int len)
         return false;
     memcpy(out, sqlite3_column_blob(stmt, col), (size_t)len);
     return true;
-}
-
-/* Appends one zeroed element to *arr (of *n elements of size); NULL on ENOMEM. */
-static void *grow(void **arr, size_t *n, size_t size)
-{
-    char *p = realloc(*arr, (*n + 1) * size);
-
-    if (!p)
-        return NULL;
-    *arr = p;
-    memset(p + *n * size, 0, size);
-    return p + (*n)++ * size;
 }
 
 /* ---------- open / close ---------- */
@@ -258,7 +247,7 @@ void hss_store_close(hss_store *st)
 /* One row of each child table into the model; -1 on ENOMEM or a corrupt row. */
 static int row_profile(sqlite3_stmt *stmt, hss_subscriber *out)
 {
-    hss_service_profile *p = grow((void **)&out->profiles, &out->n_profiles, sizeof(*p));
+    hss_service_profile *p = ims_array_append((void **)&out->profiles, &out->n_profiles, sizeof(*p));
     json_object *ifc;
     char err[256];
     int rc;
@@ -276,7 +265,7 @@ static int row_profile(sqlite3_stmt *stmt, hss_subscriber *out)
 
 static int row_impi(sqlite3_stmt *stmt, hss_subscriber *out)
 {
-    hss_impi *m = grow((void **)&out->impis, &out->n_impis, sizeof(*m));
+    hss_impi *m = ims_array_append((void **)&out->impis, &out->n_impis, sizeof(*m));
 
     return m ? st_row_impi(stmt, m) : -1;
 }
@@ -302,7 +291,7 @@ int st_row_impi(sqlite3_stmt *stmt, hss_impi *m)
 
 static int row_impu(sqlite3_stmt *stmt, hss_subscriber *out)
 {
-    hss_impu *u = grow((void **)&out->impus, &out->n_impus, sizeof(*u));
+    hss_impu *u = ims_array_append((void **)&out->impus, &out->n_impus, sizeof(*u));
 
     if (!u || !(u->identity = col_str(stmt, 0)))
         return -1;
@@ -331,7 +320,7 @@ static int row_imsu(sqlite3_stmt *stmt, hss_subscriber *out)
     out->scscf_realm = col_str(stmt, 8);
     for (size_t i = 0; arr && json_object_is_type(arr, json_type_array) &&
                        i < json_object_array_length(arr); i++) {
-        char **v = grow((void **)&out->visited_networks, &out->n_visited_networks, sizeof(char *));
+        char **v = ims_array_append((void **)&out->visited_networks, &out->n_visited_networks, sizeof(char *));
 
         if (!v || !(*v = strdup(json_object_get_string(json_object_array_get_idx(arr, i)))))
             rc = -1;
