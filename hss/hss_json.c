@@ -80,407 +80,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "hss_subscriber.h"
-#include "ims_identity.h"
+#include "hss_json_priv.h"
 #include "ims_aka.h"
+#include "ims_identity.h"
 
 #define MAX_IRS 65535
-#define JPATH 192          /* path buffers: "%.120s.%.24s[%ld]" always fits */
-
-/* Error context: the first failure is written to err and everything unwinds with -1. */
-typedef struct {
-    char *err;
-    size_t errlen;
-} jctx;
-
-/* "<path>.<key>: <message>", or "<key>: ..." at top level, or "<path>: ..." without key. */
-static int jfail(jctx *c, const char *path, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int jfail(jctx *c, const char *path, const char *key, const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (!c->err || c->errlen == 0)
-        return -1;
-    if (key && path && path[0])
-        snprintf(c->err, c->errlen, "%s.%s: %s", path, key, msg);
-    else
-        snprintf(c->err, c->errlen, "%s: %s", key ? key : (path && path[0] ? path : "$"), msg);
-    return -1;
-}
-
-/* "path.key[index]" (index < 0: no index). Paths are short (at most five levels of our own
- * key names), so a truncated one only shortens an error message. */
-static int join_path(char *buf, size_t len, const char *path, const char *key, long index)
-{
-    int n;
-
-    if (index >= 0)
-        n = snprintf(buf, len, "%.120s%s%.24s[%ld]", path, path[0] ? "." : "", key, index);
-    else
-        n = snprintf(buf, len, "%.120s%s%.24s", path, path[0] ? "." : "", key);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-static int check_keys(jctx *c, json_object *obj, const char *path, const char *const *allowed)
-{
-    json_object_object_foreach(obj, key, val) {
-        size_t i;
-
-        (void)val;
-        for (i = 0; allowed[i]; i++)
-            if (strcmp(allowed[i], key) == 0)
-                break;
-        if (!allowed[i])
-            return jfail(c, path, key, "unknown field");
-    }
-    return 0;
-}
-
-/* Value of key, NULL when absent or null. */
-static json_object *jget(json_object *obj, const char *key)
-{
-    json_object *v = NULL;
-
-    if (!json_object_object_get_ex(obj, key, &v))
-        return NULL;
-    return v;
-}
-
-/* Text the User-Data writer can carry (ims_userdata_text_ok: strict UTF-8, no control characters
- * but tab/LF/CR) and no NUL inside. json-c passes raw bytes through, so without this the API
- * accepted subscribers the HSS then could not serve in an SAA (found by tests/fuzz/fuzz_json). */
-static bool text_ok(const char *s, size_t len)
-{
-    return strlen(s) == len && ims_userdata_text_ok(s);
-}
-
-static int get_str(jctx *c, json_object *obj, const char *path, const char *key, bool required,
-                   const char **out)
-{
-    json_object *v = jget(obj, key);
-
-    *out = NULL;
-    if (!v)
-        return required ? jfail(c, path, key, "required") : 0;
-    if (!json_object_is_type(v, json_type_string))
-        return jfail(c, path, key, "must be a string");
-    const char *s = json_object_get_string(v);
-    size_t len = (size_t)json_object_get_string_len(v);
-    if (!text_ok(s, len))
-        return jfail(c, path, key, "must be UTF-8 text without control characters");
-    *out = s;
-    return 0;
-}
-
-static int get_bool(jctx *c, json_object *obj, const char *path, const char *key, bool dflt,
-                    bool *out)
-{
-    json_object *v = jget(obj, key);
-
-    *out = dflt;
-    if (!v)
-        return 0;
-    if (!json_object_is_type(v, json_type_boolean))
-        return jfail(c, path, key, "must be a boolean");
-    *out = json_object_get_boolean(v);
-    return 0;
-}
-
-static int get_int(jctx *c, json_object *obj, const char *path, const char *key, bool required,
-                   int64_t dflt, int64_t min, int64_t max, int64_t *out)
-{
-    json_object *v = jget(obj, key);
-    int64_t x;
-
-    *out = dflt;
-    if (!v)
-        return required ? jfail(c, path, key, "required") : 0;
-    if (!json_object_is_type(v, json_type_int))
-        return jfail(c, path, key, "must be an integer");
-    /* json-c clamps values beyond int64 to INT64_MAX/MIN: still out of any range used here. */
-    x = json_object_get_int64(v);
-    if (x < min || x > max)
-        return jfail(c, path, key, "must be between %" PRId64 " and %" PRId64, min, max);
-    *out = x;
-    return 0;
-}
-
-static int get_typed(jctx *c, json_object *obj, const char *path, const char *key, bool required,
-                     json_type type, json_object **out)
-{
-    json_object *v = jget(obj, key);
-
-    *out = NULL;
-    if (!v)
-        return required ? jfail(c, path, key, "required") : 0;
-    if (!json_object_is_type(v, type))
-        return jfail(c, path, key, type == json_type_array ? "must be an array" : "must be an object");
-    *out = v;
-    return 0;
-}
-
-static int dup_str(jctx *c, const char *path, const char *s, char **out)
-{
-    *out = NULL;
-    if (!s)
-        return 0;
-    if (!(*out = strdup(s)))
-        return jfail(c, path, NULL, "out of memory");
-    return 0;
-}
-
-static bool is_hex(const char *s, size_t n)
-{
-    if (strlen(s) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isxdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-static int get_hex(jctx *c, json_object *obj, const char *path, const char *key, uint8_t *out,
-                   size_t len, bool *present)
-{
-    const char *s;
-
-    *present = false;
-    if (get_str(c, obj, path, key, false, &s) != 0)
-        return -1;
-    if (!s)
-        return 0;
-    if (!is_hex(s, 2 * len) || ims_hex_decode(s, out, len) != 0)
-        return jfail(c, path, key, "must be %zu hex digits", 2 * len);
-    *present = true;
-    return 0;
-}
-
-static bool has_space(const char *s)
-{
-    for (; *s; s++)
-        if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s))
-            return true;
-    return false;
-}
-
-/* ---------- enum values by name (tables: common/ims_userdata.c, hss_subscriber.c) ---------- */
-
-/* "must be a, b or c" with the names of a table. */
-static int enum_fail(jctx *c, const char *path, const char *key, const ims_enum_name *t)
-{
-    char list[160] = "";
-    size_t off = 0;
-
-    for (const ims_enum_name *r = t; r->name && off < sizeof(list); r++) {
-        int n = snprintf(list + off, sizeof(list) - off, "%s%s",
-                         r == t ? "" : r[1].name ? ", " : " or ", r->name);
-        if (n < 0)
-            break;
-        off += (size_t)n;
-    }
-    return jfail(c, path, key, "must be %s", list);
-}
-
-/* Optional string key naming a value of table t; dflt when absent. */
-static int get_enum(jctx *c, json_object *obj, const char *path, const char *key,
-                    const ims_enum_name *t, int dflt, int *out)
-{
-    const ims_enum_name *r;
-    const char *s;
-
-    *out = dflt;
-    if (get_str(c, obj, path, key, false, &s) != 0)
-        return -1;
-    if (!s)
-        return 0;
-    if (!(r = ims_enum_by_name(t, s)))
-        return enum_fail(c, path, key, t);
-    *out = r->value;
-    return 0;
-}
-
-/* Element i of the string array key, naming a value of table t. */
-static int get_enum_item(jctx *c, json_object *arr, size_t i, const char *path, const char *key,
-                         const ims_enum_name *t, int *out)
-{
-    json_object *e = json_object_array_get_idx(arr, i);
-    const ims_enum_name *r;
-    char p[JPATH];
-
-    join_path(p, sizeof(p), path, key, (long)i);
-    if (!json_object_is_type(e, json_type_string))
-        return jfail(c, p, NULL, "must be a string");
-    if (!(r = ims_enum_by_name(t, json_object_get_string(e))))
-        return enum_fail(c, p, NULL, t);
-    *out = r->value;
-    return 0;
-}
-
-/* ---------- iFC ---------- */
-
-static int spt_from_json(jctx *c, json_object *o, const char *path, ims_spt *spt)
-{
-    static const char *const keys[] = {"group", "negated", "method", "request_uri", "header",
-                                       "content", "session_case", "sdp_line",
-                                       "registration_type", NULL};
-    int nkinds = 0;
-    int64_t x;
-    const char *s;
-    json_object *arr;
-
-    if (!json_object_is_type(o, json_type_object))
-        return jfail(c, path, NULL, "must be an object");
-    if (check_keys(c, o, path, keys) != 0 ||
-        get_int(c, o, path, "group", false, 0, 0, INT32_MAX, &x) != 0)
-        return -1;
-    spt->group = (int)x;
-    if (get_bool(c, o, path, "negated", false, &spt->negated) != 0)
-        return -1;
-    for (const ims_enum_name *k = ims_spt_kind_names; k->name; k++) {
-        if (!jget(o, k->name))
-            continue;
-        if (++nkinds > 1)
-            return jfail(c, path, k->name,
-                         "only one of method, request_uri, header, session_case, sdp_line");
-        spt->kind = (ims_spt_kind)k->value;
-        if (k->value == IMS_SPT_SESSION_CASE) {
-            if (get_int(c, o, path, k->name, true, 0, 0, IMS_SESSION_CASE_ORIGINATING_CDIV, &x) != 0)
-                return -1;
-            spt->session_case = (int)x;
-        } else {
-            if (get_str(c, o, path, k->name, true, &s) != 0)
-                return -1;
-            /* method, header and sdp_line are tokens the User-Data reader trims: a value with
-             * white space around it could not go into User-Data (tests/fuzz/fuzz_json). */
-            if (!s[0] || (k->value != IMS_SPT_REQUEST_URI &&
-                          (isspace((unsigned char)s[0]) || isspace((unsigned char)s[strlen(s) - 1]))))
-                return jfail(c, path, k->name, "must not be empty or begin or end with white space");
-            if (dup_str(c, path, s, &spt->value) != 0)
-                return -1;
-        }
-    }
-    if (nkinds == 0)
-        return jfail(c, path, NULL, "needs one of method, request_uri, header, session_case, sdp_line");
-    if (get_str(c, o, path, "content", false, &s) != 0)
-        return -1;
-    if (s && spt->kind != IMS_SPT_SIP_HEADER && spt->kind != IMS_SPT_SESSION_DESC)
-        return jfail(c, path, "content", "only with header or sdp_line");
-    if (dup_str(c, path, s, &spt->content) != 0 ||
-        get_typed(c, o, path, "registration_type", false, json_type_array, &arr) != 0)
-        return -1;
-    for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-        int v;
-
-        if (get_enum_item(c, arr, i, path, "registration_type", ims_regtype_names, &v) != 0)
-            return -1;
-        spt->registration_type |= 1u << v;
-    }
-    return 0;
-}
-
-static int ifc_from_json(jctx *c, json_object *o, const char *path, ims_ifc *ifc)
-{
-    static const char *const keys[] = {"priority", "trigger_point", "application_server",
-                                       "profile_part_indicator", NULL};
-    static const char *const tp_keys[] = {"cnf", "spt", NULL};
-    static const char *const as_keys[] = {"server_name", "default_handling", "service_info",
-                                          "include_register_request",
-                                          "include_register_response", NULL};
-    json_object *tp, *as, *arr, *v;
-    char p[JPATH], q[JPATH];
-    const char *s;
-    int64_t x;
-
-    ifc->profile_part_indicator = -1;
-    if (!json_object_is_type(o, json_type_object))
-        return jfail(c, path, NULL, "must be an object");
-    if (check_keys(c, o, path, keys) != 0 ||
-        get_int(c, o, path, "priority", true, 0, 0, INT32_MAX, &x) != 0)
-        return -1;
-    ifc->priority = (int)x;
-
-    if (get_typed(c, o, path, "trigger_point", false, json_type_object, &tp) != 0)
-        return -1;
-    if (tp) {
-        join_path(p, sizeof(p), path, "trigger_point", -1);
-        ifc->has_trigger_point = true;
-        if (check_keys(c, tp, p, tp_keys) != 0)
-            return -1;
-        v = jget(tp, "cnf");
-        if (!v)
-            return jfail(c, p, "cnf", "required");
-        if (get_bool(c, tp, p, "cnf", false, &ifc->tp.cnf) != 0 ||
-            get_typed(c, tp, p, "spt", true, json_type_array, &arr) != 0)
-            return -1;
-        if (json_object_array_length(arr) == 0)
-            return jfail(c, p, "spt", "needs at least one SPT");
-        ifc->tp.spts = calloc(json_object_array_length(arr), sizeof(ims_spt));
-        if (!ifc->tp.spts)
-            return jfail(c, p, NULL, "out of memory");
-        for (size_t i = 0; i < json_object_array_length(arr); i++) {
-            join_path(q, sizeof(q), p, "spt", (long)i);
-            ifc->tp.n_spts++;
-            if (spt_from_json(c, json_object_array_get_idx(arr, i), q, &ifc->tp.spts[i]) != 0)
-                return -1;
-        }
-    }
-
-    if (get_typed(c, o, path, "application_server", true, json_type_object, &as) != 0)
-        return -1;
-    join_path(p, sizeof(p), path, "application_server", -1);
-    if (check_keys(c, as, p, as_keys) != 0 || get_str(c, as, p, "server_name", true, &s) != 0)
-        return -1;
-    if (!s[0] || has_space(s))
-        return jfail(c, p, "server_name", "must be a SIP URI");
-    if (dup_str(c, p, s, &ifc->as.server_name) != 0 ||
-        get_enum(c, as, p, "default_handling", ims_default_handling_names,
-                 IMS_DEFAULT_HANDLING_SESSION_CONTINUED, &ifc->as.default_handling) != 0 ||
-        get_str(c, as, p, "service_info", false, &s) != 0 ||
-        dup_str(c, p, s, &ifc->as.service_info) != 0 ||
-        get_bool(c, as, p, "include_register_request", false, &ifc->as.include_register_request) != 0 ||
-        get_bool(c, as, p, "include_register_response", false, &ifc->as.include_register_response) != 0)
-        return -1;
-
-    /* -1: absent, the iFC applies in both states */
-    return get_enum(c, o, path, "profile_part_indicator", ims_profile_part_names, -1,
-                    &ifc->profile_part_indicator);
-}
-
-int hss_ifcs_from_json(json_object *arr, const char *path, ims_ifc **out, size_t *n, char *err,
-                       size_t errlen)
-{
-    jctx c = {err, errlen};
-    ims_ifc *ifcs = NULL;
-    size_t len, count = 0;
-    char p[JPATH];
-
-    *out = NULL;
-    *n = 0;
-    if (!arr)
-        return 0;
-    if (!json_object_is_type(arr, json_type_array))
-        return jfail(&c, path, NULL, "must be an array");
-    len = json_object_array_length(arr);
-    if (len == 0)
-        return 0;
-    if (!(ifcs = calloc(len, sizeof(*ifcs))))
-        return jfail(&c, path, NULL, "out of memory");
-    for (; count < len; count++) {
-        join_path(p, sizeof(p), "", path, (long)count);
-        if (ifc_from_json(&c, json_object_array_get_idx(arr, count), p, &ifcs[count]) != 0) {
-            hss_ifcs_free(ifcs, count + 1);
-            return -1;
-        }
-    }
-    *out = ifcs;
-    *n = len;
-    return 0;
-}
 
 /* ---------- the subscription ---------- */
 
@@ -522,50 +126,50 @@ static int impi_from_json(jctx *c, json_object *o, const char *path, hss_impi *m
     int64_t x;
 
     if (!json_object_is_type(o, json_type_object))
-        return jfail(c, path, NULL, "must be an object");
-    if (check_keys(c, o, path, keys) != 0 || get_str(c, o, path, "impi", true, &impi) != 0)
+        return hj_jfail(c, path, NULL, "must be an object");
+    if (hj_check_keys(c, o, path, keys) != 0 || hj_get_str(c, o, path, "impi", true, &impi) != 0)
         return -1;
-    if (!impi[0] || has_space(impi))
-        return jfail(c, path, "impi", "must be non-empty without spaces");
-    if (dup_str(c, path, impi, &m->identity) != 0 ||
-        get_hex(c, o, path, "k", m->k, 16, &has_k) != 0 ||
-        get_hex(c, o, path, "op", m->op, 16, &has_op) != 0 ||
-        get_hex(c, o, path, "opc", opc, 16, &has_opc) != 0)
+    if (!impi[0] || hj_has_space(impi))
+        return hj_jfail(c, path, "impi", "must be non-empty without spaces");
+    if (hj_dup_str(c, path, impi, &m->identity) != 0 ||
+        hj_get_hex(c, o, path, "k", m->k, 16, &has_k) != 0 ||
+        hj_get_hex(c, o, path, "op", m->op, 16, &has_op) != 0 ||
+        hj_get_hex(c, o, path, "opc", opc, 16, &has_opc) != 0)
         return -1;
     if (has_op && has_opc)
-        return jfail(c, path, "opc", "op and opc are mutually exclusive");
+        return hj_jfail(c, path, "opc", "op and opc are mutually exclusive");
     if (has_opc) {
         memcpy(m->op, opc, 16);
         m->op_is_opc = true;
     }
     if ((has_op || has_opc) && !has_k)
-        return jfail(c, path, "k", "required with op/opc");
+        return hj_jfail(c, path, "k", "required with op/opc");
     if (has_k && !has_op && !has_opc)
-        return jfail(c, path, "opc", "op or opc required with k");
+        return hj_jfail(c, path, "opc", "op or opc required with k");
     m->has_aka = has_k;
-    if (get_str(c, o, path, "amf", false, &s) != 0)
+    if (hj_get_str(c, o, path, "amf", false, &s) != 0)
         return -1;
     if (!s)
         s = "8000";
-    if (!is_hex(s, 4) || ims_hex_decode(s, m->amf, 2) != 0)
-        return jfail(c, path, "amf", "must be 4 hex digits");
-    if (get_int(c, o, path, "sqn", false, 0, 0, (int64_t)IMS_SQN_MAX, &x) != 0)
+    if (!hj_is_hex(s, 4) || ims_hex_decode(s, m->amf, 2) != 0)
+        return hj_jfail(c, path, "amf", "must be 4 hex digits");
+    if (hj_get_int(c, o, path, "sqn", false, 0, 0, (int64_t)IMS_SQN_MAX, &x) != 0)
         return -1;
     m->sqn = (uint64_t)x;
 
-    if (get_str(c, o, path, "password", false, &pw) != 0 ||
-        get_str(c, o, path, "ha1", false, &ha1) != 0 ||
-        get_str(c, o, path, "digest_realm", false, &realm) != 0)
+    if (hj_get_str(c, o, path, "password", false, &pw) != 0 ||
+        hj_get_str(c, o, path, "ha1", false, &ha1) != 0 ||
+        hj_get_str(c, o, path, "digest_realm", false, &realm) != 0)
         return -1;
     if (pw && ha1)
-        return jfail(c, path, "ha1", "password and ha1 are mutually exclusive");
-    if (ha1 && !is_hex(ha1, 32))
-        return jfail(c, path, "ha1", "must be 32 hex digits");
+        return hj_jfail(c, path, "ha1", "password and ha1 are mutually exclusive");
+    if (ha1 && !hj_is_hex(ha1, 32))
+        return hj_jfail(c, path, "ha1", "must be 32 hex digits");
     if (realm && !realm[0])
-        return jfail(c, path, "digest_realm", "must not be empty");
+        return hj_jfail(c, path, "digest_realm", "must not be empty");
     if (!realm)
         realm = strrchr(impi, '@') && strrchr(impi, '@')[1] ? strrchr(impi, '@') + 1 : impi;
-    if (dup_str(c, path, realm, &m->digest_realm) != 0)
+    if (hj_dup_str(c, path, realm, &m->digest_realm) != 0)
         return -1;
     if (pw) {
         ims_digest_ha1(impi, realm, pw, strlen(pw), m->ha1);
@@ -575,12 +179,12 @@ static int impi_from_json(jctx *c, json_object *o, const char *path, hss_impi *m
         m->ha1[32] = '\0';
     }
 
-    if (get_typed(c, o, path, "auth_schemes", false, json_type_array, &arr) != 0)
+    if (hj_get_typed(c, o, path, "auth_schemes", false, json_type_array, &arr) != 0)
         return -1;
     for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
         int bit;
 
-        if (get_enum_item(c, arr, i, path, "auth_schemes", hss_auth_scheme_names, &bit) != 0)
+        if (hj_get_enum_item(c, arr, i, path, "auth_schemes", hss_auth_scheme_names, &bit) != 0)
             return -1;
         if (!m->auth_schemes)
             m->default_scheme = (unsigned)bit;   /* the first listed is the default's default */
@@ -588,22 +192,22 @@ static int impi_from_json(jctx *c, json_object *o, const char *path, hss_impi *m
     }
     if (!m->auth_schemes) {
         if (arr)
-            return jfail(c, path, "auth_schemes", "needs at least one scheme");
+            return hj_jfail(c, path, "auth_schemes", "needs at least one scheme");
         m->auth_schemes = m->default_scheme = has_k ? HSS_AUTH_AKA : HSS_AUTH_DIGEST;
     }
-    if (get_str(c, o, path, "default_scheme", false, &s) != 0)
+    if (hj_get_str(c, o, path, "default_scheme", false, &s) != 0)
         return -1;
     if (s) {
         const ims_enum_name *r = ims_enum_by_name(hss_auth_scheme_names, s);
 
         if (!r || !((unsigned)r->value & m->auth_schemes))
-            return jfail(c, path, "default_scheme", "must be one of auth_schemes");
+            return hj_jfail(c, path, "default_scheme", "must be one of auth_schemes");
         m->default_scheme = (unsigned)r->value;
     }
     if ((m->auth_schemes & HSS_AUTH_AKA) && !has_k)
-        return jfail(c, path, "k", "required by the aka scheme (with op or opc)");
+        return hj_jfail(c, path, "k", "required by the aka scheme (with op or opc)");
     if ((m->auth_schemes & HSS_AUTH_DIGEST) && !m->ha1[0])
-        return jfail(c, path, "password", "password or ha1 required by the digest scheme");
+        return hj_jfail(c, path, "password", "password or ha1 required by the digest scheme");
     return 0;
 }
 
@@ -616,29 +220,29 @@ static int impu_from_json(jctx *c, json_object *o, const char *path, const hss_s
     int64_t x;
 
     if (!json_object_is_type(o, json_type_object))
-        return jfail(c, path, NULL, "must be an object");
-    if (check_keys(c, o, path, keys) != 0 || get_str(c, o, path, "impu", true, &str) != 0)
+        return hj_jfail(c, path, NULL, "must be an object");
+    if (hj_check_keys(c, o, path, keys) != 0 || hj_get_str(c, o, path, "impu", true, &str) != 0)
         return -1;
     if (!valid_impu(str))
-        return jfail(c, path, "impu", "must be a sip:, sips: or tel: URI (tel:+digits, or tel:digits;phone-context=...)");
-    if (dup_str(c, path, str, &m->identity) != 0 ||
-        get_bool(c, o, path, "barred", false, &m->barred) != 0 ||
-        get_int(c, o, path, "irs", false, 1, 0, MAX_IRS, &x) != 0)
+        return hj_jfail(c, path, "impu", "must be a sip:, sips: or tel: URI (tel:+digits, or tel:digits;phone-context=...)");
+    if (hj_dup_str(c, path, str, &m->identity) != 0 ||
+        hj_get_bool(c, o, path, "barred", false, &m->barred) != 0 ||
+        hj_get_int(c, o, path, "irs", false, 1, 0, MAX_IRS, &x) != 0)
         return -1;
     m->irs = (int)x;
-    if (get_str(c, o, path, "service_profile", false, &str) != 0)
+    if (hj_get_str(c, o, path, "service_profile", false, &str) != 0)
         return -1;
     if (!str)
         str = s->profiles[0].name;
     if (!hss_subscriber_profile(s, str))
-        return jfail(c, path, "service_profile", "no service profile \"%s\" in this subscription", str);
-    if (dup_str(c, path, str, &m->service_profile) != 0 ||
-        get_str(c, o, path, "display_name", false, &str) != 0 ||
-        dup_str(c, path, str, &m->display_name) != 0 ||
-        get_int(c, o, path, "identity_type", false, 0, 0, 2, &x) != 0)
+        return hj_jfail(c, path, "service_profile", "no service profile \"%s\" in this subscription", str);
+    if (hj_dup_str(c, path, str, &m->service_profile) != 0 ||
+        hj_get_str(c, o, path, "display_name", false, &str) != 0 ||
+        hj_dup_str(c, path, str, &m->display_name) != 0 ||
+        hj_get_int(c, o, path, "identity_type", false, 0, 0, 2, &x) != 0)
         return -1;
     m->identity_type = (int)x;
-    return get_bool(c, o, path, "can_register", true, &m->can_register);
+    return hj_get_bool(c, o, path, "can_register", true, &m->can_register);
 }
 
 static int profiles_from_json(jctx *c, json_object *obj, hss_subscriber *out)
@@ -648,18 +252,18 @@ static int profiles_from_json(jctx *c, json_object *obj, hss_subscriber *out)
     size_t len;
     int64_t x;
 
-    if (get_typed(c, obj, "", "service_profiles", false, json_type_array, &arr) != 0)
+    if (hj_get_typed(c, obj, "", "service_profiles", false, json_type_array, &arr) != 0)
         return -1;
     len = arr ? json_object_array_length(arr) : 0;
     out->profiles = calloc(len ? len : 1, sizeof(*out->profiles));
     if (!out->profiles)
-        return jfail(c, "", "service_profiles", "out of memory");
+        return hj_jfail(c, "", "service_profiles", "out of memory");
     if (len == 0) {
         /* No profiles given: one empty profile, so that every IMPU still has one (Annex E:
          * a ServiceProfile may carry no InitialFilterCriteria). */
         out->n_profiles = 1;
         out->profiles[0].subscribed_media_profile_id = -1;
-        return dup_str(c, "service_profiles", "default", &out->profiles[0].name);
+        return hj_dup_str(c, "service_profiles", "default", &out->profiles[0].name);
     }
     for (size_t i = 0; i < len; i++) {
         json_object *o = json_object_array_get_idx(arr, i), *ifc;
@@ -667,25 +271,25 @@ static int profiles_from_json(jctx *c, json_object *obj, hss_subscriber *out)
         const char *name;
         char p[JPATH], q[JPATH];
 
-        join_path(p, sizeof(p), "", "service_profiles", (long)i);
+        hj_join_path(p, sizeof(p), "", "service_profiles", (long)i);
         out->n_profiles++;
         if (!json_object_is_type(o, json_type_object))
-            return jfail(c, p, NULL, "must be an object");
-        if (check_keys(c, o, p, keys) != 0 || get_str(c, o, p, "name", true, &name) != 0)
+            return hj_jfail(c, p, NULL, "must be an object");
+        if (hj_check_keys(c, o, p, keys) != 0 || hj_get_str(c, o, p, "name", true, &name) != 0)
             return -1;
         if (!name[0])
-            return jfail(c, p, "name", "must not be empty");
+            return hj_jfail(c, p, "name", "must not be empty");
         if (hss_subscriber_profile(out, name))
-            return jfail(c, p, "name", "duplicate service profile \"%s\"", name);
-        if (get_int(c, o, p, "subscribed_media_profile_id", false, -1, -1, INT32_MAX, &x) != 0 ||
-            get_typed(c, o, p, "ifc", false, json_type_array, &ifc) != 0)
+            return hj_jfail(c, p, "name", "duplicate service profile \"%s\"", name);
+        if (hj_get_int(c, o, p, "subscribed_media_profile_id", false, -1, -1, INT32_MAX, &x) != 0 ||
+            hj_get_typed(c, o, p, "ifc", false, json_type_array, &ifc) != 0)
             return -1;
         sp->subscribed_media_profile_id = (int)x;
-        join_path(q, sizeof(q), p, "ifc", -1);
+        hj_join_path(q, sizeof(q), p, "ifc", -1);
         if (hss_ifcs_from_json(ifc, q, &sp->ifcs, &sp->n_ifcs, c->err, c->errlen) != 0)
             return -1;
         /* The name last: hss_subscriber_profile above must not see this entry half-built. */
-        if (dup_str(c, p, name, &sp->name) != 0)
+        if (hj_dup_str(c, p, name, &sp->name) != 0)
             return -1;
     }
     return 0;
@@ -698,23 +302,23 @@ static int identities_from_json(jctx *c, json_object *obj, hss_subscriber *out, 
     json_object *arr;
     size_t len;
 
-    if (get_typed(c, obj, "", key, true, json_type_array, &arr) != 0)
+    if (hj_get_typed(c, obj, "", key, true, json_type_array, &arr) != 0)
         return -1;
     len = json_object_array_length(arr);
     if (len == 0)
-        return jfail(c, "", key, "needs at least one %s identity", impus ? "public" : "private");
+        return hj_jfail(c, "", key, "needs at least one %s identity", impus ? "public" : "private");
     if (impus)
         out->impus = calloc(len, sizeof(hss_impu));
     else
         out->impis = calloc(len, sizeof(hss_impi));
     if (impus ? !out->impus : !out->impis)
-        return jfail(c, "", key, "out of memory");
+        return hj_jfail(c, "", key, "out of memory");
     for (size_t i = 0; i < len; i++) {
         json_object *o = json_object_array_get_idx(arr, i);
         const char *id;
         char p[JPATH];
 
-        join_path(p, sizeof(p), "", key, (long)i);
+        hj_join_path(p, sizeof(p), "", key, (long)i);
         if (impus) {
             out->n_impus++;
             if (impu_from_json(c, o, p, out, &out->impus[i]) != 0)
@@ -729,7 +333,7 @@ static int identities_from_json(jctx *c, json_object *obj, hss_subscriber *out, 
         for (size_t j = 0; j < i; j++) {
             if (impus ? hss_impu_equal(out->impus[j].identity, id)
                       : hss_impi_equal(out->impis[j].identity, id))
-                return jfail(c, p, NULL, "duplicate identity %s (also %s[%zu])", id, key, j);
+                return hj_jfail(c, p, NULL, "duplicate identity %s (also %s[%zu])", id, key, j);
         }
     }
     return 0;
@@ -750,58 +354,58 @@ int hss_subscriber_from_json(json_object *obj, hss_subscriber *out, char *err, s
     if (err && errlen)
         err[0] = '\0';
     if (!obj || !json_object_is_type(obj, json_type_object))
-        return jfail(&c, "", NULL, "must be an object");
-    if (check_keys(&c, obj, "", keys) != 0 || get_str(&c, obj, "", "id", true, &s) != 0)
+        return hj_jfail(&c, "", NULL, "must be an object");
+    if (hj_check_keys(&c, obj, "", keys) != 0 || hj_get_str(&c, obj, "", "id", true, &s) != 0)
         goto fail;
     if (!valid_id(s)) {
-        jfail(&c, "", "id", "must match [A-Za-z0-9._@+-]{1,128}");
+        hj_jfail(&c, "", "id", "must match [A-Za-z0-9._@+-]{1,128}");
         goto fail;
     }
     /* Profiles before identities: an IMPU names its profile. */
-    if (dup_str(&c, "id", s, &out->id) != 0 || profiles_from_json(&c, obj, out) != 0 ||
+    if (hj_dup_str(&c, "id", s, &out->id) != 0 || profiles_from_json(&c, obj, out) != 0 ||
         identities_from_json(&c, obj, out, false) != 0 ||
         identities_from_json(&c, obj, out, true) != 0)
         goto fail;
 
-    if (get_typed(&c, obj, "", "roaming", false, json_type_object, &o) != 0)
+    if (hj_get_typed(&c, obj, "", "roaming", false, json_type_object, &o) != 0)
         goto fail;
-    if (o && (check_keys(&c, o, "roaming", roaming_keys) != 0 ||
-              get_typed(&c, o, "roaming", "visited_networks", false, json_type_array, &arr) != 0))
+    if (o && (hj_check_keys(&c, o, "roaming", roaming_keys) != 0 ||
+              hj_get_typed(&c, o, "roaming", "visited_networks", false, json_type_array, &arr) != 0))
         goto fail;
     if (o && arr && json_object_array_length(arr) > 0) {
         out->visited_networks = calloc(json_object_array_length(arr), sizeof(char *));
         if (!out->visited_networks) {
-            jfail(&c, "roaming", "visited_networks", "out of memory");
+            hj_jfail(&c, "roaming", "visited_networks", "out of memory");
             goto fail;
         }
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
             json_object *e = json_object_array_get_idx(arr, i);
             char p[JPATH];
 
-            join_path(p, sizeof(p), "roaming", "visited_networks", (long)i);
+            hj_join_path(p, sizeof(p), "roaming", "visited_networks", (long)i);
             if (!json_object_is_type(e, json_type_string) || !json_object_get_string(e)[0] ||
-                has_space(json_object_get_string(e)) ||
-                !text_ok(json_object_get_string(e), (size_t)json_object_get_string_len(e))) {
-                jfail(&c, p, NULL, "must be a network name (string)");
+                hj_has_space(json_object_get_string(e)) ||
+                !hj_text_ok(json_object_get_string(e), (size_t)json_object_get_string_len(e))) {
+                hj_jfail(&c, p, NULL, "must be a network name (string)");
                 goto fail;
             }
-            if (dup_str(&c, p, json_object_get_string(e), &out->visited_networks[i]) != 0)
+            if (hj_dup_str(&c, p, json_object_get_string(e), &out->visited_networks[i]) != 0)
                 goto fail;
             out->n_visited_networks++;
         }
     }
 
-    if (get_typed(&c, obj, "", "charging", false, json_type_object, &o) != 0)
+    if (hj_get_typed(&c, obj, "", "charging", false, json_type_object, &o) != 0)
         goto fail;
     if (o) {
         char **dst[] = {&out->ccf_primary, &out->ccf_secondary, &out->ecf_primary,
                         &out->ecf_secondary};
 
-        if (check_keys(&c, o, "charging", charging_keys) != 0)
+        if (hj_check_keys(&c, o, "charging", charging_keys) != 0)
             goto fail;
         for (int i = 0; i < 4; i++)
-            if (get_str(&c, o, "charging", charging_keys[i], false, &s) != 0 ||
-                dup_str(&c, "charging", s, dst[i]) != 0)
+            if (hj_get_str(&c, o, "charging", charging_keys[i], false, &s) != 0 ||
+                hj_dup_str(&c, "charging", s, dst[i]) != 0)
                 goto fail;
     }
     return 0;
