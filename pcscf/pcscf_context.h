@@ -51,7 +51,6 @@ typedef struct {
 extern const ims_cfg_field pcscf_config_fields[];
 
 struct ims_pending;
-struct pcscf_subscription;
 
 typedef struct {
     pcscf_config cfg;
@@ -72,7 +71,7 @@ typedef struct {
 
     pcscf_bindings *bindings;
     struct ims_pending *pending;     /* REGISTERs forwarded, waiting for their final response (by key) */
-    struct pcscf_subscription *subscriptions; /* reg event subscriptions, one per IMPU */
+    struct ims_pending *subs;        /* reg event subscriptions, one per IMPU, by key (pcscf_regevent.c) */
     struct ims_map *subs_by_impu;    /* canonical IMPU (ims_identity) -> subscription (pcscf_regevent.c) */
     struct ims_map *subs_by_call_id; /* Call-ID of its dialog -> subscription (NOTIFY matching) */
     ims_sip_timer *housekeeping;     /* 1 s timer: binding expiry, stale pending registrations */
