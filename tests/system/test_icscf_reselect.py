@@ -7,6 +7,8 @@ lists the same two, the broken one first, so it is the one selected first:
   I-CSCF asks the HSS again (UAR type 2) and forwards to the real S-CSCF; the registration works.
 - a refused connection first (nta's 503), then a silent one: no S-CSCF is left, the UE gets 600
   within about two S-CSCF timeouts (never left without an answer).
+- the I-CSCF stops (SIGTERM) while a REGISTER waits for a silent S-CSCF: the REGISTER is answered
+  at once (503 Shutting Down from the record's cleanup), not left to the P-CSCF's timeout.
 """
 
 import socket
@@ -14,7 +16,7 @@ import threading
 import time
 
 import lab
-from lab import check, first_line, metric, status_of
+from lab import check, first_line, metric, status_of, wait_for
 
 SCSCF_TIMEOUT_MS = 1000
 
@@ -67,13 +69,13 @@ def closed_port():
     return port
 
 
-def core_with(tmp, first, second=None):
+def core_with(tmp, first, second=None, timeout_ms=SCSCF_TIMEOUT_MS):
     """The lab with the S-CSCFs [first, second] (second None: the lab's real S-CSCF)."""
     core = lab.Lab(tmp, start=False)
     names = [first, second or core.scscf_name]
     core.hss.config = lab.merge(core.hss.config, {"hss": {"scscf_names": names}})
     core.icscf.config = lab.merge(core.icscf.config, {"icscf": {
-        "scscfs": [{"name": n} for n in names], "scscf_timeout_ms": SCSCF_TIMEOUT_MS}})
+        "scscfs": [{"name": n} for n in names], "scscf_timeout_ms": timeout_ms}})
     core.hss.write_config()
     core.icscf.write_config()
     core.start()
@@ -120,6 +122,31 @@ def test_no_scscf_left_600(tmp):
                   "icscf_register_total{result=no_scscf} must count it")
             check("WAIT_UAA_RESELECT -> WAIT_SCSCF_RETRY" in core.icscf.log(), "the retry state must be reached")
             check(metric(core.icscf, "icscf_pending") == 0, "nothing left pending at the I-CSCF")
+    finally:
+        hole.close()
+
+
+def test_stop_answers_pending(tmp):
+    hole = SilentScscf()
+    try:
+        with core_with(tmp, hole.uri, timeout_ms=20000) as core, lab.RawUe(core, "alice") as ue:
+            result = {}
+            th = threading.Thread(target=lambda: result.setdefault("r", ue.register(timeout=15)), daemon=True)
+            th.start()
+            wait_for(lambda: hole.received >= 1, 5, what="the REGISTER at the silent S-CSCF")
+            t0 = time.monotonic()
+            rc = core.icscf.stop()
+            th.join(15)
+            took = time.monotonic() - t0
+            r = result.get("r")
+            check(rc == 0, "the I-CSCF must exit 0 on SIGTERM: %r" % rc)
+            check(r is not None and 500 <= r.status < 600, "REGISTER pending at the stop: 5xx expected, got %s" %
+                  first_line(r))
+            check(took < 5, "answered when the I-CSCF stopped, not at a timeout: %.2f s" % took)
+            check("503 Service Unavailable - Shutting Down" in core.icscf.log(),
+                  "the I-CSCF must answer the pending REGISTER 503 (Shutting Down)")
+            core.icscf.spawn()   # the lab checks every NF at the end
+            wait_for(lambda: core.icscf.probe("/healthz") == 200, 15, what="icscf running again")
     finally:
         hole.close()
 
