@@ -197,7 +197,7 @@ uint64_t icscf_new_key(icscf_context *ctx);
 /* ---------- icscf_register.c ---------- */
 /* `trusted`: the source is in the trust domain (otherwise trust headers are removed before forwarding). */
 int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, bool trusted);
-/* Answers (500) and frees every pending REGISTER. */
+/* Answers (503 Shutting Down) and frees every pending REGISTER. */
 void icscf_register_fini(icscf_context *ctx);
 
 /* ---------- icscf_route.c ---------- */
