@@ -124,7 +124,7 @@ const char *icscf_cx_answer_name(const icscf_cx_answer *a);
 
 /* ---------- the context ---------- */
 
-struct icscf_reg;
+struct ims_pending;
 struct icscf_sess;
 
 typedef struct icscf_context {
@@ -137,7 +137,7 @@ typedef struct icscf_context {
     icscf_scscf *pool;               /* cfg.icscf.scscfs, parsed */
     size_t n_pool;
 
-    struct icscf_reg *regs;          /* REGISTERs in progress (UAR sent or forwarded) */
+    struct ims_pending *regs;        /* REGISTERs in progress (icscf_register.c), by key */
     struct icscf_sess *sessions;     /* other requests waiting for their LIA */
     uint64_t next_key;               /* keys of pending records (never 0) */
     size_t n_pending;
@@ -197,7 +197,7 @@ uint64_t icscf_new_key(icscf_context *ctx);
 /* ---------- icscf_register.c ---------- */
 /* `trusted`: the source is in the trust domain (otherwise trust headers are removed before forwarding). */
 int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, bool trusted);
-/* Answers (500) and frees every pending REGISTER. */
+/* Answers (503 Shutting Down) and frees every pending REGISTER. */
 void icscf_register_fini(icscf_context *ctx);
 
 /* ---------- icscf_route.c ---------- */

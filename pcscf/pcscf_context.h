@@ -50,8 +50,7 @@ typedef struct {
 
 extern const ims_cfg_field pcscf_config_fields[];
 
-struct pcscf_reg_pending;
-struct pcscf_subscription;
+struct ims_pending;
 
 typedef struct {
     pcscf_config cfg;
@@ -71,8 +70,8 @@ typedef struct {
     uint8_t dialog_key[16];          /* random per process: Record-Route tokens (pcscf_dialog.c) */
 
     pcscf_bindings *bindings;
-    struct pcscf_reg_pending *pending;       /* REGISTERs forwarded, waiting for their final response */
-    struct pcscf_subscription *subscriptions; /* reg event subscriptions, one per IMPU */
+    struct ims_pending *pending;     /* REGISTERs forwarded, waiting for their final response (by key) */
+    struct ims_pending *subs;        /* reg event subscriptions, one per IMPU, by key (pcscf_regevent.c) */
     struct ims_map *subs_by_impu;    /* canonical IMPU (ims_identity) -> subscription (pcscf_regevent.c) */
     struct ims_map *subs_by_call_id; /* Call-ID of its dialog -> subscription (NOTIFY matching) */
     ims_sip_timer *housekeeping;     /* 1 s timer: binding expiry, stale pending registrations */
@@ -107,7 +106,8 @@ void pcscf_count_register(const char *result);
 
 /* ---------- pcscf_register.c ---------- */
 int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
-/* Frees pending registrations older than max_age seconds (all when max_age < 0). */
+/* Sweeps the failed-REGISTER counters (max_age >= 0); max_age < 0 (stop): frees them and every pending
+ * REGISTER record (these otherwise expire on their own deadline). */
 void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age);
 
 /* ---------- pcscf_dialog.c ---------- */

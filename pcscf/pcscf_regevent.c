@@ -14,10 +14,22 @@
  *    RFC 3608 (Service-Route: where the S-CSCF is).
  *
  * One subscription per registered IMPU (several UEs registering the same IMPU share it), found
- * by IMPU and by Call-ID through two hash indexes (a P-CSCF holds one per registered user). The
+ * by IMPU and by Call-ID through two hash indexes (a P-CSCF holds one per registered user), and
+ * by a key (ctx->subs, ims_pending) that the UAC callback of its SUBSCRIBE carries: one forgotten
+ * while a SUBSCRIBE is in flight is freed at once and the late response finds nothing. The
  * SUBSCRIBE goes along the binding's Service-Route (the I-CSCF when there is none); NOTIFYs are
- * recognised by Call-ID. Timers and the UAC callbacks hold a pointer to the subscription: one
- * forgotten while a SUBSCRIBE is in flight is only marked dead and freed by the callback.
+ * recognised by Call-ID.
+ *
+ * States (ims_fsm, table sub_states below; the dialog itself -- tags, target, route set -- is
+ * data, set by the 2xx or by a NOTIFY that comes first):
+ *
+ *   NEW --SUBSCRIBE sent--> SUBSCRIBING --2xx--> ACTIVE --refresh timer--> SUBSCRIBING ...
+ *                             | failure            | FORGET (user gone)
+ *                             v                    v
+ *          (60 s) RETRY_WAIT --timer--> SUBSCRIBING    UNSUBSCRIBING (Expires: 0) --final--> ended
+ *
+ * A NOTIFY with Subscription-State: terminated, a FORGET while a SUBSCRIBE is in flight, no
+ * registration left when a timer fires, or the P-CSCF stopping end it from any state.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +44,10 @@
 #include <sofia-sip/sip_tag.h>
 
 #include "ims_clock.h"
+#include "ims_fsm.h"
 #include "ims_log.h"
 #include "ims_map.h"
+#include "ims_pending.h"
 #include "pcscf_context.h"
 #include "pcscf_util.h"
 
@@ -44,8 +58,9 @@
 #define REGINFO_NS "urn:ietf:params:xml:ns:reginfo"
 
 typedef struct pcscf_subscription {
-    struct pcscf_subscription *next, *prev;
     pcscf_context *ctx;
+    uint64_t key;                    /* in ctx->subs; 0 once out of it */
+    ims_fsm_inst *fi;                /* the state (sub_states) */
     char impu[512];
     char call_id[96];
     char from_tag[24];
@@ -56,14 +71,62 @@ typedef struct pcscf_subscription {
     uint32_t cseq;
     unsigned requested;              /* Expires of the SUBSCRIBE in flight */
     bool established;                /* dialog known (to tag) */
-    bool in_flight;
-    bool dead;                       /* forgotten while in flight: the callback frees it */
-    ims_sip_timer *timer;            /* refresh or retry */
 } pcscf_subscription;
+
+/* ---------- states ---------- */
+
+enum {
+    ST_NEW,                 /* created, nothing sent yet */
+    ST_SUBSCRIBING,         /* SUBSCRIBE (initial or refresh) in flight */
+    ST_ACTIVE,              /* subscribed; timeout = refresh time */
+    ST_RETRY_WAIT,          /* a SUBSCRIBE failed; timeout = RETRY_SECONDS */
+    ST_UNSUBSCRIBING,       /* SUBSCRIBE with Expires: 0 in flight */
+    N_STATES
+};
+
+enum {
+    EV_RESPONSE,            /* final response to our SUBSCRIBE; data: sub_response * */
+    EV_TIMER,               /* refresh or retry time */
+    EV_FORGET,              /* no binding left for the IMPU */
+    N_EVENTS
+};
+
+typedef struct {
+    int status;
+    const sip_t *sip;
+} sub_response;
+
+static void on_response_event(ims_fsm_inst *fi, int event, void *data);
+static void on_timer_event(ims_fsm_inst *fi, int event, void *data);
+static void sub_cleanup(ims_fsm_inst *fi, ims_fsm_term_cause cause);
+static void subs_cleanup(void *arg, uint64_t key, void *rec, ims_pending_reason reason);
+
+#define ST_SENDING (IMS_FSM_ST(ST_SUBSCRIBING) | IMS_FSM_ST(ST_RETRY_WAIT) | IMS_FSM_ST(ST_UNSUBSCRIBING))
+
+static const ims_fsm_state sub_states[N_STATES] = {
+    [ST_NEW] = { .name = "NEW", .out_states = ST_SENDING },
+    [ST_SUBSCRIBING] = { .name = "SUBSCRIBING", .in_events = IMS_FSM_EV(EV_RESPONSE) | IMS_FSM_EV(EV_FORGET),
+                         .out_states = IMS_FSM_ST(ST_ACTIVE) | IMS_FSM_ST(ST_RETRY_WAIT),
+                         .action = on_response_event },
+    [ST_ACTIVE] = { .name = "ACTIVE", .in_events = IMS_FSM_EV(EV_FORGET), .out_states = ST_SENDING,
+                    .action = on_timer_event },
+    [ST_RETRY_WAIT] = { .name = "RETRY_WAIT", .in_events = IMS_FSM_EV(EV_FORGET), .out_states = ST_SENDING,
+                        .timeout_ms = RETRY_SECONDS * 1000u, .action = on_timer_event },
+    [ST_UNSUBSCRIBING] = { .name = "UNSUBSCRIBING", .in_events = IMS_FSM_EV(EV_RESPONSE) | IMS_FSM_EV(EV_FORGET),
+                           .action = on_response_event },
+};
+
+static const char *const sub_events[N_EVENTS] = { "RESPONSE", "TIMER", "FORGET" };
+
+static const ims_fsm_def sub_fsm = {
+    .name = "pcscf_regsub", .subsys = SUBSYS, .states = sub_states, .n_states = N_STATES,
+    .event_names = sub_events, .n_events = N_EVENTS, .timeout_event = EV_TIMER, .cleanup = sub_cleanup,
+};
+
+/* ---------- records ---------- */
 
 static void sub_free(pcscf_subscription *s)
 {
-    ims_sip_timer_cancel(s->timer);
     for (size_t i = 0; i < s->n_route; i++)
         free(s->route[i]);
     free(s);
@@ -92,50 +155,67 @@ static pcscf_subscription *find_by_impu(pcscf_context *ctx, const char *impu)
     return pcscf_identity_key(impu, k, sizeof(k)) ? ims_map_get(ctx->subs_by_impu, k) : NULL;
 }
 
-/* Links a new subscription into the list and both indexes. 0 / -1 (ENOMEM). */
+/* Links a new subscription into ctx->subs and both indexes and gives it its state machine (in
+ * NEW). 0 / -1 (ENOMEM: s is freed). */
 static int sub_link(pcscf_context *ctx, pcscf_subscription *s)
 {
     char k[SUB_KEY_MAX];
-    if (!pcscf_identity_key(s->impu, k, sizeof(k)))
-        return -1;
-    if ((!ctx->subs_by_impu && !(ctx->subs_by_impu = ims_map_new())) ||
-        (!ctx->subs_by_call_id && !(ctx->subs_by_call_id = ims_map_new())))
-        return -1;
-    if (ims_map_put(ctx->subs_by_impu, k, s) < 0)
-        return -1;
-    if (ims_map_put(ctx->subs_by_call_id, s->call_id, s) < 0) {
-        ims_map_del(ctx->subs_by_impu, k);
+    ims_timer_ops timers = ims_timer_ops_sip(ctx->sip);
+    if (!pcscf_identity_key(s->impu, k, sizeof(k)) ||
+        (!ctx->subs_by_impu && !(ctx->subs_by_impu = ims_map_new())) ||
+        (!ctx->subs_by_call_id && !(ctx->subs_by_call_id = ims_map_new())) ||
+        (!ctx->subs && !(ctx->subs = ims_pending_new("pcscf reg subscription", &timers, subs_cleanup, ctx))) ||
+        !(s->fi = ims_fsm_new(&sub_fsm, &timers, s, s->impu, ST_NEW))) {
+        sub_free(s);
         return -1;
     }
-    s->prev = NULL;
-    if ((s->next = ctx->subscriptions))
-        s->next->prev = s;
-    ctx->subscriptions = s;
+    if (!(s->key = ims_pending_add(ctx->subs, s, 0)))
+        goto fail;
+    if (ims_map_put(ctx->subs_by_impu, k, s) < 0)
+        goto fail;
+    if (ims_map_put(ctx->subs_by_call_id, s->call_id, s) < 0) {
+        ims_map_del(ctx->subs_by_impu, k);
+        goto fail;
+    }
     return 0;
+fail:
+    ims_fsm_term(s->fi, IMS_FSM_TERM_ERROR);   /* sub_cleanup unlinks what was linked, frees s */
+    return -1;
 }
 
-/* Unlinks s; frees it unless a transaction still points to it. */
-static void sub_release(pcscf_context *ctx, pcscf_subscription *s)
+/* The end, whatever the state: out of the indexes and ctx->subs, freed (a SUBSCRIBE still in
+ * flight finds no key: its response is dropped). Nothing to answer: NOTIFYs are answered on
+ * arrival, our SUBSCRIBE is nta's. */
+static void sub_cleanup(ims_fsm_inst *fi, ims_fsm_term_cause cause)
 {
+    pcscf_subscription *s = ims_fsm_priv(fi);
+    pcscf_context *ctx = s->ctx;
+    (void)cause;
     char k[SUB_KEY_MAX];
     /* sub_link made the same key, so it fits */
     if (pcscf_identity_key(s->impu, k, sizeof(k)) && ims_map_get(ctx->subs_by_impu, k) == s)
         ims_map_del(ctx->subs_by_impu, k);
     if (ims_map_get(ctx->subs_by_call_id, s->call_id) == s)
         ims_map_del(ctx->subs_by_call_id, s->call_id);
-    if (s->prev)
-        s->prev->next = s->next;
-    else if (ctx->subscriptions == s)
-        ctx->subscriptions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-    ims_sip_timer_cancel(s->timer);
-    s->timer = NULL;
-    if (s->in_flight)
-        s->dead = true;
-    else
-        sub_free(s);
+    if (s->key && ims_pending_release(ctx->subs, s->key, NULL))
+        IMS_ERROR(SUBSYS, "reg subscription of %s: #%llu was not in the table", s->impu, (unsigned long long)s->key);
+    sub_free(s);
+}
+
+static void sub_release(pcscf_subscription *s)
+{
+    ims_fsm_term(s->fi, IMS_FSM_TERM_REGULAR);
+}
+
+/* ctx->subs ends (the P-CSCF stops): the record is out of it already. */
+static void subs_cleanup(void *arg, uint64_t key, void *rec, ims_pending_reason reason)
+{
+    pcscf_subscription *s = rec;
+    (void)arg;
+    (void)key;
+    (void)reason;
+    s->key = 0;
+    ims_fsm_term(s->fi, IMS_FSM_TERM_SHUTDOWN);
 }
 
 typedef struct {
@@ -163,25 +243,26 @@ static int64_t registration_left(pcscf_context *ctx, const char *impu, int64_t n
     return sc.latest > now ? sc.latest - now : 0;
 }
 
-static void on_timer(void *arg);
-
-static void schedule(pcscf_subscription *s, unsigned seconds)
-{
-    ims_sip_timer_cancel(s->timer);
-    s->timer = ims_sip_timer_start(s->ctx->sip, seconds * 1000u, on_timer, s);
-}
-
 static int send_subscribe(pcscf_subscription *s, unsigned expires);
 
-static void on_subscribe_response(void *arg, int status, const sip_t *sip)
+/* The final response to our SUBSCRIBE, in SUBSCRIBING or UNSUBSCRIBING; or FORGET meanwhile. */
+static void on_response_event(ims_fsm_inst *fi, int event, void *data)
 {
-    pcscf_subscription *s = arg;
-    s->in_flight = false;
-    if (s->dead) {
-        sub_free(s);
+    pcscf_subscription *s = ims_fsm_priv(fi);
+    pcscf_context *ctx = s->ctx;
+    if (event == EV_FORGET) {
+        sub_release(s);   /* its response will find no key */
         return;
     }
-    pcscf_context *ctx = s->ctx;
+    const sub_response *r = data;
+    int status = r->status;
+    const sip_t *sip = r->sip;
+    if (ims_fsm_state_of(fi) == ST_UNSUBSCRIBING) {
+        /* un-SUBSCRIBE answered (or refused: nothing more to do either) */
+        IMS_DEBUG(SUBSYS, "reg subscription of %s ended (%d)", s->impu, status);
+        sub_release(s);
+        return;
+    }
     if (status >= 200 && status < 300 && sip) {
         if (!s->established) {
             if (sip->sip_to && sip->sip_to->a_tag)
@@ -204,17 +285,14 @@ static void on_subscribe_response(void *arg, int status, const sip_t *sip)
             s->established = s->to_tag[0] != '\0';
         }
         unsigned granted = sip->sip_expires ? (unsigned)sip->sip_expires->ex_delta : s->requested;
-        if (granted == 0 || s->requested == 0) {
+        if (granted == 0) {
             IMS_DEBUG(SUBSYS, "reg subscription of %s ended", s->impu);
-            sub_release(ctx, s);
+            sub_release(s);
             return;
         }
         IMS_INFO(SUBSYS, "subscribed to reg of %s for %u s", s->impu, granted);
-        schedule(s, granted > 1200 ? granted - 600 : granted / 2 ? granted / 2 : 1);
-        return;
-    }
-    if (s->requested == 0) {   /* un-SUBSCRIBE refused: nothing more to do */
-        sub_release(ctx, s);
+        unsigned refresh = granted > 1200 ? granted - 600 : granted / 2 ? granted / 2 : 1;
+        ims_fsm_state_chg_ms(fi, ST_ACTIVE, refresh * 1000u);
         return;
     }
     IMS_WARN(SUBSYS, "SUBSCRIBE to reg of %s: %d%s; retrying in %d s while registered", s->impu, status,
@@ -229,20 +307,39 @@ static void on_subscribe_response(void *arg, int status, const sip_t *sip)
         set_routes(s, b ? b->service_route : NULL, b ? b->n_service_route : 0, false);
         pcscf_random_token(s->from_tag, 16);
     }
-    schedule(s, RETRY_SECONDS);
+    ims_fsm_state_chg(fi, ST_RETRY_WAIT);
 }
 
-static void on_timer(void *arg)
+/* UAC callback: finds the subscription by key (gone: nothing to do). */
+static void on_subscribe_response(void *arg, int status, const sip_t *sip)
 {
-    pcscf_subscription *s = arg;
-    s->timer = NULL;   /* fired: freed by ims_sip */
-    int64_t left = registration_left(s->ctx, s->impu, ims_monotonic_s());
-    if (left <= 0) {
-        sub_release(s->ctx, s);
+    pcscf_subscription *s = ims_pending_get(pcscf_ctx.subs, ims_pending_key(arg));
+    if (!s) {
+        IMS_DEBUG(SUBSYS, "%d to the SUBSCRIBE of a reg subscription that is gone", status);
         return;
     }
-    if (!s->in_flight)
-        send_subscribe(s, (unsigned)(left + EXPIRES_MARGIN));
+    sub_response r = { .status = status, .sip = sip };
+    ims_fsm_dispatch(s->fi, EV_RESPONSE, &r);
+}
+
+/* Refresh or retry time (ACTIVE, RETRY_WAIT), or FORGET there. */
+static void on_timer_event(ims_fsm_inst *fi, int event, void *data)
+{
+    pcscf_subscription *s = ims_fsm_priv(fi);
+    pcscf_context *ctx = s->ctx;
+    (void)data;
+    if (event == EV_FORGET) {
+        /* un-SUBSCRIBE (RFC 6665 §4.1.2.3) a dialog that exists; the response ends it */
+        if (!s->established || ctx->stopping || send_subscribe(s, 0) < 0)
+            sub_release(s);
+        return;
+    }
+    int64_t left = registration_left(ctx, s->impu, ims_monotonic_s());
+    if (left <= 0) {
+        sub_release(s);
+        return;
+    }
+    send_subscribe(s, (unsigned)(left + EXPIRES_MARGIN));
 }
 
 static int send_subscribe(pcscf_subscription *s, unsigned expires)
@@ -298,13 +395,10 @@ static int send_subscribe(pcscf_subscription *s, unsigned expires)
         goto out;
 
     s->requested = expires;
-    s->in_flight = true;
     msg_t *m = msg;
     msg = NULL;   /* ims_sip_send_request owns it */
-    if (ims_sip_send_request(ctx->sip, m, next_hop, on_subscribe_response, s) < 0) {
-        s->in_flight = false;
+    if (ims_sip_send_request(ctx->sip, m, next_hop, on_subscribe_response, ims_pending_arg(s->key)) < 0)
         goto out;
-    }
     IMS_DEBUG(SUBSYS, "SUBSCRIBE reg %s (Expires %u, CSeq %u)", s->impu, expires, s->cseq);
     rv = 0;
 out:
@@ -312,9 +406,11 @@ out:
         msg_destroy(msg);
     if (home)
         su_home_unref(home);
-    if (rv && expires && !s->dead) {
+    if (rv == 0) {
+        ims_fsm_state_chg(s->fi, expires ? ST_SUBSCRIBING : ST_UNSUBSCRIBING);
+    } else if (expires) {
         IMS_WARN(SUBSYS, "cannot send SUBSCRIBE reg for %s; retrying in %d s", s->impu, RETRY_SECONDS);
-        schedule(s, RETRY_SECONDS);
+        ims_fsm_state_chg(s->fi, ST_RETRY_WAIT);
     }
     return rv;
 }
@@ -335,8 +431,7 @@ void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b)
     pcscf_random_token(s->from_tag, 16);
     set_routes(s, b->service_route, b->n_service_route, false);
     if (sub_link(ctx, s) < 0) {
-        IMS_WARN(SUBSYS, "out of memory: no reg event subscription for %s", s->impu);
-        sub_free(s);
+        IMS_WARN(SUBSYS, "out of memory: no reg event subscription for %s", b->impu);
         return;
     }
     int64_t left = pcscf_binding_expires(b) - ims_monotonic_s();
@@ -346,16 +441,8 @@ void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b)
 void pcscf_regevent_forget(pcscf_context *ctx, const char *impu)
 {
     pcscf_subscription *s = find_by_impu(ctx, impu);
-    if (!s)
-        return;
-    if (s->established && !s->in_flight && !ctx->stopping) {
-        /* un-SUBSCRIBE (RFC 6665 §4.1.2.3); the callback releases it */
-        ims_sip_timer_cancel(s->timer);
-        s->timer = NULL;
-        if (send_subscribe(s, 0) == 0)
-            return;
-    }
-    sub_release(ctx, s);
+    if (s)
+        ims_fsm_dispatch(s->fi, EV_FORGET, NULL);
 }
 
 static pcscf_subscription *find_by_call_id(pcscf_context *ctx, const sip_t *sip)
@@ -511,7 +598,7 @@ int pcscf_regevent_notify(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
     if (ss && ss->ss_substate && strcasecmp(ss->ss_substate, "terminated") == 0) {
         IMS_INFO(SUBSYS, "reg subscription of %s terminated by the notifier (%s)", s->impu,
                  ss->ss_reason ? ss->ss_reason : "no reason");
-        sub_release(ctx, s);   /* before the body: removing bindings must not un-SUBSCRIBE it */
+        sub_release(s);   /* before the body: removing bindings must not un-SUBSCRIBE it */
     }
 
     const sip_payload_t *pl = sip->sip_payload;
@@ -528,13 +615,9 @@ int pcscf_regevent_notify(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
 
 void pcscf_regevent_fini(pcscf_context *ctx)
 {
-    pcscf_subscription *s = ctx->subscriptions;
-    ctx->subscriptions = NULL;
-    while (s) {
-        pcscf_subscription *n = s->next;
-        sub_free(s);
-        s = n;
-    }
+    ims_pending *subs = ctx->subs;
+    ctx->subs = NULL;
+    ims_pending_free(subs);   /* each subscription ends (subs_cleanup), its timer cancelled */
     ims_map_free(ctx->subs_by_impu);
     ims_map_free(ctx->subs_by_call_id);
     ctx->subs_by_impu = ctx->subs_by_call_id = NULL;
