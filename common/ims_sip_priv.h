@@ -158,6 +158,13 @@ typedef struct {
 /* Parses one row; the header line and anything malformed: -1. 0 on success. */
 int ims_udp_parse_proc_line(const char *line, ims_udp_proc_line *out);
 
+/* ims_sip_hosts.c: fills the host table from sip.hosts ("name=address"). 0 / -1 + err. */
+int ims_sip_parse_hosts(ims_sip *s, const ims_cfg_strlist *l, char *err, size_t errlen);
+/* ims_sip_hosts.c: sip.advertise ("host" or "host:port") into the advertised host/port. 0 / -1 + err. */
+int ims_sip_parse_advertise(ims_sip *s, const char *adv, char *err, size_t errlen);
+/* ims_sip_hosts.c: a URI host equals one of our names/addresses (case-insensitive, [v6] brackets). */
+bool ims_sip_host_eq(const char *url_host, const char *ours);
+
 /* Bound to INVITEs the NF holds: answers a CANCEL with 487 (ims_sip.c). */
 int ims_sip_held_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip);
 
