@@ -132,7 +132,7 @@ int scscf_session_request(scscf_context *ctx, nta_incoming_t *irq, const sip_t *
 /* Releases the sessions waiting at ASes (scscf_stop). */
 void scscf_session_shutdown(scscf_context *ctx);
 
-/* ---------- scscf_registrar.c ---------- */
+/* ---------- the registrar: scscf_register_*.c (scscf_register.h) ---------- */
 int scscf_registrar_register(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
 /* Network-initiated de-registration of a whole registration (RTR, AS failure): NOTIFY with
  * `event` (SCSCF_CEV_DEACTIVATED / REJECTED ...), third-party de-REGISTER, subscriptions
