@@ -64,13 +64,19 @@ static int os_copy(struct avp *item, struct dict_object *model, uint8_t *out, si
     return 0;
 }
 
+/* Reads the result of ans (NULL: no answer). 0 when it is a success. */
+static int cx_success(struct msg *ans, uint32_t *result, uint32_t *experimental)
+{
+    if (!ans)
+        return -1;
+    ims_cx_get_result(ans, result, experimental);
+    return *experimental || *result != IMS_DIAMETER_SUCCESS ? -1 : 0;
+}
+
 int scscf_cx_parse_maa(struct msg *ans, scscf_maa *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!ans)
-        return -1;
-    ims_cx_get_result(ans, &out->result, &out->experimental);
-    if (out->experimental || out->result != IMS_DIAMETER_SUCCESS)
+    if (cx_success(ans, &out->result, &out->experimental))
         return -1;
     for (struct avp *item = ims_cx_child(ans, ims_cx_dict.sip_auth_data_item, NULL); item;
          item = ims_cx_child(ans, ims_cx_dict.sip_auth_data_item, item)) {
@@ -134,10 +140,7 @@ void scscf_cx_sip_answer(struct msg *ans, ims_cx_purpose purpose, ims_cx_sip *ou
 int scscf_cx_parse_saa(struct msg *ans, scscf_saa *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    if (!ans)
-        return -1;
-    ims_cx_get_result(ans, &out->result, &out->experimental);
-    if (out->experimental || out->result != IMS_DIAMETER_SUCCESS)
+    if (cx_success(ans, &out->result, &out->experimental))
         return -1;
     size_t len = 0;
     const uint8_t *xml = ims_cx_get_os(ans, ims_cx_dict.user_data, &len);
