@@ -131,7 +131,7 @@ const char *icscf_cx_answer_name(const icscf_cx_answer *a);
 
 /* ---------- the context ---------- */
 
-struct icscf_reg;
+struct ims_pending;
 struct icscf_sess;
 
 typedef struct icscf_context {
@@ -144,7 +144,7 @@ typedef struct icscf_context {
     icscf_scscf *pool;               /* cfg.icscf.scscfs, parsed */
     size_t n_pool;
 
-    struct icscf_reg *regs;          /* REGISTERs in progress (UAR sent or forwarded) */
+    struct ims_pending *regs;        /* REGISTERs in progress (icscf_register.c), by key */
     struct icscf_sess *sessions;     /* other requests waiting for their LIA */
     uint64_t next_key;               /* keys of pending records (never 0) */
     size_t n_pending;

@@ -39,9 +39,22 @@
  * stopped early. So the REGISTER relay below does the RFC 3261 §16 steps itself: Max-Forwards,
  * our Via (nta), top-Via removal and relay of responses, CANCEL.
  *
- * Records are found by key from Cx callbacks (the HSS may answer after the REGISTER is gone);
- * the client transaction and the timer carry the record pointer because they are torn down with
- * the record.
+ * States (ims_fsm, table reg_states below; TS 24.229 §5.3.1.2-§5.3.1.3):
+ *
+ *   WAIT_UAA ----UAA ok----> WAIT_SCSCF ---final (not retryable)---> relayed, done
+ *      |                        | 3xx/408/480/503 or no final within icscf.scscf_timeout_ms
+ *      | UAA refused            v
+ *      +--> answered      WAIT_UAA_RESELECT (UAR type 2) --UAA ok--> WAIT_SCSCF_RETRY
+ *                               | refused: 600                          | final: relayed, done;
+ *                                                                       | failed again: 600 (500
+ *                                                                       | + Retry-After if 503 with one)
+ *
+ * The cleanup (reg_cleanup) runs once whatever the end: it answers an unanswered REGISTER (503
+ * when the NF stops, else 500), so no path leaves the P-CSCF waiting.
+ *
+ * Records are found by key (ims_pending) from Cx callbacks (the HSS may answer after the
+ * REGISTER is gone); the client transaction and the state timer carry the record (its FSM
+ * instance) because they are torn down with it.
  *
  * CANCEL: nta answers a CANCEL for a non-INVITE transaction 200 and tells nobody (RFC 3261 §9.2:
  * it has no effect on a non-INVITE request), so the REGISTER simply runs to its final response;
@@ -59,52 +72,77 @@
 #include <sofia-sip/url.h>
 
 #include "icscf_context.h"
+#include "ims_fsm.h"
 #include "ims_identity.h"
 #include "ims_log.h"
+#include "ims_pending.h"
 
 #define SUBSYS "icscf.reg"
 #define ID_MAX 512
 
 typedef struct icscf_reg {
-    struct icscf_reg *next;
     icscf_context *ctx;
-    uint64_t key;
+    uint64_t key;                    /* in ctx->regs; 0 once out of it */
+    ims_fsm_inst *fi;                /* the state (reg_states) */
     nta_incoming_t *irq;             /* upstream REGISTER (ours until answered + destroyed) */
     nta_outgoing_t *orq;             /* REGISTER to the S-CSCF, or NULL */
-    ims_sip_timer *timer;            /* S-CSCF answer timeout (icscf.scscf_timeout_ms) */
-    int attempts;                    /* forwards sent (at most 2) */
     char impi[ID_MAX], impu[ID_MAX], visited[ID_MAX];
     int32_t uat;                     /* User-Authorization-Type of the first UAR */
     bool trusted;                    /* source in the trust domain (else trust headers are removed) */
     char scscf[ICSCF_URI_MAX];       /* S-CSCF of the current / last attempt */
 } icscf_reg;
 
+/* ---------- states ---------- */
+
+enum {
+    ST_WAIT_UAA,            /* UAR sent (type 0 or 1) */
+    ST_WAIT_SCSCF,          /* REGISTER forwarded to the first S-CSCF */
+    ST_WAIT_UAA_RESELECT,   /* the first S-CSCF failed: UAR type 2 sent */
+    ST_WAIT_SCSCF_RETRY,    /* REGISTER forwarded to the second S-CSCF */
+    N_STATES
+};
+
+enum {
+    EV_UAA,                 /* data: struct msg * (NULL: no answer) */
+    EV_SCSCF_RESPONSE,      /* data: scscf_response * */
+    EV_SCSCF_TIMEOUT,       /* no final response within icscf.scscf_timeout_ms */
+    N_EVENTS
+};
+
+typedef struct {
+    int status;                      /* nta's status (500 when it gave none) */
+    msg_t *msg;                      /* the response (ours), or NULL */
+    sip_t *sip;
+} scscf_response;
+
+static void on_uaa_event(ims_fsm_inst *fi, int event, void *data);
+static void on_scscf_event(ims_fsm_inst *fi, int event, void *data);
+static void reg_cleanup(ims_fsm_inst *fi, ims_fsm_term_cause cause);
+
+static const ims_fsm_state reg_states[N_STATES] = {
+    [ST_WAIT_UAA] = { .name = "WAIT_UAA", .in_events = IMS_FSM_EV(EV_UAA),
+                      .out_states = IMS_FSM_ST(ST_WAIT_SCSCF), .action = on_uaa_event },
+    /* timeouts: icscf.scscf_timeout_ms, given on entry (ims_fsm_state_chg_ms) */
+    [ST_WAIT_SCSCF] = { .name = "WAIT_SCSCF", .in_events = IMS_FSM_EV(EV_SCSCF_RESPONSE),
+                        .out_states = IMS_FSM_ST(ST_WAIT_UAA_RESELECT), .action = on_scscf_event },
+    [ST_WAIT_UAA_RESELECT] = { .name = "WAIT_UAA_RESELECT", .in_events = IMS_FSM_EV(EV_UAA),
+                               .out_states = IMS_FSM_ST(ST_WAIT_SCSCF_RETRY), .action = on_uaa_event },
+    [ST_WAIT_SCSCF_RETRY] = { .name = "WAIT_SCSCF_RETRY", .in_events = IMS_FSM_EV(EV_SCSCF_RESPONSE),
+                              .action = on_scscf_event },
+};
+
+static const char *const reg_events[N_EVENTS] = { "UAA", "SCSCF_RESPONSE", "SCSCF_TIMEOUT" };
+
+static const ims_fsm_def reg_fsm = {
+    .name = "icscf_reg", .subsys = SUBSYS, .states = reg_states, .n_states = N_STATES,
+    .event_names = reg_events, .n_events = N_EVENTS, .timeout_event = EV_SCSCF_TIMEOUT, .cleanup = reg_cleanup,
+};
+
 /* ---------- records ---------- */
 
-static icscf_reg *reg_find(icscf_context *ctx, uint64_t key)
-{
-    for (icscf_reg *r = ctx->regs; r; r = r->next)
-        if (r->key == key)
-            return r;
-    return NULL;
-}
-
-static void reg_unlink(icscf_context *ctx, icscf_reg *r)
-{
-    for (icscf_reg **pp = &ctx->regs; *pp; pp = &(*pp)->next) {
-        if (*pp == r) {
-            *pp = r->next;
-            icscf_pending_changed(ctx, -1);
-            return;
-        }
-    }
-}
-
-/* Drops the downstream side (client transaction, timer). */
+/* Drops the downstream side (client transaction; the state timer goes with the state). */
 static void reg_drop_attempt(icscf_reg *r)
 {
-    ims_sip_timer_cancel(r->timer);
-    r->timer = NULL;
     if (r->orq) {
         nta_outgoing_destroy(r->orq);   /* no more callbacks; nta completes it on its own */
         ims_sip_work_add(-1);
@@ -112,15 +150,29 @@ static void reg_drop_attempt(icscf_reg *r)
     r->orq = NULL;
 }
 
-/* The end: everything released; irq answered before (or left to nta when it was answered). */
-static void reg_finish(icscf_reg *r)
+/* The end, whatever the state: answers the REGISTER if nobody did (so the P-CSCF never waits
+ * for nothing), releases everything. */
+static void reg_cleanup(ims_fsm_inst *fi, ims_fsm_term_cause cause)
 {
+    icscf_reg *r = ims_fsm_priv(fi);
+    icscf_context *ctx = r->ctx;
     reg_drop_attempt(r);
+    if (r->irq && nta_incoming_status(r->irq) < 200) {
+        bool stopping = cause == IMS_FSM_TERM_SHUTDOWN;
+        const char *phrase = stopping ? "Service Unavailable - Shutting Down" : "Server Internal Error";
+        int status = stopping ? 503 : 500;
+        nta_incoming_treply(r->irq, status, phrase, TAG_END());
+        IMS_INFO(SUBSYS, "REGISTER %s (%s): %d %s (%s in %s)", r->impu, r->impi, status, phrase,
+                 ims_fsm_term_name(cause), ims_fsm_state_name(fi));
+        icscf_count_register("error");
+    }
     if (r->irq) {
         nta_incoming_destroy(r->irq);
         r->irq = NULL;
     }
-    reg_unlink(r->ctx, r);
+    if (r->key && ims_pending_release(ctx->regs, r->key, NULL))
+        IMS_ERROR(SUBSYS, "REGISTER %s: record #%llu was not pending", r->impu, (unsigned long long)r->key);
+    icscf_pending_changed(ctx, -1);
     free(r);
 }
 
@@ -131,7 +183,18 @@ static void reg_reply(icscf_reg *r, int status, const char *phrase, const char *
         nta_incoming_treply(r->irq, status, phrase, TAG_END());
     IMS_INFO(SUBSYS, "REGISTER %s (%s): %d %s", r->impu, r->impi, status, phrase ? phrase : "");
     icscf_count_register(result);
-    reg_finish(r);
+    ims_fsm_term(r->fi, IMS_FSM_TERM_REGULAR);
+}
+
+/* ctx->regs ends here (the record is out of it already): the NF stops. */
+static void reg_pending_cleanup(void *arg, uint64_t key, void *rec, ims_pending_reason reason)
+{
+    icscf_reg *r = rec;
+    (void)arg;
+    (void)key;
+    (void)reason;   /* no deadline is set: the states' timeouts and Cx's own bound the wait */
+    r->key = 0;
+    reg_reply(r, 503, "Service Unavailable - Shutting Down", "error");
 }
 
 /* ---------- the request ---------- */
@@ -191,7 +254,7 @@ static void on_uaa(void *arg, struct msg *ans);
 static int send_uar(icscf_reg *r, int32_t type)
 {
     icscf_uar uar = { .impi = r->impi, .impu = r->impu, .visited = r->visited, .type = type };
-    return icscf_cx_send_uar(r->ctx, &uar, on_uaa, (void *)(uintptr_t)r->key);
+    return icscf_cx_send_uar(r->ctx, &uar, on_uaa, ims_pending_arg(r->key));
 }
 
 int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, bool trusted)
@@ -257,10 +320,23 @@ int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *
         snprintf(r->visited, sizeof(r->visited), "%s", ruri->url_host);   /* the home network itself */
     r->uat = uat_of(sip);
     r->trusted = trusted;
-    r->irq = irq;
-    r->key = icscf_new_key(ctx);
-    r->next = ctx->regs;
-    ctx->regs = r;
+    if (!ctx->regs) {
+        ims_timer_ops timers = ims_timer_ops_sip(ctx->sip);
+        ctx->regs = ims_pending_new("icscf REGISTER", &timers, reg_pending_cleanup, ctx);
+    }
+    r->key = ims_pending_add(ctx->regs, r, 0);
+    if (r->key) {
+        ims_timer_ops timers = ims_timer_ops_sip(ctx->sip);
+        r->fi = ims_fsm_new(&reg_fsm, &timers, r, r->impu, ST_WAIT_UAA);
+        if (!r->fi)
+            ims_pending_release(ctx->regs, r->key, NULL);
+    }
+    if (!r->fi) {
+        status = 500;
+        result = "error";
+        goto out;
+    }
+    r->irq = irq;   /* from here on the record (its cleanup) answers it */
     icscf_pending_changed(ctx, +1);
 
     if (send_uar(r, r->uat)) {
@@ -321,30 +397,43 @@ static const char *result_of(int status)
     return "rejected";
 }
 
-static int reg_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *csip)
+/* The S-CSCF's response or timeout, in WAIT_SCSCF (first S-CSCF) or WAIT_SCSCF_RETRY. */
+static void on_scscf_event(ims_fsm_inst *fi, int event, void *data)
 {
-    icscf_reg *r = (icscf_reg *)magic;
-    msg_t *msg = nta_outgoing_getresponse(orq);
-    sip_t *sip = msg ? sip_object(msg) : NULL;
-    int status = csip && csip->sip_status ? csip->sip_status->st_status : 500;
+    icscf_reg *r = ims_fsm_priv(fi);
+    bool first = ims_fsm_state_of(fi) == ST_WAIT_SCSCF;
 
+    if (event == EV_SCSCF_TIMEOUT) {
+        if (first) {
+            start_reselection(r, 408, "no final response");
+            return;
+        }
+        IMS_WARN(SUBSYS, "REGISTER %s: no final response from %s either", r->impu, r->scscf);
+        reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+        return;
+    }
+
+    scscf_response *resp = data;
+    msg_t *msg = resp->msg;
+    sip_t *sip = resp->sip;
+    int status = resp->status;
     if (!msg || !sip || !sip->sip_status) {
         if (msg)
             msg_destroy(msg);
         if (status >= 200)
             reg_reply(r, 500, "Server Internal Error", "error");
-        return 0;
+        return;
     }
     status = sip->sip_status->st_status;
     if (status < 200) {
         relay(r, msg, sip);
-        return 0;
+        return;
     }
 
-    if (retryable(status) && r->attempts == 1) {
+    if (retryable(status) && first) {
         msg_destroy(msg);
         start_reselection(r, status, sip->sip_status->st_phrase);
-        return 0;
+        return;
     }
     if (status == 503 && sip->sip_retry_after) {
         /* The second S-CSCF is overloaded too (it says when to come back): that is not "no S-CSCF
@@ -359,33 +448,32 @@ static int reg_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t 
             nta_incoming_treply(r->irq, 500, "Server Internal Error - S-CSCF Overloaded",
                                 SIPTAG_RETRY_AFTER(ra), TAG_END());
         icscf_count_register("overloaded");
-        reg_finish(r);
-        return 0;
+        ims_fsm_term(fi, IMS_FSM_TERM_REGULAR);
+        return;
     }
     if (retryable(status)) {
         /* The second S-CSCF failed as well: there is no S-CSCF to take the registration. */
         IMS_WARN(SUBSYS, "REGISTER %s: %s answered %d as well", r->impu, r->scscf, status);
         msg_destroy(msg);
         reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
-        return 0;
+        return;
     }
     IMS_INFO(SUBSYS, "REGISTER %s (%s) via %s: %d", r->impu, r->impi, r->scscf, status);
     icscf_count_register(result_of(status));
     relay(r, msg, sip);
-    reg_finish(r);
-    return 0;
+    ims_fsm_term(fi, IMS_FSM_TERM_REGULAR);
 }
 
-static void on_scscf_timeout(void *arg)
+/* nta's callback: the client transaction lives no longer than the record, so magic is valid. */
+static int reg_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *csip)
 {
-    icscf_reg *r = arg;
-    r->timer = NULL;   /* freed before we run */
-    if (r->attempts == 1) {
-        start_reselection(r, 408, "no final response");
-        return;
-    }
-    IMS_WARN(SUBSYS, "REGISTER %s: no final response from %s either", r->impu, r->scscf);
-    reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+    icscf_reg *r = (icscf_reg *)magic;
+    scscf_response resp = { .status = csip && csip->sip_status ? csip->sip_status->st_status : 500 };
+    resp.msg = nta_outgoing_getresponse(orq);
+    resp.sip = resp.msg ? sip_object(resp.msg) : NULL;
+    if (ims_fsm_dispatch(r->fi, EV_SCSCF_RESPONSE, &resp) < 0 && resp.msg)
+        msg_destroy(resp.msg);
+    return 0;
 }
 
 /* Sends the REGISTER to `scscf` (TS 24.229 §5.3.1.2: Request-URI unchanged, no Path, no
@@ -444,10 +532,7 @@ static int forward(icscf_reg *r, const char *scscf, const char **phrase)
         return 500;
     }
     ims_sip_work_add(1);   /* work in progress for overload control, like a forward (ims_sip.h) */
-    r->attempts++;
-    if (ctx->cfg.icscf.scscf_timeout_ms > 0)
-        r->timer = ims_sip_timer_start(ctx->sip, (unsigned)ctx->cfg.icscf.scscf_timeout_ms, on_scscf_timeout, r);
-    IMS_DEBUG(SUBSYS, "REGISTER %s -> %s (attempt %d)", r->impu, scscf, r->attempts);
+    IMS_DEBUG(SUBSYS, "REGISTER %s -> %s (%s)", r->impu, scscf, ims_fsm_state_name(r->fi));
     return 0;
 }
 
@@ -460,11 +545,14 @@ static void start_reselection(icscf_reg *r, int status, const char *why)
     reg_drop_attempt(r);
     icscf_count_register("reselection");
     if (!r->irq || nta_incoming_status(r->irq) >= 200) {
-        reg_finish(r);
+        ims_fsm_term(r->fi, IMS_FSM_TERM_REGULAR);
         return;
     }
-    if (send_uar(r, IMS_UAT_REGISTRATION_AND_CAPABILITIES))
+    if (send_uar(r, IMS_UAT_REGISTRATION_AND_CAPABILITIES)) {
         reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+        return;
+    }
+    ims_fsm_state_chg(r->fi, ST_WAIT_UAA_RESELECT);
 }
 
 /* ---------- the UAA ---------- */
@@ -476,20 +564,21 @@ static int uaa_failure(const icscf_context *ctx, const icscf_cx_answer *a, ims_c
     return s->status;
 }
 
-static void on_uaa(void *arg, struct msg *ans)
+/* The UAA (ans NULL: none), in WAIT_UAA or WAIT_UAA_RESELECT. */
+static void on_uaa_event(ims_fsm_inst *fi, int event, void *data)
 {
-    icscf_context *ctx = &icscf_ctx;
-    icscf_reg *r = reg_find(ctx, (uint64_t)(uintptr_t)arg);
-    if (!r)
-        return;   /* the REGISTER is gone (shutdown) */
+    icscf_reg *r = ims_fsm_priv(fi);
+    icscf_context *ctx = r->ctx;
+    struct msg *ans = data;
+    (void)event;
     if (!r->irq || nta_incoming_status(r->irq) >= 200) {
-        reg_finish(r);
+        ims_fsm_term(fi, IMS_FSM_TERM_REGULAR);
         return;
     }
 
     icscf_cx_answer a;
     icscf_cx_read_answer(ans, &a);
-    bool reselect = r->attempts > 0;
+    bool reselect = ims_fsm_state_of(fi) == ST_WAIT_UAA_RESELECT;
     IMS_DEBUG(SUBSYS, "UAA for %s: %s, Server-Name '%s', capabilities %s", r->impu, icscf_cx_answer_name(&a),
               a.server_name, a.caps.present ? "yes" : "no");
 
@@ -532,14 +621,29 @@ static void on_uaa(void *arg, struct msg *ans)
     }
     phrase = NULL;
     status = forward(r, chosen, &phrase);
-    if (status)
+    if (status) {
         reg_reply(r, status, phrase, status == 600 ? "no_scscf" : status == 483 ? "bad_request" : "error");
+        return;
+    }
+    /* bounded by icscf.scscf_timeout_ms (0: only by nta's Timer F) */
+    long ms = ctx->cfg.icscf.scscf_timeout_ms;
+    ims_fsm_state_chg_ms(fi, reselect ? ST_WAIT_SCSCF_RETRY : ST_WAIT_SCSCF, ms > 0 ? (unsigned)ms : 0);
+}
+
+/* Cx callback: finds the REGISTER by key (it may be gone: then nothing to do). */
+static void on_uaa(void *arg, struct msg *ans)
+{
+    icscf_reg *r = ims_pending_get(icscf_ctx.regs, ims_pending_key(arg));
+    if (!r)
+        return;   /* the REGISTER is gone (shutdown) */
+    ims_fsm_dispatch(r->fi, EV_UAA, ans);
 }
 
 /* ---------- shutdown ---------- */
 
 void icscf_register_fini(icscf_context *ctx)
 {
-    while (ctx->regs)
-        reg_reply(ctx->regs, 503, "Service Unavailable - Shutting Down", "error");
+    ims_pending *regs = ctx->regs;
+    ctx->regs = NULL;   /* cleanups find nothing more to release */
+    ims_pending_free(regs);   /* each one answered 503 (reg_pending_cleanup) */
 }

@@ -50,7 +50,7 @@ typedef struct {
 
 extern const ims_cfg_field pcscf_config_fields[];
 
-struct pcscf_reg_pending;
+struct ims_pending;
 struct pcscf_subscription;
 
 typedef struct {
@@ -71,7 +71,7 @@ typedef struct {
     uint8_t dialog_key[16];          /* random per process: Record-Route tokens (pcscf_dialog.c) */
 
     pcscf_bindings *bindings;
-    struct pcscf_reg_pending *pending;       /* REGISTERs forwarded, waiting for their final response */
+    struct ims_pending *pending;     /* REGISTERs forwarded, waiting for their final response (by key) */
     struct pcscf_subscription *subscriptions; /* reg event subscriptions, one per IMPU */
     struct ims_map *subs_by_impu;    /* canonical IMPU (ims_identity) -> subscription (pcscf_regevent.c) */
     struct ims_map *subs_by_call_id; /* Call-ID of its dialog -> subscription (NOTIFY matching) */
@@ -107,7 +107,8 @@ void pcscf_count_register(const char *result);
 
 /* ---------- pcscf_register.c ---------- */
 int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
-/* Frees pending registrations older than max_age seconds (all when max_age < 0). */
+/* Sweeps the failed-REGISTER counters (max_age >= 0); max_age < 0 (stop): frees them and every pending
+ * REGISTER record (these otherwise expire on their own deadline). */
 void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age);
 
 /* ---------- pcscf_dialog.c ---------- */

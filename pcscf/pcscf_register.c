@@ -13,9 +13,12 @@
  *    RFC 3261 §10.2-10.3 (Contact, Expires, Contact: *), §16 (proxy behaviour).
  *  - TS 24.228 §6.2 (R1 flow: which headers the P-CSCF adds and removes).
  *
- * What the UE asked for is kept in a pending record until the final response: the contacts of
- * the REGISTER, where it came from, its public identity. Records whose response never arrived
- * are swept after PENDING_MAX_AGE seconds (a transaction lasts 32 s at most).
+ * What the UE asked for is kept in a pending record (ims_pending, found by the key the forward
+ * callback carries) until the final response: the contacts of the REGISTER, where it came from,
+ * its public identity. A record whose response never arrived is forgotten after
+ * PENDING_MAX_AGE seconds (its deadline; a transaction lasts 32 s at most). The REGISTER itself
+ * is always answered by ims_sip_forward (the response, or nta's 408/503), so the record's
+ * cleanup only forgets it; a response for a forgotten record is relayed without being stored.
  *
  * Failed registrations per UE address (pcscf.auth_max_failures / auth_failure_window /
  * auth_lockout): a 403 from the core (wrong password or RES, unknown identity, someone else's
@@ -41,6 +44,7 @@
 
 #include "ims_authlimit.h"
 #include "ims_log.h"
+#include "ims_pending.h"
 #include "ims_register.h"
 #include "pcscf_context.h"
 #include "pcscf_secagree.h"
@@ -54,8 +58,6 @@
 #define AUTHLIMIT_MAX_ADDRESSES 100000
 
 typedef struct pcscf_reg_pending {
-    struct pcscf_reg_pending *next;
-    pcscf_context *ctx;
     int64_t started;
     char impu[512];                  /* normalised public identity (To) */
     pcscf_addr source;
@@ -73,16 +75,16 @@ static void pending_free(pcscf_reg_pending *p)
     free(p);
 }
 
-/* Unlinks p if it is still pending and frees it; a no-op for an unknown pointer. */
-static void pending_release(pcscf_context *ctx, pcscf_reg_pending *p)
+/* ctx->pending's cleanup: deadline passed (no final response) or the P-CSCF stops. The REGISTER
+ * is ims_sip_forward's to answer; only the record goes. */
+static void pending_cleanup(void *arg, uint64_t key, void *rec, ims_pending_reason reason)
 {
-    for (pcscf_reg_pending **pp = &ctx->pending; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            pending_free(p);
-            return;
-        }
-    }
+    pcscf_reg_pending *p = rec;
+    (void)arg;
+    if (reason == IMS_PENDING_DEADLINE)
+        IMS_WARN(SUBSYS, "REGISTER of %s (#%llu): no final response after %lld s, forgotten", p->impu,
+                 (unsigned long long)key, (long long)(pcscf_now() - p->started));
+    pending_free(p);
 }
 
 void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age)
@@ -90,21 +92,11 @@ void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age)
     if (max_age < 0) {
         ims_authlimit_free(ctx->authlimit);
         ctx->authlimit = NULL;
+        ims_pending *pending = ctx->pending;
+        ctx->pending = NULL;
+        ims_pending_free(pending);   /* late responses find nothing */
     } else {
         ims_authlimit_sweep(ctx->authlimit, now);
-    }
-    pcscf_reg_pending **pp = &ctx->pending;
-    while (*pp) {
-        pcscf_reg_pending *p = *pp;
-        if (max_age >= 0 && now - p->started < max_age) {
-            pp = &p->next;
-            continue;
-        }
-        if (max_age >= 0)
-            IMS_WARN(SUBSYS, "REGISTER of %s: no final response after %lld s, forgotten", p->impu,
-                     (long long)(now - p->started));
-        *pp = p->next;
-        pending_free(p);
     }
 }
 
@@ -389,11 +381,22 @@ out:
 static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
     (void)irq;
-    pcscf_reg_pending *p = arg;
-    pcscf_context *ctx = p->ctx;
+    pcscf_context *ctx = &pcscf_ctx;
+    uint64_t key = ims_pending_key(arg);
     int status = sip && sip->sip_status ? sip->sip_status->st_status : 0;
     if (status > 0 && status < 200)
         return 0;
+
+    void *rec = NULL;
+    if (ims_pending_release(ctx->pending, key, &rec)) {
+        /* forgotten (deadline) or stopping: relayed, but nothing to store; CK/IK never reach the UE */
+        IMS_WARN(SUBSYS, "%d to a REGISTER no longer pending (#%llu): relayed without processing", status,
+                 (unsigned long long)key);
+        if (status == 401)
+            strip_ck_ik(msg, sip);
+        return 0;
+    }
+    pcscf_reg_pending *p = rec;
 
     if (status == 401) {
         strip_ck_ik(msg, sip);
@@ -411,7 +414,7 @@ static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_
     }
     if (status == 403)
         count_failure(ctx, p, status);
-    pending_release(ctx, p);
+    pending_free(p);
     return 0;
 }
 
@@ -462,7 +465,6 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
         status = 500;
         goto out;
     }
-    p->ctx = ctx;
     p->started = pcscf_now();
     p->ue_path = pcscf_list_has(sip->sip_supported, "path");
     snprintf(p->impu, sizeof(p->impu), "%s", impu);
@@ -508,15 +510,25 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
 
     IMS_DEBUG(SUBSYS, "REGISTER %s from %s:%u/%s (%zu contact(s)%s) -> %s", impu, p->source.host,
               p->source.port, p->source.transport, p->n_contacts, p->star ? ", *" : "", ctx->cfg.pcscf.icscf);
-    p->next = ctx->pending;
-    ctx->pending = p;
+    if (!ctx->pending) {
+        ims_timer_ops timers = ims_timer_ops_sip(ctx->sip);
+        ctx->pending = ims_pending_new("pcscf REGISTER", &timers, pending_cleanup, ctx);
+    }
+    uint64_t key = ims_pending_add(ctx->pending, p, PENDING_MAX_AGE * 1000u);
+    if (!key) {
+        status = 500;
+        goto out;
+    }
+    p = NULL;   /* ctx->pending's now */
     msg_t *m = msg;
     msg = NULL;   /* ims_sip_forward owns it and irq in every case */
-    if (ims_sip_forward(ctx->sip, irq, m, next_hop, on_register_response, p) < 0) {
+    if (ims_sip_forward(ctx->sip, irq, m, next_hop, on_register_response, ims_pending_arg(key)) < 0) {
         pcscf_count_register("error");
-        pending_release(ctx, p);   /* an error response went to the UE already */
+        /* an error response went to the UE already */
+        void *rec = NULL;
+        if (ims_pending_release(ctx->pending, key, &rec) == 0)
+            pending_free(rec);
     }
-    p = NULL;
 out:
     if (msg)
         msg_destroy(msg);
