@@ -6,6 +6,7 @@
  *            ─ scscf_register_update.c  SAR, binding update, de-registration, expiry, and the one
  *                                       "registration changed" hook (NOTIFY / remove / refresh)
  *            ─ scscf_register_reply.c   final answers: 200 with bindings, errors, Cx failures
+ *            ─ scscf_register_fsm.c     the transaction's states (ims_fsm), pending by key (ims_pending)
  *
  *   REGISTER ──(no/unknown/expired nonce, or AUTS)──> MAR ──> 401 (AKA or SIP Digest challenge)
  *   REGISTER with our nonce ──verify──> bad: 403 + SAR AUTHENTICATION_FAILURE
@@ -24,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ims_fsm.h"
 #include "ims_register.h"
 #include "scscf_auth.h"
 #include "scscf_context.h"
@@ -36,9 +38,20 @@ typedef struct {
     long expires;          /* granted (clamped to max), 0 = remove */
 } scscf_req_contact;
 
+/* States of a REGISTER transaction (scscf_register_fsm.c). */
+enum {
+    SCSCF_REG_CHECKING,        /* checks and verification (synchronous) */
+    SCSCF_REG_WAIT_MAA,        /* MAR sent */
+    SCSCF_REG_WAIT_SAA,        /* SAR REGISTRATION / RE_REGISTRATION sent */
+    SCSCF_REG_WAIT_SAA_DEREG,  /* SAR USER_DEREGISTRATION sent */
+    SCSCF_REG_N_STATES
+};
+
 /* One REGISTER from its arrival to its final response (answered exactly once, then freed). */
 typedef struct scscf_reg_txn {
     scscf_context *ctx;
+    uint64_t key;          /* in ctx->reg_txns; the argument of its Cx callbacks */
+    ims_fsm_inst *fi;      /* its state */
     nta_incoming_t *irq;
     msg_t *req;            /* reference to the REGISTER */
     sip_t *sip;
@@ -54,14 +67,24 @@ typedef struct scscf_reg_txn {
     uint8_t scheme;        /* of the challenge this REGISTER answered */
 } scscf_reg_txn;
 
+/* ---------- scscf_register_fsm.c ---------- */
+/* A new transaction for irq in CHECKING, or NULL (then nta answers 500). */
+scscf_reg_txn *scscf_reg_txn_new(scscf_context *ctx, nta_incoming_t *irq);
+/* The transaction is over (answered): t is freed. */
+void scscf_reg_done(scscf_reg_txn *t);
+/* Enters a WAIT_* state (with its timeout). -1: refused or no timer, and t is answered and freed. */
+int scscf_reg_wait(scscf_reg_txn *t, int state);
+/* The argument of t's Cx callbacks (its key) and the callbacks themselves. */
+void *scscf_reg_cx_arg(const scscf_reg_txn *t);
+void scscf_reg_on_maa(void *arg, struct msg *ans);
+void scscf_reg_on_saa(void *arg, struct msg *ans);
+
 /* ---------- scscf_register_reply.c ---------- */
 void scscf_reg_txn_free(scscf_reg_txn *t);
-/* Final response (headers: "Name: value\r\n" lines or NULL); t is freed. */
+/* Final response (headers: "Name: value\r\n" lines or NULL); the transaction ends (t freed). */
 void scscf_reg_finish(scscf_reg_txn *t, int status, const char *phrase, const char *headers);
 /* Final response for a failed Cx request (ans NULL: no answer); t is freed. Returns the status. */
 int scscf_reg_finish_cx(scscf_reg_txn *t, struct msg *ans);
-/* Cx answers delivered while the S-CSCF shuts down: t is answered 503 and freed; true then. */
-bool scscf_reg_shutting_down(scscf_reg_txn *t);
 /* Header lines of a 200 to a REGISTER: the bindings of reg (may be NULL) and, when full,
  * Service-Route and P-Associated-URI; Path when the UE supports it. Caller frees. */
 char *scscf_reg_ok_headers(const scscf_reg_txn *t, const scscf_reg *reg, bool full);
@@ -70,10 +93,15 @@ char *scscf_reg_ok_headers(const scscf_reg_txn *t, const scscf_reg *reg, bool fu
 ims_authlimit *scscf_reg_limiter(scscf_context *ctx);
 /* After the checks: challenge, verify, resync; on success scscf_reg_authenticated. Consumes t. */
 void scscf_reg_authenticate(scscf_reg_txn *t);
+/* The MAA (NULL: none) in WAIT_MAA: 401 or an error. */
+void scscf_reg_maa(scscf_reg_txn *t, struct msg *ans);
 
 /* ---------- scscf_register_update.c ---------- */
 /* The REGISTER is authenticated: query, registration, re-registration or de-registration. */
 void scscf_reg_authenticated(scscf_reg_txn *t);
 size_t scscf_reg_active_contacts(const scscf_reg *reg);
+/* The SAA (NULL: none) in WAIT_SAA / WAIT_SAA_DEREG. */
+void scscf_reg_saa(scscf_reg_txn *t, struct msg *ans);
+void scscf_reg_dereg_saa(scscf_reg_txn *t, struct msg *ans);
 
 #endif

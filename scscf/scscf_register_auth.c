@@ -66,12 +66,9 @@ static void challenge_aka(scscf_reg_txn *t, const scscf_aka_vector *v)
     send_challenge(t, www, "AKA");
 }
 
-static void on_maa(void *arg, struct msg *ans)
+void scscf_reg_maa(scscf_reg_txn *t, struct msg *ans)
 {
-    scscf_reg_txn *t = arg;
     scscf_maa maa;
-    if (scscf_reg_shutting_down(t))
-        return;
     if (scscf_cx_parse_maa(ans, &maa)) {
         IMS_WARN(SUBSYS, "MAR for %s (%s) failed: %s", t->impi, t->impu,
                  !ans ? "timeout" : maa.experimental ? ims_cx_result_name(maa.experimental, true)
@@ -132,7 +129,9 @@ static void challenge(scscf_reg_txn *t, const uint8_t *resync)
     }
     unsigned items = digest ? 1 : (unsigned)t->ctx->cfg.scscf.auth_vectors;
     t->resync = resync != NULL;
-    if (scscf_cx_mar(t->ctx, t->impi, t->impu, scheme, items, resync, on_maa, t)) {
+    if (scscf_reg_wait(t, SCSCF_REG_WAIT_MAA))
+        return;
+    if (scscf_cx_mar(t->ctx, t->impi, t->impu, scheme, items, resync, scscf_reg_on_maa, scscf_reg_cx_arg(t))) {
         IMS_WARN(SUBSYS, "cannot send MAR for %s (%s)", t->impi, t->impu);
         scscf_reg_finish_cx(t, NULL);
     }

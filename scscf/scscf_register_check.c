@@ -159,18 +159,9 @@ static int check(scscf_reg_txn *t)
 int scscf_registrar_register(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
 {
     (void)sip;   /* the transaction keeps its own reference to the request */
-    scscf_reg_txn *t = calloc(1, sizeof(*t));
+    scscf_reg_txn *t = scscf_reg_txn_new(ctx, irq);
     if (!t)
-        return 500;
-    t->ctx = ctx;
-    t->irq = irq;
-    t->req = nta_incoming_getrequest(irq);
-    t->sip = t->req ? sip_object(t->req) : NULL;
-    if (!t->sip) {
-        t->irq = NULL;   /* nta answers the 500 and destroys irq */
-        scscf_reg_txn_free(t);
-        return 500;
-    }
+        return 500;   /* nta answers the 500 and destroys irq */
     if (check(t) == 0)
         scscf_reg_authenticate(t);
     return 0;

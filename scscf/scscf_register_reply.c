@@ -42,7 +42,7 @@ void scscf_reg_finish(scscf_reg_txn *t, int status, const char *phrase, const ch
 {
     scscf_reply(t->ctx, t->irq, status, phrase, headers, true);
     t->irq = NULL;
-    scscf_reg_txn_free(t);
+    scscf_reg_done(t);
 }
 
 int scscf_reg_finish_cx(scscf_reg_txn *t, struct msg *ans)
@@ -55,14 +55,6 @@ int scscf_reg_finish_cx(scscf_reg_txn *t, struct msg *ans)
     int status = s.status;
     scscf_reg_finish(t, status, s.phrase, hdr[0] ? hdr : NULL);
     return status;
-}
-
-bool scscf_reg_shutting_down(scscf_reg_txn *t)
-{
-    if (!t->ctx->stopping)
-        return false;
-    scscf_reg_finish(t, 503, "Service Unavailable - Shutting Down", NULL);
-    return true;
 }
 
 static void add_path_headers(scscf_buf *b, const sip_t *sip)

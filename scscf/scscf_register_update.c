@@ -131,12 +131,9 @@ static bool would_remove_all(const scscf_reg_txn *t, const scscf_reg *reg)
     return true;
 }
 
-static void on_dereg_saa(void *arg, struct msg *ans)
+void scscf_reg_dereg_saa(scscf_reg_txn *t, struct msg *ans)
 {
     (void)ans;   /* the user is gone here whatever the HSS says (logged by scscf_cx) */
-    scscf_reg_txn *t = arg;
-    if (scscf_reg_shutting_down(t))
-        return;
     scscf_context *ctx = t->ctx;
     scscf_reg *reg = scscf_regstore_find(ctx->store, t->impu);
     bool changed = false;
@@ -157,7 +154,7 @@ static void on_dereg_saa(void *arg, struct msg *ans)
         IMS_INFO(SUBSYS, "%s (%s) de-registered by the UE", t->impu, t->impi);
     if (reg)
         registration_changed(ctx, reg, t->impu, t->req, changed);
-    scscf_reg_txn_free(t);
+    scscf_reg_done(t);
 }
 
 static void deregister(scscf_reg_txn *t)
@@ -168,12 +165,15 @@ static void deregister(scscf_reg_txn *t)
         return;
     }
     if (!would_remove_all(t, reg)) {
-        on_dereg_saa(t, NULL);
+        scscf_reg_dereg_saa(t, NULL);
         return;
     }
-    if (scscf_cx_sar(t->ctx, t->impi, t->impu, IMS_SAT_USER_DEREGISTRATION, false, on_dereg_saa, t)) {
+    if (scscf_reg_wait(t, SCSCF_REG_WAIT_SAA_DEREG))
+        return;
+    if (scscf_cx_sar(t->ctx, t->impi, t->impu, IMS_SAT_USER_DEREGISTRATION, false, scscf_reg_on_saa,
+                     scscf_reg_cx_arg(t))) {
         IMS_WARN(SUBSYS, "cannot send SAR USER_DEREGISTRATION for %s: removed locally", t->impu);
-        on_dereg_saa(t, NULL);
+        scscf_reg_dereg_saa(t, NULL);
     }
 }
 
@@ -292,13 +292,10 @@ static scscf_reg *take_profile(scscf_reg_txn *t, struct msg *ans, bool *initial)
     return reg;
 }
 
-static void on_register_saa(void *arg, struct msg *ans)
+void scscf_reg_saa(scscf_reg_txn *t, struct msg *ans)
 {
-    scscf_reg_txn *t = arg;
     scscf_context *ctx = t->ctx;
     bool initial = false;
-    if (scscf_reg_shutting_down(t))
-        return;
     scscf_reg *reg = take_profile(t, ans, &initial);
     if (!reg)
         return;
@@ -327,7 +324,7 @@ static void on_register_saa(void *arg, struct msg *ans)
         t->irq = NULL;
         scscf_cx_sar(ctx, t->impi, t->impu, IMS_SAT_USER_DEREGISTRATION, false, NULL, NULL);
         registration_changed(ctx, reg, t->impu, t->req, true);
-        scscf_reg_txn_free(t);
+        scscf_reg_done(t);
         return;
     }
 
@@ -343,7 +340,7 @@ static void on_register_saa(void *arg, struct msg *ans)
                               longest, t->req, resp);
     if (resp)
         msg_destroy(resp);
-    scscf_reg_txn_free(t);
+    scscf_reg_done(t);
 }
 
 void scscf_reg_authenticated(scscf_reg_txn *t)
@@ -365,7 +362,9 @@ void scscf_reg_authenticated(scscf_reg_txn *t)
         return;
     }
     int sat = reg ? IMS_SAT_RE_REGISTRATION : IMS_SAT_REGISTRATION;
-    if (scscf_cx_sar(ctx, t->impi, t->impu, sat, reg != NULL, on_register_saa, t)) {
+    if (scscf_reg_wait(t, SCSCF_REG_WAIT_SAA))
+        return;
+    if (scscf_cx_sar(ctx, t->impi, t->impu, sat, reg != NULL, scscf_reg_on_saa, scscf_reg_cx_arg(t))) {
         IMS_WARN(SUBSYS, "cannot send SAR for %s", t->impu);
         scscf_reg_finish_cx(t, NULL);
     }
