@@ -27,6 +27,7 @@
 #include "ims_config.h"
 #include "ims_cx_client.h"
 #include "ims_http.h"
+#include "ims_register.h"
 #include "ims_sip.h"
 #include "ims_trust.h"
 
@@ -119,6 +120,12 @@ int icscf_cx_send_lir(struct icscf_context *ctx, const char *impu, ims_cx_answer
 void icscf_cx_read_answer(struct msg *ans, icscf_cx_answer *out);
 /* True when the HSS was not reached: no answer, or a 3002/3003/3004 protocol error. */
 bool icscf_cx_unreachable(const icscf_cx_answer *a);
+/* The SIP answer for a UAA / LIA (status 0: a success to act upon), from the one Cx table of
+ * common/ims_register.c; icscf.user_unknown_code for a REGISTER of an unknown user. */
+void icscf_cx_to_sip(const struct icscf_context *ctx, const icscf_cx_answer *a, ims_cx_purpose purpose,
+                     ims_cx_sip *out);
+/* Sends s upstream on irq (with its Retry-After) unless irq has its final response already. */
+void icscf_cx_reply(nta_incoming_t *irq, const ims_cx_sip *s);
 /* "DIAMETER_FIRST_REGISTRATION", "timeout", ... for logs and metrics. */
 const char *icscf_cx_answer_name(const icscf_cx_answer *a);
 

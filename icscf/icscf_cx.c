@@ -8,7 +8,7 @@
  *  - TS 29.229 §6.1.5 LIR: Public-Identity; §6.1.6 LIA: Server-Name, Server-Capabilities.
  *  - TS 29.229 §6.3.4 Server-Capabilities ::= *Mandatory-Capability *Optional-Capability *Server-Name.
  *  - TS 29.228 §6.1.1 / §6.1.4: the procedures (the results are acted upon in icscf_register.c
- *    and icscf_route.c).
+ *    and icscf_route.c; their SIP answers come from the Cx table of common/ims_register.c).
  * Requests go out through ims_cx_client (answer or timeout back on the SIP loop).
  */
 #include <stdio.h>
@@ -111,12 +111,25 @@ void icscf_cx_read_answer(struct msg *ans, icscf_cx_answer *out)
 
 bool icscf_cx_unreachable(const icscf_cx_answer *a)
 {
-    if (!a->answered)
-        return true;
-    /* RFC 6733 §7.1.3 protocol errors a relay or our own node puts in when the HSS cannot be
-     * reached: 3002 UNABLE_TO_DELIVER (no route / peer down), 3003 REALM_NOT_SERVED, 3004 TOO_BUSY. */
-    return !a->experimental && (a->result == IMS_DIAMETER_UNABLE_TO_DELIVER || a->result == 3003 ||
-                                a->result == IMS_DIAMETER_TOO_BUSY);
+    return ims_cx_unreachable(a->answered, a->result, a->experimental);
+}
+
+void icscf_cx_to_sip(const icscf_context *ctx, const icscf_cx_answer *a, ims_cx_purpose purpose, ims_cx_sip *out)
+{
+    ims_cx_to_sip(a->answered, a->result, a->experimental, purpose, out);
+    if (purpose == IMS_CX_FOR_REGISTER && out->status && a->experimental == IMS_CX_ERROR_USER_UNKNOWN &&
+        ctx->cfg.icscf.user_unknown_code != out->status) {
+        out->status = (int)ctx->cfg.icscf.user_unknown_code;
+        out->phrase = "User Unknown";
+    }
+}
+
+void icscf_cx_reply(nta_incoming_t *irq, const ims_cx_sip *s)
+{
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%u", s->retry_after);
+    if (irq && nta_incoming_status(irq) < 200)
+        nta_incoming_treply(irq, s->status, s->phrase, TAG_IF(s->retry_after, SIPTAG_RETRY_AFTER_STR(ra)), TAG_END());
 }
 
 const char *icscf_cx_answer_name(const icscf_cx_answer *a)

@@ -19,12 +19,13 @@
  *  - RFC 3261 §10.2.2 (Expires / Contact expires / Contact: *), §16.6-§16.7 (forwarding and
  *    response relay; §16.7 step 6: a 503 is not relayed as such).
  *
- * Mapping of the UAA (TS 29.229 §6.2 codes):
- *   Experimental 2001/2002, or base 2001        forward (Server-Name, else selection)
+ * Mapping of the UAA (TS 29.229 §6.2 codes; the table is common/ims_register.c):
+ *   Experimental 2001-2004, or base 2001        forward (Server-Name, else selection)
  *   Experimental 5001 USER_UNKNOWN              icscf.user_unknown_code (403)
- *   Experimental 5002/5003/5004, base 5003      403 Forbidden (§5.3.1.3)
+ *   Experimental 5002-5006, base 5003           403 Forbidden (§5.3.1.3)
  *   no answer (timeout, HSS not connected),
- *   base 3002/3003/3004 (HSS not reachable)     504 Server Time-out (docs/design.md: Diameter timeout)
+ *   base 3002/3003/3004 (HSS not reachable),
+ *   base 5012 UNABLE_TO_COMPLY                  480 Temporarily Unavailable + Retry-After (§5.3.1.3)
  *   anything else                               500 Server Internal Error
  *   no S-CSCF can be selected                   600 Busy Everywhere (§5.3.1.3)
  *   both S-CSCF attempts answered 503 with
@@ -557,43 +558,10 @@ static void start_reselection(icscf_reg *r, int status, const char *why)
 /* ---------- the UAA ---------- */
 
 /* Status for a UAA that ends the registration attempt here, 0 when it lets it go on. */
-static int uaa_failure(const icscf_context *ctx, const icscf_cx_answer *a, const char **phrase, const char **result)
+static int uaa_failure(const icscf_context *ctx, const icscf_cx_answer *a, ims_cx_sip *s)
 {
-    if (icscf_cx_unreachable(a)) {
-        *phrase = a->answered ? "Server Time-out - HSS Not Reachable" : "Server Time-out - HSS Not Answering";
-        *result = a->answered ? "hss_unreachable" : "hss_timeout";
-        return 504;
-    }
-    if (a->experimental == IMS_CX_FIRST_REGISTRATION || a->experimental == IMS_CX_SUBSEQUENT_REGISTRATION ||
-        (!a->experimental && a->result == IMS_DIAMETER_SUCCESS))
-        return 0;
-    *result = "forbidden";
-    switch (a->experimental) {
-    case IMS_CX_ERROR_USER_UNKNOWN:
-        *phrase = ctx->cfg.icscf.user_unknown_code == 403 ? "Forbidden - User Unknown" : "User Unknown";
-        *result = "user_unknown";
-        return (int)ctx->cfg.icscf.user_unknown_code;
-    case IMS_CX_ERROR_IDENTITIES_DONT_MATCH:
-        *phrase = "Forbidden - Identities Don't Match";
-        return 403;
-    case IMS_CX_ERROR_IDENTITY_NOT_REGISTERED:
-        *phrase = "Forbidden - Identity Not Registered";
-        return 403;
-    case IMS_CX_ERROR_ROAMING_NOT_ALLOWED:
-        *phrase = "Forbidden - Roaming Not Allowed";
-        return 403;
-    case 0:
-        if (a->result == IMS_DIAMETER_AUTHORIZATION_REJECTED) {
-            *phrase = "Forbidden - Authorization Rejected";
-            return 403;
-        }
-        break;
-    default:
-        break;
-    }
-    *phrase = "Server Internal Error - Unexpected HSS Answer";
-    *result = "error";
-    return 500;
+    icscf_cx_to_sip(ctx, a, IMS_CX_FOR_REGISTER, s);
+    return s->status;
 }
 
 /* The UAA (ans NULL: none), in WAIT_UAA or WAIT_UAA_RESELECT. */
@@ -614,17 +582,18 @@ static void on_uaa_event(ims_fsm_inst *fi, int event, void *data)
     IMS_DEBUG(SUBSYS, "UAA for %s: %s, Server-Name '%s', capabilities %s", r->impu, icscf_cx_answer_name(&a),
               a.server_name, a.caps.present ? "yes" : "no");
 
-    const char *phrase = NULL, *result = NULL;
-    int status = uaa_failure(ctx, &a, &phrase, &result);
+    const char *phrase = NULL;
+    ims_cx_sip s;
+    int status = uaa_failure(ctx, &a, &s);
     if (status) {
         IMS_INFO(SUBSYS, "REGISTER %s (%s): UAA %s", r->impu, r->impi, icscf_cx_answer_name(&a));
         if (reselect && !icscf_cx_unreachable(&a)) {
             /* The HSS refused the re-selection query: no other S-CSCF. */
-            status = 600;
-            phrase = "Busy Everywhere - No S-CSCF Available";
-            result = "no_scscf";
+            reg_reply(r, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
+            return;
         }
-        reg_reply(r, status, phrase, result);
+        icscf_cx_reply(r->irq, &s);
+        reg_reply(r, s.status, s.phrase, s.result);
         return;
     }
 

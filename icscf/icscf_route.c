@@ -248,19 +248,12 @@ static void on_lia(void *arg, struct msg *ans)
 
     icscf_cx_answer a;
     icscf_cx_read_answer(ans, &a);
-    if (icscf_cx_unreachable(&a)) {
-        sess_reply(ctx, s, 504, a.answered ? "Server Time-out - HSS Not Reachable" : "Server Time-out - HSS Not Answering",
-                   a.answered ? "hss_unreachable" : "hss_timeout");
-        return;
-    }
-    bool ok = a.experimental == IMS_CX_UNREGISTERED_SERVICE || (!a.experimental && a.result == IMS_DIAMETER_SUCCESS);
-    if (!ok) {
-        if (a.experimental == IMS_CX_ERROR_USER_UNKNOWN)
-            sess_reply(ctx, s, 404, "Not Found - User Unknown", "user_unknown");
-        else if (a.experimental == IMS_CX_ERROR_IDENTITY_NOT_REGISTERED)
-            sess_reply(ctx, s, 480, "Temporarily Unavailable - Not Registered", "not_registered");
-        else
-            sess_reply(ctx, s, 500, "Server Internal Error - Unexpected HSS Answer", "error");
+    ims_cx_sip answer;
+    icscf_cx_to_sip(ctx, &a, IMS_CX_FOR_REQUEST, &answer);
+    if (answer.status) {
+        if (nta_incoming_method(s->irq) != sip_method_ack)
+            icscf_cx_reply(s->irq, &answer);
+        sess_reply(ctx, s, answer.status, answer.phrase, answer.result);
         return;
     }
     char chosen[ICSCF_URI_MAX] = "";

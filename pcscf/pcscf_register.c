@@ -46,6 +46,7 @@
 #include "ims_clock.h"
 #include "ims_log.h"
 #include "ims_pending.h"
+#include "ims_register.h"
 #include "pcscf_context.h"
 #include "pcscf_secagree.h"
 #include "pcscf_util.h"
@@ -54,7 +55,6 @@
 #define MAX_CONTACTS 16
 #define MAX_IMPUS 32
 #define MAX_ROUTES 8
-#define DEFAULT_EXPIRES 3600
 #define PENDING_MAX_AGE 120
 #define AUTHLIMIT_MAX_ADDRESSES 100000
 
@@ -101,58 +101,19 @@ void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age)
     }
 }
 
-static bool all_digits(const char *s)
-{
-    if (!s || !*s)
-        return false;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s))
-            return false;
-    return true;
-}
-
-/* RFC 3261 §10.3 checks a proxy can make without being the registrar. 0 or a status + phrase. */
+/* RFC 3261 §10.3 checks a proxy can make without being the registrar (common/ims_register.c with
+ * the proxy's policy: malformed Expires/Contact, Contact "*" misuse, more Contacts than a binding
+ * holds). The expiry policy (423 Interval Too Brief, shortening, the default) is the registrar's:
+ * TS 24.229 §5.2.2.1 takes the granted expiry from its 200. 0 or a status + phrase. */
 static int check_register(const sip_t *sip, const char **phrase)
 {
-    /* sofia-sip lists here the headers it could not parse (generic error headers, er_name valid)
-     * and the surplus instances of single headers (their own class: er_name is not a name). */
-    for (const msg_error_t *e = sip->sip_error; e; e = e->er_next) {
-        const msg_hclass_t *hc = e->er_common->h_class;
-        const char *name = hc && hc->hc_name ? hc->hc_name : e->er_name;
-        if (name && (strcasecmp(name, "Expires") == 0 || strcasecmp(name, "Contact") == 0 ||
-                     strcasecmp(name, "m") == 0)) {
-            *phrase = strcasecmp(name, "Expires") == 0 ? "Bad Expires" : "Bad Contact";
-            return 400;
-        }
-    }
-    if (!sip->sip_to || !sip->sip_from || !sip->sip_call_id || !sip->sip_cseq) {
-        *phrase = "Missing Mandatory Header";
-        return 400;
-    }
-    if (sip->sip_expires && sip->sip_expires->ex_date && !sip->sip_expires->ex_delta) {
-        *phrase = "Bad Expires";   /* an HTTP date instead of delta-seconds */
-        return 400;
-    }
-    size_t n = 0;
-    bool star = false;
-    for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
-        n++;
-        if (m->m_url->url_type == url_any)
-            star = true;
-        if (m->m_expires && !all_digits(m->m_expires)) {
-            *phrase = "Bad Contact Expires";
-            return 400;
-        }
-    }
-    if (star && (n > 1 || !sip->sip_expires || sip->sip_expires->ex_delta != 0)) {
-        *phrase = "Bad Contact: * needs Expires: 0";
-        return 400;
-    }
-    if (n > MAX_CONTACTS) {
-        *phrase = "Too Many Contacts";
-        return 400;
-    }
-    return 0;
+    const ims_reg_policy pol = { .registrar = false, .default_expires = IMS_REG_DEFAULT_EXPIRES,
+                                 .max_contacts = MAX_CONTACTS };
+    ims_reg_contacts contacts;
+    ims_reg_verdict v;
+    ims_register_check(sip, &pol, &contacts, &v);
+    *phrase = v.phrase;
+    return v.status;
 }
 
 static bool domain_served(const pcscf_context *ctx, const sip_t *sip)
@@ -173,7 +134,7 @@ static long requested_expiry(const sip_t *sip, const sip_contact_t *m)
         return strtol(m->m_expires, NULL, 10);
     if (sip->sip_expires)
         return (long)sip->sip_expires->ex_delta;
-    return DEFAULT_EXPIRES;
+    return IMS_REG_DEFAULT_EXPIRES;   /* the registrar's to choose: only a fallback if its 200 says nothing */
 }
 
 /* Quotes a value unless it is a token (RFC 3261 §25.1). */
@@ -472,7 +433,7 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
         return 0;   /* answered */
     status = check_register(sip, &phrase);
     if (status) {
-        pcscf_count_register("bad_request");
+        pcscf_count_register(status == 403 ? "forbidden" : "bad_request");
         goto out;
     }
     if (!domain_served(ctx, sip)) {

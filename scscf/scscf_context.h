@@ -92,6 +92,7 @@ typedef struct scscf_context {
     ims_sip_timer *housekeeping;
 
     bool stopping;
+    struct ims_pending *reg_txns;       /* REGISTERs waiting on the HSS (scscf_register_fsm.c) */
     uint64_t seq;               /* for Call-IDs of the requests we originate */
 
     /* metrics */
@@ -132,7 +133,7 @@ int scscf_session_request(scscf_context *ctx, nta_incoming_t *irq, const sip_t *
 /* Releases the sessions waiting at ASes (scscf_stop). */
 void scscf_session_shutdown(scscf_context *ctx);
 
-/* ---------- scscf_registrar.c ---------- */
+/* ---------- the registrar: scscf_register_*.c (scscf_register.h) ---------- */
 int scscf_registrar_register(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
 /* Network-initiated de-registration of a whole registration (RTR, AS failure): NOTIFY with
  * `event` (SCSCF_CEV_DEACTIVATED / REJECTED ...), third-party de-REGISTER, subscriptions
@@ -140,6 +141,10 @@ int scscf_registrar_register(scscf_context *ctx, nta_incoming_t *irq, const sip_
 void scscf_registrar_terminate(scscf_context *ctx, scscf_reg *reg, int event, int sat);
 /* The store's expiry callback: contacts of reg whose time has come. */
 void scscf_registrar_expired(void *arg, scscf_reg *reg);
+/* The table of pending REGISTER transactions: made at start; at stop every one still waiting
+ * is answered 503. 0 / -1. */
+int scscf_reg_txns_start(scscf_context *ctx);
+void scscf_reg_txns_stop(scscf_context *ctx);
 
 /* ---------- scscf_cx.c ---------- */
 /* Builds the common part of a MAR/SAR (Destination, User-Name, Public-Identity, Server-Name). */

@@ -64,13 +64,19 @@ static int os_copy(struct avp *item, struct dict_object *model, uint8_t *out, si
     return 0;
 }
 
+/* Reads the result of ans (NULL: no answer). 0 when it is a success. */
+static int cx_success(struct msg *ans, uint32_t *result, uint32_t *experimental)
+{
+    if (!ans)
+        return -1;
+    ims_cx_get_result(ans, result, experimental);
+    return *experimental || *result != IMS_DIAMETER_SUCCESS ? -1 : 0;
+}
+
 int scscf_cx_parse_maa(struct msg *ans, scscf_maa *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!ans)
-        return -1;
-    ims_cx_get_result(ans, &out->result, &out->experimental);
-    if (out->experimental || out->result != IMS_DIAMETER_SUCCESS)
+    if (cx_success(ans, &out->result, &out->experimental))
         return -1;
     for (struct avp *item = ims_cx_child(ans, ims_cx_dict.sip_auth_data_item, NULL); item;
          item = ims_cx_child(ans, ims_cx_dict.sip_auth_data_item, item)) {
@@ -118,52 +124,41 @@ int scscf_cx_parse_maa(struct msg *ans, scscf_maa *out)
     return out->n_aka || out->digest ? 0 : -1;
 }
 
-int scscf_cx_sip_status(struct msg *ans, const char **phrase)
+void scscf_cx_sip_answer(struct msg *ans, ims_cx_purpose purpose, ims_cx_sip *out)
 {
-    if (!ans) {
-        *phrase = "Server Time-out (HSS)";
-        return 504;
-    }
     uint32_t rc = 0, exp = 0;
-    ims_cx_get_result(ans, &rc, &exp);
-    switch (exp) {
-    case IMS_CX_ERROR_USER_UNKNOWN:
-        *phrase = "Forbidden - Unknown User";
-        return 403;
-    case IMS_CX_ERROR_IDENTITIES_DONT_MATCH:
-        *phrase = "Forbidden - Identities Do Not Match";
-        return 403;
-    case IMS_CX_ERROR_AUTH_SCHEME_NOT_SUPPORTED:
-        *phrase = "Forbidden - Authentication Scheme Not Supported";
-        return 403;
-    case IMS_CX_ERROR_ROAMING_NOT_ALLOWED:
-        *phrase = "Forbidden - Roaming Not Allowed";
-        return 403;
-    case IMS_CX_ERROR_IDENTITY_ALREADY_REGISTERED:
-        *phrase = "Forbidden - Registered Elsewhere";
-        return 403;
-    case 0:
-        break;
-    default:
-        *phrase = "Server Internal Error (HSS)";
-        return 500;
+    if (ans)
+        ims_cx_get_result(ans, &rc, &exp);
+    ims_cx_to_sip(ans != NULL, rc, exp, purpose, out);
+    if (!out->status) {
+        out->status = 500;
+        out->phrase = "Server Internal Error - Unusable HSS Answer";
+        out->result = "error";
     }
-    switch (rc) {
-    case IMS_DIAMETER_SUCCESS:
-        *phrase = "Server Internal Error (unusable HSS answer)";
-        return 500;
-    case IMS_DIAMETER_UNABLE_TO_COMPLY:
-    case IMS_DIAMETER_AUTHORIZATION_REJECTED:
-        *phrase = "Forbidden";
-        return 403;
-    case IMS_DIAMETER_TOO_BUSY:
-    case IMS_DIAMETER_UNABLE_TO_DELIVER:
-        *phrase = "Service Unavailable (HSS)";
-        return 503;
-    default:
-        *phrase = "Server Internal Error (HSS)";
-        return 500;
+}
+
+int scscf_cx_parse_saa(struct msg *ans, scscf_saa *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (cx_success(ans, &out->result, &out->experimental))
+        return -1;
+    size_t len = 0;
+    const uint8_t *xml = ims_cx_get_os(ans, ims_cx_dict.user_data, &len);
+    if (!xml)
+        return 0;
+    if (ims_userdata_parse((const char *)xml, len, &out->sub, err, errlen)) {
+        memset(&out->sub, 0, sizeof(out->sub));
+        return -2;
     }
+    out->has_profile = true;
+    return 0;
+}
+
+void scscf_saa_free(scscf_saa *saa)
+{
+    if (saa->has_profile)
+        ims_subscription_free(&saa->sub);
+    saa->has_profile = false;
 }
 
 /* ---------- SAR ---------- */

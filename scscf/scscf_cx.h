@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "ims_cx_client.h"
+#include "ims_register.h"
+#include "ims_userdata.h"
 #include "scscf_auth.h"
 
 struct scscf_context;
@@ -36,7 +38,22 @@ int scscf_cx_mar(struct scscf_context *ctx, const char *impi, const char *impu, 
  * experimental say why; both 0 when the items were unusable). */
 int scscf_cx_parse_maa(struct msg *ans, scscf_maa *out);
 
-/* SIP status for a failed MAA/SAA (ans NULL = timeout: 504). */
-int scscf_cx_sip_status(struct msg *ans, const char **phrase);
+/* What an SAA carries. */
+typedef struct {
+    uint32_t result;            /* Result-Code (0 if absent) */
+    uint32_t experimental;      /* Experimental-Result-Code (0 if absent) */
+    bool has_profile;           /* User-Data came and parsed: sub holds it */
+    ims_subscription sub;
+} scscf_saa;
+
+/* Parses an SAA (ans NULL: no answer). 0 success (out->sub when has_profile; scscf_saa_free),
+ * -1 a failure answer or none (result / experimental say why), -2 success with a User-Data
+ * that does not parse (err says why). */
+int scscf_cx_parse_saa(struct msg *ans, scscf_saa *out, char *err, size_t errlen);
+void scscf_saa_free(scscf_saa *saa);
+
+/* SIP answer for a failed MAA/SAA (ans NULL: no answer), from the table of common/ims_register.c;
+ * a success whose content was unusable is 500. */
+void scscf_cx_sip_answer(struct msg *ans, ims_cx_purpose purpose, ims_cx_sip *out);
 
 #endif

@@ -75,16 +75,24 @@ void scscf_sess_free(scscf_sess *st)
     free(st);
 }
 
-void scscf_sess_reject(scscf_sess *st, int status, const char *phrase)
+/* retry_after: seconds for a Retry-After header, 0 none. */
+static void reject(scscf_sess *st, int status, const char *phrase, unsigned retry_after)
 {
     IMS_INFO(SUBSYS, "%s %s: %d %s", case_name(st), st->user, status, phrase ? phrase : "");
     scscf_calllog_final_irq(st->ctx->calls, st->irq, status, phrase);
     scscf_sess_count(case_name(st), status);
     if (st->orig_local)
         scscf_sess_count("orig", status);
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%u", retry_after);
     if (st->irq && nta_incoming_status(st->irq) < 200)
-        nta_incoming_treply(st->irq, status, phrase, TAG_END());
+        nta_incoming_treply(st->irq, status, phrase, TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(ra)), TAG_END());
     scscf_sess_free(st);
+}
+
+void scscf_sess_reject(scscf_sess *st, int status, const char *phrase)
+{
+    reject(st, status, phrase, 0);
 }
 
 /* ---------- the final hop: counting responses ---------- */
@@ -272,30 +280,26 @@ static const ims_service_profile *profile_of(const ims_subscription *sub, const 
 static void on_unreg_saa(void *arg, struct msg *ans)
 {
     scscf_sess *st = arg;
-    uint32_t rc = 0, exp = 0;
-    ims_subscription sub = { 0 };
+    scscf_saa saa;
+    char err[256];
     if (st->ctx->stopping) {
         scscf_sess_reject(st, 503, "Service Unavailable");
         return;
     }
-    if (ans)
-        ims_cx_get_result(ans, &rc, &exp);
-    if (!ans || exp || rc != IMS_DIAMETER_SUCCESS) {
-        const char *phrase = NULL;
-        int status = exp == IMS_CX_ERROR_USER_UNKNOWN ? 404 : scscf_cx_sip_status(ans, &phrase);
-        scscf_sess_reject(st, status, status == 404 ? "Not Found" : phrase);
+    int rc = scscf_cx_parse_saa(ans, &saa, err, sizeof(err));
+    if (rc == -1) {
+        ims_cx_sip s;
+        scscf_cx_sip_answer(ans, IMS_CX_FOR_REQUEST, &s);
+        reject(st, s.status, s.phrase, s.retry_after);
         return;
     }
-    size_t len = 0;
-    char err[256];
-    const uint8_t *xml = ims_cx_get_os(ans, ims_cx_dict.user_data, &len);
-    if (!xml || ims_userdata_parse((const char *)xml, len, &sub, err, sizeof(err))) {
-        IMS_WARN(SUBSYS, "SAA for unregistered %s: no usable User-Data", st->user);
+    if (rc || !saa.has_profile) {
+        IMS_WARN(SUBSYS, "SAA for unregistered %s: no usable User-Data%s%s", st->user, rc ? ": " : "", rc ? err : "");
         scscf_sess_reject(st, 480, "Temporarily Unavailable");
         return;
     }
-    scscf_as_select(st, profile_of(&sub, st->user), false);
-    ims_subscription_free(&sub);
+    scscf_as_select(st, profile_of(&saa.sub, st->user), false);
+    scscf_saa_free(&saa);
     if (!st->n_as) {
         scscf_sess_reject(st, 480, "Temporarily Unavailable");
         return;

@@ -212,7 +212,7 @@ int scscf_start(scscf_context *ctx, char *err, size_t errlen)
     ctx->store = scscf_regstore_new(&ops, scscf_registrar_expired, ctx);
     ctx->auth = scscf_auth_new(c->nonce_lifetime);
     ctx->reginfo = scscf_reginfo_new(ctx);
-    if (!ctx->store || !ctx->auth || !ctx->reginfo || !ctx->odi || !ctx->calls) {
+    if (!ctx->store || !ctx->auth || !ctx->reginfo || !ctx->odi || !ctx->calls || scscf_reg_txns_start(ctx)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -242,6 +242,7 @@ void scscf_stop(scscf_context *ctx)
     ctx->stopping = true;
     ims_sip_timer_cancel(ctx->housekeeping);
     ctx->housekeeping = NULL;
+    scscf_reg_txns_stop(ctx);   /* before the stores: the REGISTERs waiting are answered 503 */
     scscf_session_shutdown(ctx);
     scscf_reginfo_free(ctx->reginfo);   /* releases reg->subs of every registration */
     ctx->reginfo = NULL;

@@ -7,7 +7,7 @@
  *    answer via ims_cx_new_answer, DIAMETER_MISSING_AVP / INVALID_AVP_VALUE with Failed-AVP via
  *    ims_cx_set_missing_avp / ims_cx_set_invalid_avp), then the answer is encoded
  *    (fd_msg_bufferize). libhss itself is not linked: its Cx handlers need the store;
- *  - S-CSCF: scscf_cx_parse_maa (AKA vectors, SIP Digest items), scscf_cx_sip_status, the
+ *  - S-CSCF: scscf_cx_parse_maa (AKA vectors, SIP Digest items), scscf_cx_parse_saa, scscf_cx_sip_answer, the
  *    User-Data of an SAA or PPR through ims_userdata_parse;
  *  - I-CSCF: icscf_cx_read_answer (Server-Name, Server-Capabilities) for UAA/LIA.
  * freeDiameter matches an answer to its request by hop-by-hop id, not by command code, so every
@@ -105,10 +105,17 @@ static void read_answer(struct msg *ans)
         scscf_cx_parse_maa(ans, maa);
         free(maa);
     }
-    const char *phrase = NULL;
-    int status = scscf_cx_sip_status(ans, &phrase);
-    if (status < 400 || status > 699 || !phrase)
+    ims_cx_sip sip_answer;
+    scscf_cx_sip_answer(ans, IMS_CX_FOR_REGISTER, &sip_answer);
+    if (sip_answer.status < 400 || sip_answer.status > 699 || !sip_answer.phrase)
         abort();
+    scscf_saa *saa = malloc(sizeof(*saa));
+    char err[256];
+    if (saa) {
+        if (scscf_cx_parse_saa(ans, saa, err, sizeof(err)) == 0)
+            scscf_saa_free(saa);
+        free(saa);
+    }
     read_user_data(ans);
     icscf_cx_answer *ia = malloc(sizeof(*ia));
     if (ia) {

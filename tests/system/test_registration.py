@@ -376,6 +376,10 @@ def test_malformed_register(tmp):
             send(rr(headers={"CSeq": "x REGISTER"}), "bad CSeq", (400,), allow_silence=True)
             send(rr(headers={"Contact": "<sip:alice@127.0.0.1:%d" % u.port}), "unterminated Contact <", (400,))
             send(rr(headers={"Contact": "*"}), "Contact: * with Expires 600", (400,))
+            # More Contacts than a binding holds: 403 as at the S-CSCF (TS 24.229 §5.4.1.2.1; the
+            # P-CSCF answered 400 before, common/ims_register.c)
+            send(rr(headers={"Contact": ", ".join("<sip:alice@127.0.0.1:%d>" % (20000 + i) for i in range(17))}),
+                 "17 Contacts", (403,))
             send(rr(headers={"Max-Forwards": "0"}), "Max-Forwards: 0", (483,))
             send(rr(domain="other.net"), "REGISTER for a domain not served", (403,))
             # Garbage: no answer, or 400 (a STUN-looking datagram may get a STUN error: not SIP).
