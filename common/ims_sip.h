@@ -271,6 +271,11 @@ int ims_sip_remove_headers(msg_t *msg, sip_t *sip, const char *name);
  * also for NULL arguments). */
 int ims_sip_remove_credentials(msg_t *msg, sip_t *sip, const char *realm);
 
+/* n lower-case hex characters and a NUL into out (n + 1 bytes) from the kernel's random source:
+ * tags, Call-IDs and MIME boundaries of requests we originate (RFC 3261 §19.3: tags and Call-IDs
+ * must be globally unique and, for tags, cryptographically random). */
+void ims_sip_random_token(char *out, size_t n);
+
 /* ---------- IMS identities (TS 23.003 §13, TS 24.229 §5.1.1.2) ---------- */
 
 /* Public identity of a REGISTER: the To URI without parameters/headers ("sip:alice@ims.lab",

@@ -27,6 +27,7 @@
 
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/msg_mclass.h>
+#include <sofia-sip/su_uniqueid.h>
 #include <sofia-sip/url.h>
 
 /* ---------- header lookup ---------- */
@@ -307,4 +308,27 @@ void ims_sip_new_icid(char *buf, size_t len)
     uint32_t n = atomic_fetch_add(&counter, 1);
     snprintf(buf, len, "%08lx%08x%04x%08x", (unsigned long)time(NULL) & 0xffffffffUL, icid_salt,
              (unsigned)getpid() & 0xffffu, n);
+}
+
+/* ---------- random tokens ---------- */
+
+void ims_sip_random_token(char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t raw[32];
+    size_t i = 0;
+    while (i < n) {
+        size_t want = (n - i + 1) / 2 < sizeof(raw) ? (n - i + 1) / 2 : sizeof(raw);
+        /* getrandom on a few bytes does not fail once the pool is initialised; if it ever does,
+         * sofia's generator still keeps tags unique */
+        if (getrandom(raw, want, 0) != (ssize_t)want)
+            for (size_t k = 0; k < want; k++)
+                raw[k] = (uint8_t)su_random();
+        for (size_t k = 0; k < want && i < n; k++) {
+            out[i++] = hex[raw[k] >> 4];
+            if (i < n)
+                out[i++] = hex[raw[k] & 0xf];
+        }
+    }
+    out[n] = '\0';
 }

@@ -305,7 +305,7 @@ static void on_response_event(ims_fsm_inst *fi, int event, void *data)
         pcscf_bindings_foreach_identity(ctx->bindings, s->impu, scan_binding, &sc);
         const pcscf_binding *b = sc.first;
         set_routes(s, b ? b->service_route : NULL, b ? b->n_service_route : 0, false);
-        pcscf_random_token(s->from_tag, 16);
+        ims_sip_random_token(s->from_tag, 16);
     }
     ims_fsm_state_chg(fi, ST_RETRY_WAIT);
 }
@@ -425,10 +425,10 @@ void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b)
     s->ctx = ctx;
     snprintf(s->impu, sizeof(s->impu), "%s", b->impu);
     char tok[33];
-    pcscf_random_token(tok, 32);
+    ims_sip_random_token(tok, 32);
     const char *host = ctx->cfg.sip.hostname ? ctx->cfg.sip.hostname : ctx->cfg.sip.listen;
     snprintf(s->call_id, sizeof(s->call_id), "reg-%s@%s", tok, host ? host : "pcscf");
-    pcscf_random_token(s->from_tag, 16);
+    ims_sip_random_token(s->from_tag, 16);
     set_routes(s, b->service_route, b->n_service_route, false);
     if (sub_link(ctx, s) < 0) {
         IMS_WARN(SUBSYS, "out of memory: no reg event subscription for %s", b->impu);

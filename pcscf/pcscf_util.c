@@ -278,17 +278,3 @@ void pcscf_reply(nta_incoming_t *irq, int status, const char *phrase)
     nta_incoming_treply(irq, status, phrase, TAG_END());
     nta_incoming_destroy(irq);
 }
-
-void pcscf_random_token(char *out, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i = 0;
-    while (i < n) {
-        uint64_t r = su_random64();
-        for (int k = 0; k < 16 && i < n; k++, i++) {
-            out[i] = hex[r & 0xf];
-            r >>= 4;
-        }
-    }
-    out[n] = '\0';
-}

@@ -52,9 +52,6 @@ bool pcscf_identity_same(const char *a, const char *b);
 /* Removes the first Route header (the one naming us). */
 void pcscf_pop_route(msg_t *msg, sip_t *sip);
 
-/* Random token of n hex digits (tags, Call-ID); out holds n + 1 bytes. */
-void pcscf_random_token(char *out, size_t n);
-
 /* Answers irq (which the NF owns after returning 0 from on_request) and releases it. */
 void pcscf_reply(nta_incoming_t *irq, int status, const char *phrase);
 

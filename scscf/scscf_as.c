@@ -38,7 +38,7 @@
 /* The fork towards one AS (its arg). */
 typedef struct {
     scscf_context *ctx;
-    char odi[24];
+    char odi[33];
     char as[256];
     int default_handling;
     bool heard;                 /* a provisional response came from the AS side */
@@ -200,7 +200,7 @@ void scscf_as_next(scscf_sess *st)
     w->ctx = ctx;
     w->default_handling = hop->default_handling;
     snprintf(w->as, sizeof(w->as), "%s", hop->uri);
-    scscf_token(st->odi, 20);
+    ims_sip_random_token(st->odi, 32);
     snprintf(w->odi, sizeof(w->odi), "%s", st->odi);
     int n = snprintf(route, sizeof(route), "<%s%s>, <%s;lr;odi=%s>", hop->uri, strstr(hop->uri, ";lr") ? "" : ";lr",
                      self, st->odi);

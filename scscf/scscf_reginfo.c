@@ -536,7 +536,7 @@ int scscf_reginfo_subscribe(scscf_context *ctx, nta_incoming_t *irq, const sip_t
     long expires = requested_expires(ctx, sip);
     s = calloc(1, sizeof(*s));
     char tag[17];
-    scscf_token(tag, 16);
+    ims_sip_random_token(tag, 16);
     if (!s)
         goto fail;
     s->reg = reg;

@@ -463,7 +463,7 @@ int scscf_session_request(scscf_context *ctx, nta_incoming_t *irq, const sip_t *
         ims_sip_proxy_onward(ctx->sip, irq, msg, NULL, NULL);
         return 0;
     }
-    char odi[32];
+    char odi[40];
     if (url_param(r->r_url->url_params, "odi", odi, sizeof(odi)) > 0)
         return scscf_as_returned(ctx, irq, sip, odi);
     if (r->r_url->url_user && strcmp(r->r_url->url_user, SCSCF_ORIG_USER) == 0)

@@ -25,7 +25,7 @@ typedef struct scscf_sess {
     nta_incoming_t *irq;    /* the transaction being worked on; NULL while at an AS */
     int scase;              /* IMS_SESSION_CASE_* */
     char user[256];         /* served user: P-Asserted-Identity (orig) / callee IMPU (term) */
-    char odi[24];           /* token in our Route towards ASes */
+    char odi[33];           /* token in our Route towards ASes (128 random bits in hex) */
     bool orig_local;        /* originating case of a callee we serve: counted at the end too */
     size_t n_as, next;
     scscf_as_hop as[SCSCF_MAX_AS];

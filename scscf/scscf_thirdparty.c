@@ -98,13 +98,13 @@ static int send_one(scscf_context *ctx, const ims_ifc *ifc, const char *impu, un
     if (!p->impu || !p->as)
         goto out;
 
-    scscf_token(tag, 16);
+    ims_sip_random_token(tag, 16);
     ims_strbuf_printf(&rl, "REGISTER %s SIP/2.0", ifc->as.server_name);
     ims_strbuf_printf(&to, "<%s>", impu);
     snprintf(from, sizeof(from), "<%s>;tag=%s", ctx->name, tag);
     snprintf(contact, sizeof(contact), "<%s>", ctx->name);
     char rnd[17];
-    scscf_token(rnd, 16);
+    ims_sip_random_token(rnd, 16);
     snprintf(callid, sizeof(callid), "%s-%llu@scscf", rnd, (unsigned long long)++ctx->seq);
     snprintf(exp, sizeof(exp), "%ld", expires);
     ims_sip_new_icid(icid, sizeof(icid));
@@ -115,7 +115,7 @@ static int send_one(scscf_context *ctx, const ims_ifc *ifc, const char *impu, un
     if (with_req && with_resp) {
         /* RFC 2046 multipart/mixed with both messages */
         char boundary[24];
-        scscf_token(boundary, 20);
+        ims_sip_random_token(boundary, 20);
         snprintf(ctype, sizeof(ctype), "multipart/mixed;boundary=%s", boundary);
         ims_strbuf_printf(&body, "--%s\r\nContent-Type: message/sip\r\n\r\n", boundary);
         ims_strbuf_append(&body, req_text, req_len);

@@ -12,19 +12,6 @@
 
 /* ---------- misc ---------- */
 
-void scscf_token(char *out, size_t n)
-{
-    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    uint8_t raw[64];
-    if (n > sizeof(raw))
-        n = sizeof(raw);
-    if (ims_random(raw, n))
-        memset(raw, 0, n);
-    for (size_t i = 0; i < n; i++)
-        out[i] = alphabet[raw[i] % 36];
-    out[n] = '\0';
-}
-
 char *scscf_strdup(const char *s)
 {
     return s ? strdup(s) : NULL;

@@ -13,8 +13,6 @@
 #include "ims_map.h"   /* the string map of the S-CSCF stores */
 
 /* ---------- misc ---------- */
-/* `n` random characters [0-9a-z] + NUL into out (n+1 bytes). */
-void scscf_token(char *out, size_t n);
 char *scscf_strdup(const char *s);   /* NULL-safe strdup */
 
 /* Finds auth-param `name` (case-insensitive) in a sofia-sip parameter list ("name=value" items,
