@@ -116,6 +116,22 @@ int ims_register_check(const sip_t *sip, const ims_reg_policy *pol, ims_reg_cont
     return 0;
 }
 
+bool ims_register_is_deregistration(const sip_t *sip)
+{
+    const ims_reg_policy pol = { .registrar = false, .default_expires = IMS_REG_DEFAULT_EXPIRES,
+                                 .max_contacts = IMS_REG_MAX_CONTACTS };
+    ims_reg_contacts c;
+    ims_reg_verdict v;
+    if (!sip || !sip->sip_contact || ims_register_check(sip, &pol, &c, &v) != 0)
+        return false;
+    if (c.star)
+        return true;
+    for (size_t i = 0; i < c.n; i++)
+        if (c.c[i].expires != 0)
+            return false;
+    return c.n > 0;
+}
+
 /* ---------- Cx result -> SIP status ---------- */
 
 typedef struct {

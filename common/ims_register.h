@@ -58,6 +58,12 @@ typedef struct {
 /* Checks a REGISTER; fills out (pointers into sip) and returns v->status (0 = acceptable). */
 int ims_register_check(const sip_t *sip, const ims_reg_policy *pol, ims_reg_contacts *out, ims_reg_verdict *v);
 
+/* A well-formed REGISTER that removes every Contact it names (each expires 0 by its parameter or
+ * the Expires header, or Contact: * with Expires: 0): a de-registration (TS 24.229 §5.3.1.2: the
+ * I-CSCF's UAR then says User-Authorization-Type REGISTRATION_AND_CAPABILITIES... no: DE_REGISTRATION).
+ * A malformed one is not: the registrar refuses it. */
+bool ims_register_is_deregistration(const sip_t *sip);
+
 /* ---------- Cx result -> SIP status ---------- */
 
 /* What the Cx request was for: a REGISTER (UAR, MAR, SAR of a registration) or another request

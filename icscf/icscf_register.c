@@ -76,6 +76,7 @@
 #include "ims_identity.h"
 #include "ims_log.h"
 #include "ims_pending.h"
+#include "ims_register.h"
 
 #define SUBSYS "icscf.reg"
 #define ID_MAX 512
@@ -199,26 +200,6 @@ static void reg_pending_cleanup(void *arg, uint64_t key, void *rec, ims_pending_
 
 /* ---------- the request ---------- */
 
-/* RFC 3261 §10.2.2: the REGISTER removes every binding it names (expiry 0 for each Contact, or
- * Contact: * with Expires: 0). A query (no Contact) is not a de-registration. */
-static bool is_deregistration(const sip_t *sip)
-{
-    if (!sip->sip_contact)
-        return false;
-    bool hdr_zero = sip->sip_expires && sip->sip_expires->ex_delta == 0 && !sip->sip_expires->ex_date;
-    for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
-        if (m->m_expires) {
-            char *end = NULL;
-            unsigned long v = strtoul(m->m_expires, &end, 10);
-            if (end == m->m_expires || *end || v != 0)
-                return false;
-        } else if (!hdr_zero) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* RFC 7315 §4.3: P-Visited-Network-ID = vnetwork-spec *(COMMA vnetwork-spec),
  * vnetwork-spec = (token / quoted-string) *(SEMI vnetwork-param). The first value, unquoted. */
 static bool visited_network(const sip_t *sip, char *out, size_t len)
@@ -246,7 +227,7 @@ static bool visited_network(const sip_t *sip, char *out, size_t len)
 
 static int32_t uat_of(const sip_t *sip)
 {
-    return is_deregistration(sip) ? IMS_UAT_DE_REGISTRATION : IMS_UAT_REGISTRATION;
+    return ims_register_is_deregistration(sip) ? IMS_UAT_DE_REGISTRATION : IMS_UAT_REGISTRATION;
 }
 
 static void on_uaa(void *arg, struct msg *ans);

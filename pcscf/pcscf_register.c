@@ -30,7 +30,7 @@
  * replayed nonce) is sent without checking the password, so it tells a guesser nothing -- while
  * softphones that re-send their previous credentials get one on each refresh here (every REGISTER
  * is challenged), and many share a NAT address. 403 for the same reason as at the S-CSCF
- * (RFC 3261 §21.4.3; see scscf_registrar.c).
+ * (RFC 3261 §21.4.3; see scscf_register_auth.c).
  */
 #include <ctype.h>
 #include <stdio.h>

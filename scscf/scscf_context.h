@@ -4,7 +4,10 @@
  * Modules (one role per file):
  *   scscf_config.c      YAML schema (scscf.yaml), derived defaults and checks
  *   scscf_sip.c         start/stop, request dispatch, replies, metrics, /readyz
- *   scscf_registrar.c   REGISTER state machine (TS 24.229 §5.4.1.2 - §5.4.1.4, RFC 3261 §10.3)
+ *   scscf_register_*.c  REGISTER (TS 24.229 §5.4.1.2 - §5.4.1.4, RFC 3261 §10.3): _check request
+ *                       checks, _auth challenge and verification, _update binding changes and the
+ *                       one registration-changed hook, _reply answers, _fsm the transaction's
+ *                       state machine (scscf_register.h)
  *   scscf_auth.c        challenges and their verification: IMS-AKA (RFC 3310) and SIP digest
  *                       (RFC 2617 / RFC 7616), nonce table (scscf_auth.h)
  *   scscf_cx.c          Cx towards the HSS: MAR, SAR; RTR and PPR from it (TS 29.228/29.229)
@@ -17,7 +20,7 @@
  *                       requests (TS 24.229 §5.4.3) (scscf_session.h)
  *   scscf_as.c          AS chaining with the original dialog identifier, DefaultHandling
  *                       (TS 24.229 §5.4.3.2 / §5.4.3.3, TS 23.218 §6)
- *   scscf_util.c        string map, string builder, tokens (scscf_util.h)
+ *   scscf_util.c        small helpers: auth-param lookup, NULL-safe strdup (scscf_util.h)
  *
  * Threading: everything runs on the ims_sip loop thread (Cx answers and HSS requests are handed
  * to it by ims_cx_client); the metrics are read by the HTTP threads (they are atomic).

@@ -2,7 +2,7 @@
  * scscf_sip: the S-CSCF's SIP entry point — module start/stop, request dispatch, final replies,
  * metrics and readiness.
  *
- * Dispatch (TS 24.229 §5.4): REGISTER -> scscf_registrar; SUBSCRIBE with Event: reg ->
+ * Dispatch (TS 24.229 §5.4): REGISTER -> scscf_registrar_register (scscf_register_check.c); SUBSCRIBE with Event: reg ->
  * scscf_reginfo (RFC 3680); OPTIONS -> 200 (keep-alive probes) unless it is routed through us;
  * everything else (INVITE, MESSAGE, in-dialog requests, ACK ...) -> scscf_session (originating /
  * terminating, iFC to ASes, TS 24.229 §5.4.3).

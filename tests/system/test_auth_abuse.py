@@ -2,7 +2,7 @@
 (lab.py), REGISTERs made by hand (lab.RawUe: digest and IMS AKA answers computed here, so each
 test sets nonce, nc, username and To as an attacker would).
 
-What is asserted, per behaviour (scscf_registrar.c / pcscf_register.c document the choices):
+What is asserted, per behaviour (scscf_register_auth.c / pcscf_register.c document the choices):
 - a replayed Authorization (same nonce, same nc) after its success -> 401 with a fresh nonce,
   never 200 (the nonce is consumed by the REGISTER it authenticated; RFC 7616 §3.4, TS 33.203);
 - nc 00000000 (not above the last) -> 401 with a fresh nonce; nc going backwards on a used nonce

@@ -170,6 +170,32 @@ static void test_expiry(void **state)
     assert_false(c.star);
 }
 
+/* The I-CSCF's question (UAR type): does this REGISTER remove every binding it names? */
+static void test_is_deregistration(void **state)
+{
+    (void)state;
+    const struct { const char *extra; bool dereg; } cases[] = {
+        { "Contact: <sip:a@10.0.0.1>\r\nExpires: 0\r\n", true },
+        { "Contact: <sip:a@10.0.0.1>;expires=0\r\n", true },
+        { "Contact: <sip:a@10.0.0.1>;expires=0, <sip:b@10.0.0.1>;expires=0\r\nExpires: 600\r\n", true },
+        { "Contact: *\r\nExpires: 0\r\n", true },
+        { "Contact: <sip:a@10.0.0.1>;expires=0, <sip:b@10.0.0.1>\r\nExpires: 600\r\n", false },
+        { "Contact: <sip:a@10.0.0.1>;expires=600\r\nExpires: 0\r\n", false },
+        { "Contact: <sip:a@10.0.0.1>\r\n", false },             /* default expiry */
+        { "Expires: 0\r\n", false },                             /* a query, no Contact */
+        { "Contact: <sip:a@10.0.0.1>;expires=zero\r\nExpires: 0\r\n", false },   /* malformed */
+        { "Contact: *\r\nExpires: 600\r\n", false },           /* malformed (§10.3 step 6) */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msg_t *m = reg(cases[i].extra);
+        bool got = ims_register_is_deregistration(sip_object(m));
+        msg_destroy(m);
+        if (got != cases[i].dereg)
+            fail_msg("'%s': de-registration %d, wanted %d", cases[i].extra, got, cases[i].dereg);
+    }
+    assert_false(ims_register_is_deregistration(NULL));
+}
+
 static void test_cx_table(void **state)
 {
     (void)state;
@@ -247,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_star),
         cmocka_unit_test(test_too_many_contacts),
         cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_is_deregistration),
         cmocka_unit_test(test_cx_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
