@@ -152,11 +152,12 @@ static void sanitize_hook(enum fd_hook_type type, struct msg *msg, struct peer_h
     struct fd_cnx_rcvdata *rcv = other;
     if (!rcv || ims_diameter_sanitize(rcv->buffer, rcv->length) == 0)
         return;
-    static _Atomic long last;   /* one warning per second: a peer doing this may do it a lot */
-    long now = (long)time(NULL);
-    if (atomic_exchange(&last, now) != now)
+    static ims_log_limit limit;   /* a peer doing this may do it a lot */
+    unsigned long held;
+    if (ims_log_allow(&limit, &held))
         IMS_WARN(SUBSYS, "peer %s sent a Session-Id with the V bit set (RFC 6733 §8.8): refused as "
-                 "a message without Session-Id", peer ? peer->info.pi_diamid : "(not identified yet)");
+                 "a message without Session-Id (%lu more since the last warning)",
+                 peer ? peer->info.pi_diamid : "(not identified yet)", held);
 }
 
 static int register_sanitize_hook(void)

@@ -58,3 +58,18 @@ void ims_log(ims_log_level level, const char *subsys, const char *fmt, ...)
     ims_vlog(level, subsys, fmt, ap);
     va_end(ap);
 }
+
+bool ims_log_allow(ims_log_limit *l, unsigned long *held)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long now = (long)ts.tv_sec + 1;   /* + 1: a zeroed limit never equals the current second */
+    if (atomic_exchange(&l->second, now) == now) {
+        atomic_fetch_add(&l->held, 1);
+        return false;
+    }
+    unsigned long n = atomic_exchange(&l->held, 0);
+    if (held)
+        *held = n;
+    return true;
+}

@@ -10,6 +10,8 @@
 #define IMS_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 
 typedef enum {
     IMS_LOG_ERROR = 0,
@@ -26,6 +28,17 @@ int ims_log_level_from_name(const char *name);
 void ims_log(ims_log_level level, const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void ims_vlog(ims_log_level level, const char *subsys, const char *fmt, va_list ap);
+
+/* Rate limit for one kind of warning that a peer can trigger at will (floods, malformed input):
+ * at most one line per second. Zero-initialised (static or in a context); thread-safe. */
+typedef struct {
+    _Atomic long second;            /* CLOCK_MONOTONIC second of the last line */
+    _Atomic unsigned long held;     /* lines held back since then */
+} ims_log_limit;
+
+/* True when a line may be written now; then *held (if not NULL) is the number of lines held back
+ * since the previous one, for the operator ("N more since the last warning"). False counts one. */
+bool ims_log_allow(ims_log_limit *l, unsigned long *held);
 
 #define IMS_ERROR(sub, ...) ims_log(IMS_LOG_ERROR, sub, __VA_ARGS__)
 #define IMS_WARN(sub, ...)  ims_log(IMS_LOG_WARN, sub, __VA_ARGS__)

@@ -389,14 +389,13 @@ static bool shed_load(ims_sip *s, nta_incoming_t *irq, const sip_t *sip)
         ims_metric_inc(rejected);
 
         /* One warning per second at most: an overload is a flood by definition. */
-        time_t now = time(NULL);
-        if (now != s->overload_logged) {
-            s->overload_logged = now;
+        unsigned long held;
+        if (ims_log_allow(&s->overload_log, &held))
             IMS_WARN("sip", "overload: %lld requests in progress (sip.max_transactions %u): answering new "
-                     "requests 503 Retry-After %u (%s from %s)", (long long)atomic_load(&g_work),
-                     s->max_transactions, s->retry_after, sip->sip_request->rq_method_name,
-                     sip->sip_from && sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "?");
-        }
+                     "requests 503 Retry-After %u (%s from %s; %lu more since the last warning)",
+                     (long long)atomic_load(&g_work), s->max_transactions, s->retry_after,
+                     sip->sip_request->rq_method_name,
+                     sip->sip_from && sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "?", held);
     } else {
         ims_sip_udp_count_rejected();   /* ims_sip_udp.c warns when it starts and while it lasts */
     }

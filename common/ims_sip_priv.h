@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ims_log.h"
 #include "ims_sip.h"
 
 typedef struct {
@@ -62,7 +63,7 @@ struct ims_sip {
     int core_transport;         /* sip.core_transport, IMS_SIP_CORE_* */
     unsigned max_transactions;  /* overload limit (ims_sip_work_add), 0: none */
     unsigned retry_after;       /* seconds */
-    time_t overload_logged;     /* last overload warning, one per second */
+    ims_log_limit overload_log; /* overload warnings, one per second */
 
     ims_sip_host *hosts;
     size_t nhosts;
@@ -85,7 +86,7 @@ struct ims_sip {
     unsigned tcp_max_per_address;   /* 0: no limit */
     uint64_t *tcp_seen;         /* per fd: peer of the connection seen at the last scan, 0: none */
     int tcp_seen_len;
-    time_t tcp_idle_logged, tcp_refused_logged;
+    ims_log_limit tcp_idle_log, tcp_refused_log;
 
     /* UDP sockets: buffers, drops, shedding on a full receive queue (ims_sip_udp.c). */
     ims_sip_udp_sock udp[IMS_SIP_UDP_MAX];

@@ -82,17 +82,6 @@ static void source_of(nta_incoming_t *irq, char *buf, size_t len)
     msg_destroy(msg);       /* the reference nta_incoming_getrequest added */
 }
 
-/* True when now is another second than *last (and records it): one warning per second per kind,
- * because a hostile peer can send these as fast as it likes. */
-static bool log_allowed(time_t *last)
-{
-    time_t now = time(NULL);
-    if (now == *last)
-        return false;
-    *last = now;
-    return true;
-}
-
 /* RFC 3261 §20.22. sofia-sip puts a Max-Forwards it cannot parse (not 1*DIGIT, or above
  * 2^32-1) into sip_error under its own name and leaves sip_max_forwards NULL. */
 static bool bad_max_forwards(const sip_t *sip)
@@ -116,13 +105,13 @@ static size_t body_length(const sip_t *sip)
 
 int ims_sip_check_request(ims_sip *s, nta_incoming_t *irq, const sip_t *sip)
 {
-    static time_t mf_logged, trunc_logged;
+    static ims_log_limit mf_log, trunc_log;   /* one warning per second per kind: a peer can send these at will */
     char from[80];
     metrics_init();
 
     if (bad_max_forwards(sip)) {
         ims_metric_inc(m_bad_mf);
-        if (log_allowed(&mf_logged)) {
+        if (ims_log_allow(&mf_log, NULL)) {
             source_of(irq, from, sizeof(from));
             IMS_WARN("sip", "%s from %s: Max-Forwards is not an integer 0..255 (RFC 3261 §20.22): "
                      "answered 400", sip->sip_request->rq_method_name, from);
@@ -138,7 +127,7 @@ int ims_sip_check_request(ims_sip *s, nta_incoming_t *irq, const sip_t *sip)
     size_t got = body_length(sip);
     if (want > got) {
         ims_metric_inc(m_truncated);
-        if (log_allowed(&trunc_logged)) {
+        if (ims_log_allow(&trunc_log, NULL)) {
             source_of(irq, from, sizeof(from));
             IMS_WARN("sip", "%s from %s: body of %zu bytes, Content-Length %lu (connection closed "
                      "early?): discarded (RFC 3261 §18.3)", sip->sip_request->rq_method_name, from,
@@ -303,7 +292,7 @@ static void tcp_watch(void *arg)
         if (s->tcp_max_per_address && c->is_new && run > s->tcp_max_per_address) {
             shutdown(c->fd, SHUT_RDWR);
             ims_metric_inc(m_refused);
-            if (log_allowed(&s->tcp_refused_logged))
+            if (ims_log_allow(&s->tcp_refused_log, NULL))
                 IMS_WARN("sip", "TCP connection from %s:%u refused: %s already has %u connections "
                          "(sip.tcp_max_per_address)", c->ip, c->port, c->ip, s->tcp_max_per_address);
             continue;
@@ -311,7 +300,7 @@ static void tcp_watch(void *arg)
         if (s->tcp_idle_ms && c->idle_ms >= s->tcp_idle_ms) {
             shutdown(c->fd, SHUT_RDWR);
             ims_metric_inc(m_idle);
-            if (log_allowed(&s->tcp_idle_logged))
+            if (ims_log_allow(&s->tcp_idle_log, NULL))
                 IMS_WARN("sip", "TCP connection from %s:%u closed: nothing received or sent for %u s "
                          "(sip.tcp_idle_timeout %u s)", c->ip, c->port, c->idle_ms / 1000, s->tcp_idle_ms / 1000);
             continue;

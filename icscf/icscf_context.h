@@ -27,6 +27,7 @@
 #include "ims_config.h"
 #include "ims_cx_client.h"
 #include "ims_http.h"
+#include "ims_log.h"
 #include "ims_register.h"
 #include "ims_sip.h"
 #include "ims_trust.h"
@@ -154,8 +155,7 @@ typedef struct icscf_context {
 
     ims_metric *m_pending;           /* icscf_pending (gauge) */
 
-    time_t refused_logged;           /* second of the last refusal warning (rate limit) */
-    unsigned long refused_unlogged;  /* refusals since then not logged */
+    ims_log_limit refused_log;       /* refusal warnings: one per second */
 } icscf_context;
 
 /* The one I-CSCF of this process (the NF main sets it up). */

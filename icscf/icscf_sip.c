@@ -160,13 +160,8 @@ int icscf_refuse(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, cons
     bool ack = sip->sip_request->rq_method == sip_method_ack;
 
     /* One warning a second at most: a stranger may send floods. */
-    time_t now = time(NULL);
-    if (now == ctx->refused_logged) {
-        ctx->refused_unlogged++;
-    } else {
-        unsigned long skipped = ctx->refused_unlogged;
-        ctx->refused_logged = now;
-        ctx->refused_unlogged = 0;
+    unsigned long skipped;
+    if (ims_log_allow(&ctx->refused_log, &skipped)) {
         su_sockaddr_t src;
         char from[INET6_ADDRSTRLEN + 16] = "?";
         if (ims_trust_source(irq, &src, from, sizeof(from)) == 0 && ims_trust_is_trusted(ctx->trust, &src))

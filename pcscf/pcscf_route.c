@@ -125,19 +125,13 @@ static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *r
     /* rate limit per reason (the set is fixed: the last slot takes any other) */
     static const char *const reasons[] = { REFUSED_OTHER_FLOW, REFUSED_TERM_ROUTE, REFUSED_DIALOG_ROUTE,
                                            REFUSED_FOREIGN_CONTACT, REFUSED_DIALOG_RELAY, NULL };
-    static int64_t last[6];
-    static unsigned long unlogged_by[6];
+    static ims_log_limit limit[6];
     size_t r = 0;
     while (reasons[r] && strcmp(reasons[r], reason))
         r++;
-    int64_t now = ims_monotonic_s();
-    if (last[r] && now == last[r]) {
-        unlogged_by[r]++;
+    unsigned long unlogged;
+    if (!ims_log_allow(&limit[r], &unlogged))
         return;
-    }
-    last[r] = now;
-    unsigned long unlogged = unlogged_by[r];
-    unlogged_by[r] = 0;
     IMS_WARN(SUBSYS, "%s from %s:%u/%s as %s%s%s refused: %s%s (%lu similar refusal(s) not logged)", method,
              src->host, src->port, src->transport, ident, registered_as ? ", flow registered as " : "",
              registered_as ? registered_as : "", reason,
