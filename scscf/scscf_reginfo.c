@@ -299,16 +299,15 @@ void scscf_reginfo_notify(scscf_context *ctx, scscf_reg *reg, bool reg_terminate
 
 /* ---------- SUBSCRIBE (RFC 6665 §4.2.1) ---------- */
 
+static void notify_after_answer(scscf_context *ctx, regsub *s, long expires, bool ended);
+
 static void on_sub_expired(void *arg)
 {
     regsub *s = arg;
     scscf_context *ctx = &scscf_ctx;
     s->timer = NULL;   /* fired: freed by ims_sip */
     IMS_INFO(SUBSYS, "subscription of %s to %s expired", s->remote_uri, s->aor);
-    if (s->reg)
-        send_notify(ctx, s, "terminated;reason=timeout", false);
-    sub_release(ctx->reginfo, s);
-    scscf_update_gauges(ctx);
+    notify_after_answer(ctx, s, 0, true);
 }
 
 static void arm(scscf_context *ctx, regsub *s, long expires)
@@ -369,6 +368,25 @@ static long requested_expires(scscf_context *ctx, const sip_t *sip)
     return v > (unsigned long)max ? max : (long)v;
 }
 
+/* After the 2xx to a SUBSCRIBE (RFC 6665 §4.2.1.4: a NOTIFY follows every accepted one), and at
+ * expiry: an ended subscription (expiry 0, its registration gone, or its time up) gets a final
+ * NOTIFY while the registration exists and is released; a live one is re-armed for `expires`
+ * seconds and gets the full state. */
+static void notify_after_answer(scscf_context *ctx, regsub *s, long expires, bool ended)
+{
+    if (ended) {
+        if (s->reg)
+            send_notify(ctx, s, "terminated;reason=timeout", false);
+        sub_release(ctx->reginfo, s);
+    } else {
+        arm(ctx, s, expires);
+        char state[64];
+        snprintf(state, sizeof(state), "active;expires=%ld", expires);
+        send_notify(ctx, s, state, false);
+    }
+    scscf_update_gauges(ctx);
+}
+
 static int refresh(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, regsub *s)
 {
     if (sip->sip_cseq->cs_seq <= s->remote_cseq && s->remote_cseq) {
@@ -387,18 +405,9 @@ static int refresh(scscf_context *ctx, nta_incoming_t *irq, const sip_t *sip, re
     char hdr[400];
     snprintf(hdr, sizeof(hdr), "Expires: %ld\r\nContact: <%s>\r\n", expires, ctx->name);
     scscf_reply(ctx, irq, 200, "OK", hdr, false);
-    if (expires == 0 || !s->reg) {
+    if (expires == 0 || !s->reg)
         IMS_INFO(SUBSYS, "subscription of %s to %s ended by the subscriber", s->remote_uri, s->aor);
-        if (s->reg)
-            send_notify(ctx, s, "terminated;reason=timeout", false);
-        sub_release(ctx->reginfo, s);
-    } else {
-        arm(ctx, s, expires);
-        char state[64];
-        snprintf(state, sizeof(state), "active;expires=%ld", expires);
-        send_notify(ctx, s, state, false);
-    }
-    scscf_update_gauges(ctx);
+    notify_after_answer(ctx, s, expires, expires == 0 || !s->reg);
     return 0;
 }
 
@@ -563,17 +572,8 @@ int scscf_reginfo_subscribe(scscf_context *ctx, nta_incoming_t *irq, const sip_t
     scscf_reply(ctx, irq, 200, "OK", hdr, false);
     IMS_INFO(SUBSYS, "%s subscribed to %s for %ld s", s->remote_uri, s->aor, expires);
 
-    if (expires == 0) {
-        /* a fetch: one NOTIFY with the state, and the subscription is over (RFC 6665 §4.4.3) */
-        send_notify(ctx, s, "terminated;reason=timeout", false);
-        sub_release(ri, s);
-    } else {
-        arm(ctx, s, expires);
-        char state[64];
-        snprintf(state, sizeof(state), "active;expires=%ld", expires);
-        send_notify(ctx, s, state, false);
-    }
-    scscf_update_gauges(ctx);
+    /* expiry 0 is a fetch: one NOTIFY with the state, and the subscription is over (RFC 6665 §4.4.3) */
+    notify_after_answer(ctx, s, expires, expires == 0);
     return 0;
 
 fail:
