@@ -28,6 +28,8 @@
  *                             v                    v
  *          (60 s) RETRY_WAIT --timer--> SUBSCRIBING    UNSUBSCRIBING (Expires: 0) --final--> ended
  *
+ * A registration of the IMPU while its subscription is UNSUBSCRIBING ends that one at once and
+ * starts a new one (pcscf_regevent_ensure): each registration gets its subscription.
  * A NOTIFY with Subscription-State: terminated, a FORGET while a SUBSCRIBE is in flight, no
  * registration left when a timer fires, or the P-CSCF stopping end it from any state.
  */
@@ -417,8 +419,17 @@ out:
 
 void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b)
 {
-    if (find_by_impu(ctx, b->impu))
-        return;
+    pcscf_subscription *old = find_by_impu(ctx, b->impu);
+    if (old && ims_fsm_state_of(old->fi) != ST_UNSUBSCRIBING)
+        return;   /* it follows the registration: its timers read the bindings */
+    if (old) {
+        /* registered again while the un-SUBSCRIBE of the last registration is in flight: that
+         * dialog is ending, and its answer would end the subscription with nothing after it,
+         * leaving the user registered unsubscribed (TS 24.229 §5.2.3: subscribe after each
+         * registration). End it here (its answer finds no key) and subscribe anew. */
+        IMS_INFO(SUBSYS, "%s registered again while its reg subscription ends: a new subscription", b->impu);
+        sub_release(old);
+    }
     pcscf_subscription *s = calloc(1, sizeof(*s));
     if (!s)
         return;

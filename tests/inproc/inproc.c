@@ -397,7 +397,8 @@ static const char *const shown_headers[] = {
     "Via", "Route", "Record-Route", "Path", "Service-Route", "Max-Forwards", "From", "To", "Call-ID",
     "CSeq", "Contact", "Expires", "Require", "Supported", "WWW-Authenticate", "Authorization",
     "P-Asserted-Identity", "P-Preferred-Identity", "P-Associated-URI", "P-Visited-Network-ID",
-    "P-Charging-Vector", "P-Called-Party-ID", "P-Served-User", "Retry-After", "Security-Server", NULL,
+    "P-Charging-Vector", "P-Called-Party-ID", "P-Served-User", "Retry-After", "Security-Server", "Event",
+    "Subscription-State", NULL,
 };
 
 static void transcript_message(const char *from, const char *to, const char *msg)
@@ -447,6 +448,13 @@ int inproc_peer_open(inproc_peer *p, const char *name)
     p->port = ntohs(a.sin_port);
     inproc_name_port(p->port, name);
     return 0;
+}
+
+int inproc_peer_open_core(inproc_peer *p, const char *name, bool tcp)
+{
+    if (tcp)
+        return -1;
+    return inproc_peer_open(p, name);
 }
 
 void inproc_peer_close(inproc_peer *p)

@@ -66,6 +66,8 @@ typedef struct {
 /* Binds 127.0.0.1:0 and names its port. 0 / -1. */
 int inproc_peer_open(inproc_peer *p, const char *name);
 void inproc_peer_close(inproc_peer *p);
+/* A neighbouring CSCF: UDP (inproc_peer_open), or with tcp a TCP peer (see above). 0 / -1. */
+int inproc_peer_open_core(inproc_peer *p, const char *name, bool tcp);
 
 /* Sends `text` (lines separated by "\n", no Content-Length, no blank line) with `body` (may be
  * NULL) to 127.0.0.1:port, and writes it to the transcript as "from -> to_name". 0 / -1. */

@@ -16,24 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inproc.h"
-#include "pcscf_context.h"
+#include "inproc_pcscf_lab.h"
 
-#define WAIT_MS 3000
-
-static int nf_start(inproc_nf *nf, char *err, size_t errlen)
-{
-    pcscf_context *ctx = &pcscf_ctx;
-    ctx->sip = nf->sip;
-    ctx->trust = ims_trust_start(&ctx->cfg.trust, ctx->sip, "pcscf");
-    return pcscf_start(ctx, err, errlen);
-}
-
-static void nf_stop(inproc_nf *nf)
-{
-    (void)nf;
-    pcscf_stop(&pcscf_ctx);
-}
+#define WAIT_MS PCSCF_LAB_WAIT_MS
 
 static void registration(int pport, inproc_peer *ue, inproc_peer *icscf, int sport)
 {
@@ -131,45 +116,10 @@ static void invite(int pport, inproc_peer *ue, inproc_peer *scscf)
 
 int main(void)
 {
-    inproc_begin("pcscf");
-    inproc_peer ue, icscf, scscf;
-    if (inproc_peer_open(&ue, "UE") || inproc_peer_open(&icscf, "I-CSCF") || inproc_peer_open(&scscf, "S-CSCF")) {
-        fprintf(stderr, "inproc pcscf: cannot open the test sockets\n");
+    pcscf_lab lab;
+    if (pcscf_lab_start(&lab, "pcscf", false, "udp"))
         return 1;
-    }
-    int pport = inproc_free_port();
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml),
-             "http: {enabled: false}\n"
-             "sip: {listen: 127.0.0.1, port: %d, core_transport: udp}\n"
-             "pcscf:\n"
-             "  icscf: sip:127.0.0.1:%d\n"
-             "  home_domains: [ims.lab]\n"
-             "  visited_network_id: visited.lab\n"
-             "  subscribe_reg_event: false\n", pport, icscf.port);
-    pcscf_context *ctx = &pcscf_ctx;
-    if (!pport || inproc_load_config(yaml, "pcscf", pcscf_config_fields, &ctx->cfg))
-        return 1;
-    char err[512];
-    if (pcscf_config_check(&ctx->cfg, err, sizeof(err))) {
-        fprintf(stderr, "inproc pcscf: %s\n", err);
-        return 1;
-    }
-    inproc_nf nf = { .name = "P-CSCF", .sip_cfg = &ctx->cfg.sip, .on_request = pcscf_on_request, .arg = ctx,
-                     .start = nf_start, .stop = nf_stop };
-    if (inproc_nf_start(&nf)) {
-        fprintf(stderr, "inproc pcscf: cannot start the P-CSCF: %s\n", nf.err);
-        return 1;
-    }
-
-    registration(pport, &ue, &icscf, scscf.port);
-    invite(pport, &ue, &scscf);
-
-    inproc_nf_stop(&nf);
-    ims_trust_free(ctx->trust);
-    ims_cfg_free(pcscf_config_fields, &ctx->cfg);
-    inproc_peer_close(&ue);
-    inproc_peer_close(&icscf);
-    inproc_peer_close(&scscf);
-    return inproc_finish();
+    registration(lab.port, &lab.ue, &lab.icscf, lab.scscf.port);
+    invite(lab.port, &lab.ue, &lab.scscf);
+    return pcscf_lab_finish(&lab);
 }
