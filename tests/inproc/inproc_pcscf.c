@@ -11,6 +11,9 @@
  *      P-Charging-Vector and our Record-Route (with its dialog token), and follows the stored
  *      Service-Route to the S-CSCF whatever Route the UE preloaded; 180 and 486 come back, the
  *      486 is ACKed hop by hop.
+ *   5. A terminating INVITE from the core (S-CSCF, Route = our Path URI "term", Request-URI = the
+ *      UE's contact) goes to the UE's contact, the address it registered from, with our
+ *      Record-Route (TS 24.229 §5.2.6.4, §5.2.7; RFC 3327); the UE's 180 and 486 go back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +117,47 @@ static void invite(int pport, inproc_peer *ue, inproc_peer *scscf)
         "CSeq: 1 ACK", ue->port, pport, to), NULL);
 }
 
+static void terminating(int pport, inproc_peer *ue, inproc_peer *scscf)
+{
+    static const char sdp[] = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                              "t=0 0\r\nm=audio 4002 RTP/AVP 0\r\n";
+    char to[512] = "";
+    inproc_note("== terminating INVITE from the S-CSCF (Route: our Path) -> the UE's contact ==");
+    inproc_send(scscf, pport, "P-CSCF", inproc_fmt(
+        "INVITE sip:alice@127.0.0.1:%d SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-s-term-1\n"
+        "Max-Forwards: 67\n"
+        "Route: <sip:term@127.0.0.1:%d;lr>\n"
+        "Record-Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:bob@ims.lab>;tag=bob-inv\n"
+        "To: <sip:alice@ims.lab>\n"
+        "Call-ID: bob-inv-call@127.0.0.1\n"
+        "CSeq: 1 INVITE\n"
+        "Contact: <sip:bob@127.0.0.1:5556>\n"
+        "P-Asserted-Identity: <sip:bob@ims.lab>\n"
+        "P-Called-Party-ID: <sip:alice@ims.lab>\n"
+        "P-Charging-Vector: icid-value=icid-term\n"
+        "Content-Type: application/sdp", ue->port, scscf->port, pport, scscf->port), sdp);
+    const char *m = inproc_recv(ue, "P-CSCF", WAIT_MS);
+    inproc_check(m && strncmp(m, inproc_fmt("INVITE sip:alice@127.0.0.1:%d SIP/2.0", ue->port), 40) == 0,
+                 "the UE receives the INVITE for its contact");
+    inproc_respond(ue, "P-CSCF", 180, "Ringing", NULL);
+    inproc_recv(scscf, "P-CSCF", WAIT_MS);
+    inproc_respond(ue, "P-CSCF", 486, "Busy Here", NULL);
+    inproc_recv(ue, "P-CSCF", WAIT_MS);      /* the P-CSCF's ACK of the 486 */
+    if (inproc_recv(scscf, "P-CSCF", WAIT_MS))
+        inproc_hdr(scscf->last, "To", 0, to, sizeof(to));
+    inproc_send(scscf, pport, "P-CSCF", inproc_fmt(
+        "ACK sip:alice@127.0.0.1:%d SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-s-term-1\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:term@127.0.0.1:%d;lr>\n"
+        "From: <sip:bob@ims.lab>;tag=bob-inv\n"
+        "To: %s\n"
+        "Call-ID: bob-inv-call@127.0.0.1\n"
+        "CSeq: 1 ACK", ue->port, scscf->port, pport, to), NULL);
+}
+
 int main(void)
 {
     pcscf_lab lab;
@@ -121,5 +165,6 @@ int main(void)
         return 1;
     registration(lab.port, &lab.ue, &lab.icscf, lab.scscf.port);
     invite(lab.port, &lab.ue, &lab.scscf);
+    terminating(lab.port, &lab.ue, &lab.scscf);
     return pcscf_lab_finish(&lab);
 }

@@ -13,6 +13,9 @@
  *   3. A new challenge answered with a wrong RES -> SAR AUTHENTICATION_FAILURE -> 403.
  *   4. INVITE of the registered user from the P-CSCF along the Service-Route -> Record-Route and
  *      on to the I-CSCF (callee in the home domain, not registered here); 486 back, ACKed.
+ *   5. Terminating INVITE to the registered user from the I-CSCF (top Route ours, no "orig"):
+ *      Request-URI replaced by the registered contact, Route by its Path (the P-CSCF),
+ *      P-Called-Party-ID, Record-Route (TS 24.229 §5.4.3.3; RFC 3327 §5.3); 486 back, ACKed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +235,48 @@ static void invite(inproc_peer *pcscf, inproc_peer *icscf)
         "CSeq: 1 ACK", pcscf->port, g_port, to), NULL);
 }
 
+static void terminating(inproc_peer *icscf, inproc_peer *pcscf)
+{
+    static const char sdp[] = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                              "t=0 0\r\nm=audio 4002 RTP/AVP 0\r\n";
+    char ruri[256] = "", route[256] = "", to[512] = "";
+    inproc_note("== terminating INVITE from the I-CSCF -> the registered contact, along its Path ==");
+    inproc_send(icscf, g_port, "S-CSCF", inproc_fmt(
+        "INVITE sip:alice@ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-i-term-1\n"
+        "Max-Forwards: 68\n"
+        "Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:bob@ims.lab>;tag=bob-inv\n"
+        "To: <sip:alice@ims.lab>\n"
+        "Call-ID: bob-inv-call@127.0.0.1\n"
+        "CSeq: 1 INVITE\n"
+        "Contact: <sip:bob@127.0.0.1:5556>\n"
+        "P-Asserted-Identity: <sip:bob@ims.lab>\n"
+        "P-Charging-Vector: icid-value=icid-term\n"
+        "Content-Type: application/sdp", icscf->port, g_port), sdp);
+    if (inproc_recv(pcscf, "S-CSCF", WAIT_MS)) {
+        snprintf(ruri, sizeof(ruri), "%.*s", (int)strcspn(pcscf->last, "\r"), pcscf->last);
+        inproc_hdr(pcscf->last, "Route", 0, route, sizeof(route));
+    }
+    inproc_check(strcmp(ruri, "INVITE sip:alice@127.0.0.1:5555 SIP/2.0") == 0,
+                 "the Request-URI is the registered contact");
+    inproc_check(strcmp(route, inproc_fmt("<sip:term@127.0.0.1:%d;lr>", g_pcscf_port)) == 0,
+                 "the Route is the Path of the registration");
+    inproc_respond(pcscf, "S-CSCF", 486, "Busy Here", NULL);
+    inproc_recv(pcscf, "S-CSCF", WAIT_MS);   /* the S-CSCF's ACK of the 486 */
+    if (inproc_recv(icscf, "S-CSCF", WAIT_MS))
+        inproc_hdr(icscf->last, "To", 0, to, sizeof(to));
+    inproc_send(icscf, g_port, "S-CSCF", inproc_fmt(   /* hop-by-hop ACK of the 486 */
+        "ACK sip:alice@ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-i-term-1\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:bob@ims.lab>;tag=bob-inv\n"
+        "To: %s\n"
+        "Call-ID: bob-inv-call@127.0.0.1\n"
+        "CSeq: 1 ACK", icscf->port, g_port, to), NULL);
+}
+
 int main(void)
 {
     inproc_begin("scscf");
@@ -293,6 +338,7 @@ int main(void)
     inproc_recv(&icscf, "S-CSCF", WAIT_MS);
 
     invite(&pcscf, &icscf);
+    terminating(&icscf, &pcscf);
 
     inproc_nf_stop(&nf);
     inproc_cx_fini();
