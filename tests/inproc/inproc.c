@@ -1,7 +1,7 @@
 /*
  * inproc: the harness of the in-process CSCF tests. See inproc.h.
  */
-#define _GNU_SOURCE   /* strcasestr, mkstemps */
+#define _GNU_SOURCE   /* strcasestr, mkstemps, memmem */
 #include "inproc.h"
 
 #include <arpa/inet.h>
@@ -83,7 +83,7 @@ static size_t g_n_values;
 static struct {
     char num[8];
     char name[24];
-} g_ports[16];
+} g_ports[32];
 static size_t g_n_ports;
 
 /* "<cls-N>": N counts the distinct values of the class in order of first appearance. */
@@ -452,9 +452,21 @@ int inproc_peer_open(inproc_peer *p, const char *name)
 
 int inproc_peer_open_core(inproc_peer *p, const char *name, bool tcp)
 {
-    if (tcp)
+    if (!tcp)
+        return inproc_peer_open(p, name);
+    memset(p, 0, sizeof(*p));
+    p->name = name;
+    p->fd = -1;
+    p->tcp = true;
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(p->lfd, 8) ||
+        getsockname(p->lfd, (struct sockaddr *)&a, &al))
         return -1;
-    return inproc_peer_open(p, name);
+    p->port = ntohs(a.sin_port);
+    inproc_name_port(p->port, name);
+    return 0;
 }
 
 void inproc_peer_close(inproc_peer *p)
@@ -462,6 +474,73 @@ void inproc_peer_close(inproc_peer *p)
     if (p->fd >= 0)
         close(p->fd);
     p->fd = -1;
+    if (!p->tcp)
+        return;
+    for (size_t i = 0; i < p->n_conn; i++)
+        if (p->conn[i].fd >= 0)
+            close(p->conn[i].fd);
+    p->n_conn = 0;
+    if (p->lfd >= 0)
+        close(p->lfd);
+    p->lfd = -1;
+}
+
+/* TCP: a new connection slot for fd (to_port 0: accepted). Its index, or -1 (full: closed). */
+static int conn_add(inproc_peer *p, int fd, int to_port)
+{
+    if (fd < 0)
+        return -1;
+    if (p->n_conn == INPROC_TCP_CONNS) {
+        close(fd);
+        return -1;
+    }
+    p->conn[p->n_conn] = (inproc_conn){ .fd = fd, .to_port = to_port };
+    return (int)p->n_conn++;
+}
+
+/* TCP: our connection to 127.0.0.1:port (opened on first use). Its index, or -1. */
+static int conn_to(inproc_peer *p, int port)
+{
+    for (size_t i = 0; i < p->n_conn; i++)
+        if (p->conn[i].fd >= 0 && p->conn[i].to_port == port)
+            return (int)i;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+        close(fd);
+        return -1;
+    }
+    /* its local port is ephemeral; the NF writes it as rport= in our Via: named "<NAME-conn>" */
+    struct sockaddr_in local;
+    socklen_t ll = sizeof(local);
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&local, &ll) == 0) {
+        char name[32];
+        snprintf(name, sizeof(name), "%s-conn", p->name);
+        inproc_name_port(ntohs(local.sin_port), name);
+    }
+    return conn_add(p, fd, port);
+}
+
+/* TCP: a whole message at the start of c->buf (headers and Content-Length bytes of body) moved
+ * into out. Its length, or 0 when not complete yet. */
+static size_t conn_take(inproc_conn *c, char *out, size_t outlen)
+{
+    const char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+    if (!end)
+        return 0;
+    size_t head = (size_t)(end + 4 - c->buf);
+    char v[32];
+    snprintf(out, outlen, "%.*s", (int)head, c->buf);   /* the headers, for inproc_hdr */
+    long body = inproc_hdr(out, "Content-Length", 0, v, sizeof(v)) ? strtol(v, NULL, 10) : 0;
+    size_t total = head + (size_t)(body > 0 ? body : 0);
+    if (c->len < total || total >= outlen)
+        return 0;
+    memcpy(out, c->buf, total);
+    out[total] = '\0';
+    memmove(c->buf, c->buf + total, c->len - total);
+    c->len -= total;
+    return total;
 }
 
 /* The message on the wire: text ("\n"-separated lines) with CRLF, Content-Length and body.
@@ -480,14 +559,16 @@ static char *wire_text(const char *text, const char *body)
     return b.s;
 }
 
-/* Writes the message to the transcript and sends it. 0 / -1. */
-static int send_wire(inproc_peer *from, const struct sockaddr_in *to, const char *to_name, const char *text,
-                     const char *body)
+/* Writes the message to the transcript and sends it: on TCP connection conn (>= 0), else over
+ * UDP to `to`. 0 / -1. */
+static int send_wire(inproc_peer *from, int conn, const struct sockaddr_in *to, const char *to_name,
+                     const char *text, const char *body)
 {
     char *wire = wire_text(text, body);
     transcript_message(from->name, to_name, wire);
     size_t len = strlen(wire);
-    ssize_t n = sendto(from->fd, wire, len, 0, (const struct sockaddr *)to, sizeof(*to));
+    ssize_t n = conn >= 0 ? send(from->conn[conn].fd, wire, len, MSG_NOSIGNAL)
+                          : sendto(from->fd, wire, len, 0, (const struct sockaddr *)to, sizeof(*to));
     free(wire);
     return n == (ssize_t)len ? 0 : -1;
 }
@@ -496,7 +577,12 @@ int inproc_send(inproc_peer *from, int port, const char *to_name, const char *te
 {
     struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    return send_wire(from, &to, to_name, text, body);
+    int conn = from->tcp ? conn_to(from, port) : -1;
+    if (from->tcp && conn < 0) {
+        inproc_note("(%s cannot connect to %s over TCP)", from->name, to_name);
+        return -1;
+    }
+    return send_wire(from, conn, &to, to_name, text, body);
 }
 
 /* The start line and the top Via: what tells a retransmission from a new message. */
@@ -508,6 +594,57 @@ static void message_key(const char *msg, char *out, size_t len)
     snprintf(out, len, "%.*s|%s|%s", (int)strcspn(msg, "\r"), msg, via, cseq);
 }
 
+/* TCP: reads what connection i has for us; closes it when the NF closed it. */
+static void conn_read(inproc_peer *p, size_t i)
+{
+    inproc_conn *c = &p->conn[i];
+    ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
+    if (n > 0) {
+        c->len += (size_t)n;
+        return;
+    }
+    close(c->fd);   /* closed (or full of garbage): poll skips it from now on */
+    c->fd = -1;
+    c->to_port = 0;
+}
+
+/* The next message for p within left ms into p->last: a UDP datagram, or a whole message from
+ * one of its TCP connections (accepting new ones on the way). Its length; 0: nothing usable
+ * yet (read again); -1: nothing within left ms. */
+static ssize_t next_message(inproc_peer *p, long left)
+{
+    if (!p->tcp) {
+        struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+        if (poll(&pfd, 1, (int)left) <= 0)
+            return -1;
+        socklen_t al = sizeof(p->last_from);
+        ssize_t n = recvfrom(p->fd, p->last, sizeof(p->last) - 1, 0, (struct sockaddr *)&p->last_from, &al);
+        if (n <= 0)
+            return 0;
+        p->last[n] = '\0';
+        return n;
+    }
+    for (size_t i = 0; i < p->n_conn; i++) {
+        size_t n = p->conn[i].fd >= 0 ? conn_take(&p->conn[i], p->last, sizeof(p->last)) : 0;
+        if (n) {
+            p->last_conn = (int)i;
+            return (ssize_t)n;
+        }
+    }
+    struct pollfd pfd[1 + INPROC_TCP_CONNS] = { { .fd = p->lfd, .events = POLLIN } };
+    size_t n_conn = p->n_conn;
+    for (size_t i = 0; i < n_conn; i++)
+        pfd[1 + i] = (struct pollfd){ .fd = p->conn[i].fd, .events = POLLIN };
+    if (poll(pfd, 1 + n_conn, (int)left) <= 0)
+        return -1;
+    for (size_t i = 0; i < n_conn; i++)
+        if (pfd[1 + i].revents)
+            conn_read(p, i);
+    if (pfd[0].revents & POLLIN)
+        conn_add(p, accept(p->lfd, NULL, NULL), 0);
+    return 0;
+}
+
 const char *inproc_recv(inproc_peer *p, const char *from_name, int timeout_ms)
 {
     struct timespec t0;
@@ -516,14 +653,11 @@ const char *inproc_recv(inproc_peer *p, const char *from_name, int timeout_ms)
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
-        struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+        ssize_t n = left > 0 ? next_message(p, left) : -1;
+        if (n < 0)
             break;
-        socklen_t al = sizeof(p->last_from);
-        ssize_t n = recvfrom(p->fd, p->last, sizeof(p->last) - 1, 0, (struct sockaddr *)&p->last_from, &al);
-        if (n <= 0)
+        if (n == 0)
             continue;
-        p->last[n] = '\0';
         if (strncmp(p->last, "SIP/2.0 100 ", 12) == 0)
             continue;   /* timing-dependent (nta may send it or not before the final response) */
         char key[INPROC_MSG_MAX / 4];
@@ -564,7 +698,7 @@ int inproc_respond(inproc_peer *p, const char *to_name, int status, const char *
         sb_printf(&b, "CSeq: %s\n", v);
     if (extra)
         sb_printf(&b, "%s", extra);
-    int rc = send_wire(p, &p->last_from, to_name, b.s, NULL);
+    int rc = send_wire(p, p->tcp ? p->last_conn : -1, &p->last_from, to_name, b.s, NULL);
     free(b.s);
     return rc;
 }

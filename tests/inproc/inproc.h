@@ -51,12 +51,30 @@ void inproc_name_port(int port, const char *name);
 /* A free port on 127.0.0.1 for both UDP and TCP (nta listens on both). 0 on failure. */
 int inproc_free_port(void);
 
-/* ---------- SIP peers: plain UDP sockets ---------- */
+/* ---------- SIP peers: plain UDP sockets, or TCP ---------- */
+
+/* A TCP peer (inproc_peer_open_core with tcp) listens on its port and keeps every connection:
+ * those the NF opens to it (accepted) and those it opens to send requests (one per destination
+ * port, reused). Messages are framed by Content-Length; a response goes back on the connection
+ * the request came on (RFC 3261 §18.2.2). The test writes "SIP/2.0/TCP" in its Vias itself. */
+#define INPROC_TCP_CONNS 6
+
+typedef struct {
+    int fd;
+    int to_port;                   /* connections we opened: the destination port; 0: accepted */
+    char buf[INPROC_MSG_MAX];      /* bytes received, not yet a whole message */
+    size_t len;
+} inproc_conn;
 
 typedef struct {
     const char *name;              /* "UE", "I-CSCF": in the transcript */
-    int fd;
+    int fd;                        /* UDP socket; -1 for a TCP peer */
     int port;
+    bool tcp;
+    int lfd;                       /* TCP: the listening socket */
+    inproc_conn conn[INPROC_TCP_CONNS];
+    size_t n_conn;
+    int last_conn;                 /* TCP: index of the connection p->last came on */
     struct sockaddr_in last_from;  /* source of the last message received */
     char last[INPROC_MSG_MAX];     /* the last message received (raw) */
     char seen[16][INPROC_MSG_MAX / 4]; /* start + Via lines of recent messages: retransmissions */
@@ -66,7 +84,8 @@ typedef struct {
 /* Binds 127.0.0.1:0 and names its port. 0 / -1. */
 int inproc_peer_open(inproc_peer *p, const char *name);
 void inproc_peer_close(inproc_peer *p);
-/* A neighbouring CSCF: UDP (inproc_peer_open), or with tcp a TCP peer (see above). 0 / -1. */
+/* A neighbouring CSCF: UDP (inproc_peer_open), or with tcp a TCP peer (see above) listening on
+ * 127.0.0.1:0. 0 / -1. */
 int inproc_peer_open_core(inproc_peer *p, const char *name, bool tcp);
 
 /* Sends `text` (lines separated by "\n", no Content-Length, no blank line) with `body` (may be

@@ -1,8 +1,10 @@
 /*
- * inproc_pcscf: the P-CSCF's REGISTER and originating INVITE paths, in process (inproc.h).
+ * inproc_pcscf: the P-CSCF's REGISTER, originating and terminating INVITE paths, in process
+ * (inproc.h, inproc_pcscf_lab.h).
  *
  * The test plays the UE, the I-CSCF (REGISTERs go there) and the S-CSCF (the Service-Route).
- * Checked against pcscf.ok (TS 24.229 §5.2.2.1, §5.2.6.3; RFC 3327, RFC 3608, RFC 7315):
+ * Checked against pcscf.ok, and pcscf_tcp.ok with sip.core_transport tcp (the I-CSCF and S-CSCF
+ * are TCP peers) (TS 24.229 §5.2.2.1, §5.2.6.3; RFC 3327, RFC 3608, RFC 7315, RFC 5658):
  *   1. REGISTER from the UE goes to the I-CSCF with Path (user part "term"), Require/Supported:
  *      path, P-Visited-Network-ID and P-Charging-Vector; its Route (to us) removed.
  *   2. The 401 comes back to the UE without the ck and ik parameters.
@@ -23,8 +25,10 @@
 
 #define WAIT_MS PCSCF_LAB_WAIT_MS
 
-static void registration(int pport, inproc_peer *ue, inproc_peer *icscf, int sport)
+static void registration(pcscf_lab *lab)
 {
+    int pport = lab->port, sport = lab->scscf.port;
+    inproc_peer *ue = &lab->ue, *icscf = &lab->icscf;
     char path[512] = "", nonce[256] = "", v[1024];
 
     inproc_note("== REGISTER: UE -> P-CSCF -> I-CSCF, 401 back ==");
@@ -75,15 +79,17 @@ static void registration(int pport, inproc_peer *ue, inproc_peer *icscf, int spo
     char extra[1024];
     snprintf(extra, sizeof(extra),
              "Path: %s\n"
-             "Service-Route: <sip:orig@127.0.0.1:%d;lr>\n"
+             "Service-Route: <sip:orig@127.0.0.1:%d;lr%s>\n"
              "P-Associated-URI: <sip:alice@ims.lab>, <tel:+15550001>\n"
-             "Contact: <sip:alice@127.0.0.1:%d>;expires=600\n", path, sport, ue->port);
+             "Contact: <sip:alice@127.0.0.1:%d>;expires=600\n", path, sport, lab->core_param, ue->port);
     inproc_respond(icscf, "P-CSCF", 200, "OK", extra);
     inproc_recv(ue, "P-CSCF", WAIT_MS);
 }
 
-static void invite(int pport, inproc_peer *ue, inproc_peer *scscf)
+static void invite(pcscf_lab *lab)
 {
+    int pport = lab->port;
+    inproc_peer *ue = &lab->ue, *scscf = &lab->scscf;
     static const char sdp[] = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                               "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
     char to[512] = "";
@@ -117,18 +123,20 @@ static void invite(int pport, inproc_peer *ue, inproc_peer *scscf)
         "CSeq: 1 ACK", ue->port, pport, to), NULL);
 }
 
-static void terminating(int pport, inproc_peer *ue, inproc_peer *scscf)
+static void terminating(pcscf_lab *lab)
 {
+    int pport = lab->port;
+    inproc_peer *ue = &lab->ue, *scscf = &lab->scscf;
     static const char sdp[] = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                               "t=0 0\r\nm=audio 4002 RTP/AVP 0\r\n";
     char to[512] = "";
     inproc_note("== terminating INVITE from the S-CSCF (Route: our Path) -> the UE's contact ==");
     inproc_send(scscf, pport, "P-CSCF", inproc_fmt(
         "INVITE sip:alice@127.0.0.1:%d SIP/2.0\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-s-term-1\n"
+        "Via: SIP/2.0/%s 127.0.0.1:%d;branch=z9hG4bK-s-term-1\n"
         "Max-Forwards: 67\n"
-        "Route: <sip:term@127.0.0.1:%d;lr>\n"
-        "Record-Route: <sip:127.0.0.1:%d;lr>\n"
+        "Route: <sip:term@127.0.0.1:%d;lr%s>\n"
+        "Record-Route: <sip:127.0.0.1:%d;lr%s>\n"
         "From: <sip:bob@ims.lab>;tag=bob-inv\n"
         "To: <sip:alice@ims.lab>\n"
         "Call-ID: bob-inv-call@127.0.0.1\n"
@@ -137,7 +145,8 @@ static void terminating(int pport, inproc_peer *ue, inproc_peer *scscf)
         "P-Asserted-Identity: <sip:bob@ims.lab>\n"
         "P-Called-Party-ID: <sip:alice@ims.lab>\n"
         "P-Charging-Vector: icid-value=icid-term\n"
-        "Content-Type: application/sdp", ue->port, scscf->port, pport, scscf->port), sdp);
+        "Content-Type: application/sdp", ue->port, lab->core, scscf->port, pport, lab->core_param, scscf->port,
+        lab->core_param), sdp);
     const char *m = inproc_recv(ue, "P-CSCF", WAIT_MS);
     inproc_check(m && strncmp(m, inproc_fmt("INVITE sip:alice@127.0.0.1:%d SIP/2.0", ue->port), 40) == 0,
                  "the UE receives the INVITE for its contact");
@@ -149,22 +158,26 @@ static void terminating(int pport, inproc_peer *ue, inproc_peer *scscf)
         inproc_hdr(scscf->last, "To", 0, to, sizeof(to));
     inproc_send(scscf, pport, "P-CSCF", inproc_fmt(
         "ACK sip:alice@127.0.0.1:%d SIP/2.0\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-s-term-1\n"
+        "Via: SIP/2.0/%s 127.0.0.1:%d;branch=z9hG4bK-s-term-1\n"
         "Max-Forwards: 70\n"
-        "Route: <sip:term@127.0.0.1:%d;lr>\n"
+        "Route: <sip:term@127.0.0.1:%d;lr%s>\n"
         "From: <sip:bob@ims.lab>;tag=bob-inv\n"
         "To: %s\n"
         "Call-ID: bob-inv-call@127.0.0.1\n"
-        "CSeq: 1 ACK", ue->port, scscf->port, pport, to), NULL);
+        "CSeq: 1 ACK", ue->port, lab->core, scscf->port, pport, lab->core_param, to), NULL);
 }
 
-int main(void)
+/* inproc_pcscf [tcp]: sip.core_transport udp (pcscf.ok) or tcp (pcscf_tcp.ok, the default of the
+ * shipped configurations: Path and the core-side Record-Route name it, the I-CSCF and S-CSCF
+ * are TCP peers). */
+int main(int argc, char **argv)
 {
+    bool tcp = argc > 1 && strcmp(argv[1], "tcp") == 0;
     pcscf_lab lab;
-    if (pcscf_lab_start(&lab, "pcscf", false, "udp"))
+    if (pcscf_lab_start(&lab, tcp ? "pcscf_tcp" : "pcscf", false, tcp ? "tcp" : "udp"))
         return 1;
-    registration(lab.port, &lab.ue, &lab.icscf, lab.scscf.port);
-    invite(lab.port, &lab.ue, &lab.scscf);
-    terminating(lab.port, &lab.ue, &lab.scscf);
+    registration(&lab);
+    invite(&lab);
+    terminating(&lab);
     return pcscf_lab_finish(&lab);
 }

@@ -28,6 +28,7 @@ int pcscf_lab_start(pcscf_lab *lab, const char *name, bool subscribe_reg_event, 
     memset(lab, 0, sizeof(*lab));
     inproc_begin(name);
     lab->core = tcp ? "TCP" : "UDP";
+    lab->core_param = tcp ? ";transport=tcp" : "";
     if (inproc_peer_open(&lab->ue, "UE") || inproc_peer_open_core(&lab->icscf, "I-CSCF", tcp) ||
         inproc_peer_open_core(&lab->scscf, "S-CSCF", tcp)) {
         fprintf(stderr, "inproc %s: cannot open the test sockets\n", name);
@@ -100,7 +101,7 @@ bool pcscf_lab_register(pcscf_lab *lab, int cseq, int expires)
              "Path: %s\n"
              "Service-Route: <sip:orig@127.0.0.1:%d;lr%s>\n"
              "P-Associated-URI: <sip:alice@ims.lab>, <tel:+15550001>\n"
-             "%s", path, lab->scscf.port, strcmp(lab->core, "TCP") == 0 ? ";transport=tcp" : "", contact);
+             "%s", path, lab->scscf.port, lab->core_param, contact);
     inproc_respond(&lab->icscf, "P-CSCF", 200, "OK", extra);
     const char *r = inproc_recv(&lab->ue, "P-CSCF", PCSCF_LAB_WAIT_MS);
     return r && strncmp(r, "SIP/2.0 200 ", 12) == 0;

@@ -19,6 +19,7 @@
 typedef struct {
     int port;                  /* the P-CSCF's */
     const char *core;          /* "UDP" or "TCP": the Via transport of the core peers */
+    const char *core_param;    /* "" or ";transport=tcp": in the core peers' URIs (Service-Route) */
     inproc_peer ue, icscf, scscf;
     inproc_nf nf;
 } pcscf_lab;

@@ -4,7 +4,8 @@
  *
  * The test plays the UE, the I-CSCF (REGISTERs, answered 200 at once) and the S-CSCF (the
  * Service-Route: SUBSCRIBEs come to it, it sends the NOTIFYs). Checked against
- * pcscf_regevent.ok (TS 24.229 §5.2.3, §5.2.4; RFC 3680; RFC 6665):
+ * pcscf_regevent.ok, and pcscf_regevent_tcp.ok with sip.core_transport tcp (TS 24.229 §5.2.3,
+ * §5.2.4; RFC 3680; RFC 6665):
  *   1. After the 200 to the REGISTER the P-CSCF SUBSCRIBEs to reg of the registered identity
  *      along the Service-Route (Event: reg, Expires above the registration's, its own
  *      P-Asserted-Identity); the S-CSCF answers 200 and NOTIFYs the full state: 200.
@@ -60,7 +61,7 @@ static bool recv_subscribe(pcscf_lab *lab, int expires, sub_dialog *d)
 static void accept_subscribe(pcscf_lab *lab, int expires)
 {
     inproc_respond(&lab->scscf, "P-CSCF", 200, "OK", inproc_fmt(
-        "Contact: <sip:scscf@127.0.0.1:%d>\nExpires: %d\n", lab->scscf.port, expires));
+        "Contact: <sip:scscf@127.0.0.1:%d%s>\nExpires: %d\n", lab->scscf.port, lab->core_param, expires));
 }
 
 /* The S-CSCF NOTIFYs in dialog d: Subscription-State substate, the reginfo document with the
@@ -88,11 +89,11 @@ static int notify(pcscf_lab *lab, sub_dialog *d, const char *substate, const cha
         "To: %s\n"
         "Call-ID: %s\n"
         "CSeq: %d NOTIFY\n"
-        "Contact: <sip:scscf@127.0.0.1:%d>\n"
+        "Contact: <sip:scscf@127.0.0.1:%d%s>\n"
         "Event: reg\n"
         "Subscription-State: %s\n"
         "Content-Type: application/reginfo+xml", d->target, lab->core, lab->scscf.port, n_notify,
-        d->subscriber, d->call_id, d->notify_cseq, lab->scscf.port, substate), body);
+        d->subscriber, d->call_id, d->notify_cseq, lab->scscf.port, lab->core_param, substate), body);
     const char *r = inproc_recv(&lab->scscf, "P-CSCF", WAIT_MS);
     return r ? (int)strtol(r + 8, NULL, 10) : 0;
 }
@@ -128,10 +129,13 @@ static int ue_invite(pcscf_lab *lab)
     return status;
 }
 
-int main(void)
+/* inproc_pcscf_regevent [tcp]: sip.core_transport udp (pcscf_regevent.ok) or tcp
+ * (pcscf_regevent_tcp.ok: the S-CSCF is a TCP peer, its Contact names TCP). */
+int main(int argc, char **argv)
 {
+    bool tcp = argc > 1 && strcmp(argv[1], "tcp") == 0;
     pcscf_lab lab;
-    if (pcscf_lab_start(&lab, "pcscf_regevent", true, "udp"))
+    if (pcscf_lab_start(&lab, tcp ? "pcscf_regevent_tcp" : "pcscf_regevent", true, tcp ? "tcp" : "udp"))
         return 1;
     sub_dialog first, second, third;
 
