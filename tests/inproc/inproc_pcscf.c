@@ -88,23 +88,10 @@ static void registration(pcscf_lab *lab)
 
 static void invite(pcscf_lab *lab)
 {
-    int pport = lab->port;
     inproc_peer *ue = &lab->ue, *scscf = &lab->scscf;
-    static const char sdp[] = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-                              "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
     char to[512] = "";
     inproc_note("== INVITE from the registered UE: P-Asserted-Identity, along the Service-Route ==");
-    inproc_send(ue, pport, "P-CSCF", inproc_fmt(
-        "INVITE sip:bob@ims.lab SIP/2.0\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
-        "Max-Forwards: 70\n"
-        "Route: <sip:127.0.0.1:%d;lr>\n"
-        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
-        "To: <sip:bob@ims.lab>\n"
-        "Call-ID: ue-inv-call@127.0.0.1\n"
-        "CSeq: 1 INVITE\n"
-        "Contact: <sip:alice@127.0.0.1:%d>\n"
-        "Content-Type: application/sdp", ue->port, pport, ue->port), sdp);
+    pcscf_lab_ue_invite(lab);
     inproc_recv(scscf, "P-CSCF", WAIT_MS);
     inproc_respond(scscf, "P-CSCF", 180, "Ringing", NULL);
     inproc_recv(ue, "P-CSCF", WAIT_MS);
@@ -112,15 +99,7 @@ static void invite(pcscf_lab *lab)
     inproc_recv(scscf, "P-CSCF", WAIT_MS);   /* the P-CSCF's ACK of the 486 */
     if (inproc_recv(ue, "P-CSCF", WAIT_MS))
         inproc_hdr(ue->last, "To", 0, to, sizeof(to));
-    inproc_send(ue, pport, "P-CSCF", inproc_fmt(
-        "ACK sip:bob@ims.lab SIP/2.0\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
-        "Max-Forwards: 70\n"
-        "Route: <sip:127.0.0.1:%d;lr>\n"
-        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
-        "To: %s\n"
-        "Call-ID: ue-inv-call@127.0.0.1\n"
-        "CSeq: 1 ACK", ue->port, pport, to), NULL);
+    pcscf_lab_ue_ack(lab, to);
 }
 
 static void terminating(pcscf_lab *lab)

@@ -106,3 +106,33 @@ bool pcscf_lab_register(pcscf_lab *lab, int cseq, int expires)
     const char *r = inproc_recv(&lab->ue, "P-CSCF", PCSCF_LAB_WAIT_MS);
     return r && strncmp(r, "SIP/2.0 200 ", 12) == 0;
 }
+
+void pcscf_lab_ue_invite(pcscf_lab *lab)
+{
+    static const char sdp[] = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                              "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    inproc_send(&lab->ue, lab->port, "P-CSCF", inproc_fmt(
+        "INVITE sip:bob@ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
+        "To: <sip:bob@ims.lab>\n"
+        "Call-ID: ue-inv-call@127.0.0.1\n"
+        "CSeq: 1 INVITE\n"
+        "Contact: <sip:alice@127.0.0.1:%d>\n"
+        "Content-Type: application/sdp", lab->ue.port, lab->port, lab->ue.port), sdp);
+}
+
+void pcscf_lab_ue_ack(pcscf_lab *lab, const char *to)
+{
+    inproc_send(&lab->ue, lab->port, "P-CSCF", inproc_fmt(
+        "ACK sip:bob@ims.lab SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
+        "Max-Forwards: 70\n"
+        "Route: <sip:127.0.0.1:%d;lr>\n"
+        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
+        "To: %s\n"
+        "Call-ID: ue-inv-call@127.0.0.1\n"
+        "CSeq: 1 ACK", lab->ue.port, lab->port, to), NULL);
+}

@@ -36,4 +36,9 @@ int pcscf_lab_finish(pcscf_lab *lab);
  * the UE. Returns true when the UE got the 200. */
 bool pcscf_lab_register(pcscf_lab *lab, int cseq, int expires);
 
+/* The UE sends INVITE sip:bob@ims.lab (an SDP offer) via the P-CSCF; then the ACK of its final
+ * response, whose To (with tag) is `to`. */
+void pcscf_lab_ue_invite(pcscf_lab *lab);
+void pcscf_lab_ue_ack(pcscf_lab *lab, const char *to);
+
 #endif

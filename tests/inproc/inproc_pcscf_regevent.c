@@ -98,34 +98,17 @@ static int notify(pcscf_lab *lab, sub_dialog *d, const char *substate, const cha
     return r ? (int)strtol(r + 8, NULL, 10) : 0;
 }
 
-/* An INVITE from the UE; the answer is read (and ACKed when final). Returns its status. */
+/* An INVITE from the UE; the answer is read (and ACKed). Returns its status. */
 static int ue_invite(pcscf_lab *lab)
 {
     char to[512] = "";
-    inproc_send(&lab->ue, lab->port, "P-CSCF", inproc_fmt(
-        "INVITE sip:bob@ims.lab SIP/2.0\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
-        "Max-Forwards: 70\n"
-        "Route: <sip:127.0.0.1:%d;lr>\n"
-        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
-        "To: <sip:bob@ims.lab>\n"
-        "Call-ID: ue-inv-call@127.0.0.1\n"
-        "CSeq: 1 INVITE\n"
-        "Contact: <sip:alice@127.0.0.1:%d>", lab->ue.port, lab->port, lab->ue.port), NULL);
+    pcscf_lab_ue_invite(lab);
     const char *r = inproc_recv(&lab->ue, "P-CSCF", WAIT_MS);
     if (!r)
         return 0;
-    int status = (int)strtol(r + 8, NULL, 10);
     inproc_hdr(r, "To", 0, to, sizeof(to));
-    inproc_send(&lab->ue, lab->port, "P-CSCF", inproc_fmt(
-        "ACK sip:bob@ims.lab SIP/2.0\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-ue-inv-1\n"
-        "Max-Forwards: 70\n"
-        "Route: <sip:127.0.0.1:%d;lr>\n"
-        "From: <sip:alice@ims.lab>;tag=ue-inv\n"
-        "To: %s\n"
-        "Call-ID: ue-inv-call@127.0.0.1\n"
-        "CSeq: 1 ACK", lab->ue.port, lab->port, to), NULL);
+    int status = (int)strtol(r + 8, NULL, 10);
+    pcscf_lab_ue_ack(lab, to);
     return status;
 }
 
