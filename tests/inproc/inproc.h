@@ -4,7 +4,8 @@
  * One CSCF runs inside the test process with its real SIP stack (sofia-sip on 127.0.0.1, an
  * ephemeral port, its own loop thread) and its real logic, entered only through its public entry
  * points (<nf>_start, <nf>_on_request). The test plays everything around it:
- *   - the UE and the neighbouring CSCFs with plain UDP sockets (inproc_peer);
+ *   - the UE and the neighbouring CSCFs with plain sockets (inproc_peer): UDP, or TCP for the
+ *     neighbours when the NF's sip.core_transport is tcp (inproc_peer_open_core);
  *   - the HSS through the Cx seam of common/ims_cx_client.h: each Cx request is answered at once
  *     by the next scripted answer (inproc_cx_script), built as a real freeDiameter answer with
  *     the Cx dictionary (freeDiameter's core is initialised but never started: no peer, no port).
