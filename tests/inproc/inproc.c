@@ -82,7 +82,7 @@ static size_t g_n_values;
 
 static struct {
     char num[8];
-    char name[24];
+    char name[40];
 } g_ports[32];
 static size_t g_n_ports;
 
