@@ -3,7 +3,9 @@
  *
  * Requests go out with fd_msg_send_timeout; freeDiameter calls back on its own thread; the answer
  * is handed to the SIP loop with ims_sip_defer, so `cb` always runs on the loop thread. A timeout
- * or a send failure calls cb with ans == NULL, so the SIP side can answer 504/500 and never hangs.
+ * calls cb with ans == NULL; a request that cannot be sent makes ims_cx_send return -1 without
+ * calling cb. Either way the SIP side answers (common/ims_register.c: 480 + Retry-After for an
+ * HSS that cannot be reached) and never hangs.
  *
  * Requests the HSS sends to us (RTR, PPR at the S-CSCF) are likewise handed to the loop.
  */

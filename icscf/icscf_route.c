@@ -10,7 +10,9 @@
  *      base 2001, Experimental 2003 UNREGISTERED_SERVICE      forward to the S-CSCF
  *      Experimental 5001 USER_UNKNOWN                         404 Not Found
  *      Experimental 5003 IDENTITY_NOT_REGISTERED              480 Temporarily Unavailable
- *      no answer, base 3002/3003/3004 (HSS not reachable)    504 Server Time-out
+ *      no answer, base 3002/3003/3004 (HSS not reachable),
+ *      base 5012 UNABLE_TO_COMPLY                             480 Temporarily Unavailable + Retry-After
+ *      LIR that cannot be sent at all                         504 Server Time-out
  *      no S-CSCF fulfils the capabilities                     600 Busy Everywhere
  *      anything else                                          500
  *  - Role limits (TS 24.229 §5.3.2.1, RFC 3325 §5; README "Security model"): the I-CSCF forwards

@@ -10,6 +10,7 @@
  *   pcscf_secagree.c  RFC 3329 security agreement policy (no IPsec: see the file header)
  *   pcscf_regevent.c  subscription to the reg event package at the S-CSCF (TS 24.229 §5.2.3, RFC 3680)
  *   pcscf_route.c     routing of every other request (TS 24.229 §5.2.6, §5.2.7; RFC 3261 §16)
+ *   pcscf_dialog.c    the token in our Record-Route that in-dialog requests of a UE must carry
  *   pcscf_util.c      SIP helpers shared by the modules (pcscf_util.h)
  *
  * Threading: everything here runs on the ims_sip loop thread, except the `running` flag and the

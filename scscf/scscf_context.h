@@ -20,6 +20,7 @@
  *                       requests (TS 24.229 §5.4.3) (scscf_session.h)
  *   scscf_as.c          AS chaining with the original dialog identifier, DefaultHandling
  *                       (TS 24.229 §5.4.3.2 / §5.4.3.3, TS 23.218 §6)
+ *   scscf_calllog.c     one log line per call set-up and tear-down (scscf_calllog.h)
  *   scscf_util.c        small helpers: auth-param lookup, NULL-safe strdup (scscf_util.h)
  *
  * Threading: everything runs on the ims_sip loop thread (Cx answers and HSS requests are handed

@@ -1,6 +1,7 @@
 /*
- * scscf_util: small helpers shared by the S-CSCF modules: random tokens and auth-param parsing
- * (RFC 3261 §25.1 / RFC 7616 §3.4 quoted strings). The string builder is common/ims_strbuf.h.
+ * scscf_util: small helpers shared by the S-CSCF modules: a NULL-safe strdup and auth-param
+ * parsing (RFC 3261 §25.1 / RFC 7616 §3.4 quoted strings). The string builder is
+ * common/ims_strbuf.h, random tokens are ims_sip_random_token (common/ims_sip_hdr.c).
  */
 #ifndef SCSCF_UTIL_H
 #define SCSCF_UTIL_H

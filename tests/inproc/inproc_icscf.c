@@ -9,7 +9,7 @@
  *   2. UAA with Server-Capabilities and no Server-Name -> an S-CSCF of icscf.scscfs that has the
  *      mandatory capability is chosen.
  *   3. UAA DIAMETER_ERROR_USER_UNKNOWN -> 403 (icscf.user_unknown_code) without a forward.
- *   4. No UAA at all (the HSS does not answer) -> 504.
+ *   4. No UAA at all (the HSS does not answer) -> 480 + Retry-After.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,7 +164,7 @@ int main(void)
     inproc_cx_expect(1);
     inproc_recv(&pcscf, "I-CSCF", WAIT_MS);
 
-    inproc_note("== REGISTER: the HSS does not answer -> 504 ==");
+    inproc_note("== REGISTER: the HSS does not answer -> 480 + Retry-After ==");
     inproc_cx_script(no_answer, NULL);
     send_register(&pcscf, iport, "dave", 4);
     inproc_cx_expect(1);
