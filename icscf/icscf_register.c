@@ -321,8 +321,12 @@ int icscf_register_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *
     icscf_pending_changed(ctx, +1);
 
     if (send_uar(r, r->uat)) {
-        /* Not even sent: no HSS connection (ims_cx_send logged why). */
-        reg_reply(r, 504, "Server Time-out - HSS Not Reachable", "hss_unreachable");
+        /* Not even sent: no HSS connection (ims_cx_send logged why). The one answer for an HSS
+         * out of reach (common/ims_register.c): 480 with Retry-After. */
+        ims_cx_sip cs;
+        ims_cx_to_sip(false, 0, 0, IMS_CX_FOR_REGISTER, &cs);
+        icscf_cx_reply(r->irq, &cs);
+        reg_reply(r, cs.status, cs.phrase, cs.result);
         return 0;
     }
     IMS_DEBUG(SUBSYS, "REGISTER %s (%s) visited %s: UAR type %d", r->impu, r->impi, r->visited, r->uat);

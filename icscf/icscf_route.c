@@ -11,8 +11,8 @@
  *      Experimental 5001 USER_UNKNOWN                         404 Not Found
  *      Experimental 5003 IDENTITY_NOT_REGISTERED              480 Temporarily Unavailable
  *      no answer, base 3002/3003/3004 (HSS not reachable),
- *      base 5012 UNABLE_TO_COMPLY                             480 Temporarily Unavailable + Retry-After
- *      LIR that cannot be sent at all                         504 Server Time-out
+ *      base 5012 UNABLE_TO_COMPLY, or an LIR that cannot be
+ *      sent at all                                            480 Temporarily Unavailable + Retry-After
  *      no S-CSCF fulfils the capabilities                     600 Busy Everywhere
  *      anything else                                          500
  *  - Role limits (TS 24.229 §5.3.2.1, RFC 3325 §5; README "Security model"): the I-CSCF forwards
@@ -191,8 +191,12 @@ int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
     /* §16.2: an INVITE gets 100 Trying while the HSS is asked. */
     if (method == sip_method_invite)
         nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
-    if (icscf_cx_send_lir(ctx, s->impu, on_lia, (void *)(uintptr_t)s->key))
-        sess_reply(ctx, s, 504, "Server Time-out - HSS Not Reachable", "hss_unreachable");
+    if (icscf_cx_send_lir(ctx, s->impu, on_lia, (void *)(uintptr_t)s->key)) {
+        ims_cx_sip cs;   /* not even sent: the one answer for an HSS out of reach (ims_register.c) */
+        ims_cx_to_sip(false, 0, 0, IMS_CX_FOR_REQUEST, &cs);
+        icscf_cx_reply(s->irq, &cs);
+        sess_reply(ctx, s, cs.status, cs.phrase, cs.result);
+    }
     return 0;
 }
 

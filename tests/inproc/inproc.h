@@ -144,6 +144,8 @@ int inproc_cx_init(const ims_diameter_cfg *cfg, const char *nf, const char *nf_n
 void inproc_cx_fini(void);
 /* Queues the answer to the next Cx request. */
 void inproc_cx_script(inproc_cx_answer_f fn, void *arg);
+/* The next Cx request cannot be sent (as without an HSS connection): the send fails, no callback. */
+void inproc_cx_script_unsent(void);
 /* Waits up to 3 s until n Cx exchanges happened since the last call and writes them to the
  * transcript. Fewer: "(expected n Cx exchanges, saw k)" is written (the diff fails). */
 void inproc_cx_expect(int n);

@@ -29,6 +29,7 @@ static char g_nf_name[32];
 static struct {
     inproc_cx_answer_f fn;
     void *arg;
+    int send_error;     /* non-zero: the request cannot be sent (no HSS connection) */
 } g_script[MAX_SCRIPT];
 static size_t g_head, g_tail;    /* script queue */
 static char *g_queued;           /* transcript text of exchanges not yet expected */
@@ -174,10 +175,21 @@ static int scripted_send(void *arg, struct msg **req, ims_cx_answered_f answered
     dump_message(g_nf_name, "HSS", m);
     inproc_cx_answer_f fn = NULL;
     void *fn_arg = NULL;
+    int send_error = 0;
     if (g_head != g_tail) {
         fn = g_script[g_head % MAX_SCRIPT].fn;
         fn_arg = g_script[g_head % MAX_SCRIPT].arg;
+        send_error = g_script[g_head % MAX_SCRIPT].send_error;
         g_head++;
+    }
+    if (send_error) {
+        /* as fd_msg_send_timeout without a route: the request stays the caller's, no callback */
+        *req = m;
+        queue_text("(not sent: no HSS connection)\n");
+        g_exchanges++;
+        pthread_cond_broadcast(&g_cond);
+        pthread_mutex_unlock(&g_lock);
+        return send_error;
     }
     pthread_mutex_unlock(&g_lock);
 
@@ -204,15 +216,26 @@ static int scripted_send(void *arg, struct msg **req, ims_cx_answered_f answered
     return 0;
 }
 
-void inproc_cx_script(inproc_cx_answer_f fn, void *arg)
+static void script_push(inproc_cx_answer_f fn, void *arg, int send_error)
 {
     pthread_mutex_lock(&g_lock);
     if (g_tail - g_head < MAX_SCRIPT) {
         g_script[g_tail % MAX_SCRIPT].fn = fn;
         g_script[g_tail % MAX_SCRIPT].arg = arg;
+        g_script[g_tail % MAX_SCRIPT].send_error = send_error;
         g_tail++;
     }
     pthread_mutex_unlock(&g_lock);
+}
+
+void inproc_cx_script(inproc_cx_answer_f fn, void *arg)
+{
+    script_push(fn, arg, 0);
+}
+
+void inproc_cx_script_unsent(void)
+{
+    script_push(NULL, NULL, ENOTCONN);
 }
 
 void inproc_cx_expect(int n)

@@ -10,6 +10,7 @@
  *      mandatory capability is chosen.
  *   3. UAA DIAMETER_ERROR_USER_UNKNOWN -> 403 (icscf.user_unknown_code) without a forward.
  *   4. No UAA at all (the HSS does not answer) -> 480 + Retry-After.
+ *   5. The UAR cannot be sent at all (no HSS connection) -> the same 480 + Retry-After.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,12 @@ int main(void)
     inproc_note("== REGISTER: the HSS does not answer -> 480 + Retry-After ==");
     inproc_cx_script(no_answer, NULL);
     send_register(&pcscf, iport, "dave", 4);
+    inproc_cx_expect(1);
+    inproc_recv(&pcscf, "I-CSCF", WAIT_MS);
+
+    inproc_note("== REGISTER: the UAR cannot be sent (no HSS connection) -> 480 + Retry-After, the same answer ==");
+    inproc_cx_script_unsent();
+    send_register(&pcscf, iport, "erin", 5);
     inproc_cx_expect(1);
     inproc_recv(&pcscf, "I-CSCF", WAIT_MS);
 
