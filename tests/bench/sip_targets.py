@@ -52,7 +52,7 @@ class Ours:
 
 
 class Kam:
-    """The Kamailio reference (Kamailio) as the target of a series."""
+    """The Kamailio reference (kamailio_ref.Kamailio) as the target of a series."""
     kind = "kamailio"
     reg_scenario, aka = "reg_plain_load.xml", False
     cpu_names = ("kamailio",)
