@@ -5,7 +5,7 @@
                                                            [--users 20000] [--perf] [--stat]
 
 bench_sip.py prints cpu% per NF rounded to whole percent over a wall time it does not store, which
-is too coarse to compare builds. This script starts a fresh core (benchlib.Core, same overrides as
+is too coarse to compare builds. This script starts a fresh core (bench_core.Core, same overrides as
 bench_sip: the failed-authentication limiters off) for each run, registers COUNT distinct users
 once each at RATE/s with the same SIPp scenario (reg_aka_load.xml: REGISTER, 401, REGISTER, 200,
 i.e. UAR, MAR, UAR, SAR and the P-CSCF's reg-event SUBSCRIBE/NOTIFY), and divides each NF's
@@ -29,8 +29,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import benchlib  # noqa: E402
-from benchlib import Core, Load  # noqa: E402
+from bench_core import Core, bench_overrides, seed_database  # noqa: E402
+from bench_users import user_name, write_injection  # noqa: E402
+from figures import dump_json  # noqa: E402
+from machine import cpu_seconds, raise_nofile  # noqa: E402
+from sipp_run import Load  # noqa: E402
+from system_lab import lab  # noqa: E402
 
 NFS = ("pcscf", "icscf", "scscf", "hss")
 
@@ -78,17 +82,17 @@ def main():
 
     out = a.out or "/tmp/ims-cpu-%s" % time.strftime("%Y%m%d-%H%M%S")
     os.makedirs(out, exist_ok=True)
-    benchlib.raise_nofile()
-    seed = a.seed or benchlib.seed_database(os.path.join(out, "seed"), a.users)[0]
-    print("build %s, output %s, seed %s" % (benchlib.lab.BUILD_DIR, out, seed), flush=True)
+    raise_nofile()
+    seed = a.seed or seed_database(os.path.join(out, "seed"), a.users)[0]
+    print("build %s, output %s, seed %s" % (lab.BUILD_DIR, out, seed), flush=True)
     rows = []
     for r in range(a.runs):
-        core = Core(os.path.join(out, "core%d" % r), seed, benchlib.bench_overrides(())[0])
+        core = Core(os.path.join(out, "core%d" % r), seed, bench_overrides(())[0])
         try:
-            users = [benchlib.user_name((r * a.count + i) % a.users) for i in range(a.count)]
+            users = [user_name((r * a.count + i) % a.users) for i in range(a.count)]
             d = os.path.join(out, "r%d" % r)
             os.makedirs(d, exist_ok=True)
-            inj = benchlib.write_injection(os.path.join(d, "users.csv"), users)
+            inj = write_injection(os.path.join(d, "users.csv"), users)
             time.sleep(1)
             extra = []
             if a.perf:
@@ -102,12 +106,12 @@ def main():
                                 core, d, "stat")
             if extra:
                 time.sleep(0.5)
-            c0 = {n: benchlib.cpu_seconds(core.pid(n)) for n in NFS}
+            c0 = {n: cpu_seconds(core.pid(n)) for n in NFS}
             t0 = {n: threads(core.pid(n)) for n in NFS}
             load = Load(os.path.join(d, "sipp"), "reg_aka_load.xml", "127.0.0.1:%d" % core.lab.pcscf_sip,
                         inj, a.rate, a.count, keys={"expires": 3600})
             load.wait(a.count / a.rate + 90)
-            c1 = {n: benchlib.cpu_seconds(core.pid(n)) for n in NFS}
+            c1 = {n: cpu_seconds(core.pid(n)) for n in NFS}
             t1 = {n: threads(core.pid(n)) for n in NFS}
             detach(extra)
             res = load.result()
@@ -130,7 +134,7 @@ def main():
         v = sorted(x["ms_per_reg"][n] for x in rows)
         med[n] = v[len(v) // 2]
     print("median CPU ms per registration over %d run(s): %s" % (len(rows), json.dumps(med)), flush=True)
-    benchlib.dump_json(os.path.join(out, "cpu.json"), {"rows": rows, "median": med, "rate": a.rate, "count": a.count})
+    dump_json(os.path.join(out, "cpu.json"), {"rows": rows, "median": med, "rate": a.rate, "count": a.count})
     return 0
 
 
