@@ -371,6 +371,8 @@ static int parse_mechanism(lexer *lx, ims_sa_mech *m)
             add_param_text(lx, m, name, has_value ? value : NULL) < 0)
             return -1;
     }
+    if (*lx->p != '\0' && *lx->p != ',')
+        return fail(lx, "%s: unexpected character 0x%02x", m->name, (unsigned char)*lx->p);
 
     if (strcmp(m->name, "ipsec-3gpp") != 0) {
         m->why = "mechanism not implemented (only ipsec-3gpp)";
@@ -407,12 +409,9 @@ int ims_secagree_parse(const char *value, ims_sa_list *out, char *err, size_t er
         if (parse_mechanism(&lx, &m) < 0)
             return -1;
         out->mech[out->n++] = m;
-        skip_lws(&lx);
         if (*lx.p == '\0')
             return 0;
-        if (*lx.p != ',')
-            return fail(&lx, "%s: unexpected character 0x%02x", m.name, (unsigned char)*lx.p);
-        lx.p++;
+        lx.p++; /* the "," parse_mechanism stopped at */
     }
 }
 
