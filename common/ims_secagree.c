@@ -103,10 +103,17 @@ static int fail(lexer *lx, const char *fmt, ...)
     return -1;
 }
 
-/* RFC 3261 §25.1 token characters. */
+/* RFC 3261 §25.1 token characters (ASCII, whatever the locale). */
 static bool is_token_char(char c)
 {
-    return isalnum((unsigned char)c) || (c && strchr("-.!%*_+`'~", c));
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-.!%*_+`'~", c));
+}
+
+/* Control characters (other than tab) are refused even inside quotes: the text ends up in logs. */
+static bool is_ctl(char c)
+{
+    return ((unsigned char)c < 0x20 && c != '\t') || c == 0x7f;
 }
 
 static void skip_lws(lexer *lx)
@@ -122,7 +129,7 @@ static int read_token(lexer *lx, char *out, size_t outlen, bool lower)
     while (is_token_char(*lx->p)) {
         if (n + 1 >= outlen)
             return -1;
-        out[n++] = lower ? (char)tolower((unsigned char)*lx->p) : *lx->p;
+        out[n++] = lower && *lx->p >= 'A' && *lx->p <= 'Z' ? (char)(*lx->p - 'A' + 'a') : *lx->p;
         lx->p++;
     }
     out[n] = '\0';
@@ -139,6 +146,8 @@ static int read_gen_value(lexer *lx, char *out, size_t outlen)
         while (*lx->p && *lx->p != '"') {
             if (*lx->p == '\\' && lx->p[1])
                 lx->p++;
+            if (is_ctl(*lx->p))
+                return -1;
             lx->p++;
         }
         if (*lx->p != '"')
@@ -230,7 +239,7 @@ static bool is_token(const char *s)
 
 /* What the ipsec-3gpp parameters said, before the checks that need all of them. */
 typedef struct {
-    bool has_alg, has_spi_c, has_spi_s, has_port_c, has_port_s;
+    bool has_alg;
     const char *unsupported; /* first reason, static */
 } ipsec_seen;
 
@@ -275,26 +284,19 @@ static int apply_param(lexer *lx, ims_sa_mech *m, ipsec_seen *seen, const char *
     if (!has_value || !is_token(value))
         return fail(lx, "ipsec-3gpp: %s needs a token value", name);
 
-    if (is_spi) {
-        if (!parse_uint(value, 10, UINT32_MAX, &n) || n == 0)
-            return fail(lx, "ipsec-3gpp: %s must be 1..4294967295, not \"%s\"", name, value);
-        if (name[4] == 'c') {
+    if (is_spi || is_port) {
+        uint64_t max = is_spi ? UINT32_MAX : 65535;
+        if (!parse_uint(value, is_spi ? 10 : 5, max, &n) || n == 0)
+            return fail(lx, "ipsec-3gpp: %s must be 1..%lu, not \"%s\"", name, (unsigned long)max, value);
+        /* 0 is refused above, so a field left at 0 means "parameter absent". */
+        if (strcmp(name, "spi-c") == 0)
             m->spi_c = (uint32_t)n;
-            seen->has_spi_c = true;
-        } else {
+        else if (strcmp(name, "spi-s") == 0)
             m->spi_s = (uint32_t)n;
-            seen->has_spi_s = true;
-        }
-    } else if (is_port) {
-        if (!parse_uint(value, 5, 65535, &n) || n == 0)
-            return fail(lx, "ipsec-3gpp: %s must be 1..65535, not \"%s\"", name, value);
-        if (name[5] == 'c') {
+        else if (strcmp(name, "port-c") == 0)
             m->port_c = (uint16_t)n;
-            seen->has_port_c = true;
-        } else {
+        else
             m->port_s = (uint16_t)n;
-            seen->has_port_s = true;
-        }
     } else if (strcmp(name, "alg") == 0) {
         seen->has_alg = true;
         m->alg = ims_sa_alg_by_name(value);
@@ -378,10 +380,10 @@ static int parse_mechanism(lexer *lx, ims_sa_mech *m)
         m->why = "mechanism not implemented (only ipsec-3gpp)";
         return 0;
     }
-    if (!seen.has_alg || !seen.has_spi_c || !seen.has_spi_s || !seen.has_port_c || !seen.has_port_s)
-        return fail(lx, "ipsec-3gpp: %s missing (alg, spi-c, spi-s, port-c and port-s are mandatory)",
-                    !seen.has_alg ? "alg" : !seen.has_spi_c ? "spi-c" : !seen.has_spi_s ? "spi-s"
-                                          : !seen.has_port_c ? "port-c" : "port-s");
+    const char *missing = !seen.has_alg ? "alg" : !m->spi_c ? "spi-c" : !m->spi_s ? "spi-s"
+                        : !m->port_c ? "port-c" : !m->port_s ? "port-s" : NULL;
+    if (missing)
+        return fail(lx, "ipsec-3gpp: %s missing (alg, spi-c, spi-s, port-c and port-s are mandatory)", missing);
     if (m->spi_c == m->spi_s)
         return fail(lx, "ipsec-3gpp: spi-c and spi-s are both %u", m->spi_c);
     m->why = seen.unsupported;
@@ -403,7 +405,7 @@ int ims_secagree_parse(const char *value, ims_sa_list *out, char *err, size_t er
         return fail(&lx, "value longer than %d characters", IMS_SA_VALUE_MAX);
 
     for (;;) {
-        if (out->n == IMS_SA_MAX_MECHS)
+        if (out->n >= IMS_SA_MAX_MECHS)
             return fail(&lx, "more than %d mechanisms", IMS_SA_MAX_MECHS);
         ims_sa_mech m;
         if (parse_mechanism(&lx, &m) < 0)
@@ -417,13 +419,14 @@ int ims_secagree_parse(const char *value, ims_sa_list *out, char *err, size_t er
 
 int ims_secagree_parse_sip(const sip_t *sip, const char *name, ims_sa_list *out, char *err, size_t errlen)
 {
+    lexer lx = { NULL, err, errlen }; /* for its messages only */
     if (err && errlen)
         err[0] = '\0';
     if (!out)
-        return -1;
+        return fail(&lx, "no list");
     memset(out, 0, sizeof *out);
     if (!sip || !name)
-        return -1;
+        return fail(&lx, "no message or header name");
 
     const sip_security_client_t *list;
     if (strcasecmp(name, "Security-Client") == 0)
@@ -432,25 +435,19 @@ int ims_secagree_parse_sip(const sip_t *sip, const char *name, ims_sa_list *out,
         list = sip->sip_security_server;
     else if (strcasecmp(name, "Security-Verify") == 0)
         list = sip->sip_security_verify;
-    else {
-        snprintf(err, errlen, "%s is not a sec-agree header", name);
-        return -1;
-    }
+    else
+        return fail(&lx, "%s is not a sec-agree header", name);
 
     /* A line sofia-sip refused is in sip_error, not in the list: it must not look absent. */
     for (const sip_error_t *e = sip->sip_error; e; e = e->er_next)
-        if (e->er_name && strcasecmp(e->er_name, name) == 0) {
-            snprintf(err, errlen, "%s: malformed header", name);
-            return -1;
-        }
+        if (e->er_name && strcasecmp(e->er_name, name) == 0)
+            return fail(&lx, "%s: malformed header (refused by the SIP parser)", name);
 
     char buf[IMS_SA_VALUE_MAX + 1];
     for (const sip_security_client_t *sa = list; sa; sa = sa->sa_next) {
         issize_t n = msg_header_field_e(buf, sizeof buf, (const msg_header_t *)sa, 0);
-        if (n < 0 || (size_t)n >= sizeof buf) {
-            snprintf(err, errlen, "%s: value longer than %d characters", name, IMS_SA_VALUE_MAX);
-            return -1;
-        }
+        if (n < 0 || (size_t)n >= sizeof buf)
+            return fail(&lx, "%s: value longer than %d characters", name, IMS_SA_VALUE_MAX);
         buf[n] = '\0';
         if (ims_secagree_parse(buf, out, err, errlen) < 0)
             return -1;

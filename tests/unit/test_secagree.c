@@ -190,6 +190,8 @@ static void test_parse_hostile(void **state)
     expect_refused("ipsec-3gpp;alg=" GOOD_TAIL, "bad or too long value of alg");
     expect_refused("ipsec-3gpp;alg=\"hmac-md5-96" GOOD_TAIL, "bad or too long value of alg");
     expect_refused("ipsec-3gpp;h=[::1" GOOD_TAIL, "bad or too long value of h");
+    expect_refused("tls;x=\"a\x1b[31mb\"", "bad or too long value of x"); /* no control characters, */
+    expect_refused("tls;x=\"a\\\x01\"", "bad or too long value of x");   /* quoted or escaped */
     expect_refused("ipsec-3gpp;alg=\"hmac-md5-96\"" GOOD_TAIL, "alg needs a token value");
     expect_refused("ipsec-3gpp;alg" GOOD_TAIL, "alg needs a token value");
 
