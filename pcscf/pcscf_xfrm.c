@@ -447,16 +447,17 @@ static int our_sa_cb(const struct nlmsghdr *nlh, void *data)
     id_list *l = data;
     if (nlh->nlmsg_type != XFRM_MSG_NEWSA || mnl_nlmsg_get_payload_len(nlh) < sizeof(struct xfrm_usersa_info))
         return MNL_CB_OK;
-    const struct xfrm_usersa_info *info = mnl_nlmsg_get_payload(nlh);
-    if (info->reqid != l->tag)
+    struct xfrm_usersa_info info; /* copied: netlink aligns to 4 bytes, the struct needs 8 */
+    memcpy(&info, mnl_nlmsg_get_payload(nlh), sizeof info);
+    if (info.reqid != l->tag)
         return MNL_CB_OK;
     struct xfrm_usersa_id *id = list_add(l);
     if (!id)
         return MNL_CB_ERROR;
-    id->daddr = info->id.daddr;
-    id->spi = info->id.spi;
-    id->family = info->family;
-    id->proto = info->id.proto;
+    id->daddr = info.id.daddr;
+    id->spi = info.id.spi;
+    id->family = info.family;
+    id->proto = info.id.proto;
     return MNL_CB_OK;
 }
 
@@ -474,23 +475,28 @@ static int our_policy_cb(const struct nlmsghdr *nlh, void *data)
     if (nlh->nlmsg_type != XFRM_MSG_NEWPOLICY ||
         mnl_nlmsg_get_payload_len(nlh) < sizeof(struct xfrm_userpolicy_info))
         return MNL_CB_OK;
-    const struct xfrm_userpolicy_info *p = mnl_nlmsg_get_payload(nlh);
+    struct xfrm_userpolicy_info p; /* copied: netlink aligns to 4 bytes, the struct needs 8 */
+    memcpy(&p, mnl_nlmsg_get_payload(nlh), sizeof p);
     const struct nlattr *tmpl = NULL;
-    mnl_attr_parse(nlh, sizeof *p, tmpl_attr_cb, &tmpl);
+    mnl_attr_parse(nlh, sizeof p, tmpl_attr_cb, &tmpl);
     if (!tmpl)
         return MNL_CB_OK;
     /* XFRMA_TMPL is an array of templates: ours when one carries our reqid. */
-    const struct xfrm_user_tmpl *t = mnl_attr_get_payload(tmpl);
-    size_t count = mnl_attr_get_payload_len(tmpl) / sizeof *t, i;
-    for (i = 0; i < count && t[i].reqid != l->tag; i++)
-        ;
+    const char *t = mnl_attr_get_payload(tmpl);
+    size_t count = mnl_attr_get_payload_len(tmpl) / sizeof(struct xfrm_user_tmpl), i;
+    for (i = 0; i < count; i++) {
+        struct xfrm_user_tmpl one;
+        memcpy(&one, t + i * sizeof one, sizeof one);
+        if (one.reqid == l->tag)
+            break;
+    }
     if (i == count)
         return MNL_CB_OK;
     struct xfrm_userpolicy_id *id = list_add(l);
     if (!id)
         return MNL_CB_ERROR;
-    id->index = p->index;
-    id->dir = p->dir;
+    id->index = p.index;
+    id->dir = p.dir;
     return MNL_CB_OK;
 }
 
