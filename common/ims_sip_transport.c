@@ -383,6 +383,13 @@ int ims_sip_ident_port(ims_sip *s, const char *ident, char *out, size_t len)
 int ims_sip_incoming_ident(ims_sip *s, nta_incoming_t *irq, char *out, size_t len)
 {
     tport_t *tp = s && irq ? nta_incoming_transport(s->agent, irq, NULL) : NULL;
+    if (!tp && s && irq) {
+        /* a 2xx ACK has no transport of its own in nta: the one delivering it right now */
+        msg_t *m = nta_incoming_getrequest(irq);
+        tp = m ? tport_ref(tport_delivered_by(nta_agent_tports(s->agent), m)) : NULL;
+        if (m)
+            msg_destroy(m);
+    }
     if (!tp)
         return -1;
     /* an accepted TCP connection is a secondary transport: its primary carries the ident */

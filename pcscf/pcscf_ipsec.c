@@ -259,15 +259,10 @@ int pcscf_ipsec_on_register(pcscf_context *ctx, const sip_t *sip, const pcscf_ad
     reg->offered = ims_secagree_choose(&offered, alg, n_alg, ealg, n_ealg, &reg->ue) >= 0;
     bool ue_requires = pcscf_list_has(sip->sip_require, "sec-agree") ||
                        pcscf_list_has(sip->sip_proxy_require, "sec-agree");
-    if (!reg->offered && (mode == PCSCF_SEC_AGREE_REQUIRED || ue_requires)) {
-        IMS_INFO(SUBSYS, "REGISTER from %s:%u: %zu mechanism(s) offered, none acceptable (sec_agree %s%s): 494",
-                 src->host, src->port, offered.n, mode == PCSCF_SEC_AGREE_REQUIRED ? "required" : "optional",
-                 ue_requires ? ", the UE requires sec-agree" : "");
-        *phrase = "Security Agreement Required";
-        return 494;
-    }
 
     if (strcmp(src->transport, PCSCF_FLOW_SA) == 0) {
+        /* over an SA set: the agreement is made; Security-Verify must repeat our Security-Server
+         * (RFC 3329 §2.3.1, TS 24.229 §5.2.2.1); a Security-Client in it serves a new challenge */
         pcscf_sa_set *set = set_by_flow(ctx->ipsec, src->host, src->port);
         ims_sa_list verify;
         if (!set || ims_secagree_parse_sip(sip, "Security-Verify", &verify, err, sizeof(err)) ||
@@ -279,6 +274,14 @@ int pcscf_ipsec_on_register(pcscf_context *ctx, const sip_t *sip, const pcscf_ad
             return 403;
         }
         reg->came_over = set->id;
+        return 0;
+    }
+    if (!reg->offered && (mode == PCSCF_SEC_AGREE_REQUIRED || ue_requires)) {
+        IMS_INFO(SUBSYS, "REGISTER from %s:%u: %zu mechanism(s) offered, none acceptable (sec_agree %s%s): 494",
+                 src->host, src->port, offered.n, mode == PCSCF_SEC_AGREE_REQUIRED ? "required" : "optional",
+                 ue_requires ? ", the UE requires sec-agree" : "");
+        *phrase = "Security Agreement Required";
+        return 494;
     }
     return 0;
 }
