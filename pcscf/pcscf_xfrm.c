@@ -25,7 +25,7 @@
 
 #include <libmnl/libmnl.h>
 
-#define REPLAY_WINDOW 32 /* TS 33.203 §6.2: integrity protection with replay protection */
+#define REPLAY_WINDOW 32 /* RFC 4303 §3.4.3 anti-replay, on the SAs we receive on */
 #define SOFT_BEFORE_HARD 5
 #define DUMP_BUF_SIZE 32768 /* one netlink dump datagram; larger than a page */
 
@@ -55,11 +55,12 @@ static const alg_row enc_algs[] = {
 };
 #define AUTH_TRUNC_BITS 96
 
-/* An SA's addresses in kernel form. */
+/* An SA in the kernel's terms: addresses, and (once checked) the algorithms. */
 typedef struct {
     uint16_t family;
     xfrm_address_t src, dst;
-} sa_addrs;
+    const alg_row *auth, *enc;
+} sa_kernel;
 
 static const alg_row *find_alg(const alg_row *rows, size_t n, const char *name)
 {
@@ -92,7 +93,7 @@ static int fail(char *err, size_t errlen, const char *what, const pcscf_xfrm_sa 
     return -1;
 }
 
-static int parse_addrs(const pcscf_xfrm_sa *sa, sa_addrs *a, char *err, size_t errlen)
+static int parse_addrs(const pcscf_xfrm_sa *sa, sa_kernel *a, char *err, size_t errlen)
 {
     memset(a, 0, sizeof *a);
     if (inet_pton(AF_INET, sa->src, &a->src.a4) == 1 && inet_pton(AF_INET, sa->dst, &a->dst.a4) == 1) {
@@ -110,8 +111,7 @@ static int parse_addrs(const pcscf_xfrm_sa *sa, sa_addrs *a, char *err, size_t e
 }
 
 /* Checks everything the kernel would refuse less clearly. */
-static int check_sa(const pcscf_xfrm_sa *sa, sa_addrs *a, const alg_row **auth, const alg_row **enc,
-                    char *err, size_t errlen)
+static int check_sa(const pcscf_xfrm_sa *sa, sa_kernel *a, char *err, size_t errlen)
 {
     char name[160];
     sa_name(sa, name, sizeof name);
@@ -125,17 +125,17 @@ static int check_sa(const pcscf_xfrm_sa *sa, sa_addrs *a, const alg_row **auth, 
         snprintf(err, errlen, "%s: port 0", name);
         return -1;
     }
-    *auth = find_alg(auth_algs, sizeof auth_algs / sizeof auth_algs[0], sa->alg);
-    *enc = find_alg(enc_algs, sizeof enc_algs / sizeof enc_algs[0], sa->ealg);
-    if (!*auth || !*enc) {
-        snprintf(err, errlen, "%s: unsupported %s \"%.16s\"", name, *auth ? "ealg" : "alg",
-                 *auth ? sa->ealg : sa->alg);
+    a->auth = find_alg(auth_algs, sizeof auth_algs / sizeof auth_algs[0], sa->alg);
+    a->enc = find_alg(enc_algs, sizeof enc_algs / sizeof enc_algs[0], sa->ealg);
+    if (!a->auth || !a->enc) {
+        snprintf(err, errlen, "%s: unsupported %s \"%.16s\"", name, a->auth ? "ealg" : "alg",
+                 a->auth ? sa->ealg : sa->alg);
         return -1;
     }
-    if (sa->auth_key_len != (*auth)->key_len || sa->enc_key_len != (*enc)->key_len) {
+    if (sa->auth_key_len != a->auth->key_len || sa->enc_key_len != a->enc->key_len) {
         snprintf(err, errlen, "%s: key lengths %zu/%zu bytes, %s/%s need %zu/%zu", name,
-                 sa->auth_key_len, sa->enc_key_len, sa->alg, sa->ealg, (*auth)->key_len,
-                 (*enc)->key_len);
+                 sa->auth_key_len, sa->enc_key_len, sa->alg, sa->ealg, a->auth->key_len,
+                 a->enc->key_len);
         return -1;
     }
     return 0;
@@ -173,7 +173,7 @@ static void no_limits(struct xfrm_lifetime_cfg *lft)
 }
 
 /* The SA's flow: src:sport -> dst:dport, any transport protocol (proto 0: UDP and TCP). */
-static void fill_selector(struct xfrm_selector *sel, const pcscf_xfrm_sa *sa, const sa_addrs *a)
+static void fill_selector(struct xfrm_selector *sel, const pcscf_xfrm_sa *sa, const sa_kernel *a)
 {
     sel->family = a->family;
     sel->saddr = a->src;
@@ -185,23 +185,20 @@ static void fill_selector(struct xfrm_selector *sel, const pcscf_xfrm_sa *sa, co
     sel->proto = 0;
 }
 
-/* XFRM_MSG_NEWSA / UPDSA with the whole SA; hard: seconds after creation (0: none). */
-static int put_state(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, uint16_t type, uint64_t hard)
+/* XFRM_MSG_NEWSA / UPDSA with the whole SA (k: from check_sa); hard: seconds after creation
+ * (0: none). */
+static int put_state(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, const sa_kernel *k, uint16_t type,
+                     uint64_t hard)
 {
-    sa_addrs a;
-    const alg_row *auth, *enc;
-    char ignored[8];
-    if (check_sa(sa, &a, &auth, &enc, ignored, sizeof ignored) < 0)
-        return -EINVAL;
     char buf[1024];
     struct nlmsghdr *nlh = new_request(buf, type, NLM_F_ACK);
     struct xfrm_usersa_info *info = mnl_nlmsg_put_extra_header(nlh, sizeof *info);
-    fill_selector(&info->sel, sa, &a);
-    info->id.daddr = a.dst;
+    fill_selector(&info->sel, sa, k);
+    info->id.daddr = k->dst;
     info->id.spi = htonl(sa->spi);
     info->id.proto = IPPROTO_ESP;
-    info->saddr = a.src;
-    info->family = a.family;
+    info->saddr = k->src;
+    info->family = k->family;
     info->mode = XFRM_MODE_TRANSPORT;
     info->reqid = x->tag;
     info->replay_window = REPLAY_WINDOW;
@@ -212,7 +209,7 @@ static int put_state(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, uint16_t type, uint
     char algbuf[sizeof(struct xfrm_algo_auth) + PCSCF_XFRM_KEY_MAX];
     memset(algbuf, 0, sizeof algbuf);
     struct xfrm_algo_auth *aa = (struct xfrm_algo_auth *)algbuf;
-    snprintf(aa->alg_name, sizeof aa->alg_name, "%s", auth->kernel);
+    snprintf(aa->alg_name, sizeof aa->alg_name, "%s", k->auth->kernel);
     aa->alg_key_len = (unsigned)(sa->auth_key_len * 8);
     aa->alg_trunc_len = AUTH_TRUNC_BITS;
     memcpy(aa->alg_key, sa->auth_key, sa->auth_key_len);
@@ -220,7 +217,7 @@ static int put_state(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, uint16_t type, uint
 
     memset(algbuf, 0, sizeof algbuf);
     struct xfrm_algo *ea = (struct xfrm_algo *)algbuf;
-    snprintf(ea->alg_name, sizeof ea->alg_name, "%s", enc->kernel);
+    snprintf(ea->alg_name, sizeof ea->alg_name, "%s", k->enc->kernel);
     ea->alg_key_len = (unsigned)(sa->enc_key_len * 8);
     memcpy(ea->alg_key, sa->enc_key, sa->enc_key_len);
     mnl_attr_put(nlh, XFRMA_ALG_CRYPT, sizeof *ea + sa->enc_key_len, ea);
@@ -239,7 +236,7 @@ static uint8_t policy_dir(const pcscf_xfrm_sa *sa)
 
 /* The policy binding the SA's flow to this SA (template: ESP transport, its SPI, our reqid,
  * required). */
-static int put_policy(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, const sa_addrs *a)
+static int put_policy(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, const sa_kernel *a)
 {
     char buf[512];
     struct nlmsghdr *nlh = new_request(buf, XFRM_MSG_NEWPOLICY, NLM_F_ACK);
@@ -323,11 +320,10 @@ void pcscf_xfrm_close(pcscf_xfrm *x)
 
 int pcscf_xfrm_add(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, char *err, size_t errlen)
 {
-    sa_addrs a;
-    const alg_row *auth, *enc;
-    if (check_sa(sa, &a, &auth, &enc, err, errlen) < 0)
+    sa_kernel a;
+    if (check_sa(sa, &a, err, errlen) < 0)
         return -1;
-    int ret = put_state(x, sa, XFRM_MSG_NEWSA, sa->lifetime);
+    int ret = put_state(x, sa, &a, XFRM_MSG_NEWSA, sa->lifetime);
     if (ret < 0)
         return fail(err, errlen, "add", sa, -ret);
     ret = put_policy(x, sa, &a);
@@ -357,7 +353,7 @@ static int got_sa_cb(const struct nlmsghdr *nlh, void *data)
 
 static int get_sa(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, got_sa *g, char *err, size_t errlen)
 {
-    sa_addrs a;
+    sa_kernel a;
     if (parse_addrs(sa, &a, err, errlen) < 0)
         return -1;
     char buf[256];
@@ -379,9 +375,8 @@ static int get_sa(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, got_sa *g, char *err, 
 int pcscf_xfrm_set_lifetime(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, unsigned seconds, char *err,
                             size_t errlen)
 {
-    sa_addrs a;
-    const alg_row *auth, *enc;
-    if (check_sa(sa, &a, &auth, &enc, err, errlen) < 0)
+    sa_kernel a;
+    if (check_sa(sa, &a, err, errlen) < 0)
         return -1;
     got_sa g;
     if (get_sa(x, sa, &g, err, errlen) < 0)
@@ -396,7 +391,7 @@ int pcscf_xfrm_set_lifetime(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, unsigned sec
     /* The kernel's add-expiry counts from the SA's creation (curlft.add_time, wall clock). */
     time_t now = time(NULL);
     uint64_t age = (uint64_t)now > g.info.curlft.add_time ? (uint64_t)now - g.info.curlft.add_time : 0;
-    int ret = put_state(x, sa, XFRM_MSG_UPDSA, seconds ? age + seconds : 0);
+    int ret = put_state(x, sa, &a, XFRM_MSG_UPDSA, seconds ? age + seconds : 0);
     if (ret < 0)
         return fail(err, errlen, "update lifetime of", sa, -ret);
     return 0;
@@ -404,7 +399,7 @@ int pcscf_xfrm_set_lifetime(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, unsigned sec
 
 int pcscf_xfrm_del(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, char *err, size_t errlen)
 {
-    sa_addrs a;
+    sa_kernel a;
     if (parse_addrs(sa, &a, err, errlen) < 0)
         return -1;
     /* Policy first: between the two deletions the flow is refused (no SA), never sent in clear. */
@@ -447,16 +442,17 @@ static int our_sa_cb(const struct nlmsghdr *nlh, void *data)
     id_list *l = data;
     if (nlh->nlmsg_type != XFRM_MSG_NEWSA || mnl_nlmsg_get_payload_len(nlh) < sizeof(struct xfrm_usersa_info))
         return MNL_CB_OK;
-    const struct xfrm_usersa_info *info = mnl_nlmsg_get_payload(nlh);
-    if (info->reqid != l->tag)
+    struct xfrm_usersa_info info; /* copied: netlink aligns to 4 bytes, the struct needs 8 */
+    memcpy(&info, mnl_nlmsg_get_payload(nlh), sizeof info);
+    if (info.reqid != l->tag)
         return MNL_CB_OK;
     struct xfrm_usersa_id *id = list_add(l);
     if (!id)
         return MNL_CB_ERROR;
-    id->daddr = info->id.daddr;
-    id->spi = info->id.spi;
-    id->family = info->family;
-    id->proto = info->id.proto;
+    id->daddr = info.id.daddr;
+    id->spi = info.id.spi;
+    id->family = info.family;
+    id->proto = info.id.proto;
     return MNL_CB_OK;
 }
 
@@ -474,23 +470,28 @@ static int our_policy_cb(const struct nlmsghdr *nlh, void *data)
     if (nlh->nlmsg_type != XFRM_MSG_NEWPOLICY ||
         mnl_nlmsg_get_payload_len(nlh) < sizeof(struct xfrm_userpolicy_info))
         return MNL_CB_OK;
-    const struct xfrm_userpolicy_info *p = mnl_nlmsg_get_payload(nlh);
+    struct xfrm_userpolicy_info p; /* copied: netlink aligns to 4 bytes, the struct needs 8 */
+    memcpy(&p, mnl_nlmsg_get_payload(nlh), sizeof p);
     const struct nlattr *tmpl = NULL;
-    mnl_attr_parse(nlh, sizeof *p, tmpl_attr_cb, &tmpl);
+    mnl_attr_parse(nlh, sizeof p, tmpl_attr_cb, &tmpl);
     if (!tmpl)
         return MNL_CB_OK;
     /* XFRMA_TMPL is an array of templates: ours when one carries our reqid. */
-    const struct xfrm_user_tmpl *t = mnl_attr_get_payload(tmpl);
-    size_t count = mnl_attr_get_payload_len(tmpl) / sizeof *t, i;
-    for (i = 0; i < count && t[i].reqid != l->tag; i++)
-        ;
+    const char *t = mnl_attr_get_payload(tmpl);
+    size_t count = mnl_attr_get_payload_len(tmpl) / sizeof(struct xfrm_user_tmpl), i;
+    for (i = 0; i < count; i++) {
+        struct xfrm_user_tmpl one;
+        memcpy(&one, t + i * sizeof one, sizeof one);
+        if (one.reqid == l->tag)
+            break;
+    }
     if (i == count)
         return MNL_CB_OK;
     struct xfrm_userpolicy_id *id = list_add(l);
     if (!id)
         return MNL_CB_ERROR;
-    id->index = p->index;
-    id->dir = p->dir;
+    id->index = p.index;
+    id->dir = p.dir;
     return MNL_CB_OK;
 }
 

@@ -16,13 +16,18 @@
  * the UE arrive unmarked; the reqid only links a policy's template to its states and changes
  * nothing on the data path. reqid 0 means "any" in a template, so the tag must not be 0.
  *
- * Policies (per SA, for UDP and TCP alike, so SIP over either transport is covered):
+ * Policies (per SA):
  *   out: selector src:sport -> dst:dport, template ESP transport, this SPI, level required: a
  *        packet on those ports never leaves in clear (no SA -> dropped, not sent).
  *   in:  selector src:sport -> dst:dport, template ESP transport, this SPI, level required: a clear
  *        packet (or one from another SA) arriving on those ports is dropped by the kernel.
- * Policies carry no lifetime (fail closed): the SA expires by itself, its policies stay until
- * pcscf_xfrm_del() or pcscf_xfrm_flush_ours().
+ * One policy per SA covers UDP and TCP: its selector has protocol 0 with the ports, which the
+ * kernel matches for both (verified in tests/vm/test_xfrm.c; `ip xfrm` itself only takes ports
+ * with a protocol, so a UE configured with it needs one policy per protocol). The SA's own
+ * selector is the same flow, so an SA carries nothing but its port pair. Only packets from
+ * exactly src:sport are covered: a clear packet from another port of the UE is the caller's to
+ * refuse. Policies carry no lifetime (fail closed): the SA expires by itself, its policies stay
+ * until pcscf_xfrm_del() or pcscf_xfrm_flush_ours().
  *
  * Needs CAP_NET_ADMIN. Not thread-safe: one handle per thread (the P-CSCF's main loop).
  * Every call returns 0 on success and -1 on failure with a one-line reason in err (errno text
@@ -72,8 +77,9 @@ void pcscf_xfrm_close(pcscf_xfrm *x);
  * is an error (EEXIST). */
 int pcscf_xfrm_add(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, char *err, size_t errlen);
 
-/* The SA now expires `seconds` from now (XFRM_MSG_UPDSA; the kernel counts lifetimes from the
- * SA's creation, this converts). sa as given to add (keys included: UPDSA carries the whole SA). */
+/* The SA now expires `seconds` from now, to the second (XFRM_MSG_UPDSA; the kernel counts
+ * lifetimes from the SA's creation, this converts); 0: never. Only an SA with our tag. sa as given
+ * to add (keys included: UPDSA carries the whole SA). */
 int pcscf_xfrm_set_lifetime(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, unsigned seconds, char *err,
                             size_t errlen);
 

@@ -620,14 +620,31 @@ static void test_lifetime_del_flush(void **state)
     assert_int_equal(sh("ip xfrm policy flush && ip xfrm state flush"), 0); /* the VM's own namespace */
 }
 
+/* Each case prints its time: VM time is scarce (1 CPU under TCG), keep the cases lean. */
+static double started;
+
+static int clock_start(void **state)
+{
+    started = now_s();
+    return 0;
+}
+
+static int clock_stop(void **state)
+{
+    fprintf(stderr, "(%.1f s)\n", now_s() - started);
+    return 0;
+}
+
+#define timed_test(t) cmocka_unit_test_setup_teardown(t, clock_start, clock_stop)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_input_refused),
-        cmocka_unit_test(test_needs_cap_net_admin),
-        cmocka_unit_test(test_pair_every_algorithm),
-        cmocka_unit_test(test_clear_udp_dropped),
-        cmocka_unit_test(test_lifetime_del_flush),
+        timed_test(test_bad_input_refused),
+        timed_test(test_needs_cap_net_admin),
+        timed_test(test_pair_every_algorithm),
+        timed_test(test_clear_udp_dropped),
+        timed_test(test_lifetime_del_flush),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
