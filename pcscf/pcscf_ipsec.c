@@ -367,6 +367,28 @@ int pcscf_ipsec_on_401(pcscf_context *ctx, pcscf_ipsec_reg *reg, const char *imp
         if (!s->active && strcmp(s->ue, src->host) == 0 && s->id != reg->came_over)
             set_delete_now(ctx, s, "replaced by a newer challenge");
     }
+    /* TS 33.203 §7.4: a new challenge gets new SAs next to the UE's current ones, so the UE has to
+     * offer new ports and SPIs (our port-c/port-s are fixed). Reused ones would name the same
+     * kernel selectors and SPIs as a set in use: refused here, before anything is installed. */
+    for (pcscf_sa_set *s = ip->sets, *n; s; s = n) {
+        n = s->next;
+        const ims_sa_mech *u = &reg->ue;
+        if (strcmp(s->ue, src->host) ||
+            !(u->port_c == s->port_uc || u->port_c == s->port_us || u->port_s == s->port_uc ||
+              u->port_s == s->port_us || u->spi_c == s->sa[1].spi || u->spi_s == s->sa[2].spi ||
+              u->spi_c == s->sa[2].spi || u->spi_s == s->sa[1].spi))
+            continue;
+        if (s->delete_at) {   /* going anyway (de-registered, replaced): now, to make room */
+            set_delete_now(ctx, s, "its ports or SPIs are offered again");
+            continue;
+        }
+        IMS_WARN(SUBSYS, "new challenge for %s at %s: its Security-Client reuses the ports or SPIs of its "
+                 "current SA set (port-c %u port-s %u spi-c %u spi-s %u; in use: port-uc %u port-us %u): "
+                 "no new SAs, 500 (TS 33.203 7.4 wants new ones)", impu, src->host, u->port_c, u->port_s,
+                 u->spi_c, u->spi_s, s->port_uc, s->port_us);
+        ims_secagree_keys_wipe(&keys);
+        return 500;
+    }
     pcscf_sa_set *set = calloc(1, sizeof(*set));
     uint32_t spi_pc = spi_alloc(ctx), spi_ps = spi_pc ? spi_alloc(ctx) : 0;
     if (!set || !spi_ps) {
@@ -426,14 +448,31 @@ int pcscf_ipsec_on_401(pcscf_context *ctx, pcscf_ipsec_reg *reg, const char *imp
     return 0;
 }
 
-void pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const char *impu, long expires)
+size_t pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const char *impu, long expires,
+                          pcscf_addr *replaced, size_t max)
 {
     pcscf_ipsec *ip = ctx->ipsec;
     pcscf_sa_set *set = set_by_id(ip, reg->came_over);
     if (!set)
-        return;
+        return 0;
+    /* TS 33.203 §7.4: the UE uses the new set, so its older ones go (a moment later: a response
+     * still in flight over them leaves protected); their registrations are now this set's */
+    size_t n = 0;
+    for (pcscf_sa_set *s = ip->sets; s; s = s->next) {
+        if (s == set || s->delete_at || strcmp(s->ue, set->ue) || strcmp(s->impu, set->impu))
+            continue;
+        s->delete_at = ims_monotonic_s() + DELETE_DELAY_S;
+        IMS_INFO(SUBSYS, "%s: SA set spi-pc %u spi-ps %u (port-uc %u) replaced by spi-pc %u spi-ps %u (port-uc %u)",
+                 impu, s->spi_pc, s->spi_ps, s->port_uc, set->spi_pc, set->spi_ps, set->port_uc);
+        if (n < max) {
+            snprintf(replaced[n].host, sizeof(replaced[n].host), "%s", s->ue);
+            replaced[n].port = s->port_uc;
+            snprintf(replaced[n].transport, sizeof(replaced[n].transport), "%s", PCSCF_FLOW_SA);
+            n++;
+        }
+    }
     if (expires <= 0)
-        return;   /* de-registration: the binding's removal deletes the set (pcscf_ipsec_flow_gone) */
+        return n;   /* de-registration: the binding's removal deletes the set (pcscf_ipsec_flow_gone) */
     unsigned life = (unsigned)(expires + ctx->cfg.pcscf.sa_slack);
     char err[256];
     for (int i = 0; i < 4; i++)
@@ -445,10 +484,7 @@ void pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const ch
     if (first)
         IMS_INFO(SUBSYS, "%s registered over SA set spi-pc %u spi-ps %u (port-uc %u, port-us %u), %u s", impu,
                  set->spi_pc, set->spi_ps, set->port_uc, set->port_us, life);
-    /* TS 33.203 §7.4: the UE uses the new set, so the older ones of this UE go */
-    for (pcscf_sa_set *s = ip->sets; s; s = s->next)
-        if (s != set && !s->delete_at && strcmp(s->ue, set->ue) == 0 && strcmp(s->impu, set->impu) == 0)
-            s->delete_at = ims_monotonic_s() + DELETE_DELAY_S;
+    return n;
 }
 
 void pcscf_ipsec_on_failure(pcscf_context *ctx, const pcscf_ipsec_reg *reg)

@@ -57,8 +57,11 @@ int pcscf_ipsec_mark_register(msg_t *msg, sip_t *sip, const pcscf_ipsec_reg *reg
 int pcscf_ipsec_on_401(pcscf_context *ctx, pcscf_ipsec_reg *reg, const char *impu, const pcscf_addr *src,
                        msg_t *msg, sip_t *sip);
 /* The 200 (expires: the registration's expiry in seconds, 0 for a de-registration): the set it
- * came over is now the UE's, with lifetime expires + sa_slack; older sets of the UE go. */
-void pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const char *impu, long expires);
+ * came over is now the UE's, with lifetime expires + sa_slack; older sets of the UE for this
+ * identity go (TS 33.203 §7.4), and their flows (up to max) are returned in `replaced`: the
+ * caller moves their bindings to the new flow. */
+size_t pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const char *impu, long expires,
+                          pcscf_addr *replaced, size_t max);
 /* Any other final response: a temporary set the REGISTER came over or created goes. */
 void pcscf_ipsec_on_failure(pcscf_context *ctx, const pcscf_ipsec_reg *reg);
 /* A binding left the store: its SA set goes (a moment later, so that the response in flight,

@@ -350,7 +350,10 @@ static void on_registered(pcscf_context *ctx, pcscf_reg_pending *p, const sip_t 
     for (size_t i = 0; i < p->n_contacts; i++)
         if (contacts[i].expires - now > longest)
             longest = (long)(contacts[i].expires - now);
-    pcscf_ipsec_on_200(ctx, &p->ipsec, p->impu, p->star ? 0 : longest);
+    pcscf_addr replaced[4];
+    size_t n_replaced = pcscf_ipsec_on_200(ctx, &p->ipsec, p->impu, p->star ? 0 : longest, replaced, 4);
+    for (size_t i = 0; i < n_replaced; i++)   /* re-authentication: the registration moves to the new SAs */
+        pcscf_bindings_move_flow(ctx->bindings, &replaced[i], &p->source);
     int rc = pcscf_bindings_update(ctx->bindings, &u, now);
     ims_metric_set(ctx->m_bindings, (int64_t)pcscf_bindings_count(ctx->bindings));
     switch (rc) {

@@ -139,6 +139,7 @@ class Ue:
         self.impu = "sip:%s@%s" % (user, domain)
         self.impi = "%s@%s" % (user, domain)
         self.port_uc, self.port_us = base_port, base_port + 1
+        self.contact_port = self.port_us   # kept across re-authentications (the registered contact)
         self.spi_uc, self.spi_us = random.randint(0x10000, 0x7fffffff), random.randint(0x10000, 0x7fffffff)
         self.server = None       # the P-CSCF's Security-Server parameters (dict)
         self.server_line = None
@@ -205,7 +206,8 @@ class Ue:
                  "To: <%s>" % self.impu,
                  "Call-ID: %s" % self.call_id,
                  "CSeq: %d REGISTER" % self.cseq,
-                 "Contact: <sip:%s@%s:%d>;expires=%d" % (self.user, self.ip, contact_port or self.port_us, expires),
+                 "Contact: <sip:%s@%s:%d>;expires=%d" % (self.user, self.ip, contact_port or self.contact_port,
+                                                         expires),
                  "Supported: path, sec-agree",
                  "Authorization: %s" % (auth or 'Digest username="%s", realm="%s", uri="sip:%s", nonce="", '
                                         'response=""' % (self.impi, self.domain, self.domain))]
@@ -289,6 +291,54 @@ class Ue:
         self.uc.sendto(msg, (self.pcscf_ip, self.server["port-s"]))
         st, _, hdrs = self.recv(self.uc, "REGISTER")
         return st, hdrs
+
+    def next_agreement(self):
+        """New SPIs and protected ports for a new challenge (TS 33.203 §7.4); returns the old ones."""
+        old = dict(uc=self.uc, us=self.us, port_uc=self.port_uc, port_us=self.port_us, spi_uc=self.spi_uc,
+                   spi_us=self.spi_us, server=self.server, server_line=self.server_line)
+        self.port_uc += 2
+        self.port_us += 2
+        self.spi_uc, self.spi_us = random.randint(0x10000, 0x7fffffff), random.randint(0x10000, 0x7fffffff)
+        with Netns(self.ns):
+            self.uc = self._udp(self.port_uc)
+            self.us = self._udp(self.port_us)
+        return old
+
+    def remove_sas_of(self, old):
+        """Its side of an old SA set (states and policies), once the new one is in use."""
+        p = old["server"]
+        for src, sp, dst, dp, spi, d in [
+                (self.ip, old["port_uc"], self.pcscf_ip, p["port-s"], p["spi-s"], "out"),
+                (self.pcscf_ip, p["port-s"], self.ip, old["port_uc"], old["spi_uc"], "in"),
+                (self.pcscf_ip, p["port-c"], self.ip, old["port_us"], old["spi_us"], "in"),
+                (self.ip, old["port_us"], self.pcscf_ip, p["port-c"], p["spi-c"], "out")]:
+            sh("ip -n %s xfrm state delete src %s dst %s proto esp spi %d" % (self.ns, src, dst, spi))
+            for proto in ("udp", "tcp"):
+                sh("ip -n %s xfrm policy delete src %s dst %s proto %s sport %d dport %d dir %s"
+                   % (self.ns, src, dst, proto, sp, dp, d))
+        old["uc"].close()
+        old["us"].close()
+
+    def reauth_start(self, expires):
+        """A re-REGISTER over the current SAs offering new ones (new SPIs and ports in
+        Security-Client, TS 24.229 §5.1.1.4.1): (status, headers, old agreement)."""
+        old = self.next_agreement()
+        msg = self.register_msg(old["port_uc"], expires, extra=[
+            "Security-Client: %s" % self.security_client(), "Security-Verify: %s" % old["server_line"],
+            "Require: sec-agree", "Proxy-Require: sec-agree"])
+        old["uc"].sendto(msg, (self.pcscf_ip, old["server"]["port-s"]))
+        st, _, hdrs = self.recv(old["uc"], "REGISTER")
+        return st, hdrs, old
+
+    def reauth_finish(self, hdrs, expires):
+        """After the 401 of reauth_start: the new SAs installed, the REGISTER over them; status."""
+        self.server_line = hdr(hdrs, "security-server")
+        if not self.server_line:
+            raise lab.TestFailure("401 to the re-REGISTER without Security-Server: %s" % hdrs)
+        self.server = {k: int(v) for k, v in re.findall(r"(spi-c|spi-s|port-c|port-s)=(\d+)", self.server_line)}
+        auth, ck, ik = self.answer(hdr(hdrs, "www-authenticate"))
+        self.install_sas(ck, ik)
+        return self.protected_register(auth, expires)
 
     def softphone_register(self, expires=600):
         """A UE without sec-agree (digest), all from its plain port."""

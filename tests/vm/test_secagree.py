@@ -72,8 +72,9 @@ def main():
 
         # 1. register over SAs; only ESP on the veth after the 401
         cap = subprocess.Popen(["tcpdump", "-U", "-i", "vu1", "-n", "-w", os.path.join(tmp, "vu1.pcap"),
-                                "host", "10.77.1.2"], stderr=subprocess.DEVNULL)
-        time.sleep(1.5)
+                                "host", "10.77.1.2"], stderr=subprocess.PIPE, text=True)
+        # capturing only once it says so (a fixed sleep was too short on the 1-CPU VM now and then)
+        check("listening on" in cap.stderr.readline(), "tcpdump did not start")
         st, hdrs = ue1.initial_register(True)
         check(st == 401, "first REGISTER: %s" % st)
         ue1.server_line = sa.hdr(hdrs, "security-server")
@@ -88,9 +89,6 @@ def main():
         check(st == 200, "protected REGISTER: %s" % st)
         check(core.pcscf.metric("pcscf_requests_protected_total") >= 1, "protected requests not counted")
         passed.append("register_over_sa")
-        time.sleep(3)   # 1 CPU under TCG: let tcpdump catch up before it stops
-        cap.send_signal(signal.SIGINT)
-        cap.wait(10)
 
         # 2. unprotected request from the UE after SA set-up: refused
         ue1.plain.sendto(ue1.request("MESSAGE", "sip:bob@ims.lab", sock=ue1.plain, port=5060),
@@ -126,27 +124,59 @@ def main():
               "SA packet counters after the call: %s" % states)
         passed.append("call_udp")
 
-        # capture: after the 401 only ESP between ue1 and the P-CSCF
+        # capture (the registration and the call): after the 401 only ESP between ue1 and the P-CSCF;
+        # tcpdump writes each packet (-U) and flushes on SIGINT
+        time.sleep(0.5)
+        cap.send_signal(signal.SIGINT)
+        cap.wait(10)
         out = sh("tcpdump -n -tt -r %s" % os.path.join(tmp, "vu1.pcap"))
+        # (the UE's own plain port 5060 is excluded: case 2 sends in clear from it on purpose)
         clear_after = [ln for ln in out.splitlines() if float(ln.split()[0]) > mark and "ESP" not in ln
-                       and "ARP" not in ln and "ICMP6" not in ln and "IP6" not in ln]
+                       and "ARP" not in ln and "ICMP6" not in ln and "IP6" not in ln
+                       and not re.search(r"10\.77\.1\.2\.5060\b", ln)]
         check(not clear_after, "packets in clear after the SAs: %s" % clear_after[:5])
         check(any("10.77.1.2 > 10.77.1.1: ESP" in ln for ln in out.splitlines()) and
               any("10.77.1.1 > 10.77.1.2: ESP" in ln for ln in out.splitlines()), "no ESP both ways:\n%s" % out[-2000:])
         passed.append("only_esp_after_401")
 
-        # 5. de-registration removes the SAs
-        before = set(our_states())
-        st, hdrs = ue1.reregister_protected(0)
+        # 5. a re-REGISTER offering same ports and SPIs again cannot get new SAs next to the ones in
+        #    use (TS 33.203 §7.4): a clear 500, nothing installed, the old set still works
+        before = our_states()
+        st, _ = ue2.reregister_protected(600)
+        check(st == 500, "re-challenge with reused ports/SPIs: %s" % st)
+        check(set(our_states()) == set(before), "SAs changed by the refused challenge: %s" % our_states())
+        message(ue1, ue2, ue2.us)
+        passed.append("reused_ports_refused")
+
+        # 6. re-authentication (TS 33.203 §7.4): the challenged re-REGISTER over the old set gets the
+        #    new set; the old one keeps carrying requests to the UE until the UE used the new one,
+        #    then it goes, and the registration lives on over the new set
+        old_spis = {ue1.server["spi-c"], ue1.server["spi-s"]}
+        st, hdrs, old = ue1.reauth_start(600)
+        check(st == 401, "re-REGISTER over the SAs: %s (the S-CSCF challenges by default)" % st)
+        check(len(our_states()) == 12 and old_spis <= set(our_states()),
+              "old + new sets after the 401: %s" % our_states())
+        message(ue2, ue1, old["us"])          # still over the old set: the UE has not used the new one
+        st = ue1.reauth_finish(hdrs, 600)
+        check(st == 200, "REGISTER over the new SAs: %s" % st)
+        lab.wait_for(lambda: not (old_spis & set(our_states())), timeout=8, what="old set deleted")
+        check(len(our_states()) == 8, "after re-authentication: %s" % our_states())
+        ue1.remove_sas_of(old)
+        message(ue2, ue1, ue1.us)             # now over the new set
+        new = {ue1.server["spi-c"], ue1.server["spi-s"], ue1.spi_uc, ue1.spi_us}
+        check(all(our_states().get(x, 0) > 0 for x in new), "new set unused: %s" % our_states())
+        passed.append("reauth_replaces_sas")
+
+        # 7. de-registration (challenged too: a new set for it, TS 33.203 §7.4) removes every SA of ue1
+        st, hdrs, old = ue1.reauth_start(0)
         if st == 401:
-            auth, _, _ = ue1.answer(sa.hdr(hdrs, "www-authenticate"))
-            st = ue1.protected_register(auth, 0)
+            st = ue1.reauth_finish(hdrs, 0)
         check(st == 200, "de-registration: %s" % st)
         lab.wait_for(lambda: len(our_states()) == 4, timeout=10, what="ue1's SAs deleted")
-        check(set(our_states()) < before, "de-registration left %s" % our_states())
+        check(not (new & set(our_states())), "de-registration left %s" % our_states())
         passed.append("deregistration_removes_sas")
 
-        # 6. restart: a killed P-CSCF leaves ue2's SAs; the new one flushes them, not the foreign one
+        # 8. restart: a killed P-CSCF leaves ue2's SAs; the new one flushes them, not the foreign one
         core.pcscf.proc.kill()
         core.pcscf.proc.wait()
         check(len(our_states()) == 4, "SAs after SIGKILL: %s" % our_states())
@@ -156,7 +186,8 @@ def main():
         check("spi 0x00000999" in sh("ip xfrm state"), "the foreign SA was touched")
         passed.append("restart_flushes_stale_sas")
 
-        # 7. a softphone without sec-agree registers with sec_agree optional
+        # 9. a softphone without sec-agree registers with sec_agree optional
+        ue2.close()   # its sockets: the softphone lives in the same namespace
         soft = sa.Ue("ue2", "10.77.2.2", "dave", P_IP, port, password="davepass", base_port=6300)
         soft.plain.close()
         with sa.Netns("ue2"):
@@ -165,7 +196,7 @@ def main():
         check(soft.softphone_register() == 200, "softphone registration with optional")
         passed.append("softphone_optional")
 
-        # 8. sec_agree required: a REGISTER without an acceptable mechanism gets 494
+        # 10. sec_agree required: a REGISTER without an acceptable mechanism gets 494
         core.pcscf.stop()
         core.pcscf.config["pcscf"]["sec_agree"] = "required"
         core.pcscf.write_config()
@@ -234,6 +265,22 @@ def call(a, b, p_ip):
             b.us.sendto(response(200, hdrs), src)
             st, _, _ = a.recv(a.uc, "BYE")
             check(st == 200, "BYE answered %s" % st)
+
+
+def message(a, b, sock):
+    """a sends a MESSAGE to b over its SAs; b receives it on sock (from the P-CSCF's port-c) and
+    answers 200 over the same SA pair; a gets the 200."""
+    a.uc.sendto(a.request("MESSAGE", b.impu, body="hi", extra=["Content-Type: text/plain"]),
+                (a.pcscf_ip, a.server["port-s"]))
+    while True:
+        data, src = sock.recvfrom(65535)
+        first, hdrs, _ = sa.parse(data)
+        if first.startswith("MESSAGE"):
+            break
+    check(src[1] == b.server["port-c"], "MESSAGE to %s from port %d, not port-c" % (b.user, src[1]))
+    sock.sendto(response(200, hdrs, to_tag="m1"), src)
+    st, _, _ = a.recv(a.uc, "MESSAGE")
+    check(st == 200, "MESSAGE %s -> %s: %s" % (a.user, b.user, st))
 
 
 def response(status, hdrs, contact=None, to_tag=None):
