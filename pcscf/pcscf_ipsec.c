@@ -32,6 +32,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/url.h>
@@ -139,6 +143,26 @@ static uint32_t spi_alloc(pcscf_context *ctx)
 
 /* ---------- start / stop ---------- */
 
+/* XFRM netlink needs CAP_NET_ADMIN in the effective set. The container image runs the P-CSCF as
+ * a non-root user whose binary carries cap_net_admin as a permitted file capability only
+ * (deploy/Dockerfile: no effective bit, so exec never fails where the container was not given
+ * the capability); it is made effective here, when sec-agree needs it, and nowhere else.
+ * Without it in the permitted set this does nothing and the XFRM calls fail with a clear error. */
+static void raise_net_admin(void)
+{
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d))
+        return;
+    uint32_t bit = 1u << (CAP_NET_ADMIN % 32);
+    unsigned i = CAP_NET_ADMIN / 32;
+    if (!(d[i].permitted & bit) || (d[i].effective & bit))
+        return;
+    d[i].effective |= bit;
+    if (syscall(SYS_capset, &h, d))
+        IMS_WARN(SUBSYS, "cannot make CAP_NET_ADMIN effective: %m");
+}
+
 int pcscf_ipsec_start(pcscf_context *ctx, char *err, size_t errlen)
 {
     const pcscf_cfg *c = &ctx->cfg.pcscf;
@@ -161,6 +185,7 @@ int pcscf_ipsec_start(pcscf_context *ctx, char *err, size_t errlen)
     ip->m_installed = ims_metric_counter("pcscf_ipsec_sa_installed_total", "IPsec SAs installed (four per UE set)");
     ip->m_deleted = ims_metric_counter("pcscf_ipsec_sa_deleted_total", "IPsec SAs deleted");
     ip->m_active = ims_metric_gauge("pcscf_ipsec_sa_active", "IPsec SAs in place");
+    raise_net_admin();
     ip->xfrm = pcscf_xfrm_open((uint32_t)c->sa_tag, err, errlen);
     if (!ip->xfrm)
         return -1;
