@@ -363,3 +363,17 @@ class Ue:
                  "CSeq: 1 %s" % method, "Contact: <sip:%s@%s:%d>" % (self.user, self.ip, self.port_us)]
         lines += ["Route: %s" % r for r in self.service_route] + list(extra)
         return ("\r\n".join(lines) + "\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)).encode()
+
+
+def milenage_auts(k, op, rand, sqn_ms):
+    """AUTS = SQN_MS xor AK* || MAC-S (TS 33.102 §6.3.3, AMF 0 for MAC-S), f1* and f5* of TS 35.206
+    §4.1: OUT1 = E_K(TEMP xor rot(IN1 xor OPc, r1=64) xor c1=0) xor OPc, MAC-S = OUT1[8:16];
+    OUT5 = E_K(rot(TEMP xor OPc, r5=96) xor c5) xor OPc, c5 = ...08, AK* = OUT5[0:6]."""
+    enc = lambda x: lab.aes128_encrypt(k, x)  # noqa: E731
+    opc = lab.xor(enc(op), op)
+    temp = enc(lab.xor(rand, opc))
+    sqn = sqn_ms.to_bytes(6, "big")
+    in1 = sqn + bytes(2) + sqn + bytes(2)
+    out1 = lab.xor(enc(lab.xor(temp, _rot(lab.xor(in1, opc), 64))), opc)
+    out5 = lab.xor(enc(lab.xor(_rot(lab.xor(temp, opc), 96), bytes(15) + b"\x08")), opc)
+    return lab.xor(sqn, out5[0:6]) + out1[8:16]

@@ -5,6 +5,7 @@ namespace), UEs in namespaces ue1 (10.77.1.2) and ue2 (10.77.2.2) behind veth pa
 One VM boot runs every case in order (they build on each other: registered UEs, SAs in place).
 """
 
+import base64
 import os
 import re
 import signal
@@ -208,6 +209,38 @@ def main():
         st, _ = soft.initial_register(True)
         check(st == 494, "required, only unsupported mechanisms: %s" % st)
         passed.append("required_494")
+
+        # 11. AKA resynchronisation under sec-agree (TS 33.203 §6.1.2): the UE answers the 401 with
+        #     AUTS and no SAs (it has no CK/IK); the P-CSCF drops the temporary set of that 401,
+        #     the S-CSCF resynchronises through the HSS, the next 401 brings a new set, and the
+        #     UE registers over it
+        ue1.close()
+        ue3 = sa.Ue("ue1", "10.77.1.2", "alice", P_IP, port, base_port=6400)
+        st, hdrs = ue3.initial_register(True)
+        check(st == 401, "first REGISTER: %s" % st)
+        www = sa.hdr(hdrs, "www-authenticate")
+        nonce = re.search(r'nonce="([^"]+)"', www).group(1)
+        sqn_ms = lab.aka_sqn_of_nonce(nonce) + 1000      # the USIM is ahead of the HSS
+        auts = sa.milenage_auts(ue3.k, ue3.op, base64.b64decode(nonce)[:16], sqn_ms)
+        realm = re.search(r'realm="([^"]+)"', www).group(1)
+        auth = ('Digest username="%s", realm="%s", uri="sip:%s", nonce="%s", response="", algorithm=AKAv1-MD5, '
+                'auts="%s"' % (ue3.impi, realm, lab.DOMAIN, nonce, base64.b64encode(auts).decode()))
+        first_spis = {int(v) for v in re.findall(r"spi-[cs]=(\d+)", sa.hdr(hdrs, "security-server"))}
+        ue3.plain.sendto(ue3.register_msg(5060, 600, auth=auth, extra=[
+            "Security-Client: %s" % ue3.security_client(), "Require: sec-agree", "Proxy-Require: sec-agree"]),
+            (P_IP, port))
+        st, _, hdrs = ue3.recv(ue3.plain, "REGISTER")
+        check(st == 401, "REGISTER with AUTS: %s" % st)
+        nonce2 = re.search(r'nonce="([^"]+)"', sa.hdr(hdrs, "www-authenticate")).group(1)
+        check(lab.aka_sqn_of_nonce(nonce2) > sqn_ms, "no resynchronisation: SQN %d" % lab.aka_sqn_of_nonce(nonce2))
+        check(not (first_spis & set(our_states())) and len(our_states()) == 4,
+              "SAs after the resync 401 (the first temporary set must be gone): %s" % our_states())
+        ue3.server_line = sa.hdr(hdrs, "security-server")
+        ue3.server = {k: int(v) for k, v in re.findall(r"(spi-c|spi-s|port-c|port-s)=(\d+)", ue3.server_line)}
+        auth, ck, ik = ue3.answer(sa.hdr(hdrs, "www-authenticate"))
+        ue3.install_sas(ck, ik)
+        check(ue3.protected_register(auth, 600) == 200, "registration after the resync")
+        passed.append("aka_resync_auts")
         core.stop()
     except Exception:
         print("passed before the failure: %s" % passed)
