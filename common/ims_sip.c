@@ -573,6 +573,10 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
                                 /* No STUN server on SIP ports: sofia answers a STUN-looking datagram
                                  * with an error and leaks 12 bytes each time (send_stun_error). */
                                 TPTAG_STUN_SERVER(0),
+                                /* Every primary transport needs an ident once any has one (the
+                                 * P-CSCF's protected ports, ims_sip_add_port): sofia-sip 1.12's
+                                 * tport_primary_by_name compares idents with strcmp, NULL included. */
+                                TPTAG_IDENT(IMS_SIP_IDENT_MAIN),
                                 TAG_END());
     if (!s->agent) {
         int e = errno;

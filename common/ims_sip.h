@@ -165,6 +165,27 @@ typedef int (*ims_sip_response_f)(void *arg, nta_incoming_t *irq, msg_t *msg, si
 int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop,
                     ims_sip_response_f on_response, void *arg);
 
+/* Like ims_sip_forward, but the request leaves from the transports added with `ident`
+ * (ims_sip_add_port; NULL: as ims_sip_forward): the P-CSCF sends requests to a sec-agree UE from
+ * its protected client port (TS 33.203 §7.1). Over UDP the source port is that port; over TCP
+ * sofia-sip 1.12 connects from an ephemeral port whatever the ident (tport_base_connect binds
+ * port 0), so only UDP gets the fixed source port. A 2xx ACK goes the same way. */
+int ims_sip_forward_from(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop, const char *ident,
+                         ims_sip_response_f on_response, void *arg);
+
+/* ---------- extra listening ports (ims_sip_transport.c) ---------- */
+
+/* The ident of the transports of sip.listen:sip.port. */
+#define IMS_SIP_IDENT_MAIN "main"
+/* Listens on one more port of the listen address, UDP and TCP, named `ident` (a short token,
+ * not IMS_SIP_IDENT_MAIN); requests arriving there come to the same on_request. 0 / -1 + err. */
+int ims_sip_add_port(ims_sip *s, unsigned port, const char *ident, char *err, size_t errlen);
+/* The port of the transports named ident, as text ("5100"). 0 / -1 (no such transports). */
+int ims_sip_ident_port(ims_sip *s, const char *ident, char *out, size_t len);
+/* The ident of the transport a request arrived on (IMS_SIP_IDENT_MAIN, or one given to
+ * ims_sip_add_port), copied into out. 0 / -1. */
+int ims_sip_incoming_ident(ims_sip *s, nta_incoming_t *irq, char *out, size_t len);
+
 /* The request of irq as a message the NF may edit and forward: a copy that shares the received
  * buffers (msg_copy of nta_incoming_getrequest, the extra reference released). NULL on error. */
 msg_t *ims_sip_request_copy(nta_incoming_t *irq);

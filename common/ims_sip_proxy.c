@@ -41,6 +41,7 @@
 #include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/tport_tag.h>
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/tport.h>
 
@@ -190,7 +191,7 @@ static int max_forwards(msg_t *msg, sip_t *sip, bool decrement)
  * uses for this transport, with a branch of our own, §8.1.1.7) and send to the next hop `route`
  * (already mapped through the hosts table): its ;transport, else UDP; its port, else 5060.
  * tport_tsend resolves a host name itself. Takes msg. 0 / -1. */
-static int send_ack(ims_sip *s, msg_t *msg, sip_t *sip, const url_t *route)
+static int send_ack(ims_sip *s, msg_t *msg, sip_t *sip, const url_t *route, const char *ident)
 {
     char proto[8] = "udp", via[300], branch[2 * 8 + 1];
     uint8_t rnd[8];
@@ -200,8 +201,15 @@ static int send_ack(ims_sip *s, msg_t *msg, sip_t *sip, const url_t *route)
         msg_destroy(msg);
         return -1;
     }
+    /* our Via for that transport (and, with an ident, for the port of those transports) */
+    char local_port[8] = "";
+    if (ident && ims_sip_ident_port(s, ident, local_port, sizeof(local_port))) {
+        msg_destroy(msg);
+        return -1;
+    }
     const sip_via_t *v = nta_agent_via(s->agent);
-    while (v && !(v->v_protocol && strlen(v->v_protocol) > 8 && strcasecmp(v->v_protocol + 8, proto) == 0))
+    while (v && !(v->v_protocol && strlen(v->v_protocol) > 8 && strcasecmp(v->v_protocol + 8, proto) == 0 &&
+                  (!ident || (v->v_port && strcmp(v->v_port, local_port) == 0))))
         v = v->v_next;
     if (!v || ims_random(rnd, sizeof(rnd))) {
         msg_destroy(msg);
@@ -211,7 +219,8 @@ static int send_ack(ims_sip *s, msg_t *msg, sip_t *sip, const url_t *route)
     snprintf(via, sizeof(via), "%s %s%s%s;branch=z9hG4bK-ack-%s", v->v_protocol, v->v_host, v->v_port ? ":" : "",
              v->v_port ? v->v_port : "", branch);
     tp_name_t tpn = { .tpn_proto = proto, .tpn_host = route->url_host, .tpn_canon = route->url_host,
-                      .tpn_port = route->url_port && *route->url_port ? route->url_port : "5060" };
+                      .tpn_port = route->url_port && *route->url_port ? route->url_port : "5060",
+                      .tpn_ident = ident };
     tport_t *tp = NULL;
     /* Content-Length and separator where missing, then the header chain tport sends from */
     if (ims_sip_prepend_header(msg, sip, "Via", via) == 0 && sip_complete_message(msg) == 0 &&
@@ -361,6 +370,12 @@ msg_t *ims_sip_request_copy(nta_incoming_t *irq)
 int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop,
                     ims_sip_response_f on_response, void *arg)
 {
+    return ims_sip_forward_from(s, irq, msg, next_hop, NULL, on_response, arg);
+}
+
+int ims_sip_forward_from(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop, const char *ident,
+                         ims_sip_response_f on_response, void *arg)
+{
     sip_t *sip = sip_object(msg);
     int status = 500;
     const char *phrase = NULL;
@@ -397,7 +412,7 @@ int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *ne
 
     if (sip->sip_request->rq_method == sip_method_ack) {
         /* Nothing answers an ACK: send it (send_ack: no client transaction) and let irq go. */
-        int rc = send_ack(s, msg, sip, (const url_t *)route);
+        int rc = send_ack(s, msg, sip, (const url_t *)route, ident);
         nta_incoming_destroy(irq);
         return rc;
     }
@@ -413,7 +428,8 @@ int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *ne
     f->arg = arg;
 
     /* Responses are never delivered inside mcreate (nta queues its own errors to the loop). */
-    f->orq = nta_outgoing_mcreate(s->agent, fwd_response, (nta_outgoing_magic_t *)f, route, msg, TAG_END());
+    f->orq = nta_outgoing_mcreate(s->agent, fwd_response, (nta_outgoing_magic_t *)f, route, msg,
+                                  TAG_IF(ident, TPTAG_IDENT(ident)), TAG_END());
     if (!f->orq) {
         free(f);
         msg_destroy(msg);       /* nta leaves it with us when it refuses */
@@ -505,7 +521,7 @@ int ims_sip_send_request(ims_sip *s, msg_t *msg, const url_t *next_hop, ims_sip_
         goto fail;
 
     if (sip->sip_request->rq_method == sip_method_ack)
-        return send_ack(s, msg, sip, (const url_t *)route);   /* takes msg */
+        return send_ack(s, msg, sip, (const url_t *)route, NULL);   /* takes msg */
 
     struct ims_sip_uac *u = calloc(1, sizeof(*u));
     if (!u)

@@ -29,6 +29,7 @@
 #include "ims_log.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -340,4 +341,62 @@ int ims_sip_transport_setup(ims_sip *s, const ims_sip_cfg *cfg, char *err, size_
     if (s->tcp_idle_ms || s->tcp_max_per_address)
         ims_sip_timer_start(s, TCP_WATCH_MS, tcp_watch, s);
     return 0;
+}
+
+/* ---------- extra listening ports ---------- */
+
+int ims_sip_add_port(ims_sip *s, unsigned port, const char *ident, char *err, size_t errlen)
+{
+    if (!s || !ident || !port || port > 65535 || strcmp(ident, IMS_SIP_IDENT_MAIN) == 0) {
+        snprintf(err, errlen, "bad extra port %u", port);
+        return -1;
+    }
+    /* same address and Via host as the main transports (ims_sip_create) */
+    bool v6 = strchr(s->listen, ':') && s->listen[0] != '[';
+    bool h6 = strchr(s->adv_host, ':') != NULL;
+    char url[300];
+    snprintf(url, sizeof(url), "sip:%s%s%s:%u;maddr=%s%s%s", h6 ? "[" : "", s->adv_host, h6 ? "]" : "", port,
+             v6 ? "[" : "", s->listen, v6 ? "]" : "");
+    errno = 0;
+    if (nta_agent_add_tport(s->agent, (url_string_t *)url, TPTAG_IDENT(ident), TPTAG_STUN_SERVER(0), TAG_END()) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s:%u (UDP and TCP)%s%s", s->listen, port, e ? ": " : "",
+                 e ? strerror(e) : "");
+        return -1;
+    }
+    return 0;
+}
+
+int ims_sip_ident_port(ims_sip *s, const char *ident, char *out, size_t len)
+{
+    for (tport_t *tp = s && ident ? tport_primaries(nta_agent_tports(s->agent)) : NULL; tp; tp = tport_next(tp)) {
+        const char *id = tport_ident(tp);
+        const tp_name_t *n = tport_name(tp);
+        if (id && strcmp(id, ident) == 0 && n && n->tpn_port) {
+            snprintf(out, len, "%s", n->tpn_port);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int ims_sip_incoming_ident(ims_sip *s, nta_incoming_t *irq, char *out, size_t len)
+{
+    tport_t *tp = s && irq ? nta_incoming_transport(s->agent, irq, NULL) : NULL;
+    if (!tp && s && irq) {
+        /* a 2xx ACK has no transport of its own in nta: the one delivering it right now */
+        msg_t *m = nta_incoming_getrequest(irq);
+        tp = m ? tport_ref(tport_delivered_by(nta_agent_tports(s->agent), m)) : NULL;
+        if (m)
+            msg_destroy(m);
+    }
+    if (!tp)
+        return -1;
+    /* an accepted TCP connection is a secondary transport: its primary carries the ident */
+    const tport_t *pri = tport_is_secondary(tp) ? tport_parent(tp) : tp;
+    const char *id = pri ? tport_ident(pri) : NULL;
+    if (id)
+        snprintf(out, len, "%s", id);
+    tport_unref(tp);
+    return id ? 0 : -1;
 }

@@ -297,8 +297,8 @@ static int link_binding(pcscf_bindings *s, pcscf_binding *b)
     return 0;
 }
 
-/* Takes b out of the store, tells the owner, frees it. */
-static void unlink_binding(pcscf_bindings *s, pcscf_binding *b)
+/* Takes b out of the list and every index (the binding itself is left alone). */
+static void detach_binding(pcscf_bindings *s, pcscf_binding *b)
 {
     char k[KEY_MAX + 128];
     unindex(s, b);
@@ -323,6 +323,12 @@ static void unlink_binding(pcscf_bindings *s, pcscf_binding *b)
     if (b->next)
         b->next->prev = b->prev;
     s->count--;
+}
+
+/* Takes b out of the store, tells the owner, frees it. */
+static void unlink_binding(pcscf_bindings *s, pcscf_binding *b)
+{
+    detach_binding(s, b);
     if (s->on_removed)
         s->on_removed(s->arg, b->impu, &b->source);
     binding_free(b);
@@ -633,4 +639,38 @@ size_t pcscf_bindings_expire(pcscf_bindings *s, int64_t now)
         b = next;
     }
     return removed;
+}
+
+/* ---------- flow change ---------- */
+
+int pcscf_bindings_move_flow(pcscf_bindings *s, const pcscf_addr *from, const pcscf_addr *to)
+{
+    if (!s || !from || !to || pcscf_flow_same(from, to))
+        return 0;
+    /* the bindings of `from`, gathered first: moving one changes the chain being walked */
+    pcscf_binding *v[32];
+    size_t n = 0;
+    char k[KEY_MAX];
+    hostport_key(from->host, from->port, k, sizeof(k));
+    for (pcscf_binding *b = ims_map_get(s->by_hostport, k); b && n < 32; b = b->hp_next)
+        if (pcscf_flow_same(&b->source, from))
+            v[n++] = b;
+    int moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        pcscf_binding *b = v[i];
+        if (find(s, b->impu, to)) {
+            unlink_binding(s, b);   /* the new flow holds this identity already */
+            continue;
+        }
+        detach_binding(s, b);
+        b->source = *to;
+        if (link_binding(s, b)) {   /* out of memory: the binding is lost, as a removal */
+            if (s->on_removed)
+                s->on_removed(s->arg, b->impu, from);
+            binding_free(b);
+            continue;
+        }
+        moved++;
+    }
+    return moved;
 }

@@ -134,6 +134,12 @@ int pcscf_bindings_set_contact(pcscf_bindings *store, const char *aor, const cha
 /* Drops expired contacts and empty bindings. Returns how many bindings were removed. */
 size_t pcscf_bindings_expire(pcscf_bindings *store, int64_t now);
 
+/* The UE's flow changed under its registrations (sec-agree re-authentication, TS 33.203 §7.4: the
+ * new SA set replaces the old one): the bindings of `from` become bindings of `to`, contacts and
+ * expiries kept; one whose identity `to` holds already is removed (on_removed called). Returns how
+ * many moved. */
+int pcscf_bindings_move_flow(pcscf_bindings *store, const pcscf_addr *from, const pcscf_addr *to);
+
 /* Iteration (read-only): first binding / next one. */
 const pcscf_binding *pcscf_bindings_first(const pcscf_bindings *store);
 

@@ -7,7 +7,9 @@
  *   pcscf_register.c  REGISTER from the UE towards the I-CSCF and its responses (TS 24.229 §5.2.2),
  *                     failed REGISTERs counted per UE address (ims_authlimit)
  *   pcscf_bindings.c  registration bindings store (pcscf_bindings.h); a UE is its registered flow
- *   pcscf_secagree.c  RFC 3329 security agreement policy (no IPsec: see the file header)
+ *   pcscf_secagree.c  RFC 3329 security agreement policy (which UE gets which mechanism, 494)
+ *   pcscf_ipsec.c     sec-agree IPsec SA sets: protected ports, SA lifecycle (TS 33.203 §7)
+ *   pcscf_xfrm.c      the kernel side of one SA (XFRM netlink)
  *   pcscf_regevent.c  subscription to the reg event package at the S-CSCF (TS 24.229 §5.2.3, RFC 3680)
  *   pcscf_route.c     routing of every other request (TS 24.229 §5.2.6, §5.2.7; RFC 3261 §16)
  *   pcscf_dialog.c    the token in our Record-Route that in-dialog requests of a UE must carry
@@ -34,12 +36,25 @@ typedef struct {
     char *icscf;                     /* SIP URI of the home network entry point (I-CSCF) */
     ims_cfg_strlist home_domains;    /* REGISTER Request-URI domains we forward; empty = any */
     char *visited_network_id;        /* P-Visited-Network-ID value (RFC 7315 §4.3) */
-    bool sec_agree;                  /* enforce RFC 3329 for UEs that require sec-agree */
+    int sec_agree;                   /* PCSCF_SEC_AGREE_* (index into pcscf_sec_agree_names) */
+    ims_cfg_strlist sa_alg;          /* integrity algorithms we accept, best first (TS 33.203 Annex H) */
+    ims_cfg_strlist sa_ealg;         /* encryption algorithms we accept, best first */
+    long sa_port_c, sa_port_s;       /* our protected client / server ports (UDP and TCP) */
+    long sa_spi_min, sa_spi_max;     /* the SPIs we allocate (spi-c, spi-s), unique per P-CSCF */
+    long sa_tag;                     /* XFRM reqid of all our SAs and policies (start-up flush) */
+    long sa_temp_lifetime;           /* seconds the temporary SAs of a 401 live (TS 33.203 §7.1) */
+    long sa_slack;                   /* SA lifetime beyond the registration's expiry */
     bool subscribe_reg_event;        /* SUBSCRIBE to reg at the S-CSCF after registration */
     long auth_max_failures;          /* failed REGISTERs from one address that block it (0: never) */
     long auth_failure_window;        /* ... counted within this many seconds */
     long auth_lockout;               /* seconds a blocked address gets 403 from us */
 } pcscf_cfg;
+
+/* pcscf.sec_agree; "false" / "true" are the old boolean spellings (= off / optional). */
+enum { PCSCF_SEC_AGREE_OFF = 0, PCSCF_SEC_AGREE_OPTIONAL = 1, PCSCF_SEC_AGREE_REQUIRED = 2,
+       PCSCF_SEC_AGREE_FALSE = 3, PCSCF_SEC_AGREE_TRUE = 4 };
+/* The effective mode (the boolean spellings mapped). */
+int pcscf_sec_agree_mode(const pcscf_cfg *cfg);
 
 typedef struct {
     ims_log_cfg log;
@@ -82,6 +97,7 @@ typedef struct {
     bool stopping;
 
     ims_metric *m_bindings;          /* pcscf_bindings (gauge) */
+    struct pcscf_ipsec *ipsec;       /* sec-agree SA sets (pcscf_ipsec.c); NULL when sec_agree is off */
 } pcscf_context;
 
 /* The one P-CSCF of this process (the NF main sets it up). */

@@ -48,6 +48,7 @@
 #include "ims_pending.h"
 #include "ims_register.h"
 #include "pcscf_context.h"
+#include "pcscf_ipsec.h"
 #include "pcscf_secagree.h"
 #include "pcscf_util.h"
 
@@ -67,6 +68,7 @@ typedef struct pcscf_reg_pending {
     size_t n_contacts;
     bool star;                       /* Contact: * (remove all) */
     bool ue_path;                    /* the UE listed path in Supported (RFC 3327 §5.3) */
+    pcscf_ipsec_reg ipsec;           /* sec-agree: the mechanism chosen, the SA set it came over */
 } pcscf_reg_pending;
 
 static void pending_free(pcscf_reg_pending *p)
@@ -344,6 +346,14 @@ static void on_registered(pcscf_context *ctx, pcscf_reg_pending *p, const sip_t 
         .contacts = contacts, .n_contacts = p->n_contacts,
         .remove_all = p->star,
     };
+    long longest = 0;
+    for (size_t i = 0; i < p->n_contacts; i++)
+        if (contacts[i].expires - now > longest)
+            longest = (long)(contacts[i].expires - now);
+    pcscf_addr replaced[4];
+    size_t n_replaced = pcscf_ipsec_on_200(ctx, &p->ipsec, p->impu, p->star ? 0 : longest, replaced, 4);
+    for (size_t i = 0; i < n_replaced; i++)   /* re-authentication: the registration moves to the new SAs */
+        pcscf_bindings_move_flow(ctx->bindings, &replaced[i], &p->source);
     int rc = pcscf_bindings_update(ctx->bindings, &u, now);
     ims_metric_set(ctx->m_bindings, (int64_t)pcscf_bindings_count(ctx->bindings));
     switch (rc) {
@@ -399,9 +409,14 @@ static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_
     }
     pcscf_reg_pending *p = rec;
 
+    int replace = 0;
     if (status == 401) {
+        /* CK/IK for the SAs first (pcscf_ipsec.c), then out of the UE's sight */
+        replace = pcscf_ipsec_on_401(ctx, &p->ipsec, p->impu, &p->source, msg, sip);
         strip_ck_ik(msg, sip);
-        pcscf_count_register("challenged");
+        pcscf_count_register(replace ? "error" : "challenged");
+        if (replace)
+            pcscf_ipsec_on_failure(ctx, &p->ipsec);
     } else if (status >= 200 && status < 300) {
         on_registered(ctx, p, sip);
         /* RFC 3327 §5.3: Path goes back only to a UE that listed path in Supported (we asked the
@@ -415,8 +430,10 @@ static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_
     }
     if (status == 403)
         count_failure(ctx, p, status);
+    if (status >= 300 && status != 401)
+        pcscf_ipsec_on_failure(ctx, &p->ipsec);
     pending_free(p);
-    return 0;
+    return replace;
 }
 
 /* ---------- the request ---------- */
@@ -442,15 +459,17 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
         pcscf_count_register("forbidden");
         goto out;
     }
-    const char *security_server = NULL;
-    status = pcscf_secagree_check(ctx, sip, &security_server);
+    pcscf_addr src;
+    bool protected_req = false;
+    if (pcscf_ue_source(ctx, irq, &src, &protected_req)) {
+        status = 500;
+        phrase = "Source Address Unknown";
+        goto out;
+    }
+    pcscf_ipsec_reg ipsec;
+    status = pcscf_ipsec_on_register(ctx, sip, &src, &ipsec, &phrase);
     if (status) {
-        IMS_INFO(SUBSYS, "REGISTER requires sec-agree with no mechanism we support: %d", status);
-        nta_incoming_treply(irq, status, "Security Agreement Required",
-                            TAG_IF(security_server, SIPTAG_SECURITY_SERVER_STR(security_server)), TAG_END());
-        nta_incoming_destroy(irq);
         pcscf_count_register("sec_agree");
-        status = 0;
         goto out;
     }
     char to[512];
@@ -469,11 +488,8 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
     p->started = ims_monotonic_s();
     p->ue_path = pcscf_list_has(sip->sip_supported, "path");
     snprintf(p->impu, sizeof(p->impu), "%s", impu);
-    if (pcscf_source_of(irq, &p->source)) {
-        status = 500;
-        phrase = "Source Address Unknown";
-        goto out;
-    }
+    p->source = src;
+    p->ipsec = ipsec;
     su_home_t *tmp = su_home_new(sizeof(su_home_t));
     for (const sip_contact_t *m = sip->sip_contact; tmp && m && p->n_contacts < MAX_CONTACTS; m = m->m_next) {
         if (m->m_url->url_type == url_any) {
@@ -498,7 +514,7 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
     if (fw->sip_route)
         msg_header_remove_all(msg, (msg_pub_t *)fw, (msg_header_t *)fw->sip_route);
     pcscf_secagree_strip(msg, fw);
-    if (add_ims_headers(ctx, msg, fw)) {
+    if (add_ims_headers(ctx, msg, fw) || pcscf_ipsec_mark_register(msg, fw, &p->ipsec)) {
         status = 500;
         goto out;
     }

@@ -53,6 +53,7 @@
 #include "ims_clock.h"
 #include "ims_log.h"
 #include "pcscf_context.h"
+#include "pcscf_ipsec.h"
 #include "pcscf_secagree.h"
 #include "pcscf_util.h"
 
@@ -98,6 +99,7 @@ static void strip_home_credentials(pcscf_context *ctx, msg_t *msg, sip_t *sip, c
 #define REFUSED_DIALOG_ROUTE "dialog_route"       /* UE in-dialog request not along our Record-Route */
 #define REFUSED_FOREIGN_CONTACT "foreign_contact"  /* UE SUBSCRIBE whose Contact is not the UE */
 #define REFUSED_DIALOG_RELAY "dialog_relay"     /* ... along it, but on to a hop outside the core */
+#define REFUSED_UNPROTECTED "unprotected"       /* in clear from a UE that has IPsec SAs (sec-agree) */
 
 /* The identity a request claims: its P-Preferred-Identity, else its From URI (normalised; raw
  * when it does not normalise), "-" when none. */
@@ -124,8 +126,9 @@ static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *r
     }
     /* rate limit per reason (the set is fixed: the last slot takes any other) */
     static const char *const reasons[] = { REFUSED_OTHER_FLOW, REFUSED_TERM_ROUTE, REFUSED_DIALOG_ROUTE,
-                                           REFUSED_FOREIGN_CONTACT, REFUSED_DIALOG_RELAY, NULL };
-    static ims_log_limit limit[6];
+                                           REFUSED_FOREIGN_CONTACT, REFUSED_DIALOG_RELAY, REFUSED_UNPROTECTED,
+                                           NULL };
+    static ims_log_limit limit[7];
     size_t r = 0;
     while (reasons[r] && strcmp(reasons[r], reason))
         r++;
@@ -142,6 +145,8 @@ static void count_refusal(const sip_t *sip, const pcscf_addr *src, const char *r
                  ? " (SUBSCRIBE Contact is neither a registered contact nor the flow: NOTIFYs would go elsewhere)"
              : strcmp(reason, REFUSED_DIALOG_RELAY) == 0
                  ? " (in-dialog request routed on to a host that is neither its S-CSCF nor in the trust domain)"
+             : strcmp(reason, REFUSED_UNPROTECTED) == 0
+                 ? " (the UE has IPsec SAs: its requests must come over them, TS 33.203 7)"
                  : " (in-dialog request not along a Record-Route we inserted for this UE: URI or token wrong)",
              unlogged);
 }
@@ -203,6 +208,8 @@ static url_t *ue_next_hop(su_home_t *home, const pcscf_binding *b)
  * other goes to the Request-URI itself (RFC 3263 through nta). */
 static bool flow_serves(const url_t *ruri, const pcscf_binding *b)
 {
+    if (strcmp(b->source.transport, PCSCF_FLOW_SA) == 0)
+        return true;   /* a sec-agree UE is reached over its SAs only, whatever the URI says */
     char t[16];
     isize_t n = url_param(ruri->url_params, "transport", t, sizeof(t));
     if (n <= 1)             /* absent (0) or without a value (1) */
@@ -264,14 +271,25 @@ static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw
         ims_sip_forward(ctx->sip, irq, msg, NULL, NULL, NULL);
         return 0;
     }
-    url_t *next_hop = ue_next_hop(home, b);
+    url_t *next_hop = NULL;
+    const char *ident = NULL;
+    if (strcmp(b->source.transport, PCSCF_FLOW_SA) == 0) {
+        /* from our port-c to its port-s, over its SA set (TS 33.203 §7.1) */
+        if (pcscf_ipsec_next_hop(ctx, &b->source, home, &next_hop, &ident)) {
+            msg_destroy(msg);
+            pcscf_reply(irq, 480, "Temporarily Unavailable - No Security Association");
+            return 0;
+        }
+    } else {
+        next_hop = ue_next_hop(home, b);
+    }
     if (!next_hop) {
         msg_destroy(msg);
         return 500;
     }
     IMS_DEBUG(SUBSYS, "%s %s -> UE %s:%u/%s", fw->sip_request->rq_method_name, ruri, b->source.host,
               b->source.port, b->source.transport);
-    ims_sip_forward(ctx->sip, irq, msg, next_hop, NULL, NULL);
+    ims_sip_forward_from(ctx->sip, irq, msg, next_hop, ident, NULL, NULL);
     return 0;
 }
 
@@ -326,7 +344,7 @@ static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
     pcscf_addr src;
     char ppi[512] = "", from[512] = "";
 
-    if (pcscf_source_of(irq, &src)) {
+    if (pcscf_ue_source(ctx, irq, &src, NULL)) {
         status = 500;
         goto out;
     }
@@ -503,8 +521,14 @@ int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
 
     pcscf_addr src;
     su_sockaddr_t sa;
-    if (pcscf_source_of(irq, &src) || ims_trust_source(irq, &sa, NULL, 0))
+    bool protected_req = false;
+    if (pcscf_ue_source(ctx, irq, &src, &protected_req) || ims_trust_source(irq, &sa, NULL, 0))
         return 500;
+    /* TS 33.203 §7: a UE with SAs sends over them; in clear it is not that UE (or a downgrade) */
+    if (!protected_req && !ims_trust_is_trusted(ctx->trust, &sa) && pcscf_ipsec_host_protected(ctx, src.host)) {
+        count_refusal(sip, &src, REFUSED_UNPROTECTED, NULL, true);
+        return refuse(irq, sip, 403, "Forbidden - Unprotected Request");
+    }
     /* From a UE: its flow holds a registration (in a one-host lab the UEs share the core's
      * address, so a registered flow wins over the trust domain), or it comes from outside the
      * trust domain. Everything else is a network element of ours. */

@@ -16,6 +16,7 @@
 #include "ims_clock.h"
 #include "ims_log.h"
 #include "pcscf_context.h"
+#include "pcscf_ipsec.h"
 #include "pcscf_util.h"
 
 #define SUBSYS "pcscf"
@@ -82,6 +83,18 @@ int pcscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip)
     pcscf_count_request(sip->sip_request->rq_method_name);
     if (ctx->stopping)
         return 503;
+    if (ctx->ipsec) {   /* sec-agree on: requests that came over an SA set and the others */
+        pcscf_addr src;
+        bool prot = false;
+        static ims_metric *m_prot, *m_plain;
+        if (!m_prot) {
+            m_prot = ims_metric_counter("pcscf_requests_protected_total", "requests that arrived over an IPsec SA set");
+            m_plain = ims_metric_counter("pcscf_requests_unprotected_total",
+                                         "requests that arrived in clear (sec_agree on)");
+        }
+        if (pcscf_ue_source(ctx, irq, &src, &prot) == 0)
+            ims_metric_inc(prot ? m_prot : m_plain);
+    }
     if (sip->sip_request->rq_method == sip_method_register)
         return pcscf_register_handle(ctx, irq, sip);
     if (pcscf_regevent_is_ours(ctx, sip))
@@ -97,6 +110,8 @@ static void on_binding_removed(void *arg, const char *impu, const pcscf_addr *so
     IMS_INFO(SUBSYS, "binding of %s from %s:%u/%s removed", impu, source->host, source->port, source->transport);
     if (!ctx->stopping && !pcscf_bindings_has_impu(ctx->bindings, impu))
         pcscf_regevent_forget(ctx, impu);
+    if (!ctx->stopping)
+        pcscf_ipsec_flow_gone(ctx, source);
 }
 
 static void housekeeping(void *arg)
@@ -108,6 +123,7 @@ static void housekeeping(void *arg)
     if (n)
         IMS_DEBUG(SUBSYS, "%zu binding(s) expired", n);
     pcscf_register_sweep(ctx, now, 120);
+    pcscf_ipsec_sweep(ctx, now);
     ims_metric_set(ctx->m_bindings, (int64_t)pcscf_bindings_count(ctx->bindings));
     if (!ctx->stopping)
         ctx->housekeeping = ims_sip_timer_start(ctx->sip, HOUSEKEEPING_MS, housekeeping, ctx);
@@ -170,9 +186,8 @@ int pcscf_start(pcscf_context *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start timers on the SIP loop");
         goto out;
     }
-    if (ctx->cfg.pcscf.sec_agree)
-        IMS_WARN(SUBSYS, "sec_agree: true, but no mechanism (ipsec-3gpp, tls) is supported here: "
-                 "UEs that require sec-agree get 494");
+    if (pcscf_ipsec_start(ctx, err, errlen))
+        goto out;
     rv = 0;
 out:
     return rv;
@@ -186,6 +201,7 @@ void pcscf_stop(pcscf_context *ctx)
     ctx->housekeeping = NULL;
     pcscf_regevent_fini(ctx);
     pcscf_register_sweep(ctx, 0, -1);
+    pcscf_ipsec_stop(ctx);                /* every SA set deleted */
     pcscf_bindings_free(ctx->bindings);   /* no callbacks */
     ctx->bindings = NULL;
     if (ctx->home)

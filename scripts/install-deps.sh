@@ -9,7 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-RUNTIME_PKGS="libsofia-sip-ua0 libfdcore6 libfdproto6 freediameter-extensions libmicrohttpd12 libjson-c5 libyaml-0-2 libsqlite3-0 libxml2 libssl3 libcurl4 ca-certificates libmnl0"
+# libcap2-bin: setcap gives the pcscf binary CAP_NET_ADMIN for IPsec sec-agree (deploy/Dockerfile)
+RUNTIME_PKGS="libsofia-sip-ua0 libfdcore6 libfdproto6 freediameter-extensions libmicrohttpd12 libjson-c5 libyaml-0-2 libsqlite3-0 libxml2 libssl3 libcurl4 ca-certificates libmnl0 libcap2-bin"
 BUILD_PKGS="build-essential cmake pkg-config libsofia-sip-ua-dev libfreediameter-dev freediameter-extensions libmicrohttpd-dev libjson-c-dev libyaml-dev libsqlite3-dev libxml2-dev libssl-dev libcurl4-openssl-dev libcmocka-dev libmnl-dev"
 # podman ... debootstrap: tests/deploy/container_lab.sh (the compose lab run for real). netavark,
 # aardvark-dns and iptables by name: without recommends apt would pick the CNI plugins instead;

@@ -152,11 +152,56 @@ static void test_shared_source(void **state)
     pcscf_bindings_free(s);
 }
 
+/* Sec-agree re-authentication moves a UE's registrations from its old SA flow to the new one
+ * (pcscf_bindings_move_flow): contacts kept, every index follows, nothing of the old flow left;
+ * an identity the new flow holds already is removed from the old one (a removal, reported). */
+static void test_move_flow(void **state)
+{
+    (void)state;
+    watcher w = { 0 };
+    pcscf_bindings *s = pcscf_bindings_new(on_removed, &w);
+    pcscf_addr old = addr("10.77.1.2", 6100), new_flow = addr("10.77.1.2", 6102), other = addr("10.77.1.3", 6100);
+    snprintf(old.transport, sizeof(old.transport), "sa");
+    snprintf(new_flow.transport, sizeof(new_flow.transport), "sa");
+    snprintf(other.transport, sizeof(other.transport), "sa");
+    assert_int_equal(reg(s, "sip:alice@ims.lab", "tel:+1", old, "sip:alice@10.77.1.2:6101", 100, 0),
+                     PCSCF_BINDING_CREATED);
+    assert_int_equal(reg(s, "sip:alice2@ims.lab", NULL, old, "sip:alice2@10.77.1.2:6101", 100, 0),
+                     PCSCF_BINDING_CREATED);
+    assert_int_equal(reg(s, "sip:carol@ims.lab", NULL, other, "sip:carol@10.77.1.3:6101", 100, 0),
+                     PCSCF_BINDING_CREATED);
+    /* alice2 registered over the new flow already (its REGISTER came first): that one stays */
+    assert_int_equal(reg(s, "sip:alice2@ims.lab", NULL, new_flow, "sip:alice2@10.77.1.2:6101", 200, 0),
+                     PCSCF_BINDING_CREATED);
+
+    assert_int_equal(pcscf_bindings_move_flow(s, &old, &new_flow), 1);
+    assert_int_equal(w.removed, 1);
+    assert_string_equal(w.last, "sip:alice2@ims.lab");
+    assert_int_equal(pcscf_bindings_count(s), 3);
+    assert_null(pcscf_bindings_by_flow(s, &old, NULL));
+    const pcscf_binding *b = pcscf_bindings_by_flow(s, &new_flow, "tel:+1");
+    assert_non_null(b);
+    assert_string_equal(b->impu, "sip:alice@ims.lab");
+    assert_ptr_equal(pcscf_bindings_get(s, "sip:alice@ims.lab", &new_flow), b);
+    assert_ptr_equal(pcscf_bindings_by_contact(s, "sip:alice@10.77.1.2:6101", 1), b);
+    assert_int_equal(pcscf_binding_expires(b), 100);
+    b = pcscf_bindings_get(s, "sip:alice2@ims.lab", &new_flow);
+    assert_non_null(b);
+    assert_int_equal(pcscf_binding_expires(b), 200);
+    assert_non_null(pcscf_bindings_by_flow(s, &other, NULL));   /* another UE: untouched */
+    assert_int_equal(pcscf_bindings_move_flow(s, &old, &new_flow), 0);
+    /* the moved binding still expires and reports its new flow */
+    assert_int_equal(pcscf_bindings_expire(s, 150), 2);
+    assert_null(pcscf_bindings_get(s, "sip:alice@ims.lab", &new_flow));
+    pcscf_bindings_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lifecycle_and_lookups),
         cmocka_unit_test(test_shared_source),
+        cmocka_unit_test(test_move_flow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
