@@ -241,6 +241,41 @@ def main():
         ue3.install_sas(ck, ik)
         check(ue3.protected_register(auth, 600) == 200, "registration after the resync")
         passed.append("aka_resync_auts")
+
+        # 12. re-registration without a new challenge (TS 24.229 §5.4.1.2.1, scscf.reauth_protected:
+        #     when_needed): the S-CSCF restarts with the option (and forgets its registrations), ue3
+        #     registers again over a new set (challenged: unknown to the S-CSCF), then its protected
+        #     re-REGISTER over that set gets 200 without a 401, the SAs stay as they are
+        core.scscf.stop()
+        core.scscf.config["scscf"]["reauth_protected"] = "when_needed"
+        core.scscf.write_config()
+        core.scscf.spawn()
+        lab.wait_for(lambda: core.scscf.probe("/readyz") == 200, timeout=30, what="scscf ready")
+        lab.wait_for(lambda: core.icscf.probe("/readyz") == 200, timeout=30, what="icscf ready")
+        st, hdrs, old = ue3.reauth_start(600)
+        check(st == 401, "re-REGISTER unknown to the restarted S-CSCF: %s" % st)
+        check(ue3.reauth_finish(hdrs, 600) == 200, "registration over the new set")
+        lab.wait_for(lambda: len(our_states()) == 4, timeout=10, what="old set of ue3 deleted")
+        ue3.remove_sas_of(old)
+        before = our_states()
+        st, _ = ue3.reregister_protected(600)
+        check(st == 200, "protected re-REGISTER with reauth_protected when_needed: %s (a 401 is a re-challenge)" % st)
+        after = our_states()
+        check(set(after) == set(before), "SAs changed by the unchallenged re-registration: %s -> %s" % (before, after))
+        check(after[ue3.server["spi-s"]] > before[ue3.server["spi-s"]], "the re-REGISTER did not come over the SA")
+        check(core.scscf.metric("scscf_register_protected_unchallenged_total") >= 1, "not counted at the S-CSCF")
+        passed.append("reregister_without_challenge")
+
+        # 13. the same UE forging integrity-protected="yes" on a plain REGISTER: the P-CSCF removes
+        #     it, the S-CSCF challenges (with the mark kept it would answer 200 at once)
+        forged = ('Digest username="%s", realm="%s", uri="sip:%s", nonce="", response="", '
+                  'integrity-protected="yes"' % (ue3.impi, lab.DOMAIN, lab.DOMAIN))
+        ue3.plain.sendto(ue3.register_msg(5060, 600, auth=forged, contact_port=5060, extra=[
+            "Security-Client: ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=4242;spi-s=4243;port-c=6500;"
+            "port-s=6501;prot=esp;mod=trans", "Require: sec-agree", "Proxy-Require: sec-agree"]), (P_IP, port))
+        st, _, _ = ue3.recv(ue3.plain, "REGISTER")
+        check(st == 401, "plain REGISTER with a forged integrity-protected=\"yes\": %s" % st)
+        passed.append("forged_integrity_protected_challenged")
         core.stop()
     except Exception:
         print("passed before the failure: %s" % passed)
