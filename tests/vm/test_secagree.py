@@ -9,6 +9,7 @@ import base64
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,17 @@ def main():
         check(len(states) == 8 and all(states.get(x, 0) > 0 for x in callee + caller),
               "SA packet counters after the call: %s" % states)
         passed.append("call_udp")
+
+        # 4b. the same call with the caller over TCP (its connection from port-c to our port-s, over
+        #     the SAs; requests to the callee stay UDP from our port-c, README): every message
+        #     goes through, the caller's SAs count the TCP segments
+        before = our_states()
+        call(ue1, ue2, P_IP, tcp=True)
+        after = our_states()
+        # (the callee's pair from its port-c carries only its own requests: none in this call)
+        check(all(after[x] > before[x] for x in caller + [ue2.server["spi-c"], ue2.spi_us]),
+              "SA packet counters over the TCP call: %s -> %s" % (before, after))
+        passed.append("call_tcp")
 
         # capture (the registration and the call): after the 401 only ESP between ue1 and the P-CSCF;
         # tcpdump writes each packet (-U) and flushes on SIGINT
@@ -298,18 +310,62 @@ def soft_port_fix(soft):
     soft.register_msg = msg
 
 
-def call(a, b, p_ip):
-    """a INVITEs b over their SAs; b answers 200; a ACKs and BYEs; b answers 200."""
+class TcpFlow:
+    """The UE's TCP connection from its port-c to the P-CSCF's port-s (over its SAs: the UE's
+    policies cover TCP too); send() and recv() like a UDP socket's sendto/recv on a.uc."""
+
+    def __init__(self, a, p_ip):
+        with sa.Netns(a.ns):
+            self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.s.bind((a.ip, a.port_uc))
+            self.s.settimeout(8)
+            self.s.connect((p_ip, a.server["port-s"]))
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP", 1))
+
+    def message(self):
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", self.buf[:end])
+                total = end + 4 + (int(m.group(1)) if m else 0)
+                if len(self.buf) >= total:
+                    data, self.buf = self.buf[:total], self.buf[total:]
+                    return data
+            chunk = self.s.recv(65535)
+            check(chunk, "the P-CSCF closed the TCP connection")
+            self.buf += chunk
+
+    def recv(self, want):
+        """The final response to the request of method want: (status, headers)."""
+        while True:
+            first, hdrs, _ = sa.parse(self.message())
+            if first.startswith("SIP/2.0") and want in (sa.hdr(hdrs, "cseq") or "") and sa.status_of(first) >= 200:
+                return sa.status_of(first), hdrs
+
+    def close(self):
+        self.s.close()
+
+
+def call(a, b, p_ip, tcp=False):
+    """a INVITEs b over their SAs (tcp: over a's TCP connection to our port-s; requests to b go
+    over UDP from our port-c); b answers 200; a ACKs and BYEs; b answers 200."""
     invite = a.request("INVITE", b.impu, body="v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
                        "m=audio 4000 RTP/AVP 0\r\n" % (a.ip, a.ip), extra=["Content-Type: application/sdp"])
-    a.uc.sendto(invite, (p_ip, a.server["port-s"]))
+    flow = TcpFlow(a, p_ip) if tcp else None
+    send = flow.send if tcp else (lambda d: a.uc.sendto(d, (p_ip, a.server["port-s"])))
+    recv = flow.recv if tcp else (lambda m: (lambda r: (r[0], r[2]))(a.recv(a.uc, m)))
+    send(invite)
     data, src = b.us.recvfrom(65535)
     first, hdrs, _ = sa.parse(data)
     check(first.startswith("INVITE"), "callee got %s" % first)
     check(src[1] == b.server["port-c"], "INVITE to the callee from port %d, not port-c" % src[1])
     resp = response(200, hdrs, "<sip:%s@%s:%d>" % (b.user, b.ip, b.port_us), to_tag="b1")
     b.us.sendto(resp, src)
-    st, _, rh = a.recv(a.uc, "INVITE")
+    st, rh = recv("INVITE")
     check(st == 200, "caller got %s" % st)
     rr = list(reversed(sa.hdr(rh, "record-route", True)))
     routes = [r.strip() for v in rr for r in reversed(v.split(","))] if rr else []
@@ -323,7 +379,7 @@ def call(a, b, p_ip):
                  "Max-Forwards: 70", "From: %s" % from_, "To: %s" % to, "Call-ID: %s" % callid,
                  "CSeq: %d %s" % (1 if method == "ACK" else 2, method)]
         lines += ["Route: %s" % r for r in routes]
-        a.uc.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(), (p_ip, a.server["port-s"]))
+        send(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode())
         while True:
             data, src = b.us.recvfrom(65535)
             first, hdrs, _ = sa.parse(data)
@@ -331,8 +387,10 @@ def call(a, b, p_ip):
                 break
         if method == "BYE":
             b.us.sendto(response(200, hdrs), src)
-            st, _, _ = a.recv(a.uc, "BYE")
+            st, _ = recv("BYE")
             check(st == 200, "BYE answered %s" % st)
+    if flow:
+        flow.close()
 
 
 def message(a, b, sock):
