@@ -137,20 +137,11 @@ def main():
               "SA packet counters over the TCP call: %s -> %s" % (before, after))
         passed.append("call_tcp")
 
-        # capture (the registration and the call): after the 401 only ESP between ue1 and the P-CSCF;
-        # tcpdump writes each packet (-U) and flushes on SIGINT
-        time.sleep(0.5)
-        cap.send_signal(signal.SIGINT)
-        cap.wait(10)
-        out = sh("tcpdump -n -tt -r %s" % os.path.join(tmp, "vu1.pcap"))
-        # (the UE's own plain port 5060 is excluded: case 2 sends in clear from it on purpose)
-        clear_after = [ln for ln in out.splitlines() if float(ln.split()[0]) > mark and "ESP" not in ln
-                       and "ARP" not in ln and "ICMP6" not in ln and "IP6" not in ln
-                       and not re.search(r"10\.77\.1\.2\.5060\b", ln)]
-        check(not clear_after, "packets in clear after the SAs: %s" % clear_after[:5])
-        check(any("10.77.1.2 > 10.77.1.1: ESP" in ln for ln in out.splitlines()) and
-              any("10.77.1.1 > 10.77.1.2: ESP" in ln for ln in out.splitlines()), "no ESP both ways:\n%s" % out[-2000:])
-        passed.append("only_esp_after_401")
+        # 4c. a request without Contact from the UE over its SAs: the answer goes back over them
+        #     (not to a Contact or the Via's plain port; checked by the capture below)
+        message(ue1, ue2, ue2.us, contact=False)
+        passed.append("no_contact_answered_over_sa")
+
 
         # 5. a re-REGISTER offering same ports and SPIs again cannot get new SAs next to the ones in
         #    use (TS 33.203 §7.4): a clear 500, nothing installed, the old set still works
@@ -188,6 +179,22 @@ def main():
         lab.wait_for(lambda: len(our_states()) == 4, timeout=10, what="ue1's SAs deleted")
         check(not (new & set(our_states())), "de-registration left %s" % our_states())
         passed.append("deregistration_removes_sas")
+
+        # capture (registration, calls, a MESSAGE without Contact, the 401s to protected re- and
+        # de-REGISTERs, their 200s): after the first 401 only ESP between ue1 and the P-CSCF;
+        # tcpdump writes each packet (-U) and flushes on SIGINT
+        time.sleep(0.5)
+        cap.send_signal(signal.SIGINT)
+        cap.wait(10)
+        out = sh("tcpdump -n -tt -r %s" % os.path.join(tmp, "vu1.pcap"))
+        # (the UE's own plain port 5060 is excluded: case 2 sends in clear from it on purpose)
+        clear_after = [ln for ln in out.splitlines() if float(ln.split()[0]) > mark and "ESP" not in ln
+                       and "ARP" not in ln and "ICMP6" not in ln and "IP6" not in ln
+                       and not re.search(r"10\.77\.1\.2\.5060\b", ln)]
+        check(not clear_after, "packets in clear after the SAs: %s" % clear_after[:5])
+        check(any("10.77.1.2 > 10.77.1.1: ESP" in ln for ln in out.splitlines()) and
+              any("10.77.1.1 > 10.77.1.2: ESP" in ln for ln in out.splitlines()), "no ESP both ways:\n%s" % out[-2000:])
+        passed.append("only_esp_after_401")
 
         # 8. restart: a killed P-CSCF leaves ue2's SAs; the new one flushes them, not the foreign one
         core.pcscf.proc.kill()
@@ -393,11 +400,13 @@ def call(a, b, p_ip, tcp=False):
         flow.close()
 
 
-def message(a, b, sock):
-    """a sends a MESSAGE to b over its SAs; b receives it on sock (from the P-CSCF's port-c) and
-    answers 200 over the same SA pair; a gets the 200."""
-    a.uc.sendto(a.request("MESSAGE", b.impu, body="hi", extra=["Content-Type: text/plain"]),
-                (a.pcscf_ip, a.server["port-s"]))
+def message(a, b, sock, contact=True):
+    """a sends a MESSAGE to b over its SAs (without Contact unless contact); b receives it on sock
+    (from the P-CSCF's port-c) and answers 200 over the same SA pair; a gets the 200."""
+    req = a.request("MESSAGE", b.impu, body="hi", extra=["Content-Type: text/plain"])
+    if not contact:
+        req = re.sub(rb"Contact: [^\r]*\r\n", b"", req)
+    a.uc.sendto(req, (a.pcscf_ip, a.server["port-s"]))
     while True:
         data, src = sock.recvfrom(65535)
         first, hdrs, _ = sa.parse(data)
