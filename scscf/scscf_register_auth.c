@@ -10,9 +10,10 @@
  *  - Every REGISTER is challenged (re-registrations and de-registrations too) unless
  *    scscf.reauth_protected is when_needed: then a REGISTER that the P-CSCF marks
  *    integrity-protected="yes" (it came over the UE's IPsec SAs, TS 24.229 §5.2.2.1; the P-CSCF
- *    removes the parameter from anything else) for a user registered with AKA by the same IMPI
- *    is accepted without a challenge (TS 24.229 §5.4.1.2.1: "may"), and goes on as an
- *    authenticated one (SAR RE_REGISTRATION, 200). Only the trust domain reaches the S-CSCF
+ *    removes the parameter from anything else) for a user registered with AKA by the same IMPI,
+ *    and not answering a challenge still open (that answer is verified), is accepted without a
+ *    challenge (TS 24.229 §5.4.1.2.1: "may") and goes on as an authenticated one (SAR
+ *    RE_REGISTRATION, 200). Only the trust domain reaches the S-CSCF
  *    (scscf_sip.c), so the mark is the P-CSCF's. A nonce is consumed by the REGISTER it
  *    authenticates.
  *  - The MAR scheme follows the UE: algorithm=AKAv1-MD5 -> Digest-AKAv1-MD5, algorithm=MD5 ->
@@ -196,6 +197,9 @@ static bool protected_reregistration(const scscf_reg_txn *t)
 {
     if (t->ctx->cfg.scscf.reauth_protected != SCSCF_REAUTH_WHEN_NEEDED || !t->has_cred ||
         !t->cred.integrity_protected || t->cred.has_auts)
+        return false;
+    /* an answer to a challenge of ours is verified (and consumes it) as always */
+    if (t->cred.nonce[0] && scscf_auth_find(t->ctx->auth, t->cred.nonce))
         return false;
     const scscf_reg *reg = scscf_regstore_find(t->ctx->store, t->impu);
     return reg && reg->auth_scheme == SCSCF_AUTH_AKA && strcmp(reg->impi, t->impi) == 0 &&
