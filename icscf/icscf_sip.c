@@ -125,6 +125,12 @@ int icscf_strip_untrusted(msg_t *msg, sip_t *sip)
     /* RFC 7315 §4.3: meaningful on REGISTER only, where the visited P-CSCF sets it (roaming). */
     if (sip->sip_request && sip->sip_request->rq_method != sip_method_register)
         n += ims_sip_remove_headers(msg, sip, "P-Visited-Network-ID");
+    /* TS 24.229 §5.2.2.1: integrity-protected is the mark of our P-CSCF (the S-CSCF may then skip
+     * the challenge, scscf.reauth_protected): from outside it means nothing */
+    for (sip_authorization_t *au = sip->sip_authorization; au; au = au->au_next)
+        if (msg_header_find_param((msg_common_t *)au, "integrity-protected") &&
+            msg_header_remove_param((msg_common_t *)au, "integrity-protected") >= 0)
+            n++;
     if (n > 0) {
         ims_metric *m = ims_metric_counter("icscf_untrusted_headers_removed_total",
                                            "trust-domain headers (P-Asserted-Identity, P-Charging-* ...) removed "

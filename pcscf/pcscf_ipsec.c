@@ -313,6 +313,10 @@ int pcscf_ipsec_on_register(pcscf_context *ctx, const sip_t *sip, const pcscf_ad
 
 int pcscf_ipsec_mark_register(msg_t *msg, sip_t *sip, const pcscf_ipsec_reg *reg)
 {
+    /* Only we say integrity-protected: the UE's own parameter goes from every Authorization (a UE
+     * on a plain flow must not skip the S-CSCF's challenge, scscf.reauth_protected) */
+    for (sip_authorization_t *au = sip->sip_authorization; au; au = au->au_next)
+        msg_header_remove_param((msg_common_t *)au, "integrity-protected");
     if (!reg->came_over || !sip->sip_authorization)
         return 0;
     return msg_header_replace_param(msg_home(msg), (msg_common_t *)sip->sip_authorization,

@@ -49,8 +49,9 @@ bool pcscf_ipsec_host_protected(pcscf_context *ctx, const char *host);
  * *phrase. */
 int pcscf_ipsec_on_register(pcscf_context *ctx, const sip_t *sip, const pcscf_addr *src, pcscf_ipsec_reg *reg,
                             const char **phrase);
-/* The forwarded REGISTER: integrity-protected="yes" in its Authorization when it came over an SA
- * set (TS 24.229 §5.2.2.1). 0 / -1. */
+/* The forwarded REGISTER: any integrity-protected parameter of the UE removed, then
+ * integrity-protected="yes" in its Authorization when it came over an SA set (TS 24.229
+ * §5.2.2.1). 0 / -1. */
 int pcscf_ipsec_mark_register(msg_t *msg, sip_t *sip, const pcscf_ipsec_reg *reg);
 /* The 401 for it: takes CK/IK (before they are stripped), installs a temporary SA set, adds
  * Security-Server. 0, or 500 (no SAs could be set up: the UE must not be left waiting for them). */

@@ -127,6 +127,8 @@ int scscf_auth_parse(const sip_authorization_t *au, scscf_credentials *out)
         if (strcmp(fields[i].name, "auts") == 0)
             out->has_auts = true;
     }
+    char ip[16];
+    out->integrity_protected = scscf_param(p, "integrity-protected", ip, sizeof(ip)) && strcasecmp(ip, "yes") == 0;
     /* A parameter longer than our scratch buffer is present but unreadable: malformed. */
     for (size_t i = 0; p && p[i]; i++)
         if (strlen(p[i]) > 1000)

@@ -10,8 +10,8 @@
  * Nonces are kept by value (IMPI, IMPU, XRES or HA1, RAND for resync, expiry, last nonce-count)
  * for nonce_lifetime seconds; an expired one is still recognised for another lifetime so that the
  * UE gets stale=true. Nonce-counts must increase (RFC 7616 §3.4: a repeated nc is a replay).
- * A successful registration consumes its nonce: every REGISTER is challenged (no IPsec here, so
- * no integrity-protected re-registration, TS 24.229 §5.4.1.2.2).
+ * A successful registration consumes its nonce: every REGISTER is challenged, except, with
+ * scscf.reauth_protected: when_needed, an integrity-protected re-registration (scscf_register_auth.c).
  */
 #ifndef SCSCF_AUTH_H
 #define SCSCF_AUTH_H
@@ -59,6 +59,7 @@ typedef struct {
     char nc[16];
     char auts[64];
     bool has_auts;
+    bool integrity_protected;   /* integrity-protected="yes", added by the P-CSCF (TS 24.229 §5.2.2.1) */
 } scscf_credentials;
 
 typedef struct scscf_auth scscf_auth;

@@ -18,6 +18,8 @@
 
 #include "scscf_context.h"
 
+const char *const scscf_reauth_names[] = { "always", "when_needed", NULL };
+
 static const ims_cfg_field scscf_fields[] = {
     { .key = "name", .type = IMS_CFG_STR, .offset = offsetof(scscf_cfg, name), .check = ims_cfg_check_sip_uri,
       .help = "our SIP URI, sent as Server-Name in MAR/SAR; default sip:<sip.advertise> (the listen address and port unless set)" },
@@ -61,6 +63,11 @@ static const ims_cfg_field scscf_fields[] = {
       .def = "60", .min = 1, .max = 86400, .help = "seconds over which auth_max_failures are counted" },
     { .key = "auth_lockout", .type = IMS_CFG_INT, .offset = offsetof(scscf_cfg, auth_lockout),
       .def = "60", .min = 1, .max = 86400, .help = "seconds a private identity stays locked" },
+    { .key = "reauth_protected", .type = IMS_CFG_ENUM, .offset = offsetof(scscf_cfg, reauth_protected),
+      .def = "always", .enum_names = scscf_reauth_names,
+      .help = "always: every REGISTER is challenged; when_needed: a re-/de-REGISTER of a registered AKA user "
+              "that the P-CSCF marks integrity-protected=\"yes\" (it came over the UE's IPsec SAs) is accepted "
+              "without a new challenge (TS 24.229 §5.4.1.2.1)" },
     { .key = NULL },
 };
 

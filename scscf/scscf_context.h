@@ -59,7 +59,13 @@ typedef struct {
     long auth_max_failures;     /* failed authentications of one IMPI that lock it (0: never) */
     long auth_failure_window;   /* ... counted within this many seconds */
     long auth_lockout;          /* seconds a locked IMPI gets 403 without a challenge */
+    int reauth_protected;       /* SCSCF_REAUTH_* (index into scscf_reauth_names) */
 } scscf_cfg;
+
+/* scscf.reauth_protected: challenge every REGISTER, or only those not integrity-protected (or
+ * from an unregistered user) (TS 24.229 §5.4.1.2.1). */
+enum { SCSCF_REAUTH_ALWAYS, SCSCF_REAUTH_WHEN_NEEDED };
+extern const char *const scscf_reauth_names[];
 
 typedef struct {
     ims_log_cfg log;

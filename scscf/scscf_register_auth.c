@@ -7,10 +7,15 @@
  * §6.3.5 (AUTS); RFC 7616 §3.4 (nonce-count).
  *
  * Decisions:
- *  - Every REGISTER is challenged (re-registrations and de-registrations too): TS 24.229 lets an
- *    S-CSCF skip authentication of a REGISTER that the P-CSCF marks integrity-protected, but
- *    there is no IPsec (or TLS) between UE and P-CSCF here, so nothing is. A nonce is consumed by
- *    the REGISTER it authenticates.
+ *  - Every REGISTER is challenged (re-registrations and de-registrations too) unless
+ *    scscf.reauth_protected is when_needed: then a REGISTER that the P-CSCF marks
+ *    integrity-protected="yes" (it came over the UE's IPsec SAs, TS 24.229 §5.2.2.1; the P-CSCF
+ *    removes the parameter from anything else) for a user registered with AKA by the same IMPI,
+ *    and not answering a challenge still open (that answer is verified), is accepted without a
+ *    challenge (TS 24.229 §5.4.1.2.1: "may") and goes on as an authenticated one (SAR
+ *    RE_REGISTRATION, 200). Only the trust domain reaches the S-CSCF
+ *    (scscf_sip.c), so the mark is the P-CSCF's. A nonce is consumed by the REGISTER it
+ *    authenticates.
  *  - The MAR scheme follows the UE: algorithm=AKAv1-MD5 -> Digest-AKAv1-MD5, algorithm=MD5 ->
  *    SIP Digest, anything else (or no Authorization) -> Unknown, and the HSS picks the IMPI's default.
  *  - A wrong response -> 403 and SAR AUTHENTICATION_FAILURE; a nonce-count that did not increase is
@@ -186,9 +191,33 @@ static void resync(scscf_reg_txn *t, scscf_challenge *c)
     challenge(t, data);
 }
 
+/* TS 24.229 §5.4.1.2.1: the S-CSCF may accept an integrity-protected REGISTER of a registered
+ * user without authenticating it again (scscf.reauth_protected: when_needed). */
+static bool protected_reregistration(const scscf_reg_txn *t)
+{
+    if (t->ctx->cfg.scscf.reauth_protected != SCSCF_REAUTH_WHEN_NEEDED || !t->has_cred ||
+        !t->cred.integrity_protected || t->cred.has_auts)
+        return false;
+    /* an answer to a challenge of ours is verified (and consumes it) as always */
+    if (t->cred.nonce[0] && scscf_auth_find(t->ctx->auth, t->cred.nonce))
+        return false;
+    const scscf_reg *reg = scscf_regstore_find(t->ctx->store, t->impu);
+    return reg && reg->auth_scheme == SCSCF_AUTH_AKA && strcmp(reg->impi, t->impi) == 0 &&
+           scscf_reg_active_contacts(reg) > 0;
+}
+
 void scscf_reg_authenticate(scscf_reg_txn *t)
 {
     scscf_context *ctx = t->ctx;
+    if (protected_reregistration(t)) {
+        IMS_INFO(SUBSYS, "integrity-protected REGISTER of %s (%s): accepted without a new challenge", t->impi,
+                 t->impu);
+        ims_metric_inc(ims_metric_counter("scscf_register_protected_unchallenged_total",
+                                          "integrity-protected REGISTERs accepted without a new challenge"));
+        t->scheme = SCSCF_AUTH_AKA;
+        scscf_reg_authenticated(t);
+        return;
+    }
     if (!t->has_cred || !t->cred.nonce[0]) {
         challenge(t, NULL);
         return;

@@ -258,7 +258,8 @@ def test_icscf_role_and_trust(tmp):
 
 def test_register_from_untrusted_allowed(tmp):
     """icscf.register_from_untrusted: true (roaming P-CSCFs outside trust): the REGISTER is served
-    (the S-CSCF challenges it), P-Asserted-Identity and P-Charging-Vector are removed first."""
+    (the S-CSCF challenges it), P-Asserted-Identity, P-Charging-Vector and the integrity-protected
+    parameter of Authorization are removed first."""
     with lab.Lab(tmp, overrides={"icscf": {"icscf": {"register_from_untrusted": True}}}) as core:
         with Udp(ATTACKER) as attacker:
             reg = request("REGISTER", "sip:%s" % DOMAIN, attacker, [
@@ -268,11 +269,15 @@ def test_register_from_untrusted_allowed(tmp):
                 ("Path", "<sip:term@%s:%d;lr>" % (ATTACKER, attacker.port)),
                 ("P-Visited-Network-ID", DOMAIN),
                 ("P-Asserted-Identity", "<sip:alice@%s>" % DOMAIN),
-                ("P-Charging-Vector", "icid-value=forged-icid-2")])
+                ("P-Charging-Vector", "icid-value=forged-icid-2"),
+                # our P-CSCF's mark (scscf.reauth_protected skips the challenge on it): not from outside
+                ("Authorization", 'Digest username="alice@%s", realm="%s", uri="sip:%s", nonce="", response="", '
+                                  'integrity-protected="yes"' % (DOMAIN, DOMAIN, DOMAIN))])
             st, _ = attacker.exchange(core.icscf_sip, reg)
             check(st == 401, "REGISTER from outside with register_from_untrusted: expected the S-CSCF's 401, got %s" % st)
-            check((core.icscf.metric("icscf_untrusted_headers_removed_total") or 0) == 2,
-                  "P-Asserted-Identity and P-Charging-Vector removed: icscf_untrusted_headers_removed_total = %s"
+            check((core.icscf.metric("icscf_untrusted_headers_removed_total") or 0) == 3,
+                  "P-Asserted-Identity, P-Charging-Vector and integrity-protected removed: "
+                  "icscf_untrusted_headers_removed_total = %s"
                   % core.icscf.metric("icscf_untrusted_headers_removed_total"))
             check(refused(core, "untrusted_register") == 0, "nothing refused")
         core.alive()

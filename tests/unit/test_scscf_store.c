@@ -15,6 +15,8 @@
 #include <cmocka.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/su_alloc.h>
 
 #include "ims_aka.h"
 #include "ims_strbuf.h"
@@ -388,6 +390,30 @@ static void on_timeout(void *arg, const scscf_challenge *c)
     g_timeouts++;
 }
 
+/* integrity-protected="yes" (the P-CSCF's mark, TS 24.229 §5.2.2.1) is read; "no", another value
+ * or none is not protected */
+static void test_auth_parse_integrity_protected(void **state)
+{
+    (void)state;
+    su_home_t *home = su_home_new(sizeof(su_home_t));
+    static const struct { const char *value; bool yes; } cases[] = {
+        { "Digest username=\"a@ims.lab\", nonce=\"\", response=\"\", integrity-protected=\"yes\"", true },
+        { "Digest username=\"a@ims.lab\", integrity-protected=yes", true },
+        { "Digest username=\"a@ims.lab\", integrity-protected=\"no\"", false },
+        { "Digest username=\"a@ims.lab\", integrity-protected=\"tls-yes\"", false },
+        { "Digest username=\"a@ims.lab\", nonce=\"\"", false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sip_authorization_t *au = sip_authorization_make(home, cases[i].value);
+        scscf_credentials cr;
+        assert_non_null(au);
+        assert_int_equal(scscf_auth_parse(au, &cr), 0);
+        assert_string_equal(cr.username, "a@ims.lab");
+        assert_int_equal(cr.integrity_protected, cases[i].yes);
+    }
+    su_home_unref(home);
+}
+
 static void test_auth_digest_and_sweep(void **state)
 {
     (void)state;
@@ -520,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_regstore_empty),
         cmocka_unit_test(test_regstore_irs_contacts_expiry),
         cmocka_unit_test(test_auth_aka),
+        cmocka_unit_test(test_auth_parse_integrity_protected),
         cmocka_unit_test(test_auth_digest_and_sweep),
         cmocka_unit_test(test_reginfo_xml),
     };

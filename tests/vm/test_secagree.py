@@ -9,6 +9,7 @@ import base64
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -125,20 +126,22 @@ def main():
               "SA packet counters after the call: %s" % states)
         passed.append("call_udp")
 
-        # capture (the registration and the call): after the 401 only ESP between ue1 and the P-CSCF;
-        # tcpdump writes each packet (-U) and flushes on SIGINT
-        time.sleep(0.5)
-        cap.send_signal(signal.SIGINT)
-        cap.wait(10)
-        out = sh("tcpdump -n -tt -r %s" % os.path.join(tmp, "vu1.pcap"))
-        # (the UE's own plain port 5060 is excluded: case 2 sends in clear from it on purpose)
-        clear_after = [ln for ln in out.splitlines() if float(ln.split()[0]) > mark and "ESP" not in ln
-                       and "ARP" not in ln and "ICMP6" not in ln and "IP6" not in ln
-                       and not re.search(r"10\.77\.1\.2\.5060\b", ln)]
-        check(not clear_after, "packets in clear after the SAs: %s" % clear_after[:5])
-        check(any("10.77.1.2 > 10.77.1.1: ESP" in ln for ln in out.splitlines()) and
-              any("10.77.1.1 > 10.77.1.2: ESP" in ln for ln in out.splitlines()), "no ESP both ways:\n%s" % out[-2000:])
-        passed.append("only_esp_after_401")
+        # 4b. the same call with the caller over TCP (its connection from port-c to our port-s, over
+        #     the SAs; requests to the callee stay UDP from our port-c, README): every message
+        #     goes through, the caller's SAs count the TCP segments
+        before = our_states()
+        call(ue1, ue2, P_IP, tcp=True)
+        after = our_states()
+        # (the callee's pair from its port-c carries only its own requests: none in this call)
+        check(all(after[x] > before[x] for x in caller + [ue2.server["spi-c"], ue2.spi_us]),
+              "SA packet counters over the TCP call: %s -> %s" % (before, after))
+        passed.append("call_tcp")
+
+        # 4c. a request without Contact from the UE over its SAs: the answer goes back over them
+        #     (not to a Contact or the Via's plain port; checked by the capture below)
+        message(ue1, ue2, ue2.us, contact=False)
+        passed.append("no_contact_answered_over_sa")
+
 
         # 5. a re-REGISTER offering same ports and SPIs again cannot get new SAs next to the ones in
         #    use (TS 33.203 §7.4): a clear 500, nothing installed, the old set still works
@@ -176,6 +179,22 @@ def main():
         lab.wait_for(lambda: len(our_states()) == 4, timeout=10, what="ue1's SAs deleted")
         check(not (new & set(our_states())), "de-registration left %s" % our_states())
         passed.append("deregistration_removes_sas")
+
+        # capture (registration, calls, a MESSAGE without Contact, the 401s to protected re- and
+        # de-REGISTERs, their 200s): after the first 401 only ESP between ue1 and the P-CSCF;
+        # tcpdump writes each packet (-U) and flushes on SIGINT
+        time.sleep(0.5)
+        cap.send_signal(signal.SIGINT)
+        cap.wait(10)
+        out = sh("tcpdump -n -tt -r %s" % os.path.join(tmp, "vu1.pcap"))
+        # (the UE's own plain port 5060 is excluded: case 2 sends in clear from it on purpose)
+        clear_after = [ln for ln in out.splitlines() if float(ln.split()[0]) > mark and "ESP" not in ln
+                       and "ARP" not in ln and "ICMP6" not in ln and "IP6" not in ln
+                       and not re.search(r"10\.77\.1\.2\.5060\b", ln)]
+        check(not clear_after, "packets in clear after the SAs: %s" % clear_after[:5])
+        check(any("10.77.1.2 > 10.77.1.1: ESP" in ln for ln in out.splitlines()) and
+              any("10.77.1.1 > 10.77.1.2: ESP" in ln for ln in out.splitlines()), "no ESP both ways:\n%s" % out[-2000:])
+        passed.append("only_esp_after_401")
 
         # 8. restart: a killed P-CSCF leaves ue2's SAs; the new one flushes them, not the foreign one
         core.pcscf.proc.kill()
@@ -241,6 +260,41 @@ def main():
         ue3.install_sas(ck, ik)
         check(ue3.protected_register(auth, 600) == 200, "registration after the resync")
         passed.append("aka_resync_auts")
+
+        # 12. re-registration without a new challenge (TS 24.229 §5.4.1.2.1, scscf.reauth_protected:
+        #     when_needed): the S-CSCF restarts with the option (and forgets its registrations), ue3
+        #     registers again over a new set (challenged: unknown to the S-CSCF), then its protected
+        #     re-REGISTER over that set gets 200 without a 401, the SAs stay as they are
+        core.scscf.stop()
+        core.scscf.config["scscf"]["reauth_protected"] = "when_needed"
+        core.scscf.write_config()
+        core.scscf.spawn()
+        lab.wait_for(lambda: core.scscf.probe("/readyz") == 200, timeout=30, what="scscf ready")
+        lab.wait_for(lambda: core.icscf.probe("/readyz") == 200, timeout=30, what="icscf ready")
+        st, hdrs, old = ue3.reauth_start(600)
+        check(st == 401, "re-REGISTER unknown to the restarted S-CSCF: %s" % st)
+        check(ue3.reauth_finish(hdrs, 600) == 200, "registration over the new set")
+        lab.wait_for(lambda: len(our_states()) == 4, timeout=10, what="old set of ue3 deleted")
+        ue3.remove_sas_of(old)
+        before = our_states()
+        st, _ = ue3.reregister_protected(600)
+        check(st == 200, "protected re-REGISTER with reauth_protected when_needed: %s (a 401 is a re-challenge)" % st)
+        after = our_states()
+        check(set(after) == set(before), "SAs changed by the unchallenged re-registration: %s -> %s" % (before, after))
+        check(after[ue3.server["spi-s"]] > before[ue3.server["spi-s"]], "the re-REGISTER did not come over the SA")
+        check(core.scscf.metric("scscf_register_protected_unchallenged_total") >= 1, "not counted at the S-CSCF")
+        passed.append("reregister_without_challenge")
+
+        # 13. the same UE forging integrity-protected="yes" on a plain REGISTER: the P-CSCF removes
+        #     it, the S-CSCF challenges (with the mark kept it would answer 200 at once)
+        forged = ('Digest username="%s", realm="%s", uri="sip:%s", nonce="", response="", '
+                  'integrity-protected="yes"' % (ue3.impi, lab.DOMAIN, lab.DOMAIN))
+        ue3.plain.sendto(ue3.register_msg(5060, 600, auth=forged, contact_port=5060, extra=[
+            "Security-Client: ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=4242;spi-s=4243;port-c=6500;"
+            "port-s=6501;prot=esp;mod=trans", "Require: sec-agree", "Proxy-Require: sec-agree"]), (P_IP, port))
+        st, _, _ = ue3.recv(ue3.plain, "REGISTER")
+        check(st == 401, "plain REGISTER with a forged integrity-protected=\"yes\": %s" % st)
+        passed.append("forged_integrity_protected_challenged")
         core.stop()
     except Exception:
         print("passed before the failure: %s" % passed)
@@ -263,18 +317,62 @@ def soft_port_fix(soft):
     soft.register_msg = msg
 
 
-def call(a, b, p_ip):
-    """a INVITEs b over their SAs; b answers 200; a ACKs and BYEs; b answers 200."""
+class TcpFlow:
+    """The UE's TCP connection from its port-c to the P-CSCF's port-s (over its SAs: the UE's
+    policies cover TCP too); send() and recv() like a UDP socket's sendto/recv on a.uc."""
+
+    def __init__(self, a, p_ip):
+        with sa.Netns(a.ns):
+            self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.s.bind((a.ip, a.port_uc))
+            self.s.settimeout(8)
+            self.s.connect((p_ip, a.server["port-s"]))
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP", 1))
+
+    def message(self):
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", self.buf[:end])
+                total = end + 4 + (int(m.group(1)) if m else 0)
+                if len(self.buf) >= total:
+                    data, self.buf = self.buf[:total], self.buf[total:]
+                    return data
+            chunk = self.s.recv(65535)
+            check(chunk, "the P-CSCF closed the TCP connection")
+            self.buf += chunk
+
+    def recv(self, want):
+        """The final response to the request of method want: (status, headers)."""
+        while True:
+            first, hdrs, _ = sa.parse(self.message())
+            if first.startswith("SIP/2.0") and want in (sa.hdr(hdrs, "cseq") or "") and sa.status_of(first) >= 200:
+                return sa.status_of(first), hdrs
+
+    def close(self):
+        self.s.close()
+
+
+def call(a, b, p_ip, tcp=False):
+    """a INVITEs b over their SAs (tcp: over a's TCP connection to our port-s; requests to b go
+    over UDP from our port-c); b answers 200; a ACKs and BYEs; b answers 200."""
     invite = a.request("INVITE", b.impu, body="v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
                        "m=audio 4000 RTP/AVP 0\r\n" % (a.ip, a.ip), extra=["Content-Type: application/sdp"])
-    a.uc.sendto(invite, (p_ip, a.server["port-s"]))
+    flow = TcpFlow(a, p_ip) if tcp else None
+    send = flow.send if tcp else (lambda d: a.uc.sendto(d, (p_ip, a.server["port-s"])))
+    recv = flow.recv if tcp else (lambda m: (lambda r: (r[0], r[2]))(a.recv(a.uc, m)))
+    send(invite)
     data, src = b.us.recvfrom(65535)
     first, hdrs, _ = sa.parse(data)
     check(first.startswith("INVITE"), "callee got %s" % first)
     check(src[1] == b.server["port-c"], "INVITE to the callee from port %d, not port-c" % src[1])
     resp = response(200, hdrs, "<sip:%s@%s:%d>" % (b.user, b.ip, b.port_us), to_tag="b1")
     b.us.sendto(resp, src)
-    st, _, rh = a.recv(a.uc, "INVITE")
+    st, rh = recv("INVITE")
     check(st == 200, "caller got %s" % st)
     rr = list(reversed(sa.hdr(rh, "record-route", True)))
     routes = [r.strip() for v in rr for r in reversed(v.split(","))] if rr else []
@@ -288,7 +386,7 @@ def call(a, b, p_ip):
                  "Max-Forwards: 70", "From: %s" % from_, "To: %s" % to, "Call-ID: %s" % callid,
                  "CSeq: %d %s" % (1 if method == "ACK" else 2, method)]
         lines += ["Route: %s" % r for r in routes]
-        a.uc.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(), (p_ip, a.server["port-s"]))
+        send(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode())
         while True:
             data, src = b.us.recvfrom(65535)
             first, hdrs, _ = sa.parse(data)
@@ -296,15 +394,19 @@ def call(a, b, p_ip):
                 break
         if method == "BYE":
             b.us.sendto(response(200, hdrs), src)
-            st, _, _ = a.recv(a.uc, "BYE")
+            st, _ = recv("BYE")
             check(st == 200, "BYE answered %s" % st)
+    if flow:
+        flow.close()
 
 
-def message(a, b, sock):
-    """a sends a MESSAGE to b over its SAs; b receives it on sock (from the P-CSCF's port-c) and
-    answers 200 over the same SA pair; a gets the 200."""
-    a.uc.sendto(a.request("MESSAGE", b.impu, body="hi", extra=["Content-Type: text/plain"]),
-                (a.pcscf_ip, a.server["port-s"]))
+def message(a, b, sock, contact=True):
+    """a sends a MESSAGE to b over its SAs (without Contact unless contact); b receives it on sock
+    (from the P-CSCF's port-c) and answers 200 over the same SA pair; a gets the 200."""
+    req = a.request("MESSAGE", b.impu, body="hi", extra=["Content-Type: text/plain"])
+    if not contact:
+        req = re.sub(rb"Contact: [^\r]*\r\n", b"", req)
+    a.uc.sendto(req, (a.pcscf_ip, a.server["port-s"]))
     while True:
         data, src = sock.recvfrom(65535)
         first, hdrs, _ = sa.parse(data)
