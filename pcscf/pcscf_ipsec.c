@@ -516,14 +516,29 @@ size_t pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const 
     return n;
 }
 
-void pcscf_ipsec_on_failure(pcscf_context *ctx, const pcscf_ipsec_reg *reg)
+void pcscf_ipsec_on_failure(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const char *impu,
+                            const pcscf_addr *src)
 {
-    pcscf_sa_set *set = set_by_id(ctx->ipsec, reg->came_over);
+    pcscf_ipsec *ip = ctx->ipsec;
+    pcscf_sa_set *set = set_by_id(ip, reg->came_over);
     if (set && !set->active)
         set->delete_at = ims_monotonic_s() + DELETE_DELAY_S;   /* the answer still leaves over it */
-    set = set_by_id(ctx->ipsec, reg->created);
+    set = set_by_id(ip, reg->created);
     if (set && !set->active)
         set->delete_at = ims_monotonic_s() + DELETE_DELAY_S;
+    if (!ip || reg->came_over)
+        return;
+    /* A REGISTER in clear that failed answered our earlier challenge without the SAs of its 401:
+     * a MAC failure at the UE (TS 24.229 §5.1.1.5.3: empty response, no AUTS, no SAs set up) or
+     * a UE that gave up on them. Those temporary sets will never be used: they go now, not
+     * sa_temp_lifetime later. */
+    for (pcscf_sa_set *s = ip->sets; s; s = s->next) {
+        if (s->active || s->delete_at || strcmp(s->ue, src->host) || strcmp(s->impu, impu))
+            continue;
+        IMS_INFO(SUBSYS, "%s at %s: REGISTER in clear failed, temporary SA set spi-pc %u spi-ps %u "
+                 "(port-uc %u) of its earlier challenge goes", impu, src->host, s->spi_pc, s->spi_ps, s->port_uc);
+        s->delete_at = ims_monotonic_s() + DELETE_DELAY_S;
+    }
 }
 
 void pcscf_ipsec_flow_gone(pcscf_context *ctx, const pcscf_addr *source)
