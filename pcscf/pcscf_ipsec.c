@@ -99,6 +99,20 @@ static pcscf_sa_set *set_by_flow(pcscf_ipsec *ip, const char *host, unsigned por
     return NULL;
 }
 
+/* Nothing from our plain SIP port reaches a UE in clear once it has SAs (its answers and
+ * requests go over them): an out policy blocks that port towards the UE's address while it has
+ * an active set (pcscf_xfrm_block), e.g. the 403 to a plain request of it is dropped, not sent. */
+static void plain_block(pcscf_context *ctx, const char *host, bool on, const char *why)
+{
+    char port[16], err[256];
+    if (ims_sip_ident_port(ctx->sip, IMS_SIP_IDENT_MAIN, port, sizeof(port)))
+        return;
+    if (pcscf_xfrm_block(ctx->ipsec->xfrm, ctx->ipsec->local, (uint16_t)atoi(port), host, on, err, sizeof(err)))
+        IMS_WARN(SUBSYS, "%s: %s", host, err);
+    else
+        IMS_DEBUG(SUBSYS, "plain port %s to %s %s: %s", port, host, on ? "blocked" : "open", why);
+}
+
 static void set_delete_now(pcscf_context *ctx, pcscf_sa_set *set, const char *why)
 {
     pcscf_ipsec *ip = ctx->ipsec;
@@ -114,9 +128,14 @@ static void set_delete_now(pcscf_context *ctx, pcscf_sa_set *set, const char *wh
             *pp = set->next;
             break;
         }
+    bool was_active = set->active;
+    char host[sizeof(set->ue)];
+    snprintf(host, sizeof(host), "%s", set->ue);
     explicit_bzero(set, sizeof(*set));
     free(set);
     metrics_update(ip);
+    if (was_active && !pcscf_ipsec_host_protected(ctx, host))
+        plain_block(ctx, host, false, "its last SA set deleted");
 }
 
 static bool spi_used(pcscf_ipsec *ip, uint32_t spi)
@@ -268,6 +287,9 @@ int pcscf_ipsec_on_register(pcscf_context *ctx, const sip_t *sip, const pcscf_ad
     int mode = pcscf_sec_agree_mode(c);
     if (mode == PCSCF_SEC_AGREE_OFF)
         return 0;
+    /* TS 24.229 §5.1.1.2: a UE that lost its SAs registers again in clear; its 401 must get out */
+    if (strcmp(src->transport, PCSCF_FLOW_SA) && pcscf_ipsec_host_protected(ctx, src->host))
+        plain_block(ctx, src->host, false, "REGISTER in clear from it");
     static char why[300];   /* the phrase of the answer (loop thread only) */
     char err[200];
     ims_sa_list offered;
@@ -509,6 +531,7 @@ size_t pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const 
             IMS_WARN(SUBSYS, "SA spi %u of %s: lifetime: %s", set->sa[i].spi, impu, err);
     bool first = !set->active;
     set->active = true;
+    plain_block(ctx, set->ue, true, "registered over SAs");
     set->expires = ims_monotonic_s() + life;
     if (first)
         IMS_INFO(SUBSYS, "%s registered over SA set spi-pc %u spi-ps %u (port-uc %u, port-us %u), %u s", impu,
@@ -516,14 +539,29 @@ size_t pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const 
     return n;
 }
 
-void pcscf_ipsec_on_failure(pcscf_context *ctx, const pcscf_ipsec_reg *reg)
+void pcscf_ipsec_on_failure(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const char *impu,
+                            const pcscf_addr *src)
 {
-    pcscf_sa_set *set = set_by_id(ctx->ipsec, reg->came_over);
+    pcscf_ipsec *ip = ctx->ipsec;
+    pcscf_sa_set *set = set_by_id(ip, reg->came_over);
     if (set && !set->active)
         set->delete_at = ims_monotonic_s() + DELETE_DELAY_S;   /* the answer still leaves over it */
-    set = set_by_id(ctx->ipsec, reg->created);
+    set = set_by_id(ip, reg->created);
     if (set && !set->active)
         set->delete_at = ims_monotonic_s() + DELETE_DELAY_S;
+    if (!ip || reg->came_over)
+        return;
+    /* A REGISTER in clear that failed answered our earlier challenge without the SAs of its 401:
+     * a MAC failure at the UE (TS 24.229 §5.1.1.5.3: empty response, no AUTS, no SAs set up) or
+     * a UE that gave up on them. Those temporary sets will never be used: they go now, not
+     * sa_temp_lifetime later. */
+    for (pcscf_sa_set *s = ip->sets; s; s = s->next) {
+        if (s->active || s->delete_at || strcmp(s->ue, src->host) || strcmp(s->impu, impu))
+            continue;
+        IMS_INFO(SUBSYS, "%s at %s: REGISTER in clear failed, temporary SA set spi-pc %u spi-ps %u "
+                 "(port-uc %u) of its earlier challenge goes", impu, src->host, s->spi_pc, s->spi_ps, s->port_uc);
+        s->delete_at = ims_monotonic_s() + DELETE_DELAY_S;
+    }
 }
 
 void pcscf_ipsec_flow_gone(pcscf_context *ctx, const pcscf_addr *source)

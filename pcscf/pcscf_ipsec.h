@@ -63,8 +63,11 @@ int pcscf_ipsec_on_401(pcscf_context *ctx, pcscf_ipsec_reg *reg, const char *imp
  * caller moves their bindings to the new flow. */
 size_t pcscf_ipsec_on_200(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const char *impu, long expires,
                           pcscf_addr *replaced, size_t max);
-/* Any other final response: a temporary set the REGISTER came over or created goes. */
-void pcscf_ipsec_on_failure(pcscf_context *ctx, const pcscf_ipsec_reg *reg);
+/* Any other final response: a temporary set the REGISTER came over or created goes; for a
+ * REGISTER in clear (src: its source) also the unused temporary sets of impu at that UE, set up
+ * by an earlier challenge the UE answered without them (MAC failure, TS 24.229 §5.1.1.5.3). */
+void pcscf_ipsec_on_failure(pcscf_context *ctx, const pcscf_ipsec_reg *reg, const char *impu,
+                            const pcscf_addr *src);
 /* A binding left the store: its SA set goes (a moment later, so that the response in flight,
  * e.g. the 200 to a de-registration, still leaves protected). */
 void pcscf_ipsec_flow_gone(pcscf_context *ctx, const pcscf_addr *source);

@@ -416,7 +416,7 @@ static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_
         strip_ck_ik(msg, sip);
         pcscf_count_register(replace ? "error" : "challenged");
         if (replace)
-            pcscf_ipsec_on_failure(ctx, &p->ipsec);
+            pcscf_ipsec_on_failure(ctx, &p->ipsec, p->impu, &p->source);
     } else if (status >= 200 && status < 300) {
         on_registered(ctx, p, sip);
         /* RFC 3327 §5.3: Path goes back only to a UE that listed path in Supported (we asked the
@@ -431,7 +431,7 @@ static int on_register_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_
     if (status == 403)
         count_failure(ctx, p, status);
     if (status >= 300 && status != 401)
-        pcscf_ipsec_on_failure(ctx, &p->ipsec);
+        pcscf_ipsec_on_failure(ctx, &p->ipsec, p->impu, &p->source);
     pending_free(p);
     return replace;
 }

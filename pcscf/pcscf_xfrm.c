@@ -415,6 +415,56 @@ int pcscf_xfrm_del(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, char *err, size_t err
     return 0;
 }
 
+/* The out policy "nothing from local:sport to ue, any port, any protocol": action block, with a
+ * template carrying our reqid only so that flush_ours() finds it (a blocking policy never uses
+ * its template). */
+int pcscf_xfrm_block(pcscf_xfrm *x, const char *local, uint16_t sport, const char *ue, bool on, char *err,
+                     size_t errlen)
+{
+    pcscf_xfrm_sa sa;
+    memset(&sa, 0, sizeof sa);
+    snprintf(sa.src, sizeof sa.src, "%s", local);
+    snprintf(sa.dst, sizeof sa.dst, "%s", ue);
+    sa.sport = sport;
+    sa.dir = PCSCF_XFRM_OUT;
+    sa_kernel a;
+    if (parse_addrs(&sa, &a, err, errlen) < 0)
+        return -1;
+    struct xfrm_selector sel;
+    memset(&sel, 0, sizeof sel);
+    fill_selector(&sel, &sa, &a);
+    sel.dport = sel.dport_mask = 0;
+    int ret;
+    if (!on) {
+        ret = del_policy(x, &sel, 0, XFRM_POLICY_OUT);
+        if (ret < 0 && ret != -ENOENT)
+            return fail(err, errlen, "delete the block policy to", &sa, -ret);
+        return 0;
+    }
+    char buf[512];
+    struct nlmsghdr *nlh = new_request(buf, XFRM_MSG_NEWPOLICY, NLM_F_ACK);
+    struct xfrm_userpolicy_info *p = mnl_nlmsg_put_extra_header(nlh, sizeof *p);
+    p->sel = sel;
+    no_limits(&p->lft);
+    p->dir = XFRM_POLICY_OUT;
+    p->action = XFRM_POLICY_BLOCK;
+    p->share = XFRM_SHARE_ANY;
+    struct xfrm_user_tmpl t;
+    memset(&t, 0, sizeof t);
+    t.id.daddr = a.dst;
+    t.id.proto = IPPROTO_ESP;
+    t.family = a.family;
+    t.saddr = a.src;
+    t.reqid = x->tag;
+    t.mode = XFRM_MODE_TRANSPORT;
+    t.aalgos = t.ealgos = t.calgos = ~0u;
+    mnl_attr_put(nlh, XFRMA_TMPL, sizeof t, &t);
+    ret = talk(x, nlh, NULL, NULL);
+    if (ret < 0 && ret != -EEXIST)
+        return fail(err, errlen, "add the block policy to", &sa, -ret);
+    return 0;
+}
+
 /* flush_ours: a dump collects what carries our tag, the deletions follow the dump. */
 typedef struct {
     uint32_t tag;

@@ -36,6 +36,7 @@
 #ifndef PCSCF_XFRM_H
 #define PCSCF_XFRM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,11 @@ int pcscf_xfrm_set_lifetime(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, unsigned sec
 /* Deletes the SA and its policies. Entries already gone (e.g. the SA expired) are not an error:
  * on success none of them exists any more. */
 int pcscf_xfrm_del(pcscf_xfrm *x, const pcscf_xfrm_sa *sa, char *err, size_t errlen);
+/* on: an out policy blocking everything from local:sport to the address ue (any port, any
+ * protocol), tagged like our SAs; off: that policy removed. Already there / already gone is
+ * success. The P-CSCF's plain SIP port towards a UE that has SAs (nothing in clear). */
+int pcscf_xfrm_block(pcscf_xfrm *x, const char *local, uint16_t sport, const char *ue, bool on, char *err,
+                     size_t errlen);
 
 /* Deletes every SA and policy carrying our tag (start-up, shutdown). *deleted (may be NULL):
  * how many entries (SAs + policies) were removed. */

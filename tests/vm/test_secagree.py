@@ -39,6 +39,11 @@ def our_states():
     return states
 
 
+def our_policies():
+    """How many XFRM policies carry our tag (reqid) in their template, in the root namespace."""
+    return len([b for b in re.split(r"\n(?=src )", sh("ip xfrm policy")) if re.search(r"reqid %d\b" % TAG, b)])
+
+
 def setup_lab(tmp, mode="optional"):
     subs = lab.default_subscribers("sip:as.ims.lab:5999")
     for s in subs["subscribers"]:
@@ -46,10 +51,15 @@ def setup_lab(tmp, mode="optional"):
             s["impis"][0]["default_scheme"] = "aka"
     trust = {"cidrs": ["127.0.0.1/32", "%s/32" % P_IP]}
     over = {n: {"trust": trust} for n in ("scscf", "icscf")}
+    # short registrations for the expiry case (15); the UEs of the other cases ask for 600 s
+    over["scscf"]["scscf"] = {"min_expires": 5}
     over["pcscf"] = {"trust": {"cidrs": ["127.0.0.1/32"]},
                      "sip": {"listen": P_IP, "hosts": ["scscf.ims.lab=127.0.0.1", "icscf.ims.lab=127.0.0.1",
                                                        "pcscf.ims.lab=%s" % P_IP]},
-                     "pcscf": {"sec_agree": mode, "sa_tag": TAG, "subscribe_reg_event": False}}
+                     "pcscf": {"sec_agree": mode, "sa_tag": TAG, "subscribe_reg_event": False,
+                               # the shortest allowed: the unanswered 401 of case 15 (every other
+                               # case answers its 401 within a second)
+                               "sa_temp_lifetime": 10}}
     return lab.Lab(tmp, subscribers=subs, overrides=over, start=False)
 
 
@@ -92,11 +102,20 @@ def main():
         check(core.pcscf.metric("pcscf_requests_protected_total") >= 1, "protected requests not counted")
         passed.append("register_over_sa")
 
-        # 2. unprotected request from the UE after SA set-up: refused
+        # 2. unprotected request from the UE after SA set-up: refused, and the 403 does not reach
+        #    the UE in clear (our plain port is blocked towards it; the capture below checks too)
         ue1.plain.sendto(ue1.request("MESSAGE", "sip:bob@ims.lab", sock=ue1.plain, port=5060),
                          (P_IP, port))
-        st, _, _ = ue1.recv(ue1.plain, "MESSAGE")
-        check(st == 403, "unprotected MESSAGE after SA set-up: %s" % st)
+        check(re.search(r"src %s/32 dst 10\.77\.1\.2/32 sport %d\s+dir out action block" % (P_IP, port),
+                        sh("ip xfrm policy")), "no block policy for ue1: %s" % sh("ip xfrm policy"))
+        ue1.plain.settimeout(2)
+        try:
+            st, _, _ = ue1.recv(ue1.plain, "MESSAGE")
+        except socket.timeout:
+            st = None
+        ue1.plain.settimeout(8)
+        check(st is None, "unprotected MESSAGE after SA set-up answered in clear: %s" % st)
+        check(core.pcscf.metric("pcscf_requests_unprotected_total") >= 1, "unprotected MESSAGE not counted")
         passed.append("unprotected_refused")
 
         # 3. wrong Security-Verify: refused, no SA left of that attempt
@@ -187,10 +206,11 @@ def main():
         cap.send_signal(signal.SIGINT)
         cap.wait(10)
         out = sh("tcpdump -n -tt -r %s" % os.path.join(tmp, "vu1.pcap"))
-        # (the UE's own plain port 5060 is excluded: case 2 sends in clear from it on purpose)
+        # (what the UE sends from its plain port 5060 is excluded: case 2 sends in clear from it on
+        # purpose; the answer to it must not come back in clear)
         clear_after = [ln for ln in out.splitlines() if float(ln.split()[0]) > mark and "ESP" not in ln
                        and "ARP" not in ln and "ICMP6" not in ln and "IP6" not in ln
-                       and not re.search(r"10\.77\.1\.2\.5060\b", ln)]
+                       and not re.search(r"10\.77\.1\.2\.5060 >", ln)]
         check(not clear_after, "packets in clear after the SAs: %s" % clear_after[:5])
         check(any("10.77.1.2 > 10.77.1.1: ESP" in ln for ln in out.splitlines()) and
               any("10.77.1.1 > 10.77.1.2: ESP" in ln for ln in out.splitlines()), "no ESP both ways:\n%s" % out[-2000:])
@@ -293,8 +313,65 @@ def main():
             "Security-Client: ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=4242;spi-s=4243;port-c=6500;"
             "port-s=6501;prot=esp;mod=trans", "Require: sec-agree", "Proxy-Require: sec-agree"]), (P_IP, port))
         st, _, _ = ue3.recv(ue3.plain, "REGISTER")
+        # (also: a plain REGISTER from a UE with SAs still gets its 401 in clear, the plain port
+        # is opened for it: a UE that lost its SAs registers again)
         check(st == 401, "plain REGISTER with a forged integrity-protected=\"yes\": %s" % st)
         passed.append("forged_integrity_protected_challenged")
+
+        # 14. MAC failure at the UE (TS 24.229 §5.1.1.5.3): bob's UE rejects the challenge (no
+        #     SAs on its side), answers the 401 in clear with an empty response and no AUTS; the
+        #     temporary set of that 401 goes at once (well before sa_temp_lifetime, 10 s)
+        # (the 401 of case 13 left alice a temporary set too: unanswered, it goes with its
+        # lifetime, checked in case 15; this case looks at alice's set in use and bob's)
+        alice = {ue3.server["spi-c"], ue3.server["spi-s"], ue3.spi_uc, ue3.spi_us}
+        bob = sa.Ue("ue2", "10.77.2.2", "bob", P_IP, port, base_port=6600)
+        before = set(our_states())
+        check(alice <= before, "alice's SAs before case 14: %s" % before)
+        st, hdrs = bob.initial_register(True)
+        t401 = time.monotonic()
+        check(st == 401, "bob's first REGISTER: %s" % st)
+        temp = set(our_states()) - before
+        check(len(temp) == 4, "temporary SAs of bob's 401: %s" % our_states())
+        www = sa.hdr(hdrs, "www-authenticate")
+        nonce = re.search(r'nonce="([^"]+)"', www).group(1)
+        realm = re.search(r'realm="([^"]+)"', www).group(1)
+        auth = ('Digest username="%s", realm="%s", uri="sip:%s", nonce="%s", response="", algorithm=AKAv1-MD5'
+                % (bob.impi, realm, lab.DOMAIN, nonce))
+        bob.plain.sendto(bob.register_msg(5060, 600, auth=auth, extra=[
+            "Security-Client: %s" % bob.security_client(), "Require: sec-agree", "Proxy-Require: sec-agree"]),
+            (P_IP, port))
+        st, _, hdrs = bob.recv(bob.plain, "REGISTER")
+        check(st >= 400 and not sa.hdr(hdrs, "security-server"),
+              "REGISTER after a MAC failure: %s, Security-Server %s" % (st, sa.hdr(hdrs, "security-server")))
+        lab.wait_for(lambda: not (temp & set(our_states())), timeout=6, what="bob's temporary SAs deleted")
+        check(time.monotonic() - t401 < 9, "bob's temporary SAs went only with their lifetime")
+        check(alice <= set(our_states()) <= before, "after the MAC failure: %s" % our_states())
+        passed.append("mac_failure_no_temp_sas")
+
+        # 15. expiry and the unanswered 401, sharing one wait: ue3 (alice) re-registers over its
+        #     SAs for 10 s and does not refresh; bob gets a 401 and never answers it. Alice's
+        #     binding and SAs go at expiry (long before their kernel lifetime, expiry + sa_slack
+        #     30 s: the P-CSCF deletes them), bob's temporary set after sa_temp_lifetime (10 s)
+        bindings = core.pcscf.metric("pcscf_bindings")
+        st, _ = ue3.reregister_protected(10)
+        check(st == 200, "alice's 10 s re-registration: %s" % st)
+        t0 = time.monotonic()
+        bob.spi_uc += 1
+        bob.spi_us += 1
+        before = set(our_states())
+        st, hdrs = bob.initial_register(True)
+        check(st == 401 and sa.hdr(hdrs, "security-server"), "bob's second REGISTER: %s" % st)
+        temp = set(our_states()) - before
+        check(len(temp) == 4 and alice <= before, "alice's set and bob's temporary set: %s" % our_states())
+        time.sleep(5)
+        check(alice | temp <= set(our_states()), "SAs gone before expiry: %s" % our_states())
+        lab.wait_for(lambda: not our_states() and not our_policies(), timeout=15,
+                     what="alice's and bob's SAs deleted")
+        check(time.monotonic() - t0 < 25, "the SAs went only with their kernel lifetime")
+        check(core.pcscf.metric("pcscf_bindings") == bindings - 1,
+              "bindings: %s before, %s after alice's expiry" % (bindings, core.pcscf.metric("pcscf_bindings")))
+        passed.append("expiry_removes_sas")
+        passed.append("unanswered_401_no_temp_sas")
         core.stop()
     except Exception:
         print("passed before the failure: %s" % passed)
