@@ -573,6 +573,9 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
                                 /* No STUN server on SIP ports: sofia answers a STUN-looking datagram
                                  * with an error and leaks 12 bytes each time (send_stun_error). */
                                 TPTAG_STUN_SERVER(0),
+                                /* RFC 5626 §3.5.1: CRLF pong to a CRLFCRLF ping on TCP (sofia's
+                                 * stream reader; UDP ones: ims_sip_keepalive.c) */
+                                TPTAG_PONG2PING(1),
                                 /* Every primary transport needs an ident once any has one (the
                                  * P-CSCF's protected ports, ims_sip_add_port): sofia-sip 1.12's
                                  * tport_primary_by_name compares idents with strcmp, NULL included. */
@@ -592,6 +595,7 @@ ims_sip *ims_sip_create(const ims_sip_cfg *cfg, ims_sip_request_f on_request, vo
     }
     if (ims_sip_transport_setup(s, cfg, err, errlen) < 0 || ims_sip_udp_setup(s, cfg, err, errlen) < 0)
         goto fail;
+    ims_sip_keepalive_setup(s);
     ims_sip_timer_start(s, HOUSEKEEPING_MS, housekeeping, s);
     return s;
 
@@ -613,6 +617,7 @@ void ims_sip_destroy(ims_sip *s)
     ims_sip_fork_shutdown(s);
     ims_sip_proxy_shutdown(s);
     ims_sip_transport_shutdown(s);
+    ims_sip_keepalive_shutdown(s);
 
     while (s->timers)
         ims_sip_timer_cancel(s->timers);

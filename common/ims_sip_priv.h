@@ -45,6 +45,14 @@ typedef struct {
 /* nta opens one UDP socket per address family it listens on. */
 #define IMS_SIP_UDP_MAX 4
 
+/* Our socket beside one SIP UDP socket, in its SO_REUSEPORT group, that gets the keep-alives
+ * (ims_sip_keepalive.c). */
+typedef struct {
+    bool open;                  /* set up (fd and wait_index are ours to close) */
+    int fd;
+    int wait_index;             /* su_root_register() index, 0 when not registered */
+} ims_sip_keepalive_sock;
+
 struct ims_sip {
     su_home_t home[1];          /* strings and tables that live as long as the agent */
     su_root_t *root;
@@ -96,6 +104,7 @@ struct ims_sip {
     bool udp_shedding;          /* a queue passed udp_shed_percent and not all are below half */
     uint64_t udp_shed_base;     /* sip_udp_queue_rejected_total when shedding started */
     time_t udp_shed_since, udp_shed_logged;
+    ims_sip_keepalive_sock keepalive[IMS_SIP_UDP_MAX];  /* one per udp[i] (ims_sip_keepalive.c) */
     ims_sip_timer *timers;
 };
 
@@ -147,6 +156,20 @@ int ims_sip_udp_setup(ims_sip *s, const ims_sip_cfg *cfg, char *err, size_t errl
 bool ims_sip_udp_shedding(ims_sip *s);
 /* ims_sip_udp.c: counts one request answered 503 because of ims_sip_udp_shedding. */
 void ims_sip_udp_count_rejected(void);
+
+/* ims_sip_keepalive.c: a socket of ours beside each SIP UDP socket that answers CRLFCRLF pings
+ * and STUN Binding requests before sofia-sip sees them (after ims_sip_udp_setup found them). */
+void ims_sip_keepalive_setup(ims_sip *s);
+void ims_sip_keepalive_shutdown(ims_sip *s);
+
+/* What a datagram steered to the keep-alive socket is, and its answer (the pure part of
+ * ims_sip_keepalive.c, for unit tests): CRLFCRLF -> CRLF; a STUN Binding request (RFC 5389)
+ * from `from` -> a Binding success response with XOR-MAPPED-ADDRESS; anything else -> no answer.
+ * *answer_len is 0 when nothing is to be sent. */
+typedef enum { IMS_KEEPALIVE_OTHER, IMS_KEEPALIVE_CRLF, IMS_KEEPALIVE_STUN } ims_keepalive_kind;
+struct sockaddr;
+ims_keepalive_kind ims_sip_keepalive_answer(const uint8_t *in, size_t n, const struct sockaddr *from,
+                                            uint8_t *out, size_t outlen, size_t *answer_len);
 
 /* One row of /proc/net/udp or /proc/net/udp6 (proc(5)). */
 typedef struct {
