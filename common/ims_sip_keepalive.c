@@ -209,6 +209,18 @@ static int join(ims_sip *s, const ims_sip_udp_sock *u, ims_sip_keepalive_sock *k
             setsockopt(k->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0)
             return -1;
     }
+    /* The SIP socket's buffers (sip.udp_rcvbuf / sip.udp_sndbuf as the kernel kept them, doubled:
+     * hence the half), so that both sockets of the port behave alike under a flood. */
+    static const int opts[][2] = { { SO_RCVBUF, SO_RCVBUFFORCE }, { SO_SNDBUF, SO_SNDBUFFORCE } };
+    for (size_t i = 0; i < 2; i++) {
+        int v = 0;
+        socklen_t vl = sizeof(v);
+        if (getsockopt(u->fd, SOL_SOCKET, opts[i][0], &v, &vl) == 0 && v > 1) {
+            v /= 2;
+            if (setsockopt(k->fd, SOL_SOCKET, opts[i][1], &v, sizeof(v)) < 0)
+                (void)setsockopt(k->fd, SOL_SOCKET, opts[i][0], &v, sizeof(v));
+        }
+    }
     struct sock_fprog prog = { .len = sizeof(steer_prog) / sizeof(steer_prog[0]), .filter = steer_prog };
     if (setsockopt(k->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
         bind(k->fd, (struct sockaddr *)&local, ll) < 0 ||
