@@ -690,11 +690,13 @@ class Lab:
 
     def sipp(self, scenario, ue=None, keys=None, local_port=None, call_id=None, base_cseq=None,
              transport="u1", recv_timeout=10000, remote=None, extra=(), label=None, wait=True,
-             timeout=40.0, password=None):
+             timeout=40.0, password=None, netns=None, local_ip="127.0.0.1", edit=None):
         """Runs tests/system/scenarios/<scenario> against the P-CSCF (remote: "host:port" to
         target something else). ue: a Ue (injection file "user;domain;impi", -au IMPI, -ap
-        password). keys: -key values (expires defaults to 600). Returns a SippRun, finished
-        unless wait=False. SIPp exit code 0 = the scenario passed."""
+        password). keys: -key values (expires defaults to 600). netns: run SIPp in that network
+        namespace (ip netns exec) with address local_ip; edit: a function applied to the
+        scenario text (e.g. adding ;rport to its Via). Returns a SippRun, finished unless
+        wait=False. SIPp exit code 0 = the scenario passed."""
         idx = len(self.sipp_runs) + 1
         label = label or "%02d-%s" % (idx, os.path.splitext(scenario)[0])
         d = os.path.join(self.tmp, "sipp", label)
@@ -707,14 +709,17 @@ class Lab:
             text = text.replace("aka_K=0x%s" % AKA_K, "aka_K=0x%s" % ue.k)
             text = text.replace("aka_OP=0x%s" % AKA_OP, "aka_OP=0x%s" % ue.op)
             text = text.replace("aka_AMF=0x%s" % AKA_AMF, "aka_AMF=0x%s" % ue.amf)
+        if edit is not None:
+            text = edit(text)
         sf = os.path.join(d, scenario)
         with open(sf, "w") as f:
             f.write(text)
         msgfile = os.path.join(d, "messages.log")
         errfile = os.path.join(d, "errors.log")
         outfile = os.path.join(d, "sipp.out")
-        cmd = [SIPP, remote or "127.0.0.1:%d" % self.pcscf_sip, "-sf", sf, "-m", "1", "-nostdin",
-               "-i", "127.0.0.1", "-t", transport, "-recv_timeout", str(recv_timeout),
+        cmd = ["ip", "netns", "exec", netns] if netns else []
+        cmd += [SIPP, remote or "127.0.0.1:%d" % self.pcscf_sip, "-sf", sf, "-m", "1", "-nostdin",
+               "-i", local_ip, "-t", transport, "-recv_timeout", str(recv_timeout),
                "-default_behaviors", "all,-bye",
                "-trace_msg", "-message_file", msgfile, "-trace_err", "-error_file", errfile,
                "-auth_uri", DOMAIN]
