@@ -131,12 +131,19 @@ static void describe(PGconn *conn, const char *conninfo, char *out, size_t len)
         snprintf(out, len, "(libpq defaults)");
 }
 
+/* Server notices (e.g. "relation already exists, skipping") go to the debug log, not stderr. */
+static void notice(void *arg, const char *msg)
+{
+    (void)arg;
+    IMS_DEBUG(LOG_SUB, "database notice: %s", msg);
+}
+
 /* Creates the schema in an empty database, or checks the one that is there. */
 static int schema(hss_store *st, char *err, size_t errlen)
 {
     int64_t have = 0, tables = 0, version = 0;
 
-    if (st_exec(st, "BEGIN") != 0 ||
+    if (st_exec(st, "BEGIN IMMEDIATE") != 0 ||
         st_query_int(st, NULL, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")", "", NULL) != 1 ||
         st_query_int(st, &have, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
                                 " AND tablename = 'hss_schema'", "", NULL) != 1 ||
@@ -206,6 +213,7 @@ hss_store *hss_store_open_pg(const char *conninfo, char *err, size_t errlen)
             err[--n] = '\0';
         goto fail;
     }
+    PQsetNoticeProcessor(st->pg->conn, notice, NULL);
     if (schema(st, err, errlen) != 0 || st_counts_check_stale(st, st->pg->name, err, errlen) != 0)
         goto fail;
     IMS_INFO(LOG_SUB, "subscriber database on PostgreSQL %s (server %d)", st->pg->name,
