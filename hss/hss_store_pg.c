@@ -51,15 +51,21 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* libpq's messages end in a newline; ours do not. */
+/* libpq's messages span lines ("...failed: Connection refused\n\tIs the server running...");
+ * ours are one line for the log and /readyz. */
 static void keep_err(hss_store *st, const char *msg)
 {
-    size_t n;
+    size_t n = 0;
 
-    snprintf(st->last_err, sizeof(st->last_err), "%s", msg && msg[0] ? msg : "database error");
-    n = strlen(st->last_err);
-    while (n && isspace((unsigned char)st->last_err[n - 1]))
-        st->last_err[--n] = '\0';
+    for (const char *p = msg && msg[0] ? msg : "database error"; *p && n + 1 < sizeof(st->last_err); p++) {
+        if (!isspace((unsigned char)*p))
+            st->last_err[n++] = *p;
+        else if (n && st->last_err[n - 1] != ' ')
+            st->last_err[n++] = ' ';
+    }
+    while (n && st->last_err[n - 1] == ' ')
+        n--;
+    st->last_err[n] = '\0';
 }
 
 /* A new connection after the old one failed; at most one attempt per second. 0 connected. */
@@ -355,25 +361,24 @@ static void pg_counts_triggers(hss_store *st, bool on)
 
 static int pg_ping(hss_store *st, char *why, size_t whylen)
 {
-    PGresult *res;
+    PGresult *res = NULL;
     int rc = -1;
 
-    if (PQstatus(st->pg->conn) != CONNECTION_OK && reconnect(st) != 0) {
-        snprintf(why, whylen, "%s", st->last_err);
-        return -1;
-    }
-    res = PQexec(st->pg->conn, "SELECT 1");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        rc = 0;
-    } else if (PQstatus(st->pg->conn) == CONNECTION_BAD) {
-        /* Lost since the last statement: try a new connection now rather than at the next MAR. */
-        st->pg->next_attempt_us = 0;
-        rc = reconnect(st);
+    if (PQstatus(st->pg->conn) == CONNECTION_OK || reconnect(st) == 0) {
+        res = PQexec(st->pg->conn, "SELECT 1");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            rc = 0;
+        } else if (PQstatus(st->pg->conn) == CONNECTION_BAD) {
+            /* Lost since the last statement: try a new connection now, not at the next MAR. */
+            st->pg->next_attempt_us = 0;
+            rc = reconnect(st);
+        } else {
+            keep_err(st, PQresultErrorMessage(res));
+        }
+        PQclear(res);
     }
     if (rc != 0)
-        snprintf(why, whylen, "database %s unreachable: %s", st->pg->name,
-                 st->pg->down_reason[0] ? st->pg->down_reason : PQerrorMessage(st->pg->conn));
-    PQclear(res);
+        snprintf(why, whylen, "database %s unreachable: %s", st->pg->name, st->last_err);
     return rc;
 }
 

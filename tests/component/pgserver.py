@@ -77,9 +77,11 @@ class PgServer:
         raise harness.TestFailure("postgres not up after %d s: %s" % (timeout, self.log()[-2000:]))
 
     def stop(self, timeout=30):
-        """Fast shutdown (SIGINT: rolls back open transactions, disconnects clients)."""
+        """Fast shutdown (rolls back open transactions, disconnects clients), through pg_ctl:
+        a signal to runuser would not reach the server."""
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(2)
+            self._as_user(["pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", str(timeout),
+                           "stop"], timeout=timeout + 10)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
