@@ -199,6 +199,8 @@ def test_database_down_then_back(tmp):
             down = cx.one(mar)
             check(down.get("result_code") == 5012, "MAR with the database down: %r" % down)
             check(time.monotonic() - t0 < 3, "the error took %.1f s" % (time.monotonic() - t0))
+            uaa = cx.one("uar u0@ims.lab sip:u0@ims.lab")
+            check(uaa.get("result_code") == 5012, "UAR with the database down: %r" % uaa)
             status, body, _ = harness.http("GET", a.base + "/readyz")
             check(status == 503 and "database" in str(body), "readyz: %d %r" % (status, body))
             check("unreachable" in a.log() or "connection" in a.log(), a.log()[-2000:])
