@@ -14,6 +14,7 @@
 """
 
 import bisect
+import contextlib
 import json
 import os
 import threading
@@ -36,8 +37,21 @@ def subscribers(n=USERS):
          "impus": [{"impu": "sip:u%d@ims.lab" % i}]} for i in range(n)]}
 
 
-def two_hss(tmp, pg, db="hss"):
-    conninfo = pg.createdb(db)
+@contextlib.contextmanager
+def two_hss(tmp):
+    """A PostgreSQL server and two HSS on one database of it (A imports USERS subscribers);
+    everything stopped at the end."""
+    with pgserver.PgServer() as pg:
+        a, b = start_two(tmp, pg)
+        try:
+            yield pg, a, b
+        finally:
+            a.stop()
+            b.stop()
+
+
+def start_two(tmp, pg):
+    conninfo = pg.createdb("hss")
     path = os.path.join(tmp, "subscribers.json")
     with open(path, "w") as f:
         json.dump(subscribers(), f)
@@ -46,7 +60,7 @@ def two_hss(tmp, pg, db="hss"):
     os.mkdir(dbb)
     a = harness.Hss(da, import_file=path, conninfo=conninfo)
     b = harness.Hss(dbb, conninfo=conninfo)
-    return a, b, conninfo
+    return a, b
 
 
 def result_of(ans):
@@ -118,109 +132,96 @@ def check_sqns(records):
 
 
 def test_two_hss_concurrent_mar_and_sigkill(tmp):
-    with pgserver.PgServer() as pg:
-        a, b, _ = two_hss(tmp, pg)
-        try:
-            workers = [Worker(a, "wa%d" % i, i, 1 + i % 2) for i in range(3)] + \
-                      [Worker(b, "wb%d" % i, i, 1 + i % 2) for i in range(3)]
-            for w in workers:
-                w.start()
-            # SIGKILL once both have answered a good number of MARs.
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and \
-                    min(sum(len(w.records) for w in workers[:3]),
-                        sum(len(w.records) for w in workers[3:])) < 150:
-                time.sleep(0.05)
-            a.kill()
-            time.sleep(2)                                   # B goes on alone
-            for w in workers:
-                w.stop.set()
-            for w in workers:
-                w.join(30)
-            from_a = sum(len(w.records) for w in workers[:3])
-            from_b = sum(len(w.records) for w in workers[3:])
-            check(from_a >= 150 and from_b >= 150, "load too small: A %d, B %d" % (from_a, from_b))
-            check(all(w.failures == 0 for w in workers[3:]), "HSS B failed MARs")
-            # A restarts on the same database and continues above everything handed out.
-            a.start()
-            after = [Worker(a, "wr", 0, 1)]
-            after[0].start()
-            time.sleep(1.5)
-            after[0].stop.set()
-            after[0].join(30)
-            check(after[0].records, "no MAR answered after the restart")
-            records = [r for w in workers + after for r in w.records]
-            n = check_sqns(records)
-            print("   %d MARs (%d SQNs) over %d IMPIs from two HSS, one SIGKILLed: all distinct "
-                  "and increasing" % (len(records), n, USERS))
-        finally:
-            a.stop()
-            b.stop()
+    with two_hss(tmp) as (pg, a, b):
+        workers = [Worker(a, "wa%d" % i, i, 1 + i % 2) for i in range(3)] + \
+                  [Worker(b, "wb%d" % i, i, 1 + i % 2) for i in range(3)]
+        for w in workers:
+            w.start()
+        # SIGKILL once both have answered a good number of MARs.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and \
+                min(sum(len(w.records) for w in workers[:3]),
+                    sum(len(w.records) for w in workers[3:])) < 150:
+            time.sleep(0.05)
+        a.kill()
+        time.sleep(2)                                   # B goes on alone
+        for w in workers:
+            w.stop.set()
+        for w in workers:
+            w.join(30)
+        from_a = sum(len(w.records) for w in workers[:3])
+        from_b = sum(len(w.records) for w in workers[3:])
+        check(from_a >= 150 and from_b >= 150, "load too small: A %d, B %d" % (from_a, from_b))
+        check(all(w.failures == 0 for w in workers[3:]), "HSS B failed MARs")
+        check(all(w.failures > 0 for w in workers[:3]), "A's clients saw no failure: not killed mid-load")
+        # A restarts on the same database and continues above everything handed out.
+        a.start()
+        after = [Worker(a, "wr", 0, 1)]
+        after[0].start()
+        time.sleep(1.5)
+        after[0].stop.set()
+        after[0].join(30)
+        check(after[0].records, "no MAR answered after the restart")
+        records = [r for w in workers + after for r in w.records]
+        n = check_sqns(records)
+        print("   %d MARs (%d SQNs) over %d IMPIs from two HSS, one SIGKILLed: all distinct "
+              "and increasing" % (len(records), n, USERS))
 
 
 def test_provisioning_on_one_served_by_other(tmp):
-    with pgserver.PgServer() as pg:
-        a, b, _ = two_hss(tmp, pg)
-        try:
-            doc = {"id": "zed", "impis": [{"impi": "zed@ims.lab", "k": K, "opc": OPC}],
-                   "impus": [{"impu": "sip:zed@ims.lab"}]}
-            status, body = a.api("POST", "/api/v1/subscribers", doc)
-            check(status == 201, body)
-            ans = cxclient.Imscx(b).one("mar zed@ims.lab sip:zed@ims.lab scheme=Digest-AKAv1-MD5 %s"
-                                        % KEY)
-            check(result_of(ans) == 2001 and ans["items"][0]["mac_ok"], ans)
-            status, body = b.api("GET", "/api/v1/subscribers/zed")
-            check(status == 200 and body["impis"][0]["sqn"] == ans["items"][0]["sqn"], body)
-            status, body = b.api("DELETE", "/api/v1/subscribers/zed")
-            check(status in (200, 204), body)
-            status, _ = a.api("GET", "/api/v1/subscribers/zed")
-            check(status == 404, "deleted through B, still seen by A")
-            # The counts gauges come from the shared database (USERS imported by A).
-            status, body = b.api("GET", "/api/v1/subscribers")
-            check(body["count"] == USERS, body)
-        finally:
-            a.stop()
-            b.stop()
+    with two_hss(tmp) as (pg, a, b):
+        doc = {"id": "zed", "impis": [{"impi": "zed@ims.lab", "k": K, "opc": OPC}],
+               "impus": [{"impu": "sip:zed@ims.lab"}]}
+        status, body = a.api("POST", "/api/v1/subscribers", doc)
+        check(status == 201, body)
+        ans = cxclient.Imscx(b).one("mar zed@ims.lab sip:zed@ims.lab scheme=Digest-AKAv1-MD5 %s"
+                                    % KEY)
+        check(result_of(ans) == 2001 and ans["items"][0]["mac_ok"], ans)
+        status, body = b.api("GET", "/api/v1/subscribers/zed")
+        check(status == 200 and body["impis"][0]["sqn"] == ans["items"][0]["sqn"], body)
+        status, body = b.api("DELETE", "/api/v1/subscribers/zed")
+        check(status in (200, 204), body)
+        status, _ = a.api("GET", "/api/v1/subscribers/zed")
+        check(status == 404, "deleted through B, still seen by A")
+        # The counts gauges come from the shared database (USERS imported by A).
+        status, body = b.api("GET", "/api/v1/subscribers")
+        check(body["count"] == USERS, body)
 
 
 def test_database_down_then_back(tmp):
-    with pgserver.PgServer() as pg:
-        a, b, _ = two_hss(tmp, pg)
+    with two_hss(tmp) as (pg, a, b):
         b.stop()
-        try:
-            cx = cxclient.Imscx(a, timeout_ms=3000)
-            mar = "mar u0@ims.lab sip:u0@ims.lab scheme=Digest-AKAv1-MD5 %s" % KEY
-            first = cx.one(mar)
-            check(result_of(first) == 2001, first)
+        cx = cxclient.Imscx(a, timeout_ms=3000)
+        mar = "mar u0@ims.lab sip:u0@ims.lab scheme=Digest-AKAv1-MD5 %s" % KEY
+        first = cx.one(mar)
+        check(result_of(first) == 2001, first)
+        status, _, _ = harness.http("GET", a.base + "/readyz")
+        check(status == 200, "readyz %d with the database up" % status)
+        pg.stop()
+        t0 = time.monotonic()
+        down = cx.one(mar)
+        check(down.get("result_code") == 5012, "MAR with the database down: %r" % down)
+        check(time.monotonic() - t0 < 3, "the error took %.1f s" % (time.monotonic() - t0))
+        uaa = cx.one("uar u0@ims.lab sip:u0@ims.lab")
+        check(uaa.get("result_code") == 5012, "UAR with the database down: %r" % uaa)
+        status, body, _ = harness.http("GET", a.base + "/readyz")
+        check(status == 503 and "database" in str(body), "readyz: %d %r" % (status, body))
+        check("unreachable" in a.log() or "connection" in a.log(), a.log()[-2000:])
+        pg.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
             status, _, _ = harness.http("GET", a.base + "/readyz")
-            check(status == 200, "readyz %d with the database up" % status)
-            pg.stop()
-            t0 = time.monotonic()
-            down = cx.one(mar)
-            check(down.get("result_code") == 5012, "MAR with the database down: %r" % down)
-            check(time.monotonic() - t0 < 3, "the error took %.1f s" % (time.monotonic() - t0))
-            uaa = cx.one("uar u0@ims.lab sip:u0@ims.lab")
-            check(uaa.get("result_code") == 5012, "UAR with the database down: %r" % uaa)
-            status, body, _ = harness.http("GET", a.base + "/readyz")
-            check(status == 503 and "database" in str(body), "readyz: %d %r" % (status, body))
-            check("unreachable" in a.log() or "connection" in a.log(), a.log()[-2000:])
-            pg.start()
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                status, _, _ = harness.http("GET", a.base + "/readyz")
-                if status == 200:
-                    break
-                time.sleep(0.3)
-            check(status == 200, "readyz did not recover")
-            again = cx.one(mar)
-            check(result_of(again) == 2001, again)
-            check(again["items"][0]["sqn"] > first["items"][0]["sqn"], (first, again))
-            m = harness.http("GET", a.base + "/metrics")[1]
-            check("hss_store_errors_total" in m and "hss_store_operation_seconds_count" in m, m[:500])
-            errors = [l for l in m.splitlines() if l.startswith("hss_store_errors_total")]
-            check(errors and int(errors[0].split()[-1]) >= 1, errors)
-        finally:
-            a.stop()
+            if status == 200:
+                break
+            time.sleep(0.3)
+        check(status == 200, "readyz did not recover")
+        again = cx.one(mar)
+        check(result_of(again) == 2001, again)
+        check(again["items"][0]["sqn"] > first["items"][0]["sqn"], (first, again))
+        m = harness.http("GET", a.base + "/metrics")[1]
+        check("hss_store_errors_total" in m and "hss_store_operation_seconds_count" in m, m[:500])
+        errors = [l for l in m.splitlines() if l.startswith("hss_store_errors_total")]
+        check(errors and int(errors[0].split()[-1]) >= 1, errors)
 
 
 def test_bad_conninfo_or_unreachable_stops_at_start(tmp):
