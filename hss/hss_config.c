@@ -8,9 +8,25 @@
 
 #include "hss_context.h"
 
+static const char *const backend_names[] = {"sqlite", "postgresql", NULL};
+
+static const ims_cfg_field store_fields[] = {
+    { .key = "backend", .type = IMS_CFG_ENUM, .offset = offsetof(hss_store_cfg, backend),
+      .def = "sqlite", .enum_names = backend_names,
+      .help = "subscriber database: sqlite (one HSS process) or postgresql (several may share it)" },
+    { .key = "path", .type = IMS_CFG_STR, .offset = offsetof(hss_store_cfg, path),
+      .help = "sqlite: database file (created if missing); default hss.database" },
+    { .key = "conninfo", .type = IMS_CFG_STR, .offset = offsetof(hss_store_cfg, conninfo),
+      .help = "postgresql: libpq connection string \"host=... port=... dbname=... user=...\" or "
+              "postgresql:// URI (password better in ~/.pgpass or PGPASSWORD)" },
+    { .key = NULL },
+};
+
 static const ims_cfg_field hss_fields[] = {
     { .key = "database", .type = IMS_CFG_STR, .offset = offsetof(hss_cfg, database),
-      .def = "/var/lib/ims/hss.db", .help = "SQLite database file (created if missing)" },
+      .def = "/var/lib/ims/hss.db", .help = "SQLite database file (created if missing); "
+      "the same as store.path" },
+    { .key = "store", .type = IMS_CFG_SECTION, .offset = offsetof(hss_cfg, store), .sub = store_fields },
     { .key = "import", .type = IMS_CFG_STR, .offset = offsetof(hss_cfg, import),
       .help = "YAML or JSON subscribers file imported (created or replaced) at every start" },
     { .key = "scscf_names", .type = IMS_CFG_STRLIST, .offset = offsetof(hss_cfg, scscf_names),
@@ -61,6 +77,20 @@ static int parse_caps(const ims_cfg_strlist *list, const char *key, unsigned **o
     }
     *n = list->count;
     return 0;
+}
+
+hss_store *hss_context_open_store(const hss_cfg *cfg, const char **name, char *err, size_t errlen)
+{
+    if (cfg->store.backend == HSS_STORE_POSTGRESQL) {
+        *name = "postgresql";
+        if (!cfg->store.conninfo) {
+            snprintf(err, errlen, "hss.store.conninfo: required with backend postgresql");
+            return NULL;
+        }
+        return hss_store_open_pg(cfg->store.conninfo, err, errlen);
+    }
+    *name = cfg->store.path ? cfg->store.path : cfg->database;
+    return hss_store_open(*name, err, errlen);
 }
 
 int hss_context_parse_capabilities(hss_context *ctx, char *err, size_t errlen)

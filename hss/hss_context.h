@@ -10,8 +10,17 @@
 #include "ims_http.h"
 #include "hss_store.h"
 
+typedef enum { HSS_STORE_SQLITE = 0, HSS_STORE_POSTGRESQL = 1 } hss_store_backend_kind;
+
 typedef struct {
-    char *database;                  /* SQLite file */
+    int backend;                     /* hss_store_backend_kind */
+    char *path;                      /* SQLite file (NULL: hss.database) */
+    char *conninfo;                  /* PostgreSQL: libpq conninfo or postgresql:// URI */
+} hss_store_cfg;
+
+typedef struct {
+    char *database;                  /* SQLite file (the older spelling of store.path) */
+    hss_store_cfg store;
     char *import;                    /* subscribers file imported at start, or NULL */
     ims_cfg_strlist scscf_names;     /* S-CSCFs offered to the I-CSCF in Server-Capabilities */
     ims_cfg_strlist mandatory_capabilities;  /* numbers, TS 29.228 §6.7 */
@@ -39,6 +48,10 @@ typedef struct {
 
 /* The one HSS of this process (set up by hss_main). */
 extern hss_context hss_ctx;
+
+/* Opens the subscriber database the configuration names (hss.store, or hss.database);
+ * *name says which, for logs. NULL + err on failure. */
+hss_store *hss_context_open_store(const hss_cfg *cfg, const char **name, char *err, size_t errlen);
 
 /* Parses capability lists; -1 + err on a non-number. */
 int hss_context_parse_capabilities(hss_context *ctx, char *err, size_t errlen);

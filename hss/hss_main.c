@@ -43,6 +43,9 @@ static bool ready(void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "database not open");
         return false;
     }
+    /* PostgreSQL: reachable now (a MAR would fail otherwise); SQLite: open is enough. */
+    if (hss_store_ping(hss_ctx.store, why, whylen) != 0)
+        return false;
     int open = ims_diameter_open_peers(why, whylen);
     if (hss_ctx.cfg.diameter.peers.count && open == 0)
         return false;
@@ -62,7 +65,8 @@ int main(int argc, char **argv)
     if (hss_context_parse_capabilities(&hss_ctx, err, sizeof(err)))
         ims_nf_die(SUBSYS, 2, "configuration error", err);
 
-    hss_ctx.store = hss_store_open(hss_ctx.cfg.hss.database, err, sizeof(err));
+    const char *db_name;
+    hss_ctx.store = hss_context_open_store(&hss_ctx.cfg.hss, &db_name, err, sizeof(err));
     if (!hss_ctx.store)
         ims_nf_die(SUBSYS, 1, "cannot open the subscriber database", err);
     /* Before the import, so that the gauges follow its progress (one update per commit). */
@@ -71,7 +75,7 @@ int main(int argc, char **argv)
         if (hss_import_file(hss_ctx.store, hss_ctx.cfg.hss.import, err, sizeof(err)))
             ims_nf_die(SUBSYS, 2, "subscriber import failed", err);
     }
-    IMS_INFO(SUBSYS, "subscriber database %s: %zu subscription(s)", hss_ctx.cfg.hss.database,
+    IMS_INFO(SUBSYS, "subscriber database %s: %zu subscription(s)", db_name,
              hss_store_count(hss_ctx.store));
 
     if (ims_diameter_init(&hss_ctx.cfg.diameter, "hss", err, sizeof(err)))

@@ -112,19 +112,11 @@ static void write_hint(const char *path, char *buf, size_t len)
                  "-wal and -shm files there)", dir, strerror(errno));
 }
 
-static char *col_str(sqlite3_stmt *stmt, int col)
+static char *col_str(hss_store *st, st_stmt *stmt, int col)
 {
-    const unsigned char *s = sqlite3_column_text(stmt, col);
+    const char *s = st_col_text(st, stmt, col);
 
-    return s ? strdup((const char *)s) : NULL;
-}
-
-static bool col_blob(sqlite3_stmt *stmt, int col, uint8_t *out, int len)
-{
-    if (sqlite3_column_type(stmt, col) != SQLITE_BLOB || sqlite3_column_bytes(stmt, col) != len)
-        return false;
-    memcpy(out, sqlite3_column_blob(stmt, col), (size_t)len);
-    return true;
+    return s ? strdup(s) : NULL;
 }
 
 /* ---------- open / close ---------- */
@@ -165,7 +157,7 @@ fail:
 
 hss_store *hss_store_open(const char *path, char *err, size_t errlen)
 {
-    hss_store *st = calloc(1, sizeof(*st));
+    hss_store *st = st_new(&st_sqlite_driver);
     sqlite3_stmt *stmt;
     int64_t version = 0;
     char sql[64], hint[640];
@@ -174,7 +166,6 @@ hss_store *hss_store_open(const char *path, char *err, size_t errlen)
         ims_set_err(err, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&st->lock, NULL);
     /* NOMUTEX: our own mutex serialises every use of the connection. */
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                            SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -232,30 +223,43 @@ void hss_store_close(hss_store *st)
 {
     if (!st)
         return;
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     hss_sqn_release_all(st);
-    pthread_mutex_unlock(&st->lock);
-    for (size_t i = 0; i < st->n_stmts; i++)
-        sqlite3_finalize(st->stmts[i].stmt);
-    sqlite3_close_v2(st->db);
+    st_unlock(st);
+    st->drv->close(st);
     pthread_mutex_destroy(&st->lock);
     free(st);
+}
+
+int hss_store_ping(hss_store *st, char *why, size_t whylen)
+{
+    int rc;
+
+    st_lock(st);
+    rc = st->drv->ping(st, why, whylen);
+    st_unlock(st);
+    return rc;
+}
+
+const char *hss_store_backend(const hss_store *st)
+{
+    return st->drv->name;
 }
 
 /* ---------- reads ---------- */
 
 /* One row of each child table into the model; -1 on ENOMEM or a corrupt row. */
-static int row_profile(sqlite3_stmt *stmt, hss_subscriber *out)
+static int row_profile(hss_store *st, st_stmt *stmt, hss_subscriber *out)
 {
     hss_service_profile *p = ims_array_append((void **)&out->profiles, &out->n_profiles, sizeof(*p));
     json_object *ifc;
     char err[256];
     int rc;
 
-    if (!p || !(p->name = col_str(stmt, 0)))
+    if (!p || !(p->name = col_str(st, stmt, 0)))
         return -1;
-    p->subscribed_media_profile_id = sqlite3_column_int(stmt, 1);
-    ifc = json_tokener_parse((const char *)sqlite3_column_text(stmt, 2));
+    p->subscribed_media_profile_id = (int)st_col_int(st, stmt, 1);
+    ifc = json_tokener_parse(st_col_text(st, stmt, 2));
     rc = ifc ? hss_ifcs_from_json(ifc, "ifc", &p->ifcs, &p->n_ifcs, err, sizeof(err)) : -1;
     json_object_put(ifc);
     if (rc != 0)
@@ -263,61 +267,61 @@ static int row_profile(sqlite3_stmt *stmt, hss_subscriber *out)
     return rc;
 }
 
-static int row_impi(sqlite3_stmt *stmt, hss_subscriber *out)
+static int row_impi(hss_store *st, st_stmt *stmt, hss_subscriber *out)
 {
     hss_impi *m = ims_array_append((void **)&out->impis, &out->n_impis, sizeof(*m));
 
-    return m ? st_row_impi(stmt, m) : -1;
+    return m ? st_row_impi(st, stmt, m) : -1;
 }
 
-int st_row_impi(sqlite3_stmt *stmt, hss_impi *m)
+int st_row_impi(hss_store *st, st_stmt *stmt, hss_impi *m)
 {
-    const unsigned char *ha1;
+    const char *ha1;
 
-    if (!(m->identity = col_str(stmt, 0)))
+    if (!(m->identity = col_str(st, stmt, 0)))
         return -1;
-    m->auth_schemes = (unsigned)sqlite3_column_int(stmt, 1);
-    m->default_scheme = (unsigned)sqlite3_column_int(stmt, 2);
-    m->has_aka = col_blob(stmt, 3, m->k, 16) && col_blob(stmt, 4, m->op, 16);
-    m->op_is_opc = sqlite3_column_int(stmt, 5) != 0;
-    col_blob(stmt, 6, m->amf, 2);
-    m->sqn = (uint64_t)sqlite3_column_int64(stmt, 7);
-    m->digest_realm = col_str(stmt, 8);
-    ha1 = sqlite3_column_text(stmt, 9);
-    if (ha1 && strlen((const char *)ha1) == 32)
+    m->auth_schemes = (unsigned)st_col_int(st, stmt, 1);
+    m->default_scheme = (unsigned)st_col_int(st, stmt, 2);
+    m->has_aka = st_col_blob(st, stmt, 3, m->k, 16) && st_col_blob(st, stmt, 4, m->op, 16);
+    m->op_is_opc = st_col_int(st, stmt, 5) != 0;
+    st_col_blob(st, stmt, 6, m->amf, 2);
+    m->sqn = (uint64_t)st_col_int(st, stmt, 7);
+    m->digest_realm = col_str(st, stmt, 8);
+    ha1 = st_col_text(st, stmt, 9);
+    if (ha1 && strlen(ha1) == 32)
         memcpy(m->ha1, ha1, 33);
     return 0;
 }
 
-static int row_impu(sqlite3_stmt *stmt, hss_subscriber *out)
+static int row_impu(hss_store *st, st_stmt *stmt, hss_subscriber *out)
 {
     hss_impu *u = ims_array_append((void **)&out->impus, &out->n_impus, sizeof(*u));
 
-    if (!u || !(u->identity = col_str(stmt, 0)))
+    if (!u || !(u->identity = col_str(st, stmt, 0)))
         return -1;
-    u->barred = sqlite3_column_int(stmt, 1) != 0;
-    u->irs = sqlite3_column_int(stmt, 2);
-    u->service_profile = col_str(stmt, 3);
-    u->display_name = col_str(stmt, 4);
-    u->identity_type = sqlite3_column_int(stmt, 5);
-    u->can_register = sqlite3_column_int(stmt, 6) != 0;
-    u->reg_state = (hss_reg_state)sqlite3_column_int(stmt, 7);
+    u->barred = st_col_int(st, stmt, 1) != 0;
+    u->irs = (int)st_col_int(st, stmt, 2);
+    u->service_profile = col_str(st, stmt, 3);
+    u->display_name = col_str(st, stmt, 4);
+    u->identity_type = (int)st_col_int(st, stmt, 5);
+    u->can_register = st_col_int(st, stmt, 6) != 0;
+    u->reg_state = (hss_reg_state)st_col_int(st, stmt, 7);
     return u->service_profile ? 0 : -1;
 }
 
-static int row_imsu(sqlite3_stmt *stmt, hss_subscriber *out)
+static int row_imsu(hss_store *st, st_stmt *stmt, hss_subscriber *out)
 {
-    json_object *arr = json_tokener_parse((const char *)sqlite3_column_text(stmt, 1));
+    json_object *arr = json_tokener_parse(st_col_text(st, stmt, 1));
     int rc = 0;
 
-    out->id = col_str(stmt, 0);
-    out->ccf_primary = col_str(stmt, 2);
-    out->ccf_secondary = col_str(stmt, 3);
-    out->ecf_primary = col_str(stmt, 4);
-    out->ecf_secondary = col_str(stmt, 5);
-    out->scscf_name = col_str(stmt, 6);
-    out->scscf_host = col_str(stmt, 7);
-    out->scscf_realm = col_str(stmt, 8);
+    out->id = col_str(st, stmt, 0);
+    out->ccf_primary = col_str(st, stmt, 2);
+    out->ccf_secondary = col_str(st, stmt, 3);
+    out->ecf_primary = col_str(st, stmt, 4);
+    out->ecf_secondary = col_str(st, stmt, 5);
+    out->scscf_name = col_str(st, stmt, 6);
+    out->scscf_host = col_str(st, stmt, 7);
+    out->scscf_realm = col_str(st, stmt, 8);
     for (size_t i = 0; arr && json_object_is_type(arr, json_type_array) &&
                        i < json_object_array_length(arr); i++) {
         char **v = ims_array_append((void **)&out->visited_networks, &out->n_visited_networks, sizeof(char *));
@@ -331,19 +335,19 @@ static int row_imsu(sqlite3_stmt *stmt, hss_subscriber *out)
 
 /* Runs a SELECT on `id` and hands each row to fn: 1 rows seen, 0 none, -1 error. */
 static int load_rows(hss_store *st, const char *sql, const char *id, hss_subscriber *out,
-                     int (*fn)(sqlite3_stmt *, hss_subscriber *))
+                     int (*fn)(hss_store *, st_stmt *, hss_subscriber *))
 {
-    sqlite3_stmt *stmt = st_query(st, sql, "t", id);
+    st_stmt *stmt = st_query(st, sql, "t", id);
     int step, rows = 0, rc = 0;
 
     if (!stmt)
         return -1;
-    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+    while (rc == 0 && (step = st_step(st, stmt)) == 1) {
         rows = 1;
-        rc = fn(stmt, out);
+        rc = fn(st, stmt, out);
     }
-    if (rc == 0 && step != SQLITE_DONE) {
-        IMS_ERROR(LOG_SUB, "reading %s: %s", id, sqlite3_errmsg(st->db));
+    if (rc == 0 && step != 0) {
+        IMS_ERROR(LOG_SUB, "reading %s: %s", id, st_errmsg(st));
         rc = -1;
     }
     st_done(st, stmt);
@@ -377,13 +381,13 @@ static int load(hss_store *st, const char *id, hss_subscriber *out)
 /* Subscription id owning a (normalised) identity of `table` ("impi"/"impu"), NULL when none. */
 static char *owner_of(hss_store *st, const char *table, const char *norm)
 {
-    sqlite3_stmt *stmt = st_query(st, strcmp(table, "impi") == 0
-                                       ? "SELECT imsu_id FROM impi WHERE identity = ?"
-                                       : "SELECT imsu_id FROM impu WHERE identity = ?", "t", norm);
+    st_stmt *stmt = st_query(st, strcmp(table, "impi") == 0
+                                  ? "SELECT imsu_id FROM impi WHERE identity = ?"
+                                  : "SELECT imsu_id FROM impu WHERE identity = ?", "t", norm);
     char *id = NULL;
 
-    if (stmt && sqlite3_step(stmt) == SQLITE_ROW)
-        id = col_str(stmt, 0);
+    if (st_step(st, stmt) == 1)
+        id = col_str(st, stmt, 0);
     st_done(st, stmt);
     return id;
 }
@@ -400,7 +404,7 @@ static int get_by(hss_store *st, const char *by, const char *key, hss_subscriber
         return HSS_STORE_NOT_FOUND;
     if (by)
         norm = strcmp(by, "impi") == 0 ? hss_impi_normalise(key) : hss_impu_normalise(key);
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     if (st_txn(st, "BEGIN") != 0) {
         rc = HSS_STORE_ERROR;
     } else {
@@ -411,7 +415,7 @@ static int get_by(hss_store *st, const char *by, const char *key, hss_subscriber
             hss_sqn_cached_last(st, out->impis[i].identity, &out->impis[i].sqn);
         st_txn(st, "COMMIT");
     }
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
     free(id);
     free(norm);
     return rc;
@@ -444,6 +448,18 @@ typedef struct {
     size_t errlen;
 } put_args;
 
+/* The row of an identity a put may rewrite. A shared database (PostgreSQL) locks it until the
+ * commit: otherwise an SQN another HSS advances between this read and the rewrite would be
+ * written back with the older value. SQLite's BEGIN IMMEDIATE already excludes every writer. */
+static const char *put_check_sql(hss_store *st, int table)
+{
+    if (table == 0)
+        return st->drv->shared ? "SELECT imsu_id, sqn FROM impi WHERE identity = ? FOR UPDATE"
+                               : "SELECT imsu_id, sqn FROM impi WHERE identity = ?";
+    return st->drv->shared ? "SELECT imsu_id, reg_state FROM impu WHERE identity = ? FOR UPDATE"
+                           : "SELECT imsu_id, reg_state FROM impu WHERE identity = ?";
+}
+
 /* Conflict checks, and the volatile state of identities that stay in this subscription. */
 static int put_check(hss_store *st, put_args *a, bool *exists)
 {
@@ -462,28 +478,25 @@ static int put_check(hss_store *st, put_args *a, bool *exists)
 
         for (size_t i = 0; i < n; i++) {
             const char *id = table == 0 ? a->impis[i] : a->impus[i];
-            sqlite3_stmt *stmt = st_query(st, table == 0
-                                               ? "SELECT imsu_id, sqn FROM impi WHERE identity = ?"
-                                               : "SELECT imsu_id, reg_state FROM impu WHERE identity = ?",
-                                       "t", id);
-            int rc = HSS_STORE_OK;
+            st_stmt *stmt = st_query(st, put_check_sql(st, table), "t", id);
+            int rc = HSS_STORE_OK, step = st_step(st, stmt);
 
-            if (!stmt)
-                return HSS_STORE_ERROR;
-            if (sqlite3_step(stmt) != SQLITE_ROW) {
+            if (step < 0) {
+                rc = HSS_STORE_ERROR;
+            } else if (step == 0) {
                 /* a new identity */
-            } else if (strcmp((const char *)sqlite3_column_text(stmt, 0), s->id) != 0) {
+            } else if (strcmp(st_col_text(st, stmt, 0), s->id) != 0) {
                 ims_set_err(a->err, a->errlen, "%s[%zu]: %s belongs to subscription %s",
-                        table == 0 ? "impis" : "impus", i, id, sqlite3_column_text(stmt, 0));
+                        table == 0 ? "impis" : "impus", i, id, st_col_text(st, stmt, 0));
                 rc = HSS_STORE_CONFLICT;
             } else if (table == 0) {
                 /* Same subscription: the SQN never goes back. The last SQN handed out is
                  * enough (the rest of a reservation is released by the replace). */
-                uint64_t old = (uint64_t)sqlite3_column_int64(stmt, 1);
+                uint64_t old = (uint64_t)st_col_int(st, stmt, 1);
                 hss_sqn_cached_last(st, id, &old);
                 a->sqn[i] = old > a->sqn[i] ? old : a->sqn[i];
             } else {
-                a->state[i] = sqlite3_column_int(stmt, 1);
+                a->state[i] = (int)st_col_int(st, stmt, 1);
             }
             st_done(st, stmt);
             if (rc != HSS_STORE_OK)
@@ -618,9 +631,9 @@ int hss_store_put(hss_store *st, const hss_subscriber *s, int create_only, char 
 out:
     if (rc == HSS_STORE_ERROR && err && errlen && !err[0]) {
         /* SQLite's reason (e.g. "database or disk is full") for the API's error body. */
-        pthread_mutex_lock(&st->lock);
+        st_lock(st);
         ims_set_err(err, errlen, "%s", st->last_err[0] ? st->last_err : "database error");
-        pthread_mutex_unlock(&st->lock);
+        st_unlock(st);
     }
     for (size_t i = 0; a.impis && i < s->n_impis; i++)
         free(a.impis[i]);
@@ -643,7 +656,7 @@ int hss_store_delete(hss_store *st, const char *id)
 {
     int rc;
 
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     /* Children go by ON DELETE CASCADE (foreign_keys is on for this connection). A single
      * statement is its own transaction, durable when it returns. */
     rc = hss_sqn_forget_subscription(st, id) == 0
@@ -651,6 +664,6 @@ int hss_store_delete(hss_store *st, const char *id)
              : HSS_STORE_ERROR;
     if (rc == HSS_STORE_OK)
         st_counts_changed(st);
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
     return rc;
 }

@@ -1,6 +1,7 @@
 /*
- * hss_store: the HSS subscriber database (SQLite, WAL), safe for concurrent calls from
- * freeDiameter's dispatch threads and libmicrohttpd's threads.
+ * hss_store: the HSS subscriber database, safe for concurrent calls from freeDiameter's dispatch
+ * threads and libmicrohttpd's threads. Two backends behind the same calls: SQLite (WAL, one
+ * process) and PostgreSQL (several HSS processes may share one database).
  *
  * Durability: hss_store_advance_sqn returns only SQNs covered by a committed reservation
  * (synchronous=FULL; hss_store_auth.c), so a vector is never sent with an SQN that a crash could
@@ -27,7 +28,15 @@ enum {
 /* Opens (creating the file and schema if needed). NULL + err on failure (unwritable path, not a
  * database, newer schema version). */
 hss_store *hss_store_open(const char *path, char *err, size_t errlen);
+/* The same on PostgreSQL (libpq conninfo "host=... port=... dbname=... user=..." or a
+ * postgresql:// URI): connects and creates the schema in an empty database. NULL + err on a
+ * malformed conninfo, an unreachable server, a foreign or newer schema. */
+hss_store *hss_store_open_pg(const char *conninfo, char *err, size_t errlen);
 void hss_store_close(hss_store *st);
+/* Whether the database answers now (/readyz): 0, or -1 + why. */
+int hss_store_ping(hss_store *st, char *why, size_t whylen);
+/* "sqlite" or "postgresql". */
+const char *hss_store_backend(const hss_store *st);
 
 /* Full subscriber reads (out is zeroed first; free with hss_subscriber_free). */
 int hss_store_get(hss_store *st, const char *id, hss_subscriber *out);
@@ -89,7 +98,9 @@ int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss
 void hss_impi_clear(hss_impi *m);
 
 /* Hands out n consecutive SQNs for `impi` (next = ims_sqn_next(previous)) in sqns[0..n-1], all
- * covered by a durable reservation (committed first when the current one runs out).
+ * covered by a durable reservation (committed first when the current one runs out; on
+ * PostgreSQL every call commits the new SQN, so that HSS processes sharing the database never
+ * issue one twice and issue them in increasing order).
  * HSS_STORE_NOT_FOUND if no such IMPI, HSS_STORE_ERROR (nothing handed out) when the
  * reservation cannot be written. */
 int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t *sqns);

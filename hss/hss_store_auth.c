@@ -146,17 +146,16 @@ void hss_sqn_forget(hss_store *st, const char *impi)
 
 int hss_sqn_forget_subscription(hss_store *st, const char *id)
 {
-    sqlite3_stmt *stmt;
+    st_stmt *stmt;
     int step;
 
     if (!st->sqn || st->sqn->count == 0)
         return 0;
-    if (!(stmt = st_query(st, "SELECT identity FROM impi WHERE imsu_id = ?", "t", id)))
-        return -1;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
-        hss_sqn_forget(st, (const char *)sqlite3_column_text(stmt, 0));
+    stmt = st_query(st, "SELECT identity FROM impi WHERE imsu_id = ?", "t", id);
+    while ((step = st_step(st, stmt)) == 1)
+        hss_sqn_forget(st, st_col_text(st, stmt, 0));
     st_done(st, stmt);
-    return step == SQLITE_DONE ? 0 : -1;
+    return step == 0 ? 0 : -1;
 }
 
 bool hss_sqn_cached_last(hss_store *st, const char *impi, uint64_t *last)
@@ -212,7 +211,7 @@ int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss
                           hss_impu_owner *owner)
 {
     char *ni = impi ? hss_impi_normalise(impi) : NULL, *nu = impu ? hss_impu_normalise(impu) : NULL;
-    sqlite3_stmt *stmt;
+    st_stmt *stmt;
     int rc = HSS_STORE_ERROR, step;
 
     memset(out, 0, sizeof(*out));
@@ -222,24 +221,26 @@ int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss
         free(nu);
         return impi && impu ? HSS_STORE_ERROR : HSS_STORE_NOT_FOUND;
     }
-    pthread_mutex_lock(&st->lock);
-    /* Last column: NULL unknown IMPU, 1 same subscription, 0 another one. */
+    st_lock(st);
+    /* Last column: NULL unknown IMPU, 1 same subscription, 0 another one (CASE: an integer in
+     * both dialects; PostgreSQL's = is a boolean). */
     stmt = st_query(st, "SELECT i.identity, i.auth_schemes, i.default_scheme, i.k, i.op,"
                         " i.op_is_opc, i.amf, i.sqn, i.digest_realm, i.ha1,"
-                        " (SELECT u.imsu_id = i.imsu_id FROM impu u WHERE u.identity = ?2)"
+                        " (SELECT CASE WHEN u.imsu_id = i.imsu_id THEN 1 ELSE 0 END FROM impu u"
+                        " WHERE u.identity = ?2)"
                         " FROM impi i WHERE i.identity = ?1", "tt", ni, nu);
-    if (stmt && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = st_row_impi(stmt, out) == 0 ? HSS_STORE_OK : HSS_STORE_ERROR;
-        if (sqlite3_column_type(stmt, 10) != SQLITE_NULL)
-            *owner = sqlite3_column_int(stmt, 10) ? HSS_IMPU_SAME : HSS_IMPU_OTHER;
+    if ((step = st_step(st, stmt)) == 1) {
+        rc = st_row_impi(st, stmt, out) == 0 ? HSS_STORE_OK : HSS_STORE_ERROR;
+        if (!st_col_null(st, stmt, 10))
+            *owner = st_col_int(st, stmt, 10) ? HSS_IMPU_SAME : HSS_IMPU_OTHER;
         hss_sqn_cached_last(st, ni, &out->sqn);
-    } else if (stmt && step == SQLITE_DONE) {
+    } else if (step == 0) {
         rc = HSS_STORE_NOT_FOUND;
     } else {
-        IMS_ERROR(LOG_SUB, "reading %s: %s", ni, sqlite3_errmsg(st->db));
+        IMS_ERROR(LOG_SUB, "reading %s: %s", ni, st_errmsg(st));
     }
     st_done(st, stmt);
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
     if (rc != HSS_STORE_OK)
         hss_impi_clear(out);
     free(ni);
@@ -254,9 +255,57 @@ void hss_impi_clear(hss_impi *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* The SQN before `sqn` (the inverse of ims_sqn_next). */
+static uint64_t sqn_prev(uint64_t sqn)
+{
+    const uint64_t ind_mask = (UINT64_C(1) << IMS_SQN_IND_BITS) - 1;
+    const uint64_t seq_mask = (UINT64_C(1) << (48 - IMS_SQN_IND_BITS)) - 1;
+
+    return ((((sqn >> IMS_SQN_IND_BITS) - 1) & seq_mask) << IMS_SQN_IND_BITS) |
+           (((sqn & ind_mask) - 1) & ind_mask);
+}
+
+/* A shared database (several HSS processes, PostgreSQL): no block is held in memory, since SQNs
+ * handed out from two processes' blocks would interleave (A: 5, B: 1005, A: 6) and a USIM must
+ * see them increase. Each MAR moves impi.sqn by n steps of ims_sqn_next in one statement: the
+ * row lock orders concurrent MARs for one IMPI across processes, and the statement commits
+ * (autocommit) before it returns, so no SQN handed out here is ever handed out again, whichever
+ * HSS crashes when. The expression is ims_sqn_next applied n times: SEQ + n and IND + n, each
+ * wrapping in its own width. */
+static int advance_shared(hss_store *st, const char *impi, unsigned n, uint64_t *sqns)
+{
+    int64_t last = 0;
+    int found = 0;
+
+    /* A row that a provisioning replace rewrote under this statement is skipped by it (0 rows):
+     * the second try sees the new row. */
+    for (int attempt = 0; attempt < 2 && found == 0; attempt++) {
+        st_stmt *stmt = st_query(st, "UPDATE impi SET sqn = ((((sqn >> 5) + ?2) & 8796093022207)"
+                                     " << 5) | (((sqn & 31) + ?2) & 31) WHERE identity = ?1"
+                                     " RETURNING sqn", "ti", impi, (int)n);
+
+        if ((found = st_step(st, stmt)) == 1)
+            last = st_col_int(st, stmt, 0);
+        st_done(st, stmt);
+    }
+    if (found < 0) {
+        IMS_ERROR(LOG_SUB, "cannot advance the SQN of %s: no vector is issued", impi);
+        return HSS_STORE_ERROR;
+    }
+    if (found == 0)
+        return HSS_STORE_NOT_FOUND;
+    sqns[n - 1] = (uint64_t)last;
+    for (unsigned i = n - 1; i > 0; i--)
+        sqns[i - 1] = sqn_prev(sqns[i]);
+    return HSS_STORE_OK;
+}
+
 static int advance_locked(hss_store *st, const char *impi, unsigned n, uint64_t *sqns)
 {
     int rc = HSS_STORE_OK;
+
+    if (st->drv->shared)
+        return advance_shared(st, impi, n, sqns);
 
     for (int attempt = 0; attempt < 3; attempt++) {
         sqn_entry *e = entry(st, impi, &rc);
@@ -293,9 +342,9 @@ int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t 
         return HSS_STORE_OK;
     if (!impi || !(norm = hss_impi_normalise(impi)))
         return impi ? HSS_STORE_ERROR : HSS_STORE_NOT_FOUND;
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     rc = advance_locked(st, norm, n, sqns);
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
     free(norm);
     return rc;
 }
@@ -308,6 +357,17 @@ static uint64_t seq_of(uint64_t sqn)
 static int set_locked(hss_store *st, const char *impi, uint64_t sqn)
 {
     int rc = HSS_STORE_OK;
+
+    if (st->drv->shared) {
+        /* Only upward, in one committed statement (see advance_shared). */
+        int n = st_change(st, "UPDATE impi SET sqn = ?2 WHERE identity = ?1 AND sqn < ?2", "tI",
+                          impi, (int64_t)sqn);
+
+        if (n != 0)
+            return n < 0 ? HSS_STORE_ERROR : HSS_STORE_OK;
+        return st_query_int(st, NULL, "SELECT 1 FROM impi WHERE identity = ?", "t", impi) == 1
+                   ? HSS_STORE_OK : HSS_STORE_NOT_FOUND;
+    }
 
     for (int attempt = 0; attempt < 3; attempt++) {
         sqn_entry *e = entry(st, impi, &rc);
@@ -343,9 +403,9 @@ int hss_store_set_sqn(hss_store *st, const char *impi, uint64_t sqn)
 
     if (sqn > IMS_SQN_MAX || !impi || !(norm = hss_impi_normalise(impi)))
         return HSS_STORE_ERROR;
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     rc = set_locked(st, norm, sqn);
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
     free(norm);
     return rc;
 }

@@ -20,11 +20,10 @@
  * without a new schema version: an older HSS opening the file ignores them and its writes still
  * keep the counts right through the triggers.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sqlite3.h>
 
 #include "hss_store.h"
 #include "hss_store_priv.h"
@@ -75,23 +74,32 @@ static const char counts_schema[] =
 static const char counts_exist[] =
     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'identity_counts'";
 
+int st_counts_check_stale(hss_store *st, const char *name, char *err, size_t errlen)
+{
+    int64_t stale = 0;
+
+    if (st_query_int(st, &stale, "SELECT stale FROM identity_counts WHERE id = 1", "", NULL) < 0)
+        goto fail;
+    if (!stale)
+        return 0;
+    IMS_WARN(LOG_SUB, "%s: an import did not finish (crash or kill): recounting the identities",
+             name);
+    if (st_counts_recount(st) == 0)
+        return 0;
+fail:
+    if (err && errlen)
+        snprintf(err, errlen, "%s: cannot read the identity counts: %s", name, st_errmsg(st));
+    return -1;
+}
+
 int st_counts_setup(hss_store *st, const char *path, char *err, size_t errlen)
 {
-    int64_t have = 0, stale = 0;
+    int64_t have = 0;
 
     if (st_query_int(st, &have, counts_exist, "", NULL) != 1)
         goto fail;
-    if (have) {
-        if (st_query_int(st, &stale, "SELECT stale FROM identity_counts WHERE id = 1", "", NULL) < 0)
-            goto fail;
-        if (!stale)
-            return 0;
-        IMS_WARN(LOG_SUB, "%s: an import did not finish (crash or kill): recounting the identities",
-                 path);
-        if (st_counts_recount(st) != 0)
-            goto fail;
-        return 0;
-    }
+    if (have)
+        return st_counts_check_stale(st, path, err, errlen);
     /* Re-checked inside the write transaction: two processes opening the file at once. */
     if (st_exec(st, "BEGIN IMMEDIATE") != 0 || st_query_int(st, &have, counts_exist, "", NULL) != 1)
         goto fail;
@@ -104,8 +112,7 @@ int st_counts_setup(hss_store *st, const char *path, char *err, size_t errlen)
         return 0;
 fail:
     if (err && errlen)
-        snprintf(err, errlen, "%s: cannot set up the identity counts: %s", path,
-                 sqlite3_errmsg(st->db));
+        snprintf(err, errlen, "%s: cannot set up the identity counts: %s", path, st_errmsg(st));
     st_rollback(st, "ROLLBACK");
     return -1;
 }
@@ -127,30 +134,28 @@ int st_counts_stale(hss_store *st)
 
 void st_counts_triggers(hss_store *st, bool on)
 {
-    /* Statements prepared under the other setting are expired by SQLite and re-prepared at
-     * their next use, so the cached ones follow. */
-    sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, NULL);
+    st->drv->counts_triggers(st, on);
 }
 
 /* Reads identity_counts into *c (zeroed on error). Lock held. */
 static int counts_read(hss_store *st, hss_store_counts *c)
 {
-    sqlite3_stmt *stmt = st_query(st, "SELECT imsu, impi, impu_not_registered, impu_registered,"
-                                      " impu_unregistered FROM identity_counts WHERE id = 1", "");
-    int rc = stmt ? sqlite3_step(stmt) : SQLITE_ERROR;
+    st_stmt *stmt = st_query(st, "SELECT imsu, impi, impu_not_registered, impu_registered,"
+                                 " impu_unregistered FROM identity_counts WHERE id = 1", "");
+    int rc = st_step(st, stmt);
 
     memset(c, 0, sizeof(*c));
-    if (rc == SQLITE_ROW) {
-        c->subscriptions = sqlite3_column_int64(stmt, 0);
-        c->impis = sqlite3_column_int64(stmt, 1);
-        c->impus[HSS_NOT_REGISTERED] = sqlite3_column_int64(stmt, 2);
-        c->impus[HSS_REGISTERED] = sqlite3_column_int64(stmt, 3);
-        c->impus[HSS_UNREGISTERED] = sqlite3_column_int64(stmt, 4);
+    if (rc == 1) {
+        c->subscriptions = st_col_int(st, stmt, 0);
+        c->impis = st_col_int(st, stmt, 1);
+        c->impus[HSS_NOT_REGISTERED] = st_col_int(st, stmt, 2);
+        c->impus[HSS_REGISTERED] = st_col_int(st, stmt, 3);
+        c->impus[HSS_UNREGISTERED] = st_col_int(st, stmt, 4);
     } else {
-        IMS_ERROR(LOG_SUB, "cannot read the identity counts: %s", sqlite3_errmsg(st->db));
+        IMS_ERROR(LOG_SUB, "cannot read the identity counts: %s", st_errmsg(st));
     }
     st_done(st, stmt);
-    return rc == SQLITE_ROW ? HSS_STORE_OK : HSS_STORE_ERROR;
+    return rc == 1 ? HSS_STORE_OK : HSS_STORE_ERROR;
 }
 
 void st_counts_changed(hss_store *st)
@@ -165,19 +170,19 @@ int hss_store_get_counts(hss_store *st, hss_store_counts *out)
 {
     int rc;
 
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     rc = counts_read(st, out);
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
     return rc;
 }
 
 void hss_store_on_counts(hss_store *st, void (*fn)(void *arg, const hss_store_counts *c), void *arg)
 {
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     st->on_counts = fn;
     st->on_counts_arg = arg;
     st_counts_changed(st);
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
 }
 
 size_t hss_store_count(hss_store *st)
@@ -193,39 +198,39 @@ size_t hss_store_count(hss_store *st)
 int hss_store_list_by_state(hss_store *st, int state, const char *after, size_t limit, char ***ids,
                             size_t *n)
 {
-    sqlite3_stmt *stmt;
-    int rc = HSS_STORE_OK, step = SQLITE_DONE;
+    st_stmt *stmt;
+    int rc = HSS_STORE_OK, step = 0;
     /* "" sorts before every id (ids are never empty), so `id > ?` always has its index range;
-     * LIMIT -1 is no limit. */
+     * INT64_MAX is no limit (PostgreSQL refuses SQLite's LIMIT -1). */
     const char *from = after ? after : "";
-    int64_t lim = limit ? (int64_t)limit : -1;
+    int64_t lim = limit ? (int64_t)limit : INT64_MAX;
 
     *ids = NULL;
     *n = 0;
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     if (state < 0)
         stmt = st_query(st, "SELECT id FROM imsu WHERE id > ? ORDER BY id LIMIT ?", "tI", from, lim);
     else
         stmt = st_query(st, "SELECT DISTINCT imsu_id FROM impu WHERE reg_state = ? AND imsu_id > ?"
                             " ORDER BY imsu_id LIMIT ?", "itI", state, from, lim);
-    while (stmt && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+    while ((step = st_step(st, stmt)) == 1) {
         char **v = realloc(*ids, (*n + 1) * sizeof(char *));
-        const unsigned char *id = sqlite3_column_text(stmt, 0);
+        const char *id = st_col_text(st, stmt, 0);
 
         if (v)
             *ids = v;
-        if (!v || !id || !(v[*n] = strdup((const char *)id))) {
+        if (!v || !id || !(v[*n] = strdup(id))) {
             rc = HSS_STORE_ERROR;
             break;
         }
         (*n)++;
     }
-    if (!stmt || (step != SQLITE_DONE && step != SQLITE_ROW)) {
-        IMS_ERROR(LOG_SUB, "list: %s", sqlite3_errmsg(st->db));
+    if (step < 0) {
+        IMS_ERROR(LOG_SUB, "list: %s", st_errmsg(st));
         rc = HSS_STORE_ERROR;
     }
     st_done(st, stmt);
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
     if (rc != HSS_STORE_OK) {
         hss_store_free_ids(*ids, *n);
         *ids = NULL;

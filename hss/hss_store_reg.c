@@ -62,10 +62,10 @@ int hss_store_set_scscf(hss_store *st, const char *id, const char *name, const c
 {
     int rc;
 
-    pthread_mutex_lock(&st->lock);
+    st_lock(st);
     rc = st_changed(st_change(st, "UPDATE imsu SET scscf_name = ?, scscf_host = ?, scscf_realm = ?"
                                   " WHERE id = ?", "tttt", name, name ? host : NULL,
                               name ? realm : NULL, id));
-    pthread_mutex_unlock(&st->lock);
+    st_unlock(st);
     return rc;
 }

@@ -122,7 +122,7 @@ int st_rekey_identities(hss_store *st, const char *path, char *err, size_t errle
     rc = 0;
 out:
     if (rc != 0) {
-        snprintf(err, errlen, "%s: rewriting identity keys: %s", path, sqlite3_errmsg(st->db));
+        snprintf(err, errlen, "%s: rewriting identity keys: %s", path, st_errmsg(st));
         st_rollback(st, "ROLLBACK");
     }
     list_free(&l);

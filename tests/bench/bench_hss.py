@@ -5,6 +5,8 @@ subscribers. A command that prints figures, not a test (nothing here passes or f
     python3 tests/bench/bench_hss.py                  full run (1,000,000 subscribers, ~3-5 min)
     python3 tests/bench/bench_hss.py --quick          smoke run (< 1 min)
     python3 tests/bench/bench_hss.py --subscribers N  import N subscribers for the size figure
+    python3 tests/bench/bench_hss.py --backend sqlite     Cx rows on one backend only (default:
+                                                          sqlite and postgresql, side by side)
 
 It builds nothing: it runs the hss and imscx of IMS_BUILD_DIR (default /work/main/build), each
 from a fresh temporary directory, on loopback, with the default log level (info: one log line
@@ -19,6 +21,10 @@ Rows:
   MAR, N IMPIs         the same subscribers again (steady state)
   SAR registration     first registration of each subscriber (one commit each)
   SAR re-registration  same S-CSCF, nothing changes (no write)
+The Cx rows run once per store backend: SQLite (a file in the temporary directory) and
+PostgreSQL (a server of our own on loopback, tests/component/pgserver.py, fsync on). On
+PostgreSQL every MAR commits its SQN (several HSS may share the database), so "MAR, 1 IMPI" is
+one commit per MAR there, where SQLite hands SQNs out of its in-memory reservation.
 Then: the time to import the subscriber file (JSON lines, streamed) at start and the database
 size per subscriber.
 """
@@ -85,10 +91,10 @@ def row(name, r):
         name, r["success"], r["errors"], r["window"], r["rate"], r["p50_ms"], r["p99_ms"])
 
 
-def bench_cx(tmp, users, count, window):
+def bench_cx(tmp, users, count, window, conninfo=None):
     path = os.path.join(tmp, "subscribers.jsonl")
     write_subscribers(path, users)
-    hss = harness.Hss(tmp, import_file=path, start=False,
+    hss = harness.Hss(tmp, import_file=path, start=False, conninfo=conninfo,
                       extra_yaml="  scscf_names: [\"%s\"]\n" % SCSCF)
     hss.start(timeout=120)
     rows = []
@@ -146,6 +152,8 @@ def main():
     ap.add_argument("--users", type=int, help="subscribers the Cx load is spread over")
     ap.add_argument("--count", type=int, help="requests per Cx row")
     ap.add_argument("--window", type=int, default=64, help="requests in flight")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both",
+                    help="store backend(s) of the Cx rows")
     args = ap.parse_args()
     n = args.subscribers or (20000 if args.quick else 1000000)
     users = args.users or (1000 if args.quick else 10000)
@@ -159,15 +167,27 @@ def main():
     print("binaries: %s" % harness.BUILD_DIR)
     tmp = tempfile.mkdtemp(prefix="ims-bench-hss-")
     try:
-        os.mkdir(os.path.join(tmp, "cx"))
-        rows = bench_cx(os.path.join(tmp, "cx"), users, count, args.window)
+        rows = []
+        for backend in ("sqlite", "postgresql"):
+            if args.backend not in (backend, "both"):
+                continue
+            d = os.path.join(tmp, "cx-" + backend)
+            os.mkdir(d)
+            if backend == "sqlite":
+                rows += [(backend, r) for r in bench_cx(d, users, count, args.window)]
+                continue
+            import pgserver
+            with pgserver.PgServer() as pg:
+                rows += [(backend, r) for r in bench_cx(d, users, count, args.window,
+                                                        conninfo=pg.createdb("bench"))]
         print()
-        print("| %-26s | %7s | %6s | %6s | %9s | %7s | %7s |" % (
-            "Cx load (imscx -> hss)", "answers", "errors", "window", "per s", "p50 ms", "p99 ms"))
-        print("|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 28, "-" * 9, "-" * 8, "-" * 8, "-" * 11, "-" * 9,
-                                          "-" * 9))
-        for r in rows:
-            print(r)
+        print("| %-10s | %-26s | %7s | %6s | %6s | %9s | %7s | %7s |" % (
+            "store", "Cx load (imscx -> hss)", "answers", "errors", "window", "per s", "p50 ms",
+            "p99 ms"))
+        print("|%s|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 12, "-" * 28, "-" * 9, "-" * 8, "-" * 8,
+                                             "-" * 11, "-" * 9, "-" * 9))
+        for backend, r in rows:
+            print("| %-10s %s" % (backend, r))
         sys.stdout.flush()
         os.mkdir(os.path.join(tmp, "import"))
         imp = bench_import(os.path.join(tmp, "import"), n)

@@ -95,11 +95,15 @@ class Hss:
     ("  scscf_names: [...]") extend that section, unindented ones add new top-level sections.
     start=False builds the config without starting (then spawn() + wait() for start-up failures).
     database: the SQLite file (default tmpdir/hss.db).
+    conninfo: a PostgreSQL conninfo: the HSS uses store.backend postgresql on it instead.
+    With IMS_TEST_HSS_STORE=postgresql in the environment every Hss without a database or
+    conninfo of its own gets a fresh database on one PostgreSQL server per test process
+    (pgserver.py): the same tests then run on the PostgreSQL backend.
     """
 
     def __init__(self, tmpdir, import_file=None, extra_yaml=None, diameter_port=None,
                  http_port=None, start=True, identity="hss.ims.lab", realm="ims.lab",
-                 log_level="info", database=None):
+                 log_level="info", database=None, conninfo=None):
         self.tmpdir = tmpdir
         self.http_port = http_port or free_port()
         self.diameter_port = diameter_port or free_port()
@@ -117,6 +121,12 @@ class Hss:
             "hss:",
             "  database: %s" % self.db,
         ]
+        if conninfo is None and database is None and \
+                os.environ.get("IMS_TEST_HSS_STORE") == "postgresql":
+            conninfo = shared_pg_database()
+        self.conninfo = conninfo
+        if conninfo:
+            lines.append("  store: {backend: postgresql, conninfo: \"%s\"}" % conninfo)
         if import_file:
             lines.append("  import: %s" % import_file)
         text = "\n".join(lines) + "\n"
@@ -235,6 +245,23 @@ class Hss:
             e.update(env)
         return subprocess.run([IMSCTL_BIN] + list(args), input=stdin, capture_output=True, text=True,
                               env=e, timeout=30)
+
+
+_shared_pg = None
+_shared_pg_n = 0
+
+
+def shared_pg_database():
+    """A fresh database on this process's PostgreSQL server (started at the first call, stopped
+    at exit)."""
+    global _shared_pg, _shared_pg_n
+    import atexit
+    import pgserver
+    if _shared_pg is None:
+        _shared_pg = pgserver.PgServer()
+        atexit.register(_shared_pg.close)
+    _shared_pg_n += 1
+    return _shared_pg.createdb("hss_%d" % _shared_pg_n)
 
 
 # --- tiny test runner ------------------------------------------------------------------------

@@ -1,6 +1,11 @@
 /*
- * test_store: the HSS data model (hss_subscriber.c) in the SQLite store (hss_store.c); the JSON
+ * test_store: the HSS data model (hss_subscriber.c) in the store (hss_store.c); the JSON
  * format's own checks are in test_hss_json.c.
+ *
+ * Backends: SQLite by default. With IMS_TEST_PG set to a libpq conninfo without dbname
+ * ("host=127.0.0.1 port=N user=postgres"; tests/component/test_store_pg.py starts a real server
+ * and sets it) the same tests run on PostgreSQL, each on a fresh database named after its file;
+ * test_open_errors then checks PostgreSQL's own failures.
  *
  * Covers: JSON -> model -> store -> model -> JSON round trip; store lookups by identity in its
  * canonical form; conflicts between subscriptions; replace keeping SQN / reg state / S-CSCF;
@@ -18,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "hss_store.h"
@@ -50,11 +56,85 @@ static void db_path(char *buf, size_t len, const char *name)
     snprintf(buf, len, "%s/%s", tmpdir, name);
 }
 
+/* ---------- PostgreSQL (IMS_TEST_PG) ---------- */
+
+static const char *pg_base(void)
+{
+    const char *v = getenv("IMS_TEST_PG");
+
+    return v && v[0] ? v : NULL;
+}
+
+/* "sqn.db" -> database "t_sqn" */
+static void pg_dbname(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "t_%.*s", (int)strcspn(name, "."), name);
+}
+
+static void pg_conninfo(char *buf, size_t len, const char *name)
+{
+    char db[64];
+
+    pg_dbname(db, sizeof(db), name);
+    snprintf(buf, len, "%s dbname=%s", pg_base(), db);
+}
+
+/* Runs sql on database `db` ("postgres" to create others); the first column of the first row
+ * as an int (-1 when none). */
+static int pg_sql(const char *db, const char *sql)
+{
+    char ci[256];
+    PGconn *c;
+    PGresult *r;
+    int v = -1;
+
+    snprintf(ci, sizeof(ci), "%s dbname=%s", pg_base(), db);
+    c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect %s: %s", ci, PQerrorMessage(c));
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        v = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* A fresh database per name, once per run (a test reopening its store keeps the data). */
+static void pg_fresh(const char *name)
+{
+    static char done[32][64];
+    static size_t n_done;
+    char db[64], sql[160];
+
+    pg_dbname(db, sizeof(db), name);
+    for (size_t i = 0; i < n_done; i++)
+        if (strcmp(done[i], db) == 0)
+            return;
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
+    pg_sql("postgres", sql);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    pg_sql("postgres", sql);
+    if (n_done < 32)
+        snprintf(done[n_done++], sizeof(done[0]), "%s", db);
+}
+
 static hss_store *open_store(const char *name)
 {
-    char path[128], err[256] = "";
+    char path[256], err[256] = "";
     hss_store *st;
 
+    if (pg_base()) {
+        pg_fresh(name);
+        pg_conninfo(path, sizeof(path), name);
+        st = hss_store_open_pg(path, err, sizeof(err));
+        if (!st)
+            fail_msg("open %s: %s", path, err);
+        assert_string_equal(hss_store_backend(st), "postgresql");
+        return st;
+    }
     db_path(path, sizeof(path), name);
     st = hss_store_open(path, err, sizeof(err));
     if (!st)
@@ -298,6 +378,13 @@ static int count_rows(const char *path, const char *table)
     char sql[64];
     int n = -1;
 
+    if (pg_base()) {
+        char db[64];
+
+        pg_dbname(db, sizeof(db), strrchr(path, '/') + 1);
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+        return pg_sql(db, sql);
+    }
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
@@ -540,6 +627,51 @@ static void test_userdata_irs(void **state)
     hss_subscriber_free(&s);
 }
 
+/* PostgreSQL: a bad conninfo and an unreachable server say so at open; somebody else's tables
+ * and a newer schema are refused; a fresh database gets the schema once (two opens). */
+static void test_open_errors_pg(void)
+{
+    char ci[256], err[256];
+    hss_store *st, *st2;
+
+    err[0] = '\0';
+    assert_null(hss_store_open_pg("host=127.0.0.1 bogus=1", err, sizeof(err)));
+    assert_non_null(strstr(err, "bogus"));
+    err[0] = '\0';
+    /* port 1: nothing listens (root-only port, never a test server) */
+    assert_null(hss_store_open_pg("host=127.0.0.1 port=1 dbname=x user=postgres", err, sizeof(err)));
+    assert_non_null(strstr(err, "cannot connect"));
+    assert_non_null(strstr(err, "port=1"));
+    err[0] = '\0';
+    snprintf(ci, sizeof(ci), "%s dbname=no_such_db", pg_base());
+    assert_null(hss_store_open_pg(ci, err, sizeof(err)));
+    assert_non_null(strstr(err, "no_such_db"));
+    assert_null(strstr(err, "password"));
+
+    pg_fresh("foreign.db");
+    pg_sql("t_foreign", "CREATE TABLE t (x int)");
+    pg_conninfo(ci, sizeof(ci), "foreign.db");
+    err[0] = '\0';
+    assert_null(hss_store_open_pg(ci, err, sizeof(err)));
+    assert_non_null(strstr(err, "not an HSS database"));
+
+    st = open_store("newer.db");
+    hss_store_close(st);
+    pg_sql("t_newer", "UPDATE hss_schema SET version = 99");
+    pg_conninfo(ci, sizeof(ci), "newer.db");
+    err[0] = '\0';
+    assert_null(hss_store_open_pg(ci, err, sizeof(err)));
+    assert_non_null(strstr(err, "schema version 99 is newer"));
+
+    /* Two stores on one fresh database: one schema, both usable; ping answers. */
+    st = open_store("fresh.db");
+    st2 = open_store("fresh.db");
+    assert_int_equal(pg_sql("t_fresh", "SELECT count(*) FROM hss_schema"), 1);
+    assert_int_equal(hss_store_ping(st2, err, sizeof(err)), 0);
+    hss_store_close(st);
+    hss_store_close(st2);
+}
+
 static void test_open_errors(void **state)
 {
     char path[128], err[256];
@@ -547,6 +679,10 @@ static void test_open_errors(void **state)
     sqlite3 *db;
     hss_store *st;
 
+    if (pg_base()) {
+        test_open_errors_pg();
+        return;
+    }
     db_path(path, sizeof(path), "notadb.db");
     f = fopen(path, "w");
     assert_non_null(f);
