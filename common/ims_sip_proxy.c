@@ -358,8 +358,12 @@ static void fwd_deliver(struct ims_sip_fwd *f, nta_outgoing_t *orq, msg_t *msg, 
          * is still running: stop it, its final response will be absorbed by nta. */
         if (msg)
             msg_destroy(msg);
-        if (nta_incoming_status(f->irq) < 200)
-            nta_incoming_treply(f->irq, rc, NULL, TAG_END());
+        if (nta_incoming_status(f->irq) < 200) {
+            /* a local 503 says when to come back (RFC 3261 §21.5.4), as the overload 503 does */
+            char ra[24];
+            snprintf(ra, sizeof(ra), "%u", f->s->retry_after ? f->s->retry_after : 5);
+            nta_incoming_treply(f->irq, rc, NULL, TAG_IF(rc == 503, SIPTAG_RETRY_AFTER_STR(ra)), TAG_END());
+        }
         if (status < 200 && nta_outgoing_method(orq) == sip_method_invite && ims_sip_cancel(f->s, orq) < 0)
             nta_outgoing_cancel(orq);
         fwd_finish(f);

@@ -72,7 +72,7 @@ extern const ims_cfg_field pcscf_config_fields[];
 
 struct ims_pending;
 
-typedef struct {
+typedef struct pcscf_context {
     pcscf_config cfg;
     ims_sip *sip;
     ims_trust *trust;           /* the trust domain (ims_trust.h): tells the core from UEs (pcscf_route.c) */

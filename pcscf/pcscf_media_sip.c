@@ -323,7 +323,7 @@ static void hold_free(media_hold *h)
 
 static void reply_503(pcscf_context *ctx, nta_incoming_t *irq)
 {
-    char ra[16];
+    char ra[24];
     snprintf(ra, sizeof(ra), "%ld", ctx->cfg.sip.retry_after > 0 ? ctx->cfg.sip.retry_after : 5);
     nta_incoming_treply(irq, 503, "Service Unavailable - No Media Relay", SIPTAG_RETRY_AFTER_STR(ra), TAG_END());
     nta_incoming_destroy(irq);
