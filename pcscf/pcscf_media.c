@@ -36,7 +36,7 @@ static int check_hostport(const char *v, char *why, size_t whylen)
     char *end = NULL;
     long port = colon ? strtol(colon + 1, &end, 10) : 0;
     if (!colon || colon == v || !end || *end || port < 1 || port > 65535 || strpbrk(v, " \t\r\n;,<>\"")) {
-        snprintf(why, whylen, "'%s' is not host:port (the rtpengine --listen-ng address)", v);
+        snprintf(why, whylen, "not host:port (the rtpengine --listen-ng address)");
         return -1;
     }
     return 0;
@@ -47,7 +47,7 @@ static int check_ifname(const char *v, char *why, size_t whylen)
     for (const char *p = v; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
               *p == '-' || *p == '.')) {
-            snprintf(why, whylen, "'%s' is not an rtpengine interface name (letters, digits, _ - .)", v);
+            snprintf(why, whylen, "not an rtpengine interface name (letters, digits, _ - .)");
             return -1;
         }
     }

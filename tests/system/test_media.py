@@ -473,5 +473,25 @@ def test_media_unanchored_pass(tmp):
         rtpe.stop()
 
 
+def test_media_config_errors(tmp):
+    """Bad pcscf.media settings stop the P-CSCF with exit code 2 and a message naming the key."""
+    binary = os.path.join(os.environ.get("IMS_BUILD_DIR", "build"), "pcscf", "pcscf")
+    cases = [
+        ("    anchor: rtpengine\n", "pcscf.media.rtpengine lists no address"),
+        ("    anchor: rtpengine\n    rtpengine: [localhost]\n", "pcscf.media.rtpengine: 'localhost': not host:port"),
+        ("    anchor: relay\n", "pcscf.media.anchor"),
+        ("    on_failure: maybe\n", "pcscf.media.on_failure"),
+        ("    access_interface: pub\n", "access_interface and core_interface go together"),
+        ("    timeout_ms: 0\n", "pcscf.media.timeout_ms"),
+    ]
+    for i, (media, want) in enumerate(cases):
+        path = os.path.join(tmp, "bad-%d.yaml" % i)
+        with open(path, "w") as f:
+            f.write("pcscf:\n  icscf: sip:127.0.0.1:5062\n  media:\n" + media)
+        r = subprocess.run([binary, "-c", path], capture_output=True, text=True, timeout=10)
+        check(r.returncode == 2 and want in r.stderr, "%r: rc %s, stderr %r (expected 2 and %r)" %
+              (media, r.returncode, r.stderr, want))
+
+
 if __name__ == "__main__":
     lab.main()
