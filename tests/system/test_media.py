@@ -421,6 +421,38 @@ def test_media_forged_teardown(tmp):
         rtpe.stop()
 
 
+def test_media_late_offer(tmp):
+    """INVITE without SDP: the offer comes in the 200 (to the caller: rtpengine's address), the
+    answer in the ACK (to the callee: rtpengine's address)."""
+    rtpe = RtpEngine(tmp)
+    try:
+        with lab.Lab(tmp, overrides=media_overrides(rtpe)) as core:
+            alice_port = register_raw(core, "alice", "alicepass")
+            bob_port = register_raw(core, "bob", "bobpass")
+            with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob:
+                call_id = "late-%d@127.0.0.1" % alice.port
+                text = invite(core, alice, call_id, "l1", 0)
+                head = text.partition("\r\n\r\n")[0].replace("Content-Type: application/sdp\r\n", "")
+                head = re.sub(r"Content-Length: \d+", "Content-Length: 0", head)
+                alice.send(core.pcscf_sip, head + "\r\n\r\n")
+                inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob")
+                check(not inv.body.strip(), "an SDP appeared in a late-offer INVITE: %r" % inv.body)
+                answer_200(bob, inv, "b1", core.pcscf_sip, 30070)
+                ok = wait_msg(alice, lambda m: m.status == 200, "the 200 at alice")
+                check(rtpe.in_range(sdp_port(ok) or 0), "the offer in the 200 names rtpengine: %r" % ok.body)
+                rr = re.findall(r"<([^>]+)>", ",".join(inv.all("Record-Route")))
+                body = SDP % 30080
+                alice.send(core.pcscf_sip, request("ACK", "sip:bob@127.0.0.1:%d" % bob.port, alice, [
+                    ("Route", ", ".join("<%s>" % u for u in reversed(rr))),
+                    ("From", "<sip:alice@%s>;tag=l1" % lab.DOMAIN), ("To", ok.get("To")), ("Call-ID", call_id),
+                    ("CSeq", "1 ACK"), ("Content-Type", "application/sdp")], body=body))
+                ack = wait_msg(bob, lambda m: m.method == "ACK", "the ACK at bob")
+                check(rtpe.in_range(sdp_port(ack) or 0), "the answer in the ACK names rtpengine: %r" % ack.body)
+                check((core.pcscf.metric("pcscf_media_sessions_failed_total") or 0) == 0, "no failed offer/answer")
+    finally:
+        rtpe.stop()
+
+
 def readyz(core):
     return core.pcscf.probe("/readyz")
 
