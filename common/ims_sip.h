@@ -162,6 +162,17 @@ url_t *ims_sip_next_hop(ims_sip *s, su_home_t *home, const url_t *target);
  * this call; on_response runs later on the loop.
  * Returns 0, or -1 (then an error response was already sent on irq, if it could be). */
 typedef int (*ims_sip_response_f)(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip);
+/* on_response of ims_sip_forward may also return IMS_SIP_RESPONSE_HOLD: it keeps msg (our Via
+ * still on top) to finish it later, e.g. after asking rtpengine for a rewritten SDP. Nothing is
+ * relayed meanwhile and, for a final response, the forward (irq and all) stays open until the NF
+ * hands the response back with ims_sip_fwd_resume. The id of the forward is ims_sip_fwd_current()
+ * inside on_response. Not for ims_sip_fork. */
+#define IMS_SIP_RESPONSE_HOLD 1
+uint64_t ims_sip_fwd_current(const ims_sip *s);
+/* Finishes a held response of forward `id`: rc 0 relays msg (the NF may have edited it), rc
+ * 300..699 answers upstream with that status instead (msg may then be NULL), as if on_response had
+ * returned rc. msg is consumed. 0, or -1 when the forward is gone (ims_sip_destroy) or id unknown. */
+int ims_sip_fwd_resume(ims_sip *s, uint64_t id, msg_t *msg, int rc);
 int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop,
                     ims_sip_response_f on_response, void *arg);
 

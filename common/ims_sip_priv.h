@@ -85,6 +85,8 @@ struct ims_sip {
 
     /* Loop-thread state, released by ims_sip_destroy when still pending. */
     struct ims_sip_fwd *fwds;
+    uint64_t fwd_next_id;       /* ids of forwards (ims_sip_fwd_current / ims_sip_fwd_resume) */
+    uint64_t fwd_current;       /* the forward whose on_response runs, 0: none */
     struct ims_sip_uac *uacs;
     struct ims_sip_fork *forks;
     unsigned timer_c_ms;        /* 0: IMS_SIP_TIMER_C_MS */

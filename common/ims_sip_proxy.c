@@ -57,6 +57,7 @@ struct ims_sip_fwd {
     nta_incoming_t *irq;
     nta_outgoing_t *orq;
     bool cancel_wanted;         /* CANCELled upstream before any provisional came (ims_sip_cancel) */
+    uint64_t id;                /* ims_sip_fwd_current / ims_sip_fwd_resume */
     ims_sip_response_f on_response;
     void *arg;
 };
@@ -312,6 +313,8 @@ static void relay(struct ims_sip_fwd *f, msg_t *msg, sip_t *sip)
     nta_incoming_mreply(f->irq, msg);
 }
 
+static void fwd_deliver(struct ims_sip_fwd *f, nta_outgoing_t *orq, msg_t *msg, sip_t *sip, int status, int rc);
+
 static int fwd_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *csip)
 {
     struct ims_sip_fwd *f = (struct ims_sip_fwd *)magic;
@@ -338,22 +341,58 @@ static int fwd_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t 
             nta_outgoing_cancel(orq);
     }
 
+    f->s->fwd_current = f->id;
     int rc = f->on_response ? f->on_response(f->arg, f->irq, msg, sip) : 0;
+    f->s->fwd_current = 0;
+    if (rc == IMS_SIP_RESPONSE_HOLD)
+        return 0;   /* the NF's now: ims_sip_fwd_resume */
+    fwd_deliver(f, orq, msg, sip, status, rc);
+    return 0;
+}
+
+/* The response of f after on_response (rc: its return value). */
+static void fwd_deliver(struct ims_sip_fwd *f, nta_outgoing_t *orq, msg_t *msg, sip_t *sip, int status, int rc)
+{
     if (rc >= 300 && rc <= 699) {
         /* The NF replaces the answer. A provisional answer means the downstream transaction
          * is still running: stop it, its final response will be absorbed by nta. */
-        msg_destroy(msg);
-        if (nta_incoming_status(f->irq) < 200)
-            nta_incoming_treply(f->irq, rc, NULL, TAG_END());
+        if (msg)
+            msg_destroy(msg);
+        if (nta_incoming_status(f->irq) < 200) {
+            /* a local 503 says when to come back (RFC 3261 §21.5.4), as the overload 503 does */
+            char ra[24];
+            snprintf(ra, sizeof(ra), "%u", f->s->retry_after ? f->s->retry_after : 5);
+            nta_incoming_treply(f->irq, rc, NULL, TAG_IF(rc == 503, SIPTAG_RETRY_AFTER_STR(ra)), TAG_END());
+        }
         if (status < 200 && nta_outgoing_method(orq) == sip_method_invite && ims_sip_cancel(f->s, orq) < 0)
             nta_outgoing_cancel(orq);
         fwd_finish(f);
-        return 0;
+        return;
     }
 
     relay(f, msg, sip);
     if (status >= 200)
         fwd_finish(f);
+}
+
+uint64_t ims_sip_fwd_current(const ims_sip *s)
+{
+    return s ? s->fwd_current : 0;
+}
+
+int ims_sip_fwd_resume(ims_sip *s, uint64_t id, msg_t *msg, int rc)
+{
+    struct ims_sip_fwd *f = s && id ? s->fwds : NULL;
+    while (f && f->id != id)
+        f = f->next;
+    sip_t *sip = msg ? sip_object(msg) : NULL;
+    if (!f || (!(sip && sip->sip_status) && (rc < 300 || rc > 699))) {
+        if (msg)
+            msg_destroy(msg);
+        return -1;
+    }
+    int status = sip && sip->sip_status ? sip->sip_status->st_status : 200;
+    fwd_deliver(f, f->orq, msg, sip, status, rc);
     return 0;
 }
 
@@ -423,6 +462,7 @@ int ims_sip_forward_from(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_
         return reject(irq, SIP_500_INTERNAL_SERVER_ERROR);
     }
     f->s = s;
+    f->id = ++s->fwd_next_id;
     f->irq = irq;
     f->on_response = on_response;
     f->arg = arg;

@@ -89,6 +89,7 @@ static const ims_cfg_field pcscf_fields[] = {
       .def = "60", .min = 1, .max = 86400, .help = "seconds over which auth_max_failures are counted" },
     { .key = "auth_lockout", .type = IMS_CFG_INT, .offset = offsetof(pcscf_cfg, auth_lockout),
       .def = "60", .min = 1, .max = 86400, .help = "seconds a blocked UE address stays blocked" },
+    { .key = "media", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_cfg, media), .sub = pcscf_media_cfg_fields },
     { .key = NULL },
 };
 
@@ -105,6 +106,8 @@ const ims_cfg_field pcscf_config_fields[] = {
 int pcscf_config_check(const pcscf_config *cfg, char *err, size_t errlen)
 {
     const pcscf_cfg *p = &cfg->pcscf;
+    if (pcscf_media_config_check(&p->media, err, errlen))
+        return -1;
     if (pcscf_sec_agree_mode(p) == PCSCF_SEC_AGREE_OFF)
         return 0;
     if (p->sa_spi_max - p->sa_spi_min < 2) {

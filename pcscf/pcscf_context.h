@@ -13,6 +13,8 @@
  *   pcscf_regevent.c  subscription to the reg event package at the S-CSCF (TS 24.229 §5.2.3, RFC 3680)
  *   pcscf_route.c     routing of every other request (TS 24.229 §5.2.6, §5.2.7; RFC 3261 §16)
  *   pcscf_dialog.c    the token in our Record-Route that in-dialog requests of a UE must carry
+ *   pcscf_media.c     media anchoring through rtpengine: legs, the one delete (pcscf_media.h),
+ *   pcscf_media_sip.c ... and the SDP offer/answer of every request and response
  *   pcscf_util.c      SIP helpers shared by the modules (pcscf_util.h)
  *
  * Threading: everything here runs on the ims_sip loop thread, except the `running` flag and the
@@ -30,6 +32,7 @@
 #include "ims_sip.h"
 #include "ims_trust.h"
 #include "pcscf_bindings.h"
+#include "pcscf_media.h"
 
 /* The "pcscf:" section. */
 typedef struct {
@@ -48,6 +51,7 @@ typedef struct {
     long auth_max_failures;          /* failed REGISTERs from one address that block it (0: never) */
     long auth_failure_window;        /* ... counted within this many seconds */
     long auth_lockout;               /* seconds a blocked address gets 403 from us */
+    pcscf_media_cfg media;           /* pcscf.media: media anchoring through rtpengine (pcscf_media.h) */
 } pcscf_cfg;
 
 /* pcscf.sec_agree; "false" / "true" are the old boolean spellings (= off / optional). */
@@ -68,7 +72,7 @@ extern const ims_cfg_field pcscf_config_fields[];
 
 struct ims_pending;
 
-typedef struct {
+typedef struct pcscf_context {
     pcscf_config cfg;
     ims_sip *sip;
     ims_trust *trust;           /* the trust domain (ims_trust.h): tells the core from UEs (pcscf_route.c) */
@@ -97,6 +101,7 @@ typedef struct {
     bool stopping;
 
     ims_metric *m_bindings;          /* pcscf_bindings (gauge) */
+    struct pcscf_media *media;       /* media anchoring (pcscf_media.c); NULL when off */
     struct pcscf_ipsec *ipsec;       /* sec-agree SA sets (pcscf_ipsec.c); NULL when sec_agree is off */
 } pcscf_context;
 

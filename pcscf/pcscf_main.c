@@ -26,7 +26,7 @@ static bool ready(void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "SIP agent not running");
         return false;
     }
-    return true;
+    return pcscf_media_ready(ctx, why, whylen);
 }
 
 int main(int argc, char **argv)

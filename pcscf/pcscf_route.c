@@ -38,7 +38,10 @@
  *    refusal is counted in pcscf_refused_total{reason} and logged as a WARN (one a second at
  *    most) naming the source flow and the identity it used.
  *
- * Not yet here (next issue): session-specific handling (SDP, Rx), P-Called-Party-ID, Privacy,
+ * Media: every request leaves through pcscf_media_forward (pcscf_media.c: rtpengine offer/answer
+ * of its SDP and of its responses' when pcscf.media.anchor is on), after the checks above.
+ *
+ * Not yet here (next issue): Rx, P-Called-Party-ID, Privacy,
  * separate Record-Route per direction, terminating routing by Path for UEs that use GRUU.
  */
 #include <stdio.h>
@@ -237,23 +240,22 @@ static int record_route(pcscf_context *ctx, msg_t *msg, sip_t *fw, const char *u
 /* Terminating and in-dialog requests: when no Route is left after us and the Request-URI is a
  * registered contact, to the address the UE registered from (unless the Request-URI names another
  * transport: flow_serves); otherwise on by RFC 3261 / RFC 3263 rules. */
-static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw, bool initial)
+static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw, bool initial, const pcscf_addr *ue_src)
 {
+    /* media anchoring (pcscf_media.c) of a request from a UE: its flow; towards a UE: b's */
+    pcscf_media_side from_ue = { .to_ue = false, .ue = ue_src };
+    const pcscf_media_send loose = { .onward = true };
     while (fw->sip_route && ims_sip_is_self(ctx->sip, fw->sip_route->r_url))
         pcscf_pop_route(msg, fw);   /* ours: one, or both of a double Record-Route */
-    if (fw->sip_route) {   /* more hops: loose routing */
-        ims_sip_proxy_onward(ctx->sip, irq, msg, NULL, NULL);   /* -1: it answered already */
-        return 0;
-    }
+    if (fw->sip_route)   /* more hops: loose routing */
+        return pcscf_media_forward(ctx, irq, msg, ue_src ? &from_ue : NULL, &loose);
 
     su_home_t *home = msg_home(msg);
     char *ruri = url_as_string(home, fw->sip_request->rq_url);
     const pcscf_binding *b = ruri ? pcscf_bindings_by_contact(ctx->bindings, ruri, ims_monotonic_s()) : NULL;
     if (!b) {
-        if (!initial) {
-            ims_sip_proxy_onward(ctx->sip, irq, msg, NULL, NULL);
-            return 0;
-        }
+        if (!initial)
+            return pcscf_media_forward(ctx, irq, msg, ue_src ? &from_ue : NULL, &loose);
         IMS_INFO(SUBSYS, "%s for %s: no such registered contact", fw->sip_request->rq_method_name,
                  ruri ? ruri : "?");
         msg_destroy(msg);
@@ -264,12 +266,13 @@ static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw
         msg_destroy(msg);
         return 500;
     }
+    pcscf_media_side to_ue = { .to_ue = true, .ue = &b->source };
+    const pcscf_media_side *side = ue_src ? &from_ue : &to_ue;
     if (!flow_serves(fw->sip_request->rq_url, b)) {
         /* NULL next hop: the Request-URI, its transport parameter honoured (RFC 3263 §4.1) */
         IMS_DEBUG(SUBSYS, "%s %s -> UE by its Request-URI (registered over %s:%u/%s)",
                   fw->sip_request->rq_method_name, ruri, b->source.host, b->source.port, b->source.transport);
-        ims_sip_forward(ctx->sip, irq, msg, NULL, NULL, NULL);
-        return 0;
+        return pcscf_media_forward(ctx, irq, msg, side, &(pcscf_media_send){ .next_hop = NULL });
     }
     url_t *next_hop = NULL;
     const char *ident = NULL;
@@ -289,8 +292,7 @@ static int onward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *fw
     }
     IMS_DEBUG(SUBSYS, "%s %s -> UE %s:%u/%s", fw->sip_request->rq_method_name, ruri, b->source.host,
               b->source.port, b->source.transport);
-    ims_sip_forward_from(ctx->sip, irq, msg, next_hop, ident, NULL, NULL);
-    return 0;
+    return pcscf_media_forward(ctx, irq, msg, side, &(pcscf_media_send){ .next_hop = next_hop, .ident = ident });
 }
 
 /* First URI of P-Preferred-Identity, normalised. */
@@ -437,7 +439,8 @@ static int originating(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
               b->service_route[0]);
     msg_t *m = msg;
     msg = NULL;
-    ims_sip_forward(ctx->sip, irq, m, next_hop, NULL, NULL);
+    pcscf_media_forward(ctx, irq, m, &(pcscf_media_side){ .to_ue = false, .ue = &src },
+                        &(pcscf_media_send){ .next_hop = next_hop });
 out:
     if (msg)
         msg_destroy(msg);
@@ -567,7 +570,7 @@ int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
             pcscf_secagree_strip(msg, fw);
             strip_home_credentials(ctx, msg, fw, ue);
         }
-        return onward(ctx, irq, msg, fw, !in_dialog);
+        return onward(ctx, irq, msg, fw, !in_dialog, from_ue ? &src : NULL);
     }
     return originating(ctx, irq, sip);
 }

@@ -112,6 +112,8 @@ static void on_binding_removed(void *arg, const char *impu, const pcscf_addr *so
         pcscf_regevent_forget(ctx, impu);
     if (!ctx->stopping)
         pcscf_ipsec_flow_gone(ctx, source);
+    if (!ctx->stopping && !pcscf_bindings_by_flow(ctx->bindings, source, NULL))
+        pcscf_media_flow_gone(ctx, source);   /* its calls' media goes with its last binding */
 }
 
 static void housekeeping(void *arg)
@@ -124,6 +126,7 @@ static void housekeeping(void *arg)
         IMS_DEBUG(SUBSYS, "%zu binding(s) expired", n);
     pcscf_register_sweep(ctx, now, 120);
     pcscf_ipsec_sweep(ctx, now);
+    pcscf_media_tick(ctx);
     ims_metric_set(ctx->m_bindings, (int64_t)pcscf_bindings_count(ctx->bindings));
     if (!ctx->stopping)
         ctx->housekeeping = ims_sip_timer_start(ctx->sip, HOUSEKEEPING_MS, housekeeping, ctx);
@@ -188,6 +191,8 @@ int pcscf_start(pcscf_context *ctx, char *err, size_t errlen)
     }
     if (pcscf_ipsec_start(ctx, err, errlen))
         goto out;
+    if (pcscf_media_start(ctx, err, errlen))
+        goto out;
     rv = 0;
 out:
     return rv;
@@ -201,6 +206,7 @@ void pcscf_stop(pcscf_context *ctx)
     ctx->housekeeping = NULL;
     pcscf_regevent_fini(ctx);
     pcscf_register_sweep(ctx, 0, -1);
+    pcscf_media_stop(ctx);                /* every leg deleted at rtpengine */
     pcscf_ipsec_stop(ctx);                /* every SA set deleted */
     pcscf_bindings_free(ctx->bindings);   /* no callbacks */
     ctx->bindings = NULL;
