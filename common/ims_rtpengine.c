@@ -50,7 +50,7 @@ typedef struct {
     bool ping_out;                  /* a health ping is pending */
     uint64_t requests, answers, errors, timeouts;
     unsigned last_rtt_ms;
-    ims_metric *m_up, *m_rtt;
+    ims_metric *m_up, *m_rtt, *m_dropped;
 } instance;
 
 struct ims_rtpe {
@@ -562,6 +562,7 @@ static void handle_datagram(instance *in, char *buf, size_t n)
     ims_rtpe *r = in->r;
     char *sp = memchr(buf, ' ', n < MAX_COOKIE ? n : MAX_COOKIE);
     if (!sp) {
+        ims_metric_inc(in->m_dropped);
         if (ims_log_allow(&r->rx_limit, NULL))
             IMS_WARN(SUBSYS, "rtpengine %s: datagram of %zu bytes without a cookie dropped", in->address, n);
         return;
@@ -578,6 +579,7 @@ static void handle_datagram(instance *in, char *buf, size_t n)
     const ims_benc *root = ims_benc_root(d);
     const char *result = ims_benc_get_str(root, "result", NULL);
     if (!result) {
+        ims_metric_inc(in->m_dropped);
         if (ims_log_allow(&r->rx_limit, NULL))
             IMS_WARN(SUBSYS, "rtpengine %s: %s for Call-ID %s: unusable answer dropped (%s)", in->address,
                      ims_rtpe_cmd_name(q->cmd), q->call_id ? q->call_id : "-",
@@ -615,6 +617,7 @@ static int on_readable(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *ar
             continue;
         }
         if ((size_t)n > MAX_DATAGRAM) {
+            ims_metric_inc(in->m_dropped);
             if (ims_log_allow(&r->rx_limit, NULL))
                 IMS_WARN(SUBSYS, "rtpengine %s: oversized datagram (%zd bytes) dropped", in->address, n);
             continue;
@@ -773,6 +776,10 @@ ims_rtpe *ims_rtpe_create(su_root_t *root, const ims_rtpe_config *cfg, char *err
             ims_metric_set(in->m_up, 1);
             snprintf(name, sizeof(name), "%s_rtpengine_rtt_seconds{instance=\"%s\"}", r->prefix, in->address);
             in->m_rtt = ims_metric_histogram(name, "rtpengine ng request to answer, answered attempts");
+            snprintf(name, sizeof(name), "%s_rtpengine_answers_dropped_total{instance=\"%s\"}", r->prefix,
+                     in->address);
+            in->m_dropped = ims_metric_counter(name, "datagrams from this rtpengine dropped as unusable "
+                                                     "(no cookie, not bencode, no result, oversized)");
         }
     }
     if (r->prefix) {
