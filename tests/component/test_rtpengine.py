@@ -73,11 +73,9 @@ class Rtpengine:
 
     def start(self):
         # --config-file=none: rtpengine reads /etc/rtpengine/rtpengine.conf by default (fixed HTTP and
-        # CLI ports, recording); --listen-cli: without it the CLI listens on TCP 2224.
+        # CLI ports 2225/2224, recording); without it only the ports named here are opened.
         cmd = [RTPENGINE, "--config-file=none", "--table=-1", "--listen-ng=127.0.0.1:%d" % self.port, "--foreground",
-               "--listen-cli=127.0.0.1:%d" % free_port(),
-               "--log-stderr", "--port-min", str(self.pmin), "--port-max", str(self.pmax),
-               "--delete-delay=0"]
+               "--log-stderr", "--port-min", str(self.pmin), "--port-max", str(self.pmax)]
         cmd += ["--interface=%s" % i for i in self.interfaces]
         self.proc = subprocess.Popen(cmd, stdout=open(self.logfile, "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -333,6 +331,14 @@ def test_delete_unknown_call(tmp):
         r = d.send("d2", cmd="delete", call_id="nosuchcall", from_tag="x", flag="fatal")
         check(r["status"] == "error" and "not found" in r["error"], r)
         check(d.health()["calls"] == 0, "nothing remembered")
+        # Without delete-delay 0 rtpengine keeps a deleted call for its delete delay: the P-CSCF's
+        # "no session left after BYE" depends on sending it.
+        d.send("o", cmd="offer", call_id="linger", from_tag="f", sdp=write(tmp, "o.sdp", sdp("a", 4000)))
+        check(d.health()["calls"] == 1, "the call's instance is remembered")
+        r = d.send("d3", cmd="delete", call_id="linger", from_tag="f")
+        check(r["status"] == "ok" and d.health()["calls"] == 0, r)
+        r = d.send("q", cmd="query", call_id="linger")
+        check(r["status"] == "ok", "rtpengine 10.5 still knows a call deleted without delete-delay: %s" % r)
         # An invalid request never leaves the client (no callback, clear error).
         d.cmd("send id=bad cmd=answer call_id=c from_tag=f sdp=@%s" % write(tmp, "x.sdp", sdp("a", 4000))[1:])
         e = d.wait_any(("sent", "send_failed"))
