@@ -49,6 +49,15 @@ def free_udp_range(size=40):
     raise RuntimeError("no free UDP port range")
 
 
+def read_text(path):
+    """A log file's text ("" while it does not exist)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def ng(port, payload, timeout=0.5):
     """One raw ng exchange (used only to wait until a daemon is up)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -101,11 +110,7 @@ class Rtpengine:
         return "127.0.0.1:%d" % self.port
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.logfile)
 
     def __enter__(self):
         return self.start()
@@ -199,11 +204,7 @@ class Driver:
         return self.wait("metrics")["text"]
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.logfile)
 
     def close(self):
         if self.proc.poll() is None:
