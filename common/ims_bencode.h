@@ -9,7 +9,9 @@
  * The decoder takes input from outside the trust domain (any UDP peer can send us a datagram), so it
  * is bounded: nesting depth, item count and input length are limited, every error names the byte
  * position, and a decoded document owns all its memory (one arena; strings are copied and
- * NUL-terminated, so an SDP can be used as a C string; len stays authoritative).
+ * NUL-terminated, so an SDP can be used as a C string; len stays authoritative). Only the one
+ * canonical spelling of a value is accepted (no leading zeros, no "-0"); numbers (integers and
+ * string lengths) have at most 18 digits, so they never overflow.
  *
  * The encoder appends to an ims_strbuf; the caller writes dictionary keys in sorted order (rtpengine
  * does not require it, BEP 3 does).

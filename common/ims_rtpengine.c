@@ -1,5 +1,6 @@
 /*
- * ims_rtpengine: the rtpengine ng control protocol client (see ims_rtpengine.h).
+ * ims_rtpengine: the rtpengine ng control protocol client (see ims_rtpengine.h): requests.
+ * Instances (sockets, health, pings, life cycle) are in ims_rtpengine_inst.c.
  *
  * References:
  *   rtpengine 10.5 "ng Control Protocol": "<cookie> <bencoded dict>" over UDP; the answer carries
@@ -8,88 +9,26 @@
  *   Rendezvous (highest random weight) hashing: Thaler & Ravishankar, "Using name-based mappings to
  *     increase hit rates", IEEE/ACM ToN 6(1), 1998.
  *
- * One connected UDP socket per instance, registered with the su_root: the kernel passes only that
- * instance's datagrams. A request lives in `pending` (cookie -> request) from send to completion;
- * one su_timer per request drives retransmission and failover. Nothing here blocks: sends are
- * non-blocking (a full socket buffer counts as a lost datagram and the timer retransmits).
+ * A request lives in `pending` (cookie -> request) from send to completion; one su_timer per
+ * request drives retransmission and failover. Nothing here blocks: sends are non-blocking (a full
+ * socket buffer counts as a lost datagram and the timer retransmits).
  */
-#include "ims_rtpengine.h"
+#include "ims_rtpengine_priv.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "ims_clock.h"
-#include "ims_http.h"
-#include "ims_log.h"
-#include "ims_map.h"
 
-#define SUBSYS "rtpengine"
-/* rtpengine's answers fit one UDP datagram; recv with MSG_TRUNC tells a bigger one apart. */
-#define MAX_DATAGRAM 65535
-#define MAX_COOKIE 48
 /* Call-IDs remembered for stickiness: a caller that never deletes cannot grow this without bound;
  * beyond it a call simply follows the hash order, which is the same order unless instances died. */
 #define MAX_CALLS 200000
 /* Datagrams read per wake-up before the loop gets a turn again. */
 #define RX_BURST 32
-
-typedef struct {
-    ims_rtpe *r;
-    size_t idx;
-    char *address;
-    int fd;
-    int wait_index;                 /* su_root registration, 0 = none */
-    int64_t dead_until_ms;          /* 0 = up */
-    bool ping_out;                  /* a health ping is pending */
-    uint64_t requests, answers, errors, timeouts;
-    unsigned last_rtt_ms;
-    ims_metric *m_up, *m_rtt;
-} instance;
-
-struct ims_rtpe {
-    su_root_t *root;
-    ims_rtpe_config cfg;            /* addresses not kept: see inst[].address */
-    char *prefix;                   /* metrics prefix, NULL = none */
-    instance inst[IMS_RTPE_MAX_INSTANCES];
-    size_t n;
-    ims_map *pending;               /* cookie -> ims_rtpe_req */
-    ims_map *calls;                 /* Call-ID -> (instance index + 1) */
-    char token[17];                 /* random per client: cookies of two P-CSCFs never collide */
-    uint64_t counter;
-    su_timer_t *ping_timer;
-    ims_metric *m_live;
-    ims_log_limit rx_limit, calls_limit;
-    char rxbuf[MAX_DATAGRAM + 1];
-};
-
-struct ims_rtpe_req {
-    ims_rtpe *r;
-    char cookie[MAX_COOKIE];
-    char *msg;                      /* "cookie <dict>" */
-    size_t msg_len;
-    ims_rtpe_cmd cmd;
-    char *call_id;                  /* NULL for ping */
-    bool forget_call;               /* a delete of the whole call */
-    uint8_t order[IMS_RTPE_MAX_INSTANCES];
-    size_t n_order, next;           /* instances to try; next = index of the next one in order */
-    bool pinned;                    /* health ping: its one instance, even when marked dead */
-    int cur;                        /* instance being asked, -1 = none */
-    int last;                       /* last instance asked, -1 = none */
-    uint32_t sent_mask;             /* instances that got this request */
-    unsigned tries;                 /* datagrams sent to cur */
-    unsigned attempts;
-    int64_t t0_us, t_cur_us;        /* ims_rtpe_send; first datagram to cur */
-    su_timer_t *timer;
-    ims_rtpe_cb cb;
-    void *arg;
-};
 
 static const char *const cmd_names[] = {
     [IMS_RTPE_PING] = "ping", [IMS_RTPE_OFFER] = "offer", [IMS_RTPE_ANSWER] = "answer",
@@ -101,115 +40,11 @@ const char *ims_rtpe_cmd_name(ims_rtpe_cmd c)
     return (unsigned)c < sizeof(cmd_names) / sizeof(cmd_names[0]) ? cmd_names[c] : "?";
 }
 
-void ims_rtpe_config_init(ims_rtpe_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->timeout_ms = 1000;
-    cfg->retries = 2;
-    cfg->dead_s = 30;
-}
-
 void ims_rtpe_request_init(ims_rtpe_request *req, ims_rtpe_cmd command)
 {
     memset(req, 0, sizeof(*req));
     req->command = command;
     req->delete_delay = -1;
-}
-
-/* ---------- instances: health and metrics ---------- */
-
-static void count_request(instance *in, ims_rtpe_cmd cmd, const char *result)
-{
-    if (!in->r->prefix)
-        return;
-    char name[256];
-    snprintf(name, sizeof(name), "%s_rtpengine_requests_total{instance=\"%s\",command=\"%s\",result=\"%s\"}",
-             in->r->prefix, in->address, ims_rtpe_cmd_name(cmd), result);
-    ims_metric_inc(ims_metric_counter(name, "rtpengine ng requests by instance, command and outcome "
-                                            "(timeout: the instance did not answer any retransmission)"));
-}
-
-static void update_live_gauge(ims_rtpe *r)
-{
-    if (r->m_live)
-        ims_metric_set(r->m_live, (int64_t)ims_rtpe_live(r));
-}
-
-/* True when the instance may be asked; a dead mark whose time has come is lifted here. */
-static bool inst_live(instance *in, int64_t now_ms)
-{
-    if (in->dead_until_ms && now_ms >= in->dead_until_ms) {
-        in->dead_until_ms = 0;
-        ims_metric_set(in->m_up, 1);
-        IMS_INFO(SUBSYS, "rtpengine %s: dead time over, asking it again", in->address);
-    }
-    return in->dead_until_ms == 0;
-}
-
-static void mark_dead(instance *in, const char *why)
-{
-    bool was_up = in->dead_until_ms == 0;
-    unsigned dead_s = in->r->cfg.dead_s;
-    in->dead_until_ms = ims_monotonic_ms() + (int64_t)dead_s * 1000;
-    if (in->dead_until_ms == 0)
-        in->dead_until_ms = 1;
-    if (was_up) {
-        IMS_WARN(SUBSYS, "rtpengine %s marked dead for %u s: %s", in->address, dead_s, why);
-        ims_metric_set(in->m_up, 0);
-        update_live_gauge(in->r);
-    }
-}
-
-static void mark_up(instance *in)
-{
-    if (in->dead_until_ms) {
-        in->dead_until_ms = 0;
-        IMS_INFO(SUBSYS, "rtpengine %s answers again: up", in->address);
-        ims_metric_set(in->m_up, 1);
-        update_live_gauge(in->r);
-    }
-}
-
-size_t ims_rtpe_instances(const ims_rtpe *r)
-{
-    return r ? r->n : 0;
-}
-
-size_t ims_rtpe_live(const ims_rtpe *r)
-{
-    if (!r)
-        return 0;
-    size_t live = 0;
-    int64_t now = ims_monotonic_ms();
-    for (size_t i = 0; i < r->n; i++)
-        if (!r->inst[i].dead_until_ms || now >= r->inst[i].dead_until_ms)
-            live++;
-    return live;
-}
-
-int ims_rtpe_instance(const ims_rtpe *r, size_t i, ims_rtpe_instance_info *out)
-{
-    if (!r || i >= r->n || !out)
-        return -1;
-    const instance *in = &r->inst[i];
-    out->address = in->address;
-    out->up = !in->dead_until_ms || ims_monotonic_ms() >= in->dead_until_ms;
-    out->requests = in->requests;
-    out->answers = in->answers;
-    out->errors = in->errors;
-    out->timeouts = in->timeouts;
-    out->last_rtt_ms = in->last_rtt_ms;
-    return 0;
-}
-
-size_t ims_rtpe_pending(const ims_rtpe *r)
-{
-    return r ? ims_map_count(r->pending) : 0;
-}
-
-size_t ims_rtpe_calls(const ims_rtpe *r)
-{
-    return r ? ims_map_count(r->calls) : 0;
 }
 
 /* ---------- choosing instances ---------- */
@@ -229,7 +64,7 @@ static uint64_t hash64(const char *s, uint64_t h)
     return h;
 }
 
-/* The Call-ID's rendezvous order over all instances (highest score first), with the instance
+/* The Call-ID's rendezvous order over all instances (highest score first), with the ims_rtpe_inst
  * that holds the call, if we know one, moved to the front. */
 static void compute_order(ims_rtpe *r, ims_rtpe_req *q)
 {
@@ -263,14 +98,14 @@ static void on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 
 static void transmit(ims_rtpe_req *q)
 {
-    instance *in = &q->r->inst[q->cur];
+    ims_rtpe_inst *in = &q->r->inst[q->cur];
     in->requests++;
     q->attempts++;
     q->tries++;
     q->sent_mask |= 1u << q->cur;
     if (send(in->fd, q->msg, q->msg_len, MSG_DONTWAIT) < 0) {
         /* ECONNREFUSED here is an ICMP error left by an earlier datagram: the timer decides. */
-        IMS_DEBUG(SUBSYS, "rtpengine %s: %s for Call-ID %s: send: %s", in->address,
+        IMS_DEBUG(IMS_RTPE_SUBSYS, "rtpengine %s: %s for Call-ID %s: send: %s", in->address,
                   ims_rtpe_cmd_name(q->cmd), q->call_id ? q->call_id : "-", strerror(errno));
     }
     su_timer_set_interval(q->timer, on_timer, q, (su_duration_t)q->r->cfg.timeout_ms);
@@ -283,7 +118,7 @@ static bool start_next(ims_rtpe_req *q)
     q->cur = -1;
     while (q->next < q->n_order) {
         size_t i = q->order[q->next++];
-        if (q->pinned || inst_live(&q->r->inst[i], now)) {
+        if (q->pinned || ims_rtpe_inst_live(&q->r->inst[i], now)) {
             q->cur = (int)i;
             q->last = (int)i;
             q->tries = 0;
@@ -295,7 +130,7 @@ static bool start_next(ims_rtpe_req *q)
     return false;
 }
 
-static void req_free(ims_rtpe_req *q)
+void ims_rtpe_req_free(ims_rtpe_req *q)
 {
     su_timer_destroy(q->timer);
     free(q->msg);
@@ -304,7 +139,7 @@ static void req_free(ims_rtpe_req *q)
 }
 
 /* Ends q: takes it out of pending, reports, frees it. reply/in are NULL for NO_ANSWER. */
-static void finish(ims_rtpe_req *q, ims_rtpe_status st, const ims_benc *reply, instance *in)
+static void finish(ims_rtpe_req *q, ims_rtpe_status st, const ims_benc *reply, ims_rtpe_inst *in)
 {
     ims_rtpe *r = q->r;
     ims_map_del(r->pending, q->cookie);
@@ -333,14 +168,14 @@ static void finish(ims_rtpe_req *q, ims_rtpe_status st, const ims_benc *reply, i
     }
 
     if (st == IMS_RTPE_OK)
-        IMS_DEBUG(SUBSYS, "rtpengine %s: %s for Call-ID %s: ok in %u ms", res.instance, cmd, cid, res.rtt_ms);
+        IMS_DEBUG(IMS_RTPE_SUBSYS, "rtpengine %s: %s for Call-ID %s: ok in %u ms", res.instance, cmd, cid, res.rtt_ms);
     else if (st == IMS_RTPE_ERROR)
-        IMS_INFO(SUBSYS, "rtpengine %s: %s for Call-ID %s: error \"%s\"", res.instance, cmd, cid, res.error_reason);
+        IMS_INFO(IMS_RTPE_SUBSYS, "rtpengine %s: %s for Call-ID %s: error \"%s\"", res.instance, cmd, cid, res.error_reason);
     else if (!q->pinned)
-        IMS_WARN(SUBSYS, "%s for Call-ID %s: no rtpengine answered (%u datagrams, %u ms, last asked %s)",
+        IMS_WARN(IMS_RTPE_SUBSYS, "%s for Call-ID %s: no rtpengine answered (%u datagrams, %u ms, last asked %s)",
                  cmd, cid, q->attempts, res.rtt_ms, res.instance ? res.instance : "none: all marked dead");
     if (res.warning)
-        IMS_INFO(SUBSYS, "rtpengine %s: %s for Call-ID %s: warning \"%s\"", res.instance, cmd, cid, res.warning);
+        IMS_INFO(IMS_RTPE_SUBSYS, "rtpengine %s: %s for Call-ID %s: warning \"%s\"", res.instance, cmd, cid, res.warning);
 
     /* Stickiness: the instance that answered holds the call; a finished delete of the whole call
      * (whatever its outcome: nothing more will be sent for it) forgets it. */
@@ -351,9 +186,9 @@ static void finish(ims_rtpe_req *q, ims_rtpe_status st, const ims_benc *reply, i
             uintptr_t v = in->idx + 1;
             if (ims_map_get(r->calls, q->call_id) || ims_map_count(r->calls) < MAX_CALLS) {
                 if (ims_map_put(r->calls, q->call_id, (void *)v) < 0)
-                    IMS_WARN(SUBSYS, "Call-ID %s: out of memory remembering its rtpengine", cid);
+                    IMS_WARN(IMS_RTPE_SUBSYS, "Call-ID %s: out of memory remembering its rtpengine", cid);
             } else if (ims_log_allow(&r->calls_limit, NULL)) {
-                IMS_WARN(SUBSYS, "%d Call-IDs remembered (limit): Call-ID %s follows the hash order only",
+                IMS_WARN(IMS_RTPE_SUBSYS, "%d Call-IDs remembered (limit): Call-ID %s follows the hash order only",
                          MAX_CALLS, cid);
             }
         }
@@ -361,7 +196,7 @@ static void finish(ims_rtpe_req *q, ims_rtpe_status st, const ims_benc *reply, i
 
     if (q->cb)
         q->cb(q->arg, &res);
-    req_free(q);
+    ims_rtpe_req_free(q);
 }
 
 static void on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
@@ -377,13 +212,13 @@ static void on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
         transmit(q);                        /* same cookie: rtpengine answers from its cache */
         return;
     }
-    instance *in = &q->r->inst[q->cur];
+    ims_rtpe_inst *in = &q->r->inst[q->cur];
     in->timeouts++;
-    count_request(in, q->cmd, "timeout");
+    ims_rtpe_count(in, q->cmd, "timeout");
     char why[320];
     snprintf(why, sizeof(why), "no answer to %s for Call-ID %s (%u datagrams, %u ms apart)",
              ims_rtpe_cmd_name(q->cmd), q->call_id ? q->call_id : "-", q->tries, q->r->cfg.timeout_ms);
-    mark_dead(in, why);
+    ims_rtpe_mark_dead(in, why);
     if (!start_next(q))
         finish(q, IMS_RTPE_NO_ANSWER, NULL, NULL);
 }
@@ -474,7 +309,7 @@ static void encode_request(ims_strbuf *b, const ims_rtpe_request *rq)
     ims_benc_close(b);
 }
 
-static ims_rtpe_req *send_req(ims_rtpe *r, const ims_rtpe_request *rq, int pin, ims_rtpe_cb cb,
+ims_rtpe_req *ims_rtpe_send_to(ims_rtpe *r, const ims_rtpe_request *rq, int pin, ims_rtpe_cb cb,
                               void *arg, char *err, size_t errlen)
 {
     if (!r || !rq) {
@@ -503,10 +338,10 @@ static ims_rtpe_req *send_req(ims_rtpe *r, const ims_rtpe_request *rq, int pin, 
     q->msg_len = b.len;
     if (!(q->msg = ims_strbuf_take(&b)))
         goto nomem;
-    if (q->msg_len > MAX_DATAGRAM) {
+    if (q->msg_len > IMS_RTPE_MAX_DATAGRAM) {
         ims_set_err(err, errlen, "%s for Call-ID %s: request of %zu bytes does not fit a datagram",
                     ims_rtpe_cmd_name(q->cmd), q->call_id ? q->call_id : "-", q->msg_len);
-        req_free(q);
+        ims_rtpe_req_free(q);
         return NULL;
     }
     if (!(q->timer = su_timer_create(su_root_task(r->root), 0)) ||
@@ -533,7 +368,7 @@ nomem:
     ims_set_err(err, errlen, "out of memory");
     if (q) {
         ims_map_del(r->pending, q->cookie);
-        req_free(q);
+        ims_rtpe_req_free(q);
     }
     return NULL;
 }
@@ -541,7 +376,7 @@ nomem:
 ims_rtpe_req *ims_rtpe_send(ims_rtpe *r, const ims_rtpe_request *req, ims_rtpe_cb cb, void *arg,
                             char *err, size_t errlen)
 {
-    return send_req(r, req, -1, cb, arg, err, errlen);
+    return ims_rtpe_send_to(r, req, -1, cb, arg, err, errlen);
 }
 
 void ims_rtpe_cancel(ims_rtpe_req *q)
@@ -552,25 +387,26 @@ void ims_rtpe_cancel(ims_rtpe_req *q)
     /* A cancelled delete of the whole call still means the caller is done with it. */
     if (q->forget_call)
         ims_map_del(q->r->calls, q->call_id);
-    req_free(q);
+    ims_rtpe_req_free(q);
 }
 
 /* ---------- receiving ---------- */
 
-static void handle_datagram(instance *in, char *buf, size_t n)
+static void handle_datagram(ims_rtpe_inst *in, char *buf, size_t n)
 {
     ims_rtpe *r = in->r;
-    char *sp = memchr(buf, ' ', n < MAX_COOKIE ? n : MAX_COOKIE);
+    char *sp = memchr(buf, ' ', n < IMS_RTPE_MAX_COOKIE ? n : IMS_RTPE_MAX_COOKIE);
     if (!sp) {
+        ims_metric_inc(in->m_dropped);
         if (ims_log_allow(&r->rx_limit, NULL))
-            IMS_WARN(SUBSYS, "rtpengine %s: datagram of %zu bytes without a cookie dropped", in->address, n);
+            IMS_WARN(IMS_RTPE_SUBSYS, "rtpengine %s: datagram of %zu bytes without a cookie dropped", in->address, n);
         return;
     }
     *sp = '\0';
     ims_rtpe_req *q = ims_map_get(r->pending, buf);
     if (!q || !(q->sent_mask & (1u << in->idx))) {
         /* Usually the answer to a retransmission of a request already answered. */
-        IMS_DEBUG(SUBSYS, "rtpengine %s: answer with unknown cookie %.40s dropped", in->address, buf);
+        IMS_DEBUG(IMS_RTPE_SUBSYS, "rtpengine %s: answer with unknown cookie %.40s dropped", in->address, buf);
         return;
     }
     char err[160];
@@ -578,8 +414,9 @@ static void handle_datagram(instance *in, char *buf, size_t n)
     const ims_benc *root = ims_benc_root(d);
     const char *result = ims_benc_get_str(root, "result", NULL);
     if (!result) {
+        ims_metric_inc(in->m_dropped);
         if (ims_log_allow(&r->rx_limit, NULL))
-            IMS_WARN(SUBSYS, "rtpengine %s: %s for Call-ID %s: unusable answer dropped (%s)", in->address,
+            IMS_WARN(IMS_RTPE_SUBSYS, "rtpengine %s: %s for Call-ID %s: unusable answer dropped (%s)", in->address,
                      ims_rtpe_cmd_name(q->cmd), q->call_id ? q->call_id : "-",
                      d ? "not a dictionary with a result" : err);
         ims_benc_free(d);
@@ -591,15 +428,15 @@ static void handle_datagram(instance *in, char *buf, size_t n)
         in->errors++;
     in->last_rtt_ms = (unsigned)((ims_monotonic_us() - q->t_cur_us) / 1000);
     ims_metric_observe_us(in->m_rtt, (uint64_t)(ims_monotonic_us() - q->t_cur_us));
-    count_request(in, q->cmd, ok ? "ok" : "error");
-    mark_up(in);
+    ims_rtpe_count(in, q->cmd, ok ? "ok" : "error");
+    ims_rtpe_mark_up(in);
     finish(q, ok ? IMS_RTPE_OK : IMS_RTPE_ERROR, root, in);
     ims_benc_free(d);
 }
 
-static int on_readable(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
+int ims_rtpe_on_readable(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 {
-    instance *in = arg;
+    ims_rtpe_inst *in = arg;
     ims_rtpe *r = in->r;
     (void)magic;
     (void)w;
@@ -611,217 +448,17 @@ static int on_readable(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *ar
             if (errno == EINTR)
                 continue;
             /* ECONNREFUSED: an ICMP port unreachable for one of our datagrams; the timers decide. */
-            IMS_DEBUG(SUBSYS, "rtpengine %s: recv: %s", in->address, strerror(errno));
+            IMS_DEBUG(IMS_RTPE_SUBSYS, "rtpengine %s: recv: %s", in->address, strerror(errno));
             continue;
         }
-        if ((size_t)n > MAX_DATAGRAM) {
+        if ((size_t)n > IMS_RTPE_MAX_DATAGRAM) {
+            ims_metric_inc(in->m_dropped);
             if (ims_log_allow(&r->rx_limit, NULL))
-                IMS_WARN(SUBSYS, "rtpengine %s: oversized datagram (%zd bytes) dropped", in->address, n);
+                IMS_WARN(IMS_RTPE_SUBSYS, "rtpengine %s: oversized datagram (%zd bytes) dropped", in->address, n);
             continue;
         }
         r->rxbuf[n] = '\0';
         handle_datagram(in, r->rxbuf, (size_t)n);
     }
     return 0;
-}
-
-/* ---------- health pings ---------- */
-
-static void on_ping_answer(void *arg, const ims_rtpe_result *res)
-{
-    instance *in = arg;
-    in->ping_out = false;
-    (void)res;  /* an answer marked it up in handle_datagram, a timeout dead in on_timer */
-}
-
-static void on_ping_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
-{
-    ims_rtpe *r = arg;
-    (void)magic;
-    (void)t;
-    ims_rtpe_request rq;
-    ims_rtpe_request_init(&rq, IMS_RTPE_PING);
-    for (size_t i = 0; i < r->n; i++) {
-        instance *in = &r->inst[i];
-        if (in->ping_out)
-            continue;
-        char err[128];
-        if (send_req(r, &rq, (int)i, on_ping_answer, in, err, sizeof(err)))
-            in->ping_out = true;
-        else
-            IMS_WARN(SUBSYS, "rtpengine %s: health ping not sent: %s", in->address, err);
-    }
-    su_timer_set_interval(r->ping_timer, on_ping_timer, r, (su_duration_t)r->cfg.ping_s * 1000);
-}
-
-/* ---------- life cycle ---------- */
-
-/* "host:port" or "[v6]:port" -> connected non-blocking UDP socket. Resolving may block: this runs
- * once at start, before the loop serves traffic. */
-static int open_instance(instance *in, char *err, size_t errlen)
-{
-    const char *a = in->address;
-    char host[256];
-    const char *port;
-    for (const char *c = a; *c; c++)
-        if (!(c[0] >= '0' && c[0] <= '9') && !(c[0] >= 'a' && c[0] <= 'z') && !(c[0] >= 'A' && c[0] <= 'Z') &&
-            !strchr(".-_:[]%", c[0])) {
-            ims_set_err(err, errlen, "rtpengine address \"%s\": unexpected character", a);
-            return -1;
-        }
-    if (a[0] == '[') {
-        const char *e = strchr(a, ']');
-        if (!e || e[1] != ':' || (size_t)(e - a - 1) >= sizeof(host)) {
-            ims_set_err(err, errlen, "rtpengine address \"%s\": expected [IPv6]:port", a);
-            return -1;
-        }
-        memcpy(host, a + 1, (size_t)(e - a - 1));
-        host[e - a - 1] = '\0';
-        port = e + 2;
-    } else {
-        const char *c = strrchr(a, ':');
-        if (!c || c == a || strchr(a, ':') != c || (size_t)(c - a) >= sizeof(host)) {
-            ims_set_err(err, errlen, "rtpengine address \"%s\": expected host:port", a);
-            return -1;
-        }
-        memcpy(host, a, (size_t)(c - a));
-        host[c - a] = '\0';
-        port = c + 1;
-    }
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (!*port || *end || p < 1 || p > 65535) {
-        ims_set_err(err, errlen, "rtpengine address \"%s\": bad port", a);
-        return -1;
-    }
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM }, *ai = NULL;
-    int rc = getaddrinfo(host, port, &hints, &ai);
-    if (rc != 0 || !ai) {
-        ims_set_err(err, errlen, "rtpengine address \"%s\": %s", a, gai_strerror(rc));
-        return -1;
-    }
-    in->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (in->fd < 0 || connect(in->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        ims_set_err(err, errlen, "rtpengine %s: socket: %s", a, strerror(errno));
-        freeaddrinfo(ai);
-        return -1;
-    }
-    freeaddrinfo(ai);
-    su_wait_t w[1];
-    if (su_wait_create(w, in->fd, SU_WAIT_IN) < 0 ||
-        (in->wait_index = su_root_register(in->r->root, w, on_readable, in, 0)) <= 0) {
-        in->wait_index = 0;
-        ims_set_err(err, errlen, "rtpengine %s: cannot register its socket with the loop", a);
-        return -1;
-    }
-    return 0;
-}
-
-ims_rtpe *ims_rtpe_create(su_root_t *root, const ims_rtpe_config *cfg, char *err, size_t errlen)
-{
-    if (!root || !cfg || !cfg->addresses || cfg->n_addresses == 0 ||
-        cfg->n_addresses > IMS_RTPE_MAX_INSTANCES) {
-        ims_set_err(err, errlen, "rtpengine: 1 to %d control addresses needed", IMS_RTPE_MAX_INSTANCES);
-        return NULL;
-    }
-    if (cfg->timeout_ms == 0) {
-        ims_set_err(err, errlen, "rtpengine: timeout_ms must be above 0");
-        return NULL;
-    }
-    ims_rtpe *r = calloc(1, sizeof(*r));
-    if (!r) {
-        ims_set_err(err, errlen, "out of memory");
-        return NULL;
-    }
-    r->root = root;
-    r->cfg = *cfg;
-    r->cfg.addresses = NULL;
-    for (size_t i = 0; i < IMS_RTPE_MAX_INSTANCES; i++)
-        r->inst[i].fd = -1;
-    uint8_t rnd[8];
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-        ims_set_err(err, errlen, "getrandom: %s", strerror(errno));
-        goto fail;
-    }
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(r->token + 2 * i, 3, "%02x", rnd[i]);
-    if (!(r->pending = ims_map_new()) || !(r->calls = ims_map_new()) ||
-        (cfg->metrics_prefix && !(r->prefix = strdup(cfg->metrics_prefix)))) {
-        ims_set_err(err, errlen, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < cfg->n_addresses; i++) {
-        instance *in = &r->inst[i];
-        in->r = r;
-        in->idx = i;
-        r->n = i + 1;
-        if (!cfg->addresses[i] || !(in->address = strdup(cfg->addresses[i]))) {
-            ims_set_err(err, errlen, "rtpengine: address %zu missing", i + 1);
-            goto fail;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(r->inst[j].address, in->address) == 0) {
-                ims_set_err(err, errlen, "rtpengine address \"%s\" listed twice", in->address);
-                goto fail;
-            }
-        if (open_instance(in, err, errlen) < 0)
-            goto fail;
-        if (r->prefix) {
-            char name[256];
-            snprintf(name, sizeof(name), "%s_rtpengine_up{instance=\"%s\"}", r->prefix, in->address);
-            in->m_up = ims_metric_gauge(name, "1 while this rtpengine is not marked dead");
-            ims_metric_set(in->m_up, 1);
-            snprintf(name, sizeof(name), "%s_rtpengine_rtt_seconds{instance=\"%s\"}", r->prefix, in->address);
-            in->m_rtt = ims_metric_histogram(name, "rtpengine ng request to answer, answered attempts");
-        }
-    }
-    if (r->prefix) {
-        char name[128];
-        snprintf(name, sizeof(name), "%s_rtpengine_live", r->prefix);
-        r->m_live = ims_metric_gauge(name, "rtpengine instances not marked dead");
-        update_live_gauge(r);
-    }
-    if (cfg->ping_s) {
-        if (!(r->ping_timer = su_timer_create(su_root_task(root), 0)) ||
-            su_timer_set_interval(r->ping_timer, on_ping_timer, r, 0) < 0) {
-            ims_set_err(err, errlen, "rtpengine: cannot start the health ping timer");
-            goto fail;
-        }
-    }
-    IMS_INFO(SUBSYS, "%zu rtpengine instance(s), timeout %u ms x %u, dead time %u s, ping every %u s",
-             r->n, cfg->timeout_ms, cfg->retries + 1, cfg->dead_s, cfg->ping_s);
-    return r;
-fail:
-    ims_rtpe_destroy(r);
-    return NULL;
-}
-
-static int drop_pending(void *arg, const char *key, void *val)
-{
-    ims_rtpe *r = arg;
-    ims_map_del(r->pending, key);
-    req_free(val);
-    return 0;
-}
-
-void ims_rtpe_destroy(ims_rtpe *r)
-{
-    if (!r)
-        return;
-    if (r->pending) {
-        ims_map_foreach(r->pending, drop_pending, r);
-        ims_map_free(r->pending);
-    }
-    ims_map_free(r->calls);
-    su_timer_destroy(r->ping_timer);
-    for (size_t i = 0; i < r->n; i++) {
-        instance *in = &r->inst[i];
-        if (in->wait_index > 0)
-            su_root_deregister(r->root, in->wait_index);
-        if (in->fd >= 0)
-            close(in->fd);
-        free(in->address);
-    }
-    free(r->prefix);
-    free(r);
 }

@@ -55,7 +55,8 @@ typedef struct {
      *   <p>_rtpengine_up{instance}                        gauge 1/0
      *   <p>_rtpengine_live                                gauge, instances not marked dead
      *   <p>_rtpengine_requests_total{instance,command,result}  result = ok | error | timeout
-     *   <p>_rtpengine_rtt_seconds{instance}               histogram of answered attempts */
+     *   <p>_rtpengine_rtt_seconds{instance}               histogram of answered attempts
+     *   <p>_rtpengine_answers_dropped_total{instance}     unusable datagrams (garbage) dropped */
     const char *metrics_prefix;
 } ims_rtpe_config;
 

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-15}"
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_userdata fuzz_reginfo fuzz_json fuzz_cx fuzz_secagree)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_userdata fuzz_reginfo fuzz_json fuzz_cx fuzz_secagree fuzz_bencode)
 build="${IMS_FUZZ_BUILD_DIR:-build-fuzz}"
 
 if ! command -v clang >/dev/null 2>&1; then
