@@ -11,7 +11,18 @@ waits for every NF's /readyz. Then, from this host, as a user of the lab would:
     INVITE/180/200/ACK, re-INVITE, BYE): both SIPp runs exit 0, bob receives the BYE, and the
     S-CSCF's scscf_sessions_total{case=orig|term,result=200} grow; the P-CSCF's and S-CSCF's
     sip_transactions_active are back at 0;
-  - `docker-compose stop`: every NF exits 0 on SIGTERM.
+  - rtpengine (the service rtpengine, the image deploy/rtpengine builds from Debian's
+    rtpengine-daemon in place of the public one): it answers an ng ping sent from inside the
+    P-CSCF's container (the P-CSCF's network); its ng control port is not published on the host
+    (an ng ping to 127.0.0.1:2223 gets no answer); a session made over ng relays RTP both ways
+    between two sockets on the host that send to the PUBLISHED RTP ports (127.0.0.1:<port>), its
+    own statistics count the packets, and after the delete it holds no session;
+  - anchored call (only when the image's P-CSCF knows pcscf.media.anchor; otherwise the step is
+    skipped and says so): the P-CSCF is recreated with docker-compose.media.yml (its config
+    compose/pcscf-media.yaml), alice and bob register again and alice calls bob: the SDP bob's
+    INVITE and alice's 200 carry points at rtpengine (c=IN IP4 172.22.0.14), rtpengine's
+    statistics saw the session, and after the BYE it holds none;
+  - `docker-compose stop`: every NF and rtpengine exit 0 on SIGTERM.
 
 `container_lab.sh down` runs whatever happens; afterwards no container, network or volume of the
 lab may be left.
@@ -41,6 +52,7 @@ on a machine without the images (debootstrap ~1 min, build ~2.5 min), ~1 min aft
 change (the package layers stay cached), ~20 s when nothing changed."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,16 +66,24 @@ sys.path.insert(0, os.path.join(HERE, "..", "component"))
 
 import harness  # noqa: E402
 import lab  # noqa: E402
+import lab_rtpengine  # noqa: E402
 from harness import TestFailure, check  # noqa: E402
 from test_netns_call import CSCFS, metric, sessions  # noqa: E402  (the compose addresses; metric helpers)
 from test_sessions import Ua, call, callee, passed, wait_uas  # noqa: E402
 
 SCRIPT = os.path.join(HERE, "container_lab.sh")
 COMPOSE = os.path.join(harness.SOURCE_DIR, "deploy", "docker-compose.yml")
+COMPOSE_MEDIA = os.path.join(harness.SOURCE_DIR, "deploy", "docker-compose.media.yml")
 PROJECT = "deploy"                   # container_lab.sh's compose project: deploy_<nf>_1, deploy_ims
 HSS_API = "http://127.0.0.1:9090"    # published by the compose file (127.0.0.1 only)
 SIP_PORT = 5060                      # the P-CSCF's published SIP port
 UP_TIMEOUT = 780                     # build (~3-4 min) + debootstrap when needed + start
+RTPE = "172.22.0.14"                 # the service rtpengine (deploy/compose/rtpengine.conf)
+NG_PORT = 2223                       # its ng control port (network ims only)
+RTP_PORTS = (30000, 30199)           # its RTP range, published on the host
+RTPE_IMAGE = "imscore-rtpengine:latest"   # what container_lab.sh builds (IMS_RTPENGINE_IMAGE)
+COMPOSE_ENV = dict(os.environ, DOCKER_HOST="unix:///run/podman/podman.sock", COMPOSE_PROJECT_NAME=PROJECT,
+                   IMS_RTPENGINE_IMAGE=RTPE_IMAGE)
 
 
 class HostUes(lab.Lab):
@@ -113,7 +133,8 @@ def check_ports_free():
     """The compose file publishes 5060 (UDP, TCP) and 127.0.0.1:9090: someone else holding them
     (the loopback demo, a lab left running) is a failure that says so, not a confusing SIP one."""
     for kind, addr in ((socket.SOCK_DGRAM, ("0.0.0.0", SIP_PORT)), (socket.SOCK_STREAM, ("0.0.0.0", SIP_PORT)),
-                       (socket.SOCK_STREAM, ("127.0.0.1", 9090))):
+                       (socket.SOCK_STREAM, ("127.0.0.1", 9090)),
+                       (socket.SOCK_DGRAM, ("0.0.0.0", RTP_PORTS[0])), (socket.SOCK_DGRAM, ("0.0.0.0", RTP_PORTS[1]))):
         s = socket.socket(socket.AF_INET, kind)
         if kind == socket.SOCK_STREAM:   # connections of a lab that just stopped linger in TIME_WAIT
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -171,6 +192,149 @@ def cscf_transactions_drained(timeout=5.0):
                               (nf, active(), timeout))
 
 
+def container_of(service):
+    ps = run("podman", "ps", "-q", "--filter", "label=com.docker.compose.project=%s" % PROJECT,
+             "--filter", "label=com.docker.compose.service=%s" % service)
+    ids = ps.stdout.split()
+    check(ids, "no running container of the service %s" % service)
+    return ids[0]
+
+
+def rtpengine_stats():
+    """rtpengine's own counters (lab_rtpengine.stats_summary), over ng through the bridge."""
+    return lab_rtpengine.stats_summary(lab_rtpengine.ng((RTPE, NG_PORT), {"command": "statistics"}))
+
+
+def ng_ping_from_pcscf():
+    """An ng ping from inside the P-CSCF's container: bash's /dev/udp (the image has no other
+    client), dd reads exactly the one answer datagram."""
+    r = run("podman", "exec", container_of("pcscf"), "bash", "-c",
+            "exec 3<>/dev/udp/%s/%d && printf 'pcscf1 d7:command4:pinge' >&3 && "
+            "timeout 3 dd bs=512 count=1 status=none <&3" % (RTPE, NG_PORT), timeout=30)
+    check(r.stdout.strip() == "pcscf1 d6:result4:ponge",
+          "ng ping from the P-CSCF's container to %s:%d: rc %s, answer %r %r" % (RTPE, NG_PORT, r.returncode,
+                                                                                 r.stdout, r.stderr))
+
+
+def ng_not_published():
+    """The ng control port has no authentication: podman publishes only the RTP range, and an ng
+    ping to the host's 127.0.0.1:2223 gets no answer (as an attacker on the host would try)."""
+    ports = run("podman", "port", container_of("rtpengine")).stdout
+    check("%d/udp" % RTP_PORTS[0] in ports and "%d/udp" % RTP_PORTS[1] in ports,
+          "rtpengine's RTP range %d-%d/udp is not published: %r" % (RTP_PORTS + (ports,)))
+    check("%d/" % NG_PORT not in ports, "rtpengine's ng port %d is published on the host: %r" % (NG_PORT, ports))
+    try:
+        answer = lab_rtpengine.ng(("127.0.0.1", NG_PORT), {"command": "ping"}, timeout=1.5)
+    except lab_rtpengine.NgError:
+        return
+    raise TestFailure("an ng ping to 127.0.0.1:%d was answered (%r): rtpengine's control port must not be "
+                      "reachable from the host's addresses" % (NG_PORT, answer))
+
+
+def sdp(port):
+    # The host as the containers see it: the bridge gateway (published ports masquerade to it).
+    return ("v=0\r\no=- 1 1 IN IP4 172.22.0.1\r\ns=-\r\nc=IN IP4 172.22.0.1\r\nt=0 0\r\n"
+            "m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n" % port)
+
+
+def sdp_port(text):
+    m = re.search(r"^m=audio (\d+) ", text, re.M)
+    check(m, "no m=audio line in rtpengine's SDP:\n%s" % text)
+    return int(m.group(1))
+
+
+def rtp_through_published_ports():
+    """Two 'UEs' on the host (UDP sockets): an ng offer/answer gives each rtpengine's port to
+    send to; each sends RTP to that port on 127.0.0.1 (the published range: podman's DNAT to
+    172.22.0.14), rtpengine relays it to the other side's SDP address. Both receive, rtpengine's
+    statistics count the packets, and the delete leaves no session."""
+    before = rtpengine_stats()
+    a, b = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+    call_id = "compose-rtp-%d@test" % os.getpid()
+    try:
+        for s in (a, b):
+            s.bind(("0.0.0.0", 0))
+            s.settimeout(0.3)
+        pa, pb = a.getsockname()[1], b.getsockname()[1]
+        offer = lab_rtpengine.ng((RTPE, NG_PORT), {"command": "offer", "call-id": call_id, "from-tag": "a",
+                                                   "sdp": sdp(pa), "direction": ["access", "core"]})
+        check(offer.get("result") == "ok", "ng offer: %r" % offer)
+        answer = lab_rtpengine.ng((RTPE, NG_PORT), {"command": "answer", "call-id": call_id, "from-tag": "a",
+                                                    "to-tag": "b", "sdp": sdp(pb)})
+        check(answer.get("result") == "ok", "ng answer: %r" % answer)
+        to_b, to_a = sdp_port(offer["sdp"]), sdp_port(answer["sdp"])   # where B sends, where A sends
+        for port in (to_a, to_b):
+            check(RTP_PORTS[0] <= port <= RTP_PORTS[1], "rtpengine gave port %d, outside its range %r" %
+                  (port, RTP_PORTS))
+        check("c=IN IP4 %s" % RTPE in offer["sdp"], "rtpengine's SDP does not carry its address:\n%s" % offer["sdp"])
+        got = {"a": 0, "b": 0}
+        for seq in range(1, 21):
+            rtp = bytes([0x80, 0, 0, seq, 0, 0, 0, seq, 0, 0, 0, 7]) + b"\xff" * 160
+            a.sendto(rtp, ("127.0.0.1", to_a))
+            b.sendto(rtp, ("127.0.0.1", to_b))
+            for name, s in (("a", a), ("b", b)):
+                try:
+                    while True:
+                        s.settimeout(0.05)
+                        s.recv(2048)
+                        got[name] += 1
+                except socket.timeout:
+                    pass
+        check(got["a"] > 0 and got["b"] > 0,
+              "RTP through the published ports %d (A->) and %d (B->): A received %d, B received %d packets" %
+              (to_a, to_b, got["a"], got["b"]))
+        during = rtpengine_stats()
+        check(during["sessions"] >= 1 and during["packets"] > before["packets"],
+              "rtpengine's statistics: %r -> %r" % (before, during))
+    finally:
+        a.close()
+        b.close()
+        lab_rtpengine.ng((RTPE, NG_PORT), {"command": "delete", "call-id": call_id, "from-tag": "a"})
+    lab.wait_for(lambda: rtpengine_stats()["sessions"] == 0, 5, interval=0.2, what="rtpengine: no session left")
+    print("RTP through the published ports: A received %d, B received %d; rtpengine %r -> %r" %
+          (got["a"], got["b"], before, during))
+
+
+def anchoring_supported():
+    """True when the image's P-CSCF knows pcscf.media.anchor (its --config-reference table)."""
+    r = run("podman", "exec", container_of("pcscf"), "pcscf", "--config-reference", timeout=30)
+    return "`pcscf.media.anchor`" in r.stdout
+
+
+def anchored_call(ues):
+    """The P-CSCF recreated with docker-compose.media.yml, alice calls bob, the SDP each receives
+    points at rtpengine; rtpengine saw the session and holds none after the BYE."""
+    up = subprocess.run(["docker-compose", "-f", COMPOSE, "-f", COMPOSE_MEDIA, "up", "-d", "--no-build", "pcscf"],
+                        capture_output=True, text=True, timeout=180, env=COMPOSE_ENV)
+    check(up.returncode == 0, "docker-compose up with docker-compose.media.yml: %s%s" % (up.stdout, up.stderr))
+    c = container_of("pcscf")
+    mounts = run("podman", "inspect", "--format", "{{range .Mounts}}{{.Source}} {{end}}", c).stdout
+    check("pcscf-media.yaml" in mounts, "the recreated P-CSCF does not mount compose/pcscf-media.yaml: %r" % mounts)
+
+    def ready():
+        r = run("podman", "exec", c, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /readyz "
+                "HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3", timeout=15)
+        return " 200 " in r.stdout
+    lab.wait_for(ready, 60, interval=0.5, what="the anchoring P-CSCF's /readyz 200")
+    before = rtpengine_stats()
+    alice, bob = Ua(ues, "alice"), Ua(ues, "bob")
+    b = callee(ues, bob, "callee_answer.xml")
+    a = passed(call(ues, alice, "call_uac.xml"))
+    wait_uas(b)
+    invite = b.received(method="INVITE")
+    ok200 = [m for m in a.received(status=200) if m.cseq_method() == "INVITE"]
+    check(invite and ok200, "bob got no INVITE or alice no 200:\n" + a.failure() + b.failure())
+    for who, m in (("bob's INVITE", invite[0]), ("alice's 200", ok200[0])):
+        check("c=IN IP4 %s" % RTPE in m.body, "%s: the SDP does not point at rtpengine %s:\n%s" % (who, RTPE, m.body))
+        check("127.0.0.1" not in m.body, "%s: the SDP still carries the other UE's address:\n%s" % (who, m.body))
+    after = rtpengine_stats()
+    check(after["managed"] > before["managed"] or after["sessions"] > before["sessions"],
+          "rtpengine's statistics did not see the call: %r -> %r" % (before, after))
+    lab.wait_for(lambda: rtpengine_stats()["sessions"] == 0, 10, interval=0.2,
+                 what="rtpengine holds no session after the BYE")
+    print("anchored call: the SDP bob and alice received points at %s; rtpengine %r -> %r" % (RTPE, before, after))
+
+
 def stop_and_check_exit_codes():
     """`docker-compose stop` (what a user of the lab runs: dependents first, pcscf, then icscf
     and scscf, then hss, each with SIGTERM, the image's STOPSIGNAL): every NF exits 0 within
@@ -180,10 +344,9 @@ def stop_and_check_exit_codes():
     shuts down too: a finding about the Diameter clients' shutdown, not what this test is about.)"""
     ps = run("podman", "ps", "-q", "--filter", "label=com.docker.compose.project=%s" % PROJECT)
     ids = ps.stdout.split()
-    check(len(ids) == 4, "4 lab containers running before the stop, found %r" % ids)
-    env = dict(os.environ, DOCKER_HOST="unix:///run/podman/podman.sock", COMPOSE_PROJECT_NAME=PROJECT)
+    check(len(ids) == 5, "5 lab containers (4 NFs, rtpengine) running before the stop, found %r" % ids)
     stop = subprocess.run(["docker-compose", "-f", COMPOSE, "stop", "-t", "10"], capture_output=True,
-                          text=True, timeout=120, env=env)
+                          text=True, timeout=120, env=COMPOSE_ENV)
     check(stop.returncode == 0, "docker-compose stop: %s%s" % (stop.stdout, stop.stderr))
     codes = run("podman", "inspect", "--format", "{{.Name}} {{.State.ExitCode}}", *ids).stdout.split("\n")
     bad = [c for c in codes if c.strip() and not c.strip().endswith(" 0")]
@@ -227,8 +390,19 @@ def test_aka_call_through_the_compose_lab(tmp):
             was, now = (metric(m, "scscf_sessions_total", case=case, result="200") for m in (before, after))
             check(now > was, "scscf_sessions_total{case=%s,result=200} did not grow: %s -> %s (series %r)" %
                   (case, was, now, sessions(after)))
-        ues.stop()
         cscf_transactions_drained()
+
+        # rtpengine: reachable from the P-CSCF's network, control not from the host, RTP published.
+        ng_ping_from_pcscf()
+        ng_not_published()
+        rtp_through_published_ports()
+        if anchoring_supported():
+            anchored_call(ues)
+            cscf_transactions_drained()
+        else:
+            print("SKIP anchored call: the image's P-CSCF has no pcscf.media.anchor (pcscf --config-reference): "
+                  "media anchoring is not in this build yet; rtpengine itself was checked above")
+        ues.stop()
         stop_and_check_exit_codes()
         print("up in %.0f s; alice and bob registered through 127.0.0.1:%d, alice called bob; "
               "S-CSCF sessions %r -> %r" % (t_up, SIP_PORT, sessions(before), sessions(after)))
