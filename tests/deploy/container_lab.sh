@@ -21,6 +21,7 @@
 #   tests/deploy/container_lab.sh up       prepare, build, start; returns when every NF's /readyz
 #                                          answers 200 and rtpengine an ng ping (exit 0), or names
 #                                          the step that failed
+#   tests/deploy/container_lab.sh build    prepare and build the images only (no container runs)
 #   tests/deploy/container_lab.sh down     remove the lab's containers, network and volume, stop
 #                                          the healthcheck loop and the podman API service this
 #                                          script started; always safe to run
@@ -40,6 +41,8 @@
 #   IMS_CONTAINER_LAB_HC      seconds the healthcheck loop runs before it stops (default 3600)
 #   IMS_CONTAINER_LAB_BUILD_TIMEOUT  seconds the image build may take (default 1500)
 #   IMS_CONTAINER_LAB_RUNTIME OCI runtime for podman (default: runc when installed, else podman's)
+#   IMS_CONTAINER_LAB_MEDIA   1: up with the overlay deploy/docker-compose.media.yml too (the
+#                             P-CSCF anchors media in rtpengine); default 0
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,6 +53,10 @@ HC_SECONDS="${IMS_CONTAINER_LAB_HC:-3600}"
 BUILD_TIMEOUT="${IMS_CONTAINER_LAB_BUILD_TIMEOUT:-1500}"
 
 COMPOSE_FILE="$REPO/deploy/docker-compose.yml"
+COMPOSE_ARGS=(-f "$COMPOSE_FILE")
+# docker-compose 1.29 cannot `up` a changed service set on a network podman created ("needs to be
+# recreated - IPAM option driver has changed"): the overlay is chosen here, for the whole lab.
+[ "${IMS_CONTAINER_LAB_MEDIA:-0}" = 1 ] && COMPOSE_ARGS+=(-f "$REPO/deploy/docker-compose.media.yml")
 DOCKERFILE="$REPO/deploy/Dockerfile"
 IMAGE="imscore:latest"                        # the compose file's image: (podman: localhost/imscore)
 RTPE_DOCKERFILE="$REPO/deploy/rtpengine/Dockerfile"
@@ -245,9 +252,9 @@ healthcheck_loop() {
 
 compose_up() {
   step "compose: docker-compose down (a network left by an earlier run must be recreated)"
-  (cd "$REPO" && docker-compose -f "$COMPOSE_FILE" down -v --remove-orphans) > "$STATE/compose-down.log" 2>&1 || true
-  step "compose: docker-compose up -d --no-build"
-  if ! (cd "$REPO" && timeout 300 docker-compose -f "$COMPOSE_FILE" up -d --no-build) > "$STATE/compose-up.log" 2>&1; then
+  (cd "$REPO" && docker-compose "${COMPOSE_ARGS[@]}" down -v --remove-orphans) > "$STATE/compose-down.log" 2>&1 || true
+  step "compose: docker-compose ${COMPOSE_ARGS[*]#$REPO/} up -d --no-build"
+  if ! (cd "$REPO" && timeout 300 docker-compose "${COMPOSE_ARGS[@]}" up -d --no-build) > "$STATE/compose-up.log" 2>&1; then
     cat "$STATE/compose-up.log" >&2
     podman ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}} {{.Status}}' >&2 || true
     fail compose-up "docker-compose up -d --no-build failed (log: $STATE/compose-up.log)"
@@ -367,7 +374,18 @@ up)
   wait_ready
   step "up in $((SECONDS - t0)) s: SIP on the host's port 5060 (UDP/TCP), HSS API http://127.0.0.1:9090, RTP 30000-30199/udp"
   ;;
+build)
+  t0=$SECONDS
+  need
+  mkdir -p "$STATE"
+  rm -f "$STATE"/*.log
+  ulimits
+  base_image
+  build_image
+  rtpengine_image
+  step "build in $((SECONDS - t0)) s"
+  ;;
 down) down ;;
 status) status ;;
-*) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+*) echo "usage: $0 up|build|down|status" >&2; exit 2 ;;
 esac
