@@ -17,7 +17,10 @@ BUILD_PKGS="build-essential cmake pkg-config libsofia-sip-ua-dev libfreediameter
 # runc: crun refuses hybrid cgroup hierarchies.
 # qemu-system-x86 ... cpio: tests/vm/run.sh, the VM with Debian's own kernel where the IPsec (ESP)
 # tests run (the machines' kernel has no ESP); tcpdump: captures on the UE's veth in those tests.
-TEST_PKGS="qemu-system-x86 linux-image-amd64 busybox-static cpio tcpdump clang libclang-rt-14-dev curl sip-tester baresip-core iproute2 procps sqlite3 postgresql python3 docker-compose podman runc netavark aardvark-dns iptables debootstrap rtpengine-daemon"
+# rtpengine-daemon: the media anchor (deploy/lab, tests/bench/bench_sip.py --anchor, the tests that
+# start it); nftables: deploy/lab's filter on rtpengine's ng port.
+# postgresql: the HSS on PostgreSQL tests (a cluster per test, as user postgres); nftables also: tests/system/test_nat.py.
+TEST_PKGS="qemu-system-x86 linux-image-amd64 busybox-static cpio tcpdump clang libclang-rt-14-dev curl sip-tester baresip-core iproute2 procps sqlite3 postgresql python3 docker-compose podman runc netavark aardvark-dns iptables debootstrap rtpengine-daemon nftables"
 
 if [ "${1:-}" = "runtime" ]; then
   PKGS="$RUNTIME_PKGS"

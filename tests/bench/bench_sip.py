@@ -74,6 +74,7 @@ sys.path.insert(0, HERE)
 from bench_core import seed_database  # noqa: E402
 from kamailio_ref import KAMAILIO_HINT, kamailio_version  # noqa: E402
 from machine import machine_facts, machine_line, raise_nofile  # noqa: E402
+from sip_anchor import anchor_unsupported  # noqa: E402
 from sip_bench import Bench, log  # noqa: E402
 import sip_phases  # noqa: E402
 from sip_report import report  # noqa: E402
@@ -97,6 +98,10 @@ def main():
     p.add_argument("--reg-rates", type=rates, metavar="R1,R2,..", help="registration rate steps (per second)")
     p.add_argument("--call-rates", type=rates, metavar="R1,R2,..", help="call rate steps (per second)")
     p.add_argument("--pairs", type=int, help="caller/callee pairs of 'call' (default 2000, quick 200; at most users/2)")
+    p.add_argument("--anchor", action="store_true",
+                   help="add the series 'call-anchored': the calls with the P-CSCF anchoring media in a real rtpengine "
+                        "started by the benchmark (pcscf.media.anchor), beside 'call' in the same run; rtpengine's "
+                        "sessions/errors per step. Refused when the P-CSCF build has no pcscf.media")
     p.add_argument("--no-kamailio", action="store_true", help="skip the Kamailio reference even when kamailio is on PATH")
     p.add_argument("--kamailio-children", type=rates, metavar="N1,N2",
                    help="Kamailio SIP worker counts to measure (default 1,2; quick 1)")
@@ -112,6 +117,11 @@ def main():
     p.add_argument("--out", help="directory for configs, logs and SIPp files (default /tmp/ims-bench-<time>)")
     args = p.parse_args()
 
+    if args.anchor:
+        why = anchor_unsupported()
+        if why:
+            print(why, file=sys.stderr)
+            return 2
     started = time.monotonic()
     nofile = raise_nofile()
     bench = Bench(args)

@@ -13,6 +13,7 @@ from figures import dump_json, fmt_ms, median, spread, spread_ms, table
 from kamailio_ref import KAMAILIO_HINT
 from machine import machine_line
 from sip_bench import FAIL_LIMIT, IDLE_S, KEEP_UP, NFS, RSS_NFS
+from sip_anchor import report_anchor
 from sip_targets import Kam, Ours, fmt_refused
 
 
@@ -234,6 +235,7 @@ def report(bench, facts, seed_s, started):
         print(best_line(r, "setup time (INVITE->200)", "calls/s"))
         print("   P-CSCF refusals during the calls (pcscf_refused_total; callers call from the UDP port they"
               " registered from): %s" % fmt_refused(r["refused"]))
+    report_anchor(bench, series_table, table, best_line, fmt_best)
     k = bench.results.get("kamailio")
     if k and k.get("skipped"):
         print("\n3. Kamailio comparison: skipped (%s); to get it: %s" % (k["skipped"], KAMAILIO_HINT))

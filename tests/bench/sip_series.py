@@ -11,6 +11,7 @@ import time
 
 from bench_users import user_name, write_injection
 from kamailio_ref import kamailio_version
+from sip_anchor import OursAnchored, media_line
 from sip_bench import log
 from sip_steps import measure, register, rss_now, step_note, step_record, stepped_rates, summarise
 from sip_targets import Kam, Ours, fmt_refused
@@ -105,6 +106,7 @@ def call_run(bench, make_target, series, run, extend=0):
             if uas.poll() is not None:
                 raise lab.TestFailure("call: the SIPp UAS exited (%s), see %s" % (uas.returncode, base))
             refused0 = target.refused()
+            media0 = target.media_mark() if hasattr(target, "media_mark") else None
             load, res, udp, cpu = measure(
                 target, lambda: call_load(bench, target, os.path.join(base, "r%d" % rate), inj, rate, n,
                                           uac_port, route),
@@ -119,10 +121,17 @@ def call_run(bench, make_target, series, run, extend=0):
             st["rss"] = {nf: steady_rss(udp["rss"], nf) for nf in target.rss_names}
             st["rss_per_cps"] = {nf: (st["rss"][nf] - rss0[nf]) / float(rate)
                                  for nf in target.rss_names if st["rss"].get(nf) and nf in rss0}
+            if media0 is not None:      # --anchor: rtpengine's and the P-CSCF's media figures
+                st["media"] = target.media_step(media0)
+                if st["media"]["problems"]:
+                    st["reasons"].append("media")
+                    st["pass"] = False
             steps.append(st)
             log("%s %d/s: %s; P-CSCF refusals: %s; drops %s, SIPp %d, RcvbufErrors %s; RSS %s KiB" % (
                 series, rate, res.summary(), fmt_refused(step_refused), st["drops"], st["sipp_drops"],
                 st["udp"].get("RcvbufErrors"), st["rss"]))
+            if media0 is not None:
+                log("%s %d/s: %s" % (series, rate, media_line(st)))
             step_note(bench, "%s (run %d)" % (series, run + 1), st, load)
             if not st["pass"]:
                 break
@@ -144,6 +153,8 @@ def run_series(bench, phases):
         plan.append(("reg", "reg", lambda run: Ours(bench, "reg/run%d" % (run + 1)), 0))
     if "call" in phases:
         plan.append(("call", "call", lambda run: Ours(bench, "call/run%d" % (run + 1)), 0))
+    if getattr(bench.args, "anchor", False):    # beside "call", run for run: the same calls, media anchored in rtpengine
+        plan.append(("call-anchored", "call", lambda run: OursAnchored(bench, "call-anchored/run%d" % (run + 1)), 0))
     if "kamailio" in phases:
         if not bench.kamailio:
             why = "--no-kamailio" if bench.args.no_kamailio else "kamailio is not on PATH"
@@ -180,7 +191,7 @@ def run_series(bench, phases):
             for one in runs[series]:
                 for k, v in one["refused"].items():
                     r["refused"][k] = r["refused"].get(k, 0) + v
-        if series in ("reg", "call"):
+        if series in ("reg", "call", "call-anchored"):
             bench.results[series] = r
         else:
             r["children"] = int(series[len("kamailio"):].split("-")[0])

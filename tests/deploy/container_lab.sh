@@ -11,13 +11,17 @@
 #     hybrid mode not supported, drop all controllers from cgroupv2"); runc 1.1 takes it. The
 #     choice is per command (podman --runtime), the machine's podman configuration is not changed;
 #   - deploy/Dockerfile is built with `podman build --network host` (apt inside the build reaches
-#     the mirror the way the host does);
+#     the mirror the way the host does); so is deploy/rtpengine/Dockerfile (Debian's
+#     rtpengine-daemon), as imscore-rtpengine:latest, which takes the place of the compose file's
+#     public rtpengine image through IMS_RTPENGINE_IMAGE (exported here for every compose command);
 #   - podman runs container healthchecks from systemd timers; without systemd nothing runs them,
 #     and `depends_on: condition: service_healthy` would wait for ever. A bounded background loop
 #     runs `podman healthcheck run` on the lab's containers instead.
 #
 #   tests/deploy/container_lab.sh up       prepare, build, start; returns when every NF's /readyz
-#                                          answers 200 (exit 0) or names the step that failed
+#                                          answers 200 and rtpengine an ng ping (exit 0), or names
+#                                          the step that failed
+#   tests/deploy/container_lab.sh build    prepare and build the images only (no container runs)
 #   tests/deploy/container_lab.sh down     remove the lab's containers, network and volume, stop
 #                                          the healthcheck loop and the podman API service this
 #                                          script started; always safe to run
@@ -27,7 +31,8 @@
 # docker-compose. Writes /etc/containers/containers.conf only when there is none (lower default
 # ulimits: the OCI runtime cannot raise RLIMIT_NOFILE/NPROC above this machine's hard limits,
 # "error setting rlimit type 7: operation not permitted").
-# Binds the host ports of the compose file (5060 UDP/TCP, 127.0.0.1:9090): one lab at a time.
+# Binds the host ports of the compose file (5060 UDP/TCP, 127.0.0.1:9090, RTP 30000-30199/udp):
+# one lab at a time.
 #
 # Environment:
 #   IMS_SOURCE_DIR            the repository (default: two levels above this script)
@@ -36,6 +41,8 @@
 #   IMS_CONTAINER_LAB_HC      seconds the healthcheck loop runs before it stops (default 3600)
 #   IMS_CONTAINER_LAB_BUILD_TIMEOUT  seconds the image build may take (default 1500)
 #   IMS_CONTAINER_LAB_RUNTIME OCI runtime for podman (default: runc when installed, else podman's)
+#   IMS_CONTAINER_LAB_MEDIA   1: up with the overlay deploy/docker-compose.media.yml too (the
+#                             P-CSCF anchors media in rtpengine); default 0
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -46,8 +53,15 @@ HC_SECONDS="${IMS_CONTAINER_LAB_HC:-3600}"
 BUILD_TIMEOUT="${IMS_CONTAINER_LAB_BUILD_TIMEOUT:-1500}"
 
 COMPOSE_FILE="$REPO/deploy/docker-compose.yml"
+COMPOSE_ARGS=(-f "$COMPOSE_FILE")
+# docker-compose 1.29 cannot `up` a changed service set on a network podman created ("needs to be
+# recreated - IPAM option driver has changed"): the overlay is chosen here, for the whole lab.
+[ "${IMS_CONTAINER_LAB_MEDIA:-0}" = 1 ] && COMPOSE_ARGS+=(-f "$REPO/deploy/docker-compose.media.yml")
 DOCKERFILE="$REPO/deploy/Dockerfile"
 IMAGE="imscore:latest"                        # the compose file's image: (podman: localhost/imscore)
+RTPE_DOCKERFILE="$REPO/deploy/rtpengine/Dockerfile"
+RTPE_IMAGE="imscore-rtpengine:latest"         # local stand-in for the public rtpengine image
+export IMS_RTPENGINE_IMAGE="$RTPE_IMAGE"
 BASE="docker.io/library/debian:12-slim"       # what "FROM debian:12-slim" resolves to
 SOCK_DIR=/run/podman
 SOCK="$SOCK_DIR/podman.sock"
@@ -170,6 +184,22 @@ api_service() {
   fail podman-api "podman system service did not answer on $SOCK (log: $STATE/podman-service.log)"
 }
 
+rtpengine_image() {
+  local old new t0=$SECONDS
+  old=$(podman image inspect --format '{{.Id}}' "$RTPE_IMAGE" 2>/dev/null || true)
+  step "build: podman build --network host -t $RTPE_IMAGE deploy/rtpengine (log: $STATE/build-rtpengine.log)"
+  if ! timeout "$BUILD_TIMEOUT" "${PODMAN[@]}" build --network host --pull=never --layers \
+          -f "$RTPE_DOCKERFILE" -t "$RTPE_IMAGE" "$REPO/deploy/rtpengine" > "$STATE/build-rtpengine.log" 2>&1; then
+    tail -n 30 "$STATE/build-rtpengine.log" >&2
+    fail build-rtpengine "podman build of deploy/rtpengine/Dockerfile failed (log: $STATE/build-rtpengine.log)"
+  fi
+  new=$(podman image inspect --format '{{.Id}}' "$RTPE_IMAGE")
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then
+    podman rmi "$old" >/dev/null 2>&1 || true
+  fi
+  step "build: $RTPE_IMAGE ${new:0:12} ($((SECONDS - t0)) s)"
+}
+
 build_image() {
   local old new t0=$SECONDS ignore=()
   old=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
@@ -222,9 +252,9 @@ healthcheck_loop() {
 
 compose_up() {
   step "compose: docker-compose down (a network left by an earlier run must be recreated)"
-  (cd "$REPO" && docker-compose -f "$COMPOSE_FILE" down -v --remove-orphans) > "$STATE/compose-down.log" 2>&1 || true
-  step "compose: docker-compose up -d --no-build"
-  if ! (cd "$REPO" && timeout 300 docker-compose -f "$COMPOSE_FILE" up -d --no-build) > "$STATE/compose-up.log" 2>&1; then
+  (cd "$REPO" && docker-compose "${COMPOSE_ARGS[@]}" down -v --remove-orphans) > "$STATE/compose-down.log" 2>&1 || true
+  step "compose: docker-compose ${COMPOSE_ARGS[*]#$REPO/} up -d --no-build"
+  if ! (cd "$REPO" && timeout 300 docker-compose "${COMPOSE_ARGS[@]}" up -d --no-build) > "$STATE/compose-up.log" 2>&1; then
     cat "$STATE/compose-up.log" >&2
     podman ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}} {{.Status}}' >&2 || true
     fail compose-up "docker-compose up -d --no-build failed (log: $STATE/compose-up.log)"
@@ -242,6 +272,10 @@ readyz() { # readyz <container>: /readyz answers 200 inside it (the image has ba
     >/dev/null 2>&1
 }
 
+rtpengine_ping() { # rtpengine_ping <container>: its own healthcheck, an ng ping on its control address
+  timeout 10 podman healthcheck run "$1" >/dev/null 2>&1
+}
+
 wait_ready() {
   local end=$((SECONDS + READY_TIMEOUT)) nf c pending
   while :; do
@@ -250,8 +284,11 @@ wait_ready() {
       c=$(container_of "$nf")
       [ -n "$c" ] && readyz "$c" || pending="$pending $nf"
     done
+    c=$(container_of rtpengine)
+    [ -n "$c" ] && rtpengine_ping "$c" || pending="$pending rtpengine"
+
     if [ -z "$pending" ]; then
-      step "ready: every NF answers /readyz 200"
+      step "ready: every NF answers /readyz 200, rtpengine an ng ping"
       podman ps --filter "label=com.docker.compose.project=$PROJECT" --format '  {{.Names}}  {{.Status}}  {{.Ports}}'
       return
     fi
@@ -314,6 +351,7 @@ status() {
   pid=$(pid_of healthcheck); echo "healthcheck loop: ${pid:-none}${pid:+ ($(alive "$pid" && echo running || echo gone))}"
   echo "base image $BASE: $(podman image exists "$BASE" && echo present || echo absent)"
   echo "image $IMAGE: $(podman image inspect --format '{{.Id}} {{.Created}}' "$IMAGE" 2>/dev/null || echo absent)"
+  echo "image $RTPE_IMAGE: $(podman image inspect --format '{{.Id}} {{.Created}}' "$RTPE_IMAGE" 2>/dev/null || echo absent)"
   echo "containers of project $PROJECT:"
   podman ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '  {{.Names}}  {{.Status}}  {{.Ports}}'
   echo "network ${PROJECT}_ims: $(podman network exists "${PROJECT}_ims" && echo present || echo absent)"
@@ -330,12 +368,24 @@ up)
   base_image
   api_service
   build_image
+  rtpengine_image
   healthcheck_loop
   compose_up
   wait_ready
-  step "up in $((SECONDS - t0)) s: SIP on the host's port 5060 (UDP/TCP), HSS API http://127.0.0.1:9090"
+  step "up in $((SECONDS - t0)) s: SIP on the host's port 5060 (UDP/TCP), HSS API http://127.0.0.1:9090, RTP 30000-30199/udp"
+  ;;
+build)
+  t0=$SECONDS
+  need
+  mkdir -p "$STATE"
+  rm -f "$STATE"/*.log
+  ulimits
+  base_image
+  build_image
+  rtpengine_image
+  step "build in $((SECONDS - t0)) s"
   ;;
 down) down ;;
 status) status ;;
-*) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+*) echo "usage: $0 up|build|down|status" >&2; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
 """deploy/docker-compose.yml: accepted by Debian's docker-compose 1.29 (`config -q`, offline), broken
-copies rejected, and consistent with the NF configs it mounts (deploy/compose/<nf>.yaml).
+copies rejected, and consistent with the NF configs it mounts (deploy/compose/<nf>.yaml); the
+rtpengine service consistent with its config (deploy/compose/rtpengine.conf), the media overlay
+docker-compose.media.yml accepted and its P-CSCF config the plain one plus pcscf.media only.
 
 Needs docker-compose (Debian package docker-compose); no Docker engine."""
 
@@ -18,6 +20,8 @@ from harness import TestFailure, check  # noqa: E402
 SOURCE_DIR = harness.SOURCE_DIR
 DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 COMPOSE = os.path.join(DEPLOY, "docker-compose.yml")
+COMPOSE_MEDIA = os.path.join(DEPLOY, "docker-compose.media.yml")
+RTPENGINE = "172.22.0.14"
 ADDRESSES = {"hss": "172.22.0.10", "icscf": "172.22.0.11", "scscf": "172.22.0.12", "pcscf": "172.22.0.13"}
 
 
@@ -28,8 +32,9 @@ def docker_compose():
     return exe
 
 
-def compose_config(path):
-    r = subprocess.run([docker_compose(), "-f", path, "config", "-q"], capture_output=True, text=True, timeout=60,
+def compose_config(path, *overlays):
+    files = [a for f in (path,) + overlays for a in ("-f", f)]
+    r = subprocess.run([docker_compose()] + files + ["config", "-q"], capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, COMPOSE_INTERACTIVE_NO_CLI="1"))
     return r.returncode, r.stdout + r.stderr
 
@@ -104,7 +109,8 @@ def test_services_match_nf_configs():
     text = read(COMPOSE)
     check(not re.search(r"^name:", text, re.M), "top-level name: is not accepted by docker-compose 1.29")
     svcs = services(text)
-    check(sorted(svcs) == sorted(ADDRESSES), "services %s, expected %s" % (sorted(svcs), sorted(ADDRESSES)))
+    check(sorted(svcs) == sorted(list(ADDRESSES) + ["rtpengine"]),
+          "services %s, expected %s and rtpengine" % (sorted(svcs), sorted(ADDRESSES)))
     check(re.search(r"subnet: 172\.22\.0\.0/24", text), "network ims must have subnet 172.22.0.0/24")
     hosts_expected = sorted("%s.ims.lab=%s" % (n, a) for n, a in ADDRESSES.items())
     for nf, addr in ADDRESSES.items():
@@ -143,6 +149,60 @@ def test_services_match_nf_configs():
     # Every bind-mounted file exists.
     for src in re.findall(r"- (\./[^:]+):", text):
         check(os.path.exists(os.path.join(DEPLOY, src)), "mounted %s does not exist" % src)
+
+
+
+def test_rtpengine_service():
+    """rtpengine: at its fixed address, its config file mounted, the address it listens on for ng
+    is its own (and the healthcheck pings that), ng is not published (no authentication), the
+    published RTP range is the config's, userspace forwarding; the image a user can pull by
+    default, another through IMS_RTPENGINE_IMAGE."""
+    text = read(COMPOSE)
+    block = services(text)["rtpengine"]
+    conf = read(os.path.join(DEPLOY, "compose", "rtpengine.conf"))
+    opts = dict(re.findall(r"^([a-z-]+) = (.*)$", conf, re.M))
+    check("ipv4_address: %s" % RTPENGINE in block, "rtpengine: ipv4_address %s expected" % RTPENGINE)
+    check("./compose/rtpengine.conf:/etc/rtpengine/ims.conf:ro" in block, "rtpengine: config mount missing")
+    check('entrypoint: ["rtpengine"]' in block and '"--config-file=/etc/rtpengine/ims.conf"' in block,
+          "rtpengine: entrypoint rtpengine with the mounted config file (the same for every image)")
+    check(re.search(r"image: \$\{IMS_RTPENGINE_IMAGE:-drachtio/rtpengine:\S+\}", block),
+          "rtpengine: the public image by default, IMS_RTPENGINE_IMAGE to override")
+    check(opts.get("table") == "-1", "rtpengine.conf: userspace forwarding (table = -1)")
+    check(opts.get("listen-ng") == "%s:2223" % RTPENGINE, "rtpengine.conf: listen-ng %r, expected %s:2223" %
+          (opts.get("listen-ng"), RTPENGINE))
+    check(opts.get("interface") == "access/%s;core/%s" % (RTPENGINE, RTPENGINE),
+          "rtpengine.conf: interfaces access and core on %s: %r" % (RTPENGINE, opts.get("interface")))
+    check("/dev/udp/%s/2223" % RTPENGINE in block, "rtpengine: the healthcheck must ping its ng address")
+    published = re.findall(r'- "([^"]+)"', block.split("ports:")[1].split("networks:")[0])
+    rng = "%s-%s" % (opts["port-min"], opts["port-max"])
+    check(published == ["%s:%s/udp" % (rng, rng)], "rtpengine: publish exactly the RTP range %s/udp: %r" %
+          (rng, published))
+    check("2223" not in " ".join(published), "rtpengine: the ng port must not be published")
+
+
+def test_media_overlay(tmp):
+    """docker-compose.media.yml with the base file: accepted; it mounts compose/pcscf-media.yaml,
+    which is compose/pcscf.yaml plus pcscf.media (pointing at the rtpengine service's ng address)
+    and nothing else."""
+    rc, out = compose_config(COMPOSE, COMPOSE_MEDIA)
+    check(rc == 0 and out.strip() == "", "docker-compose config -q with the media overlay:\n%s" % out)
+    overlay = read(COMPOSE_MEDIA)
+    check("./compose/pcscf-media.yaml:/etc/ims/pcscf.yaml:ro" in overlay, "the overlay must mount pcscf-media.yaml")
+    plain, media = (read(os.path.join(DEPLOY, "compose", f)) for f in ("pcscf.yaml", "pcscf-media.yaml"))
+    m = re.search(r"^  media:.*\n((?:    .*\n)*)", media, re.M)
+    check(m, "pcscf-media.yaml: no pcscf.media section")
+    strip = lambda t: [line for line in t.splitlines() if not line.startswith("#")]  # noqa: E731 (header comments)
+    check(strip(media.replace(m.group(0), "")) == strip(plain),
+          "compose/pcscf-media.yaml differs from compose/pcscf.yaml in more than pcscf.media")
+    check('rtpengine: ["%s:2223"]' % RTPENGINE in m.group(1) and "anchor: rtpengine" in m.group(1),
+          "pcscf.media must anchor in %s:2223: %r" % (RTPENGINE, m.group(1)))
+    # A broken overlay is rejected too (the file is parsed, not just present).
+    path = copy_deploy(os.path.join(tmp, "overlay"))
+    bad = os.path.join(os.path.dirname(path), "docker-compose.media.yml")
+    with open(bad, "w") as f:
+        f.write(overlay.replace("        condition: service_healthy", "        condition: service_happy"))
+    rc, out = compose_config(path, bad)
+    check(rc != 0 and "service_happy" in out, "a broken media overlay was accepted:\n%s" % out)
 
 
 if __name__ == "__main__":

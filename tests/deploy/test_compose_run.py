@@ -11,7 +11,20 @@ waits for every NF's /readyz. Then, from this host, as a user of the lab would:
     INVITE/180/200/ACK, re-INVITE, BYE): both SIPp runs exit 0, bob receives the BYE, and the
     S-CSCF's scscf_sessions_total{case=orig|term,result=200} grow; the P-CSCF's and S-CSCF's
     sip_transactions_active are back at 0;
-  - `docker-compose stop`: every NF exits 0 on SIGTERM.
+  - rtpengine (the service rtpengine, the image deploy/rtpengine builds from Debian's
+    rtpengine-daemon in place of the public one): it answers an ng ping sent from inside the
+    P-CSCF's container (the P-CSCF's network); its ng control port is not published on the host
+    (an ng ping to 127.0.0.1:2223 gets no answer); a session made over ng relays RTP both ways
+    between two sockets on the host that send to the PUBLISHED RTP ports (127.0.0.1:<port>), its
+    own statistics count the packets, and after the delete it holds no session;
+  - media anchoring, when the image's P-CSCF knows pcscf.media.anchor (`container_lab.sh build`
+    first, then `pcscf --config-reference` in the image): the lab comes up with the overlay
+    docker-compose.media.yml (the P-CSCF's config compose/pcscf-media.yaml) and the call above
+    is anchored: the SDP of bob's INVITE and of alice's 200 points at rtpengine (c=IN IP4
+    172.22.0.14, not the UEs' 127.0.0.1), rtpengine's statistics saw the sessions, and after the
+    BYE it holds none. Without it the lab runs the plain compose file and this step is skipped
+    with a message saying why;
+  - `docker-compose stop`: every NF and rtpengine exit 0 on SIGTERM.
 
 `container_lab.sh down` runs whatever happens; afterwards no container, network or volume of the
 lab may be left.
@@ -41,6 +54,8 @@ on a machine without the images (debootstrap ~1 min, build ~2.5 min), ~1 min aft
 change (the package layers stay cached), ~20 s when nothing changed."""
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,6 +69,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "component"))
 
 import harness  # noqa: E402
 import lab  # noqa: E402
+import lab_rtpengine  # noqa: E402
 from harness import TestFailure, check  # noqa: E402
 from test_netns_call import CSCFS, metric, sessions  # noqa: E402  (the compose addresses; metric helpers)
 from test_sessions import Ua, call, callee, passed, wait_uas  # noqa: E402
@@ -64,6 +80,12 @@ PROJECT = "deploy"                   # container_lab.sh's compose project: deplo
 HSS_API = "http://127.0.0.1:9090"    # published by the compose file (127.0.0.1 only)
 SIP_PORT = 5060                      # the P-CSCF's published SIP port
 UP_TIMEOUT = 780                     # build (~3-4 min) + debootstrap when needed + start
+RTPE = "172.22.0.14"                 # the service rtpengine (deploy/compose/rtpengine.conf)
+NG_PORT = 2223                       # its ng control port (network ims only)
+RTP_PORTS = (30000, 30199)           # its RTP range, published on the host
+RTPE_IMAGE = "imscore-rtpengine:latest"   # what container_lab.sh builds (IMS_RTPENGINE_IMAGE)
+COMPOSE_ENV = dict(os.environ, DOCKER_HOST="unix:///run/podman/podman.sock", COMPOSE_PROJECT_NAME=PROJECT,
+                   IMS_RTPENGINE_IMAGE=RTPE_IMAGE)
 
 
 class HostUes(lab.Lab):
@@ -87,14 +109,14 @@ def run(*cmd, timeout=60):
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
 
 
-def lab_script(action, out_path, timeout):
+def lab_script(action, out_path, timeout, env=None):
     """container_lab.sh <action>, its output in out_path; (rc, output)."""
     with open(out_path, "wb") as out:
         # Its own process group, so that a timeout also ends what it runs (podman build, compose);
         # the API service and the healthcheck loop it starts have their own sessions and stay for
         # `down`.
         proc = subprocess.Popen(["bash", SCRIPT, action], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         try:
             rc = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -113,7 +135,8 @@ def check_ports_free():
     """The compose file publishes 5060 (UDP, TCP) and 127.0.0.1:9090: someone else holding them
     (the loopback demo, a lab left running) is a failure that says so, not a confusing SIP one."""
     for kind, addr in ((socket.SOCK_DGRAM, ("0.0.0.0", SIP_PORT)), (socket.SOCK_STREAM, ("0.0.0.0", SIP_PORT)),
-                       (socket.SOCK_STREAM, ("127.0.0.1", 9090))):
+                       (socket.SOCK_STREAM, ("127.0.0.1", 9090)),
+                       (socket.SOCK_DGRAM, ("0.0.0.0", RTP_PORTS[0])), (socket.SOCK_DGRAM, ("0.0.0.0", RTP_PORTS[1]))):
         s = socket.socket(socket.AF_INET, kind)
         if kind == socket.SOCK_STREAM:   # connections of a lab that just stopped linger in TIME_WAIT
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -171,6 +194,135 @@ def cscf_transactions_drained(timeout=5.0):
                               (nf, active(), timeout))
 
 
+def container_of(service):
+    ps = run("podman", "ps", "-q", "--filter", "label=com.docker.compose.project=%s" % PROJECT,
+             "--filter", "label=com.docker.compose.service=%s" % service)
+    ids = ps.stdout.split()
+    check(ids, "no running container of the service %s" % service)
+    return ids[0]
+
+
+def rtpengine_stats():
+    """rtpengine's own counters (lab_rtpengine.stats_summary), over ng through the bridge."""
+    return lab_rtpengine.stats_summary(lab_rtpengine.ng((RTPE, NG_PORT), {"command": "statistics"}))
+
+
+def ng_ping_from_pcscf():
+    """An ng ping from inside the P-CSCF's container: bash's /dev/udp (the image has no other
+    client), dd reads exactly the one answer datagram."""
+    r = run("podman", "exec", container_of("pcscf"), "bash", "-c",
+            "exec 3<>/dev/udp/%s/%d && printf 'pcscf1 d7:command4:pinge' >&3 && "
+            "timeout 3 dd bs=512 count=1 status=none <&3" % (RTPE, NG_PORT), timeout=30)
+    check(r.stdout.strip() == "pcscf1 d6:result4:ponge",
+          "ng ping from the P-CSCF's container to %s:%d: rc %s, answer %r %r" % (RTPE, NG_PORT, r.returncode,
+                                                                                 r.stdout, r.stderr))
+
+
+def ng_not_published():
+    """The ng control port has no authentication: podman publishes only the RTP range, and an ng
+    ping to the host's 127.0.0.1:2223 gets no answer (as an attacker on the host would try)."""
+    ports = run("podman", "port", container_of("rtpengine")).stdout
+    check("%d/udp" % RTP_PORTS[0] in ports and "%d/udp" % RTP_PORTS[1] in ports,
+          "rtpengine's RTP range %d-%d/udp is not published: %r" % (RTP_PORTS + (ports,)))
+    check("%d/" % NG_PORT not in ports, "rtpengine's ng port %d is published on the host: %r" % (NG_PORT, ports))
+    try:
+        answer = lab_rtpengine.ng(("127.0.0.1", NG_PORT), {"command": "ping"}, timeout=1.5)
+    except lab_rtpengine.NgError:
+        return
+    raise TestFailure("an ng ping to 127.0.0.1:%d was answered (%r): rtpengine's control port must not be "
+                      "reachable from the host's addresses" % (NG_PORT, answer))
+
+
+def sdp(port):
+    # The host as the containers see it: the bridge gateway (published ports masquerade to it).
+    return ("v=0\r\no=- 1 1 IN IP4 172.22.0.1\r\ns=-\r\nc=IN IP4 172.22.0.1\r\nt=0 0\r\n"
+            "m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n" % port)
+
+
+def sdp_port(text):
+    m = re.search(r"^m=audio (\d+) ", text, re.M)
+    check(m, "no m=audio line in rtpengine's SDP:\n%s" % text)
+    return int(m.group(1))
+
+
+def rtp_through_published_ports():
+    """Two 'UEs' on the host (UDP sockets): an ng offer/answer gives each rtpengine's port to
+    send to; each sends RTP to that port on 127.0.0.1 (the published range: podman's DNAT to
+    172.22.0.14), rtpengine relays it to the other side's SDP address. Both receive, rtpengine's
+    statistics count the packets, and the delete leaves no session."""
+    before = rtpengine_stats()
+    a, b = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+    call_id = "compose-rtp-%d@test" % os.getpid()
+    try:
+        for s in (a, b):
+            s.bind(("0.0.0.0", 0))
+            s.settimeout(0.3)
+        pa, pb = a.getsockname()[1], b.getsockname()[1]
+        offer = lab_rtpengine.ng((RTPE, NG_PORT), {"command": "offer", "call-id": call_id, "from-tag": "a",
+                                                   "sdp": sdp(pa), "direction": ["access", "core"]})
+        check(offer.get("result") == "ok", "ng offer: %r" % offer)
+        answer = lab_rtpengine.ng((RTPE, NG_PORT), {"command": "answer", "call-id": call_id, "from-tag": "a",
+                                                    "to-tag": "b", "sdp": sdp(pb)})
+        check(answer.get("result") == "ok", "ng answer: %r" % answer)
+        to_b, to_a = sdp_port(offer["sdp"]), sdp_port(answer["sdp"])   # where B sends, where A sends
+        for port in (to_a, to_b):
+            check(RTP_PORTS[0] <= port <= RTP_PORTS[1], "rtpengine gave port %d, outside its range %r" %
+                  (port, RTP_PORTS))
+        check("c=IN IP4 %s" % RTPE in offer["sdp"], "rtpengine's SDP does not carry its address:\n%s" % offer["sdp"])
+        got = {"a": 0, "b": 0}
+        for seq in range(1, 21):
+            rtp = bytes([0x80, 0, 0, seq, 0, 0, 0, seq, 0, 0, 0, 7]) + b"\xff" * 160
+            a.sendto(rtp, ("127.0.0.1", to_a))
+            b.sendto(rtp, ("127.0.0.1", to_b))
+            for name, s in (("a", a), ("b", b)):
+                try:
+                    while True:
+                        s.settimeout(0.05)
+                        s.recv(2048)
+                        got[name] += 1
+                except socket.timeout:
+                    pass
+        check(got["a"] > 0 and got["b"] > 0,
+              "RTP through the published ports %d (A->) and %d (B->): A received %d, B received %d packets" %
+              (to_a, to_b, got["a"], got["b"]))
+        during = rtpengine_stats()
+        check(during["sessions"] >= 1 and during["packets"] > before["packets"],
+              "rtpengine's statistics: %r -> %r" % (before, during))
+    finally:
+        a.close()
+        b.close()
+        lab_rtpengine.ng((RTPE, NG_PORT), {"command": "delete", "call-id": call_id, "from-tag": "a"})
+    lab.wait_for(lambda: rtpengine_stats()["sessions"] == 0, 5, interval=0.2, what="rtpengine: no session left")
+    print("RTP through the published ports: A received %d, B received %d; rtpengine %r -> %r" %
+          (got["a"], got["b"], before, during))
+
+
+def anchoring_supported():
+    """True when the image's P-CSCF knows pcscf.media.anchor (its --config-reference table), asked
+    of the image itself (a throw-away container without network, the lab's OCI runtime)."""
+    runtime = os.environ.get("IMS_CONTAINER_LAB_RUNTIME") or ("runc" if shutil.which("runc") else None)
+    r = run("podman", *(["--runtime", runtime] if runtime else []), "run", "--rm", "--pull=never", "--network=none",
+            "imscore:latest", "pcscf", "--config-reference", timeout=60)
+    check(r.returncode == 0 and "`pcscf.icscf`" in r.stdout,
+          "pcscf --config-reference in the image failed: rc %s %s" % (r.returncode, r.stderr[-2000:]))
+    return "`pcscf.media.anchor`" in r.stdout
+
+
+def check_anchored(a, b, before):
+    """The call of alice (a) and bob (b) went through rtpengine: the SDP each received points at
+    it, rtpengine's statistics saw the sessions, and after the BYE it holds none."""
+    invite = b.received(method="INVITE")
+    ok200 = [m for m in a.received(status=200) if m.cseq_method() == "INVITE"]
+    for who, m in (("bob's INVITE", invite[0]), ("alice's 200", ok200[0])):
+        check("c=IN IP4 %s" % RTPE in m.body, "%s: the SDP does not point at rtpengine %s:\n%s" % (who, RTPE, m.body))
+        check("127.0.0.1" not in m.body, "%s: the SDP still carries the other UE's address:\n%s" % (who, m.body))
+    lab.wait_for(lambda: rtpengine_stats()["sessions"] == 0, 10, interval=0.2,
+                 what="rtpengine holds no session after the BYE")
+    after = rtpengine_stats()
+    check(after["managed"] > before["managed"], "rtpengine's statistics did not see the call: %r -> %r" % (before, after))
+    print("anchored call: the SDP bob and alice received points at %s; rtpengine %r -> %r" % (RTPE, before, after))
+
+
 def stop_and_check_exit_codes():
     """`docker-compose stop` (what a user of the lab runs: dependents first, pcscf, then icscf
     and scscf, then hss, each with SIGTERM, the image's STOPSIGNAL): every NF exits 0 within
@@ -180,10 +332,9 @@ def stop_and_check_exit_codes():
     shuts down too: a finding about the Diameter clients' shutdown, not what this test is about.)"""
     ps = run("podman", "ps", "-q", "--filter", "label=com.docker.compose.project=%s" % PROJECT)
     ids = ps.stdout.split()
-    check(len(ids) == 4, "4 lab containers running before the stop, found %r" % ids)
-    env = dict(os.environ, DOCKER_HOST="unix:///run/podman/podman.sock", COMPOSE_PROJECT_NAME=PROJECT)
+    check(len(ids) == 5, "5 lab containers (4 NFs, rtpengine) running before the stop, found %r" % ids)
     stop = subprocess.run(["docker-compose", "-f", COMPOSE, "stop", "-t", "10"], capture_output=True,
-                          text=True, timeout=120, env=env)
+                          text=True, timeout=120, env=COMPOSE_ENV)
     check(stop.returncode == 0, "docker-compose stop: %s%s" % (stop.stdout, stop.stderr))
     codes = run("podman", "inspect", "--format", "{{.Name}} {{.State.ExitCode}}", *ids).stdout.split("\n")
     bad = [c for c in codes if c.strip() and not c.strip().endswith(" 0")]
@@ -196,11 +347,17 @@ def test_aka_call_through_the_compose_lab(tmp):
     ok = False
     t0 = time.monotonic()
     try:
-        rc, out = lab_script("up", os.path.join(tmp, "up.out"), UP_TIMEOUT)
+        rc, out = lab_script("build", os.path.join(tmp, "build.out"), UP_TIMEOUT)
+        print(out.rstrip())
+        check(rc == 0, "container_lab.sh build failed (rc %s):\n%s" % (rc, lab.tail(out, 40)))
+        anchoring = anchoring_supported()
+        env = dict(os.environ, IMS_CONTAINER_LAB_MEDIA="1" if anchoring else "0")
+        rc, out = lab_script("up", os.path.join(tmp, "up.out"), max(120, UP_TIMEOUT - (time.monotonic() - t0)), env)
         print(out.rstrip())
         check(rc == 0, "container_lab.sh up failed (rc %s):\n%s" % (rc, lab.tail(out, 40)))
         t_up = time.monotonic() - t0
         before = scscf_metrics()
+        rtpe_before = rtpengine_stats()
 
         # Registration: 401 (AKA challenge) then 200 with Service-Route, through 127.0.0.1:5060.
         alice, bob = Ua(ues, "alice"), Ua(ues, "bob")
@@ -227,8 +384,18 @@ def test_aka_call_through_the_compose_lab(tmp):
             was, now = (metric(m, "scscf_sessions_total", case=case, result="200") for m in (before, after))
             check(now > was, "scscf_sessions_total{case=%s,result=200} did not grow: %s -> %s (series %r)" %
                   (case, was, now, sessions(after)))
-        ues.stop()
         cscf_transactions_drained()
+        if anchoring:
+            check_anchored(a, b, rtpe_before)
+        else:
+            print("SKIP anchored call: the image's P-CSCF has no pcscf.media.anchor (pcscf --config-reference): "
+                  "media anchoring is not in this build; the lab ran without docker-compose.media.yml")
+
+        # rtpengine: reachable from the P-CSCF's network, control not from the host, RTP published.
+        ng_ping_from_pcscf()
+        ng_not_published()
+        rtp_through_published_ports()
+        ues.stop()
         stop_and_check_exit_codes()
         print("up in %.0f s; alice and bob registered through 127.0.0.1:%d, alice called bob; "
               "S-CSCF sessions %r -> %r" % (t_up, SIP_PORT, sessions(before), sessions(after)))

@@ -1,6 +1,8 @@
 """deploy/Dockerfile without Docker: its package steps are scripts/install-deps.sh (one source of
 truth), the build is the release build with -Werror, the runtime image runs as uid 10001 with
-every binary, and the runtime package list covers every shared library the binaries need."""
+every binary, and the runtime package list covers every shared library the binaries need; and
+deploy/rtpengine/Dockerfile (the Debian-package rtpengine the container lab runs in place of the
+public image) is a userspace, non-root rtpengine run the way docker-compose.yml runs it."""
 
 import os
 import re
@@ -21,9 +23,9 @@ INSTALL_DEPS = os.path.join(SOURCE_DIR, "scripts", "install-deps.sh")
 BINARIES = ["hss/hss", "icscf/icscf", "scscf/scscf", "pcscf/pcscf", "hss/imsctl", "hss/imscx"]
 
 
-def instructions():
+def instructions(path=DOCKERFILE):
     """[(stage index, INSTRUCTION, arguments)] with continuation lines joined, comments dropped."""
-    with open(DOCKERFILE) as f:
+    with open(path) as f:
         text = f.read()
     lines, cur = [], ""
     for raw in text.splitlines():
@@ -133,6 +135,28 @@ def test_runtime_packages_cover_the_binaries():
     owner = r.stdout.split(":")[0] if r.returncode == 0 else None
     check(owner in pkgs, "dict_dcca_3gpp.fdx comes from %r, not in RUNTIME_PKGS" % owner)
     check(shutil.which("readelf"), "readelf not found")
+
+
+
+def test_rtpengine_image():
+    ins = instructions(os.path.join(SOURCE_DIR, "deploy", "rtpengine", "Dockerfile"))
+    words = {w: [a for _, x, a in ins if x == w] for w in ("FROM", "RUN", "USER", "ENTRYPOINT", "CMD", "EXPOSE")}
+    check(words["FROM"] == ["debian:12-slim"], "rtpengine image: FROM debian:12-slim (the container lab's local "
+          "base), got %r" % words["FROM"])
+    run = " ".join(words["RUN"])
+    check(re.search(r"apt-get install -y --no-install-recommends rtpengine-daemon\b", run),
+          "rtpengine image: Debian's rtpengine-daemon")
+    check("dkms" not in run and "kernel" not in run, "rtpengine image: userspace only, no kernel module package")
+    check("policy-rc.d" in run, "rtpengine image: the postinst must not start the daemon in the build")
+    check(words["USER"] and words["USER"][-1] not in ("root", "0"), "rtpengine image: runs as non-root")
+    check(words["ENTRYPOINT"] == ['["rtpengine"]'], "rtpengine image: entrypoint rtpengine, as docker-compose.yml "
+          "sets it for any image: %r" % words["ENTRYPOINT"])
+    with open(os.path.join(SOURCE_DIR, "deploy", "compose", "rtpengine.conf")) as f:
+        conf = dict(re.findall(r"^([a-z-]+) = (.*)$", f.read(), re.M))
+    expose = " ".join(words["EXPOSE"])
+    check("%s/udp" % conf["listen-ng"].rsplit(":", 1)[1] in expose and
+          "%s-%s/udp" % (conf["port-min"], conf["port-max"]) in expose,
+          "rtpengine image: EXPOSE the ng port and the RTP range of rtpengine.conf: %r" % expose)
 
 
 if __name__ == "__main__":

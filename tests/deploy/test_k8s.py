@@ -44,7 +44,8 @@ def test_manifests_valid():
     kinds = re.findall(r"^ok \S+ (\w+)/(\S+)", out, re.M)
     want = {("Namespace", "ims"), ("ConfigMap", "ims-config"), ("ConfigMap", "ims-subscribers"),
             ("StatefulSet", "hss"), ("Deployment", "icscf"), ("Deployment", "scscf"), ("Deployment", "pcscf"),
-            ("Service", "hss"), ("Service", "icscf"), ("Service", "scscf"), ("Service", "pcscf")}
+            ("Service", "hss"), ("Service", "icscf"), ("Service", "scscf"), ("Service", "pcscf"),
+            ("Deployment", "rtpengine"), ("Service", "rtpengine"), ("NetworkPolicy", "rtpengine")}
     check(want <= set(kinds), "missing objects: %s" % sorted(want - set(kinds)))
 
 
@@ -73,6 +74,55 @@ def test_manifest_contents():
     cfg = read("configmap-nf.yaml")
     check(cfg.count("address: hss.ims.svc.cluster.local") == 2,
           "the CSCFs' Diameter peer must be the hss Service's DNS name")
+
+
+def configmap_value(text, key):
+    """The text of a ConfigMap data key (a `key: |` block, 4-space indented), unindented."""
+    m = re.search(r"^  %s: \|\n((?:(?:    .*)?\n)*)" % re.escape(key), text, re.M)
+    check(m, "configmap-nf.yaml: no key %s" % key)
+    return "\n".join(line[4:] for line in m.group(1).splitlines()) + "\n"
+
+
+def test_rtpengine():
+    """rtpengine: the P-CSCF's media config points at its Service; ng control (no authentication)
+    is open to the P-CSCF's pods only; the RTP range is the same in the daemon's config and the
+    NetworkPolicy; the daemon runs in userspace as non-root; pcscf-media.yaml is pcscf.yaml plus
+    pcscf.media and nothing else (no drift between the two P-CSCF configs)."""
+    with open(os.path.join(K8S, "rtpengine.yaml")) as f:
+        rtpe = f.read()
+    with open(os.path.join(K8S, "configmap-nf.yaml")) as f:
+        cfg = f.read()
+    plain, media = configmap_value(cfg, "pcscf.yaml"), configmap_value(cfg, "pcscf-media.yaml")
+    m = re.search(r"^  media:.*\n((?:    .*\n)*)", media, re.M)
+    check(m, "pcscf-media.yaml: no pcscf.media section")
+    check(media.replace(m.group(0), "") == plain,
+          "pcscf-media.yaml differs from pcscf.yaml in more than pcscf.media:\n%s" % media.replace(m.group(0), ""))
+    section = m.group(1)
+    check("anchor: rtpengine" in section, "pcscf.media.anchor must be rtpengine")
+    check('rtpengine: ["rtpengine.ims.svc.cluster.local:2223"]' in section,
+          "pcscf.media.rtpengine must be the rtpengine Service's ng port: %r" % section)
+    for iface in ("access", "core"):
+        check("%s_interface: %s" % (iface, iface) in section, "pcscf.media.%s_interface" % iface)
+        check('"--interface=%s/$(POD_IP)"' % iface in rtpe, "rtpengine: no interface %s on the pod IP" % iface)
+    check('"--listen-ng=$(POD_IP):2223"' in rtpe and "fieldPath: status.podIP" in rtpe, "rtpengine: ng on the pod IP")
+    check(re.search(r"port: 2223, targetPort: ng, protocol: UDP", rtpe), "rtpengine Service: ng 2223/UDP")
+    conf = configmap_value(cfg, "rtpengine.conf")
+    check("table = -1" in conf, "rtpengine.conf: userspace forwarding (table = -1)")
+    lo, hi = (int(re.search(r"^port-%s = (\d+)" % k, conf, re.M).group(1)) for k in ("min", "max"))
+    check("{protocol: UDP, port: %d, endPort: %d}" % (lo, hi) in rtpe,
+          "NetworkPolicy: the RTP range %d-%d of rtpengine.conf" % (lo, hi))
+    pol = rtpe[rtpe.index("kind: NetworkPolicy"):]
+    ng_rule = re.search(r"- from:\n\s+- podSelector:\n\s+matchLabels: \{app.kubernetes.io/name: pcscf\}\n"
+                        r"\s+ports:\n\s+- \{protocol: UDP, port: 2223\}", pol)
+    check(ng_rule and pol.count("port: 2223") == 1, "NetworkPolicy: 2223/UDP from the P-CSCF's pods only")
+    check("runAsNonRoot: true" in rtpe and 'drop: ["ALL"]' in rtpe and "allowPrivilegeEscalation: false" in rtpe,
+          "rtpengine runs non-root without capabilities")
+    # The same daemon options as the compose lab, apart from the addresses.
+    with open(os.path.join(SOURCE_DIR, "deploy", "compose", "rtpengine.conf")) as f:
+        compose = [line for line in f.read().splitlines()
+                   if line and not line.startswith("#") and not line.startswith(("interface", "listen-ng"))]
+    check(compose == [line for line in conf.splitlines() if line],
+          "rtpengine.conf of the ConfigMap and deploy/compose/rtpengine.conf differ:\n%s\n%s" % (compose, conf))
 
 
 def broken_copy(tmp, label, filename, transform):
@@ -111,6 +161,15 @@ BROKEN = [
     ("scscf-name-mismatch", "configmap-nf.yaml",
      lambda t: t.replace('scscf_names: ["sip:scscf.ims.svc.cluster.local:5060"]', 'scscf_names: ["sip:other:5060"]'),
      "hss.scscf_names does not hold"),
+    ("rtpengine-service-port", "rtpengine.yaml", lambda t: t.replace("{name: ng, port: 2223,", "{name: ng, port: 2224,"),
+     "Service rtpengine has no UDP port 2223"),
+    ("rtpengine-service-name", "configmap-nf.yaml", lambda t: t.replace('["rtpengine.ims.svc.cluster.local:2223"]',
+                                                                         '["rtpe.ims.svc.cluster.local:2223"]'),
+     "no Service rtpe in namespace ims"),
+    ("networkpolicy-selects-nothing", "rtpengine.yaml",
+     lambda t: t.replace("  podSelector:\n    matchLabels: {app.kubernetes.io/name: rtpengine}",
+                         "  podSelector:\n    matchLabels: {app.kubernetes.io/name: rtpengin}"),
+     "podSelector selects no Deployment"),
 ]
 
 

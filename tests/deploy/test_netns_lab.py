@@ -26,7 +26,7 @@ SOURCE_DIR = harness.SOURCE_DIR
 BUILD_DIR = harness.BUILD_DIR
 LAB = os.path.join(SOURCE_DIR, "deploy", "lab")
 COMPOSE = os.path.join(SOURCE_DIR, "deploy", "docker-compose.yml")
-NAMESPACES = ["ims-br", "ims-hss", "ims-icscf", "ims-scscf", "ims-pcscf", "ims-ue"]
+NAMESPACES = ["ims-br", "ims-hss", "ims-icscf", "ims-scscf", "ims-pcscf", "ims-rtpengine", "ims-ue"]
 HSS_API = "http://172.22.0.10:9090"
 PCSCF = "172.22.0.13:5060"
 UE_IP = "172.22.0.100"
@@ -137,18 +137,34 @@ def running_pid(pid):
         return False
 
 
-def compose_healthcheck():
-    """The healthcheck command of deploy/docker-compose.yml (bash -c SCRIPT), unescaped."""
+def compose_healthcheck(probe="/dev/tcp/"):
+    """The healthcheck command of deploy/docker-compose.yml (bash -c SCRIPT) that uses probe
+    (/dev/tcp/: the NFs' HTTP one; /dev/udp/: rtpengine's ng ping), unescaped."""
     with open(COMPOSE) as f:
-        m = re.search(r'test: \["CMD", "bash", "-c", (".*")\]', f.read())
-    check(m, "no bash healthcheck in deploy/docker-compose.yml")
-    return json.loads(m.group(1))
+        found = [json.loads(m) for m in re.findall(r'test: \["CMD", "bash", "-c", (".*")\]', f.read())]
+    found = [c for c in found if probe in c]
+    check(found, "no bash healthcheck with %s in deploy/docker-compose.yml" % probe)
+    return found[0]
+
+
+def check_rtpengine():
+    """rtpengine in ims-rtpengine: the compose file's own healthcheck (an ng ping) passes in its
+    namespace, the P-CSCF's namespace gets an answer, the UE's none (the lab's nft filter: the ng
+    protocol has no authentication, a UE must not control the media relay)."""
+    r = netns("ims-rtpengine", "bash", "-c", compose_healthcheck("/dev/udp/"))
+    check(r.returncode == 0, "compose healthcheck of rtpengine fails in ims-rtpengine: %s%s" % (r.stdout, r.stderr))
+    ping = ("exec 3<>/dev/udp/172.22.0.14/2223 && printf 't1 d7:command4:pinge' >&3 && "
+            "timeout 2 dd bs=512 count=1 status=none <&3")
+    r = netns("ims-pcscf", "bash", "-c", ping)
+    check(r.stdout.strip() == "t1 d6:result4:ponge", "ng ping from ims-pcscf: %r %r" % (r.stdout, r.stderr))
+    r = netns("ims-ue", "bash", "-c", ping)
+    check("pong" not in r.stdout, "rtpengine answered an ng ping from the UE namespace: %r" % r.stdout)
 
 
 def check_clean_stop(running, rc):
     """After `deploy/lab up` got SIGTERM: every NF exited 0, the script 143, no sanitizer report."""
     out = running.output()
-    check("exit codes: pcscf=0 scscf=0 icscf=0 hss=0" in out, "an NF did not exit 0 on SIGTERM:\n%s" % lab.tail(out, 10))
+    check("exit codes: pcscf=0 scscf=0 icscf=0 hss=0 rtpengine=0" in out, "an NF did not exit 0 on SIGTERM:\n%s" % lab.tail(out, 10))
     check(rc == 143, "deploy/lab up exited %s on SIGTERM (expected 143)" % rc)
     for nf in ("hss", "icscf", "scscf", "pcscf"):
         with open(os.path.join(running.dir, "%s.log" % nf), errors="replace") as f:
@@ -170,13 +186,14 @@ def test_aka_registration_through_the_namespace_lab(tmp):
         host = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
         check("172.22.0." not in host, "a lab address leaked into the host namespace:\n%s" % host)
         links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-        check(not re.search(r"\bv-(hss|icscf|scscf|pcscf|ue)\b", links), "a veth end is in the host namespace")
+        check(not re.search(r"\bv-(hss|icscf|scscf|pcscf|rtpengine|ue)\b", links), "a veth end is in the host namespace")
 
         # The docker-compose healthcheck (bash /dev/tcp, no curl in the image) works against each NF.
         probe = compose_healthcheck()
         for nf in ("hss", "icscf", "scscf", "pcscf"):
             r = netns("ims-%s" % nf, "bash", "-c", probe)
             check(r.returncode == 0, "compose healthcheck fails against %s: %s%s" % (nf, r.stdout, r.stderr))
+        check_rtpengine()
 
         ue = lab.Ue("alice", password="alicepass")
         run = sipp_register_aka(tmp, ue)

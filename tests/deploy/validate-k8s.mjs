@@ -6,7 +6,9 @@
 //   - every object is in the namespace of kustomization.yaml;
 //   - ConfigMap volumes name an existing ConfigMap, subPaths an existing key, mounts a volume;
 //   - probe ports and Service targetPorts name a port of the selected container; every Service
-//     selects a workload;
+//     and NetworkPolicy selects a workload;
+//   - pcscf.media.rtpengine (the P-CSCF configs of the ConfigMap) names Services of the directory
+//     by their cluster DNS name, with a UDP port they have;
 //   - every ConfigMap value ending in .yaml parses; the S-CSCF name agrees between hss.yaml,
 //     icscf.yaml and scscf.yaml; with --subscribers FILE the subscribers ConfigMap equals FILE.
 //
@@ -163,6 +165,10 @@ for (const { where, obj } of byKind("Service")) {
     if (!ok) err(where, `port ${p.name}: targetPort ${p.targetPort}/${p.protocol || "TCP"} is no container port`);
   }
 }
+for (const { where, obj } of byKind("NetworkPolicy")) {
+  if (!workloads.some((w) => matches(obj.spec.podSelector?.matchLabels, w.obj.spec.template.metadata.labels)))
+    err(where, "podSelector selects no Deployment or StatefulSet");
+}
 for (const { where, obj } of byKind("StatefulSet")) {
   const svc = byKind("Service").find((s) => s.obj.metadata.name === obj.spec.serviceName);
   if (!svc) err(where, `serviceName ${obj.spec.serviceName}: no such Service`);
@@ -186,6 +192,18 @@ if (hss && icscf && scscf) {
   const name = scscf.scscf?.name;
   if (!(hss.hss?.scscf_names || []).includes(name)) err("ConfigMap hss.yaml", `hss.scscf_names does not hold the S-CSCF name ${name}`);
   if (!(icscf.icscf?.scscfs || []).some((s) => s.name === name)) err("ConfigMap icscf.yaml", `icscf.scscfs does not hold the S-CSCF name ${name}`);
+}
+// The P-CSCF's rtpengine list: "<service>.<namespace>.svc.cluster.local:<port>", a UDP port of
+// that Service (the ng protocol runs over UDP).
+for (const [key, cfg] of Object.entries(nfConfigs)) {
+  for (const addr of cfg?.pcscf?.media?.rtpengine || []) {
+    const m = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)$/.exec(String(addr));
+    if (!m) { err(`ConfigMap ${key}`, `pcscf.media.rtpengine ${addr}: not <service>.<namespace>.svc.cluster.local:<port>`); continue; }
+    const svc = byKind("Service").find((s) => s.obj.metadata.name === m[1] && (s.obj.metadata.namespace || m[2]) === m[2]);
+    if (!svc) err(`ConfigMap ${key}`, `pcscf.media.rtpengine ${addr}: no Service ${m[1]} in namespace ${m[2]}`);
+    else if (!(svc.obj.spec.ports || []).some((p) => p.port === Number(m[3]) && p.protocol === "UDP"))
+      err(`ConfigMap ${key}`, `pcscf.media.rtpengine ${addr}: Service ${m[1]} has no UDP port ${m[3]}`);
+  }
 }
 if (subscribersFile) {
   const want = YAML.parse(fs.readFileSync(subscribersFile, "utf8"));
