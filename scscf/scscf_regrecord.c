@@ -117,7 +117,8 @@ out:
 
 /* A string field: absent is NULL unless required; no control characters (they would end up in
  * SIP headers), at most max bytes. 0 / -1 + err. */
-static int get_str(json_object *o, const char *name, size_t max, bool required, char **out, char *err, size_t errlen)
+static int get_text(json_object *o, const char *name, size_t max, bool required, bool multiline, char **out,
+                    char *err, size_t errlen)
 {
     json_object *v;
     *out = NULL;
@@ -138,7 +139,8 @@ static int get_str(json_object *o, const char *name, size_t max, bool required, 
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+        bool ws = s[i] == '\n' || s[i] == '\r' || s[i] == '\t';
+        if (((unsigned char)s[i] < 0x20 && !(multiline && ws)) || s[i] == 0x7f) {
             snprintf(err, errlen, "\"%s\" holds a control character", name);
             return -1;
         }
@@ -148,6 +150,11 @@ static int get_str(json_object *o, const char *name, size_t max, bool required, 
         return -1;
     }
     return 0;
+}
+
+static int get_str(json_object *o, const char *name, size_t max, bool required, char **out, char *err, size_t errlen)
+{
+    return get_text(o, name, max, required, false, out, err, errlen);
 }
 
 static int get_int(json_object *o, const char *name, int64_t min, int64_t max, int64_t *out, char *err, size_t errlen)
@@ -306,7 +313,8 @@ static int decode(const char *key, json_object *o, const scscf_regrecord_limits 
     if (get_int(o, "scheme", 0, 255, &v, err, errlen))
         return -1;
     r->auth_scheme = (uint8_t)v;
-    if (get_str(o, "profile", MAX_PROFILE, true, &profile, err, errlen))
+    /* XML: line breaks allowed (it never goes into a header) */
+    if (get_text(o, "profile", MAX_PROFILE, true, true, &profile, err, errlen))
         return -1;
     char perr[200];
     int prc = ims_userdata_parse(profile, strlen(profile), &r->profile, perr, sizeof(perr));

@@ -230,8 +230,9 @@ static void on_scan_item(void *arg, const char *key, const char *value, size_t l
     if (!r)
         return;
     if (scscf_regrecord_decode(key, value, len, &lim, (int64_t)time(NULL), r, err, sizeof(err))) {
+        /* every one of the first few, then at most one a second (a store full of junk) */
         unsigned long held = 0;
-        if (ims_log_allow(&s->warn_limit, &held))
+        if (s->skipped < 20 || ims_log_allow(&s->warn_limit, &held))
             IMS_WARN(SUBSYS, "record %s%s skipped: %s (%lu more since the last warning)", ims_state_full_prefix(s->store),
                      key, err, held);
         s->skipped++;
@@ -242,9 +243,9 @@ static void on_scan_item(void *arg, const char *key, const char *value, size_t l
     s->loaded[s->n_loaded++] = r;
 }
 
-/* Every identity belongs to one record: an identity that is another record's registered one, or
- * that two records list, makes the record(s) merely listing it invalid (a record cannot take
- * over a user's calls by naming it in its profile). */
+/* Every identity belongs to one record (a record cannot take over a user's calls by naming it in
+ * its profile): first a record listing an identity that is another record's registered one goes;
+ * then, among the rest, records sharing an implicit identity all go (no way to tell which is right). */
 static void drop_conflicts(scscf_regsync *s, bool *drop)
 {
     ims_map *primary = ims_map_new(), *implicit = ims_map_new();
@@ -255,22 +256,27 @@ static void drop_conflicts(scscf_regsync *s, bool *drop)
         scscf_identity_key(s->loaded[i]->impu, k, sizeof(k));
         ims_map_put(primary, k, s->loaded[i]);
     }
-    for (size_t i = 0; i < s->n_loaded; i++) {
-        const scscf_regrecord *r = s->loaded[i];
-        for (size_t p = 0; p < r->profile.n_profiles; p++) {
-            for (size_t j = 0; j < r->profile.profiles[p].n_ids; j++) {
-                scscf_identity_key(r->profile.profiles[p].ids[j].identity, k, sizeof(k));
-                void *owner = ims_map_get(primary, k);
-                if (owner == r)
-                    continue;
-                size_t other = (size_t)(uintptr_t)ims_map_get(implicit, k);
-                if (owner || (other && other - 1 != i)) {
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < s->n_loaded; i++) {
+            const scscf_regrecord *r = s->loaded[i];
+            for (size_t p = 0; p < r->profile.n_profiles && !drop[i]; p++) {
+                for (size_t j = 0; j < r->profile.profiles[p].n_ids && !drop[i]; j++) {
+                    scscf_identity_key(r->profile.profiles[p].ids[j].identity, k, sizeof(k));
+                    void *owner = ims_map_get(primary, k);
+                    if (owner == r)
+                        continue;
+                    size_t other = (size_t)(uintptr_t)ims_map_get(implicit, k);
+                    if (pass == 0 && owner) {
+                        drop[i] = true;
+                    } else if (pass == 1 && other && other - 1 != i) {
+                        drop[i] = drop[other - 1] = true;
+                    } else if (pass == 1) {
+                        ims_map_put(implicit, k, (void *)(uintptr_t)(i + 1));
+                        continue;
+                    } else {
+                        continue;
+                    }
                     IMS_WARN(SUBSYS, "record of %s skipped: %s belongs to another record", r->impu, k);
-                    drop[i] = true;
-                    if (!owner && other)
-                        drop[other - 1] = true;
-                } else {
-                    ims_map_put(implicit, k, (void *)(uintptr_t)(i + 1));
                 }
             }
         }
@@ -348,6 +354,7 @@ static void on_scan_done(void *arg, int status, const char *value, size_t len)
             n += !drop[i] && apply(s, s->loaded[i]);
     }
     ims_metric_add(s->m_loaded, (int64_t)n);
+    ims_metric_add(s->m_skipped, (int64_t)(s->n_loaded - n));
     IMS_INFO(SUBSYS, "loaded %zu registration(s) from %s store %s (%zu record(s) skipped)", n,
              ims_state_backend(s->store), ims_state_prefix(s->store), s->skipped + (s->n_loaded - n));
     free(drop);
