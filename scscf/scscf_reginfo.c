@@ -70,9 +70,8 @@ scscf_reginfo *scscf_reginfo_new(scscf_context *ctx)
     return ri;
 }
 
-static void sub_free(regsub *s)
+void scscf_regsub_strings_free(scscf_regsub *s)
 {
-    ims_sip_timer_cancel(s->timer);
     free(s->key);
     free(s->aor);
     free(s->call_id);
@@ -82,6 +81,12 @@ static void sub_free(regsub *s)
     free(s->remote_uri);
     free(s->target);
     free(s->routes);
+}
+
+static void sub_free(regsub *s)
+{
+    ims_sip_timer_cancel(s->timer);
+    scscf_regsub_strings_free(s);
     free(s);
 }
 

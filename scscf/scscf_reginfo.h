@@ -35,6 +35,8 @@ struct regsub {
     ims_sip_timer *timer;
 };
 
+/* Frees the strings of s (not s, not its timer). */
+void scscf_regsub_strings_free(scscf_regsub *s);
 
 /* Re-creates a subscription of reg from a stored record (fields copied; timer, key and links are
  * made here). A subscription whose time is up ends at once (final NOTIFY). 0 / -1. */

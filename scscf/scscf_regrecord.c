@@ -398,16 +398,7 @@ void scscf_regrecord_free(scscf_regrecord *r)
         free(c->call_id);
         free(c->received);
     }
-    for (size_t i = 0; i < r->n_subs; i++) {
-        scscf_regsub *s = &r->subs[i];
-        free(s->aor);
-        free(s->call_id);
-        free(s->local_tag);
-        free(s->remote_tag);
-        free(s->local_uri);
-        free(s->remote_uri);
-        free(s->target);
-        free(s->routes);
-    }
+    for (size_t i = 0; i < r->n_subs; i++)
+        scscf_regsub_strings_free(&r->subs[i]);
     memset(r, 0, sizeof(*r));
 }
