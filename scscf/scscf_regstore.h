@@ -9,8 +9,9 @@
  *
  * The interface is data-oriented (find / create / set profile / contacts / remove / foreach and one
  * expiry callback) so that a shared store for several workers can replace this file later
- * (docs/design.md "Threads and loops"). Restart behaviour: registrations are lost; UEs re-register at
- * their next refresh (and the HSS keeps the S-CSCF name, so the I-CSCF still routes to us).
+ * (docs/design.md "Threads and loops"). These tables are the live state; with store.backend redis
+ * scscf_regsync.c writes them through to Redis and rebuilds them at start, otherwise a restart
+ * loses them (UEs re-register at their next refresh; the HSS keeps the S-CSCF name).
  *
  * Timers: one per registration, at the earliest contact expiry (not one per contact) to keep the
  * per-user memory small. They run through the scscf_timer_ops given at creation (ims_sip timers in

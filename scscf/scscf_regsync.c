@@ -35,6 +35,7 @@ typedef struct scscf_regsync {
     ims_map *dirty;               /* "%p" of reg -> reg */
     ims_map *dels;                /* store key -> (void *)1 */
     ims_sip_timer *flush_timer;
+    ims_sip_timer *retry_timer;   /* a load that broke off with the store up */
     scscf_regrecord **loaded;     /* records of the load in progress */
     size_t n_loaded, cap_loaded;
     size_t skipped;
@@ -333,6 +334,15 @@ static void free_loaded(scscf_regsync *s)
     s->n_loaded = s->cap_loaded = 0;
 }
 
+static void start_load(scscf_regsync *s);
+
+static void retry_load(void *arg)
+{
+    scscf_regsync *s = arg;
+    s->retry_timer = NULL;   /* fired: freed by ims_sip */
+    start_load(s);
+}
+
 static void on_scan_done(void *arg, int status, const char *value, size_t len)
 {
     (void)value;
@@ -341,9 +351,13 @@ static void on_scan_done(void *arg, int status, const char *value, size_t len)
     scscf_context *ctx = s->ctx;
     s->scanning = false;
     if (status != IMS_STATE_OK || ctx->stopping) {
-        if (!ctx->stopping)
-            IMS_WARN(SUBSYS, "loading the registrations broke off: retried when the store is back");
         free_loaded(s);
+        if (!ctx->stopping) {
+            /* connection lost: on_conn starts again; a refused request: again in a second */
+            IMS_WARN(SUBSYS, "loading the registrations broke off: retried");
+            if (ims_state_up(s->store, NULL, 0) && !s->retry_timer)
+                s->retry_timer = ims_sip_timer_start(ctx->sip, RETRY_MS, retry_load, s);
+        }
         return;
     }
     bool *drop = calloc(s->n_loaded + 1, sizeof(bool));
@@ -435,7 +449,8 @@ void scscf_regsync_stop(scscf_context *ctx)
     if (ctx->store)
         scscf_regstore_on_remove(ctx->store, NULL, NULL);
     ims_sip_timer_cancel(s->flush_timer);
-    s->flush_timer = NULL;
+    ims_sip_timer_cancel(s->retry_timer);
+    s->flush_timer = s->retry_timer = NULL;
     ims_state_close(s->store);   /* outstanding completions run now (ctx->stopping: ignored) */
     free_loaded(s);
     ims_map_free(s->dirty);
