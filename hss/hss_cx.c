@@ -382,6 +382,16 @@ static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void 
             snprintf(impu, sizeof(impu), "%s", irs[0]);
     }
 
+    /* TS 29.228 §8.1: a SAR from an S-CSCF other than the assigned one does not overwrite the
+     * assignment; it gets an error (the assignment moves only with a MAR, hss_cx_auth.c).
+     * UNREGISTERED_USER has its own rule below. */
+    if (sat != IMS_SAT_UNREGISTERED_USER && sub.scscf_name && strcasecmp(sub.scscf_name, server) != 0) {
+        IMS_INFO(SUBSYS, "SAR %s type %d from %s (%s): the assigned S-CSCF is %s", impu[0] ? impu : impi, sat,
+                 server, peer, sub.scscf_name);
+        out = CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "requesting S-CSCF is not the assigned one");
+        goto out;
+    }
+
     bool send_profile = false;
     switch (sat) {
     case IMS_SAT_REGISTRATION:
@@ -411,7 +421,7 @@ static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void 
         send_profile = true;
         break;
     case IMS_SAT_NO_ASSIGNMENT:
-        if (!sub.scscf_name || strcasecmp(sub.scscf_name, server) != 0) {
+        if (!sub.scscf_name) {
             out = CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "requesting S-CSCF is not the assigned one");
             goto out;
         }

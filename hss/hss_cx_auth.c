@@ -12,6 +12,13 @@
  * only the IMPI row and the IMPU's owner, not the whole subscription. Resync: the S-CSCF sends SIP-Authorization = RAND || AUTS;
  * we verify MAC-S (AMF 0000) before taking SQN_MS; a bad MAC-S is refused with
  * DIAMETER_UNABLE_TO_COMPLY and the SQN is left alone.
+ *
+ * Server-Name (TS 29.228 §8.1, §8.1.1): a MAR from an S-CSCF other than the one assigned to the
+ * subscription (the I-CSCF re-selected because the assigned one did not answer) overwrites the
+ * assignment, unless it is a resynchronisation; SARs from the old S-CSCF are then refused
+ * (hss_cx.c), so a stale copy of the registration there cannot de-register the user at the new
+ * one. The RTR to the old S-CSCF that §8.1.1 suggests ("should") is not sent: the usual reason
+ * for the move is that it is unreachable.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -142,7 +149,7 @@ static int on_mar(struct msg **msg, struct avp *avp, struct session *sess, void 
     uint64_t t0 = ims_monotonic_us();
     struct msg *qry = *msg;
     char impi[HSS_ID_MAX] = "", impu[HSS_ID_MAX] = "", server[HSS_ID_MAX] = "", scheme_name[64] = "";
-    char peer[256], who[2 * HSS_ID_MAX + 64];
+    char peer[256], realm[256] = "", assigned[HSS_ID_MAX], who[2 * HSS_ID_MAX + 64];
     hss_impi cred;
     hss_impu_owner owner = HSS_IMPU_UNKNOWN;
     memset(&cred, 0, sizeof(cred));
@@ -152,6 +159,7 @@ static int on_mar(struct msg **msg, struct avp *avp, struct session *sess, void 
     int scheme = 0;
 
     ims_cx_origin_host(qry, peer, sizeof(peer));
+    ims_cx_get_str(qry, ims_cx_dict.origin_realm, realm, sizeof(realm));
     if (ims_cx_new_answer(msg))
         return ENOMEM;
 
@@ -173,7 +181,7 @@ static int on_mar(struct msg **msg, struct avp *avp, struct session *sess, void 
     ims_cx_get_str(item, ims_cx_dict.sip_auth_scheme, scheme_name, sizeof(scheme_name));
 
     /* Only the IMPI row and the IMPU's owner: the MAR is the hot path of the HSS. */
-    int rc = hss_store_auth_lookup(hss_ctx.store, impi, impu, &cred, &owner);
+    int rc = hss_store_auth_lookup(hss_ctx.store, impi, impu, &cred, &owner, assigned, sizeof(assigned));
     if (rc == HSS_STORE_ERROR) {
         out = CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "store error");
         goto out;
@@ -198,9 +206,18 @@ static int on_mar(struct msg **msg, struct avp *avp, struct session *sess, void 
         goto out;
     }
 
+    size_t alen = 0;
+    const uint8_t *auth = scheme == HSS_AUTH_AKA ? ims_cx_get_os(item, ims_cx_dict.sip_authorization, &alen) : NULL;
+    if (!auth && assigned[0] && strcasecmp(assigned, server) != 0) {
+        /* TS 29.228 §8.1: another S-CSCF authenticates the user: it is the assigned one now. */
+        if (hss_store_move_scscf(hss_ctx.store, impi, server, peer, realm) != HSS_STORE_OK) {
+            out = CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "store error");
+            goto out;
+        }
+        IMS_INFO(SUBSYS, "MAR %s from %s (%s): S-CSCF assignment moved from %s", impi, server, peer, assigned);
+    }
+
     if (scheme == HSS_AUTH_AKA) {
-        size_t alen = 0;
-        const uint8_t *auth = ims_cx_get_os(item, ims_cx_dict.sip_authorization, &alen);
         if (auth) {
             out = resync(pi, auth, alen);
             if (out.code != IMS_DIAMETER_SUCCESS || out.experimental)

@@ -92,9 +92,10 @@ typedef enum {
 
 /* The MAR lookup: the credentials of `impi` into *out (free with hss_impi_clear; its sqn is the
  * last one handed out) and where `impu` belongs. HSS_STORE_NOT_FOUND when there is no such
- * IMPI (*owner is then not meaningful). */
+ * IMPI (*owner is then not meaningful). scscf (may be NULL) receives the S-CSCF name assigned to
+ * the IMPI's subscription ("" when none; truncated to scscf_len). */
 int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss_impi *out,
-                          hss_impu_owner *owner);
+                          hss_impu_owner *owner, char *scscf, size_t scscf_len);
 void hss_impi_clear(hss_impi *m);
 
 /* Hands out n consecutive SQNs for `impi` (next = ims_sqn_next(previous)) in sqns[0..n-1], all
@@ -114,6 +115,10 @@ int hss_store_set_reg_state(hss_store *st, const char *id, const char *const *im
 /* Both of the above in one transaction (a registration: one commit). */
 int hss_store_register(hss_store *st, const char *id, const char *name, const char *host,
                        const char *realm, const char *const *impus, size_t n, hss_reg_state state);
+/* Assigned S-CSCF of the subscription of IMPI `impi` (a MAR from another S-CSCF, TS 29.228
+ * §8.1): name, host and realm replaced. HSS_STORE_NOT_FOUND when there is no such IMPI. */
+int hss_store_move_scscf(hss_store *st, const char *impi, const char *name, const char *host,
+                         const char *realm);
 /* Assigned S-CSCF of subscription `id` (name NULL clears all three). */
 int hss_store_set_scscf(hss_store *st, const char *id, const char *name, const char *host,
                         const char *realm);

@@ -36,6 +36,7 @@
  *
  * All functions run with st->lock held (the public ones take it).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -208,7 +209,7 @@ static int write_mark(hss_store *st, sqn_entry *e, uint64_t mark)
 }
 
 int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss_impi *out,
-                          hss_impu_owner *owner)
+                          hss_impu_owner *owner, char *scscf, size_t scscf_len)
 {
     char *ni = impi ? hss_impi_normalise(impi) : NULL, *nu = impu ? hss_impu_normalise(impu) : NULL;
     st_stmt *stmt;
@@ -216,6 +217,8 @@ int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss
 
     memset(out, 0, sizeof(*out));
     *owner = HSS_IMPU_UNKNOWN;
+    if (scscf && scscf_len)
+        scscf[0] = '\0';
     if (!ni || !nu) {
         free(ni);
         free(nu);
@@ -227,12 +230,15 @@ int hss_store_auth_lookup(hss_store *st, const char *impi, const char *impu, hss
     stmt = st_query(st, "SELECT i.identity, i.auth_schemes, i.default_scheme, i.k, i.op,"
                         " i.op_is_opc, i.amf, i.sqn, i.digest_realm, i.ha1,"
                         " (SELECT CASE WHEN u.imsu_id = i.imsu_id THEN 1 ELSE 0 END FROM impu u"
-                        " WHERE u.identity = ?2)"
+                        " WHERE u.identity = ?2),"
+                        " (SELECT s.scscf_name FROM imsu s WHERE s.id = i.imsu_id)"
                         " FROM impi i WHERE i.identity = ?1", "tt", ni, nu);
     if ((step = st_step(st, stmt)) == 1) {
         rc = st_row_impi(st, stmt, out) == 0 ? HSS_STORE_OK : HSS_STORE_ERROR;
         if (!st_col_null(st, stmt, 10))
             *owner = st_col_int(st, stmt, 10) ? HSS_IMPU_SAME : HSS_IMPU_OTHER;
+        if (scscf && scscf_len && !st_col_null(st, stmt, 11))
+            snprintf(scscf, scscf_len, "%s", st_col_text(st, stmt, 11));
         hss_sqn_cached_last(st, ni, &out->sqn);
     } else if (step == 0) {
         rc = HSS_STORE_NOT_FOUND;

@@ -69,3 +69,20 @@ int hss_store_set_scscf(hss_store *st, const char *id, const char *name, const c
     st_unlock(st);
     return rc;
 }
+
+int hss_store_move_scscf(hss_store *st, const char *impi, const char *name, const char *host,
+                         const char *realm)
+{
+    char *ni = impi ? hss_impi_normalise(impi) : NULL;
+    int rc;
+
+    if (!ni || !name)
+        return HSS_STORE_ERROR;
+    st_lock(st);
+    rc = st_changed(st_change(st, "UPDATE imsu SET scscf_name = ?, scscf_host = ?, scscf_realm = ?"
+                                  " WHERE id = (SELECT imsu_id FROM impi WHERE identity = ?)", "tttt",
+                              name, host, realm, ni));
+    st_unlock(st);
+    free(ni);
+    return rc;
+}

@@ -410,5 +410,57 @@ def test_rtr_administrative_deregistration(tmp):
             check(result(s.read()) == ("exp", 5003), "LIR after RTR")
 
 
+def test_scscf_reassignment(tmp):
+    """TS 29.228 §8.1: a MAR from another S-CSCF (the I-CSCF re-selected because the assigned one
+    did not answer) moves the assignment, unless it is a resynchronisation; a SAR from an S-CSCF
+    that is not the assigned one is refused and changes nothing (a stale copy of the registration
+    at the old S-CSCF cannot de-register the user at the new one, nor take it back)."""
+    other = "sip:scscf-b.ims.lab:6060"
+    with start_hss(tmp) as hss:
+        a = cxclient.Imscx(hss)
+        b = cxclient.Imscx(hss, identity="scscf-b.ims.lab")
+
+        def assigned():
+            status, body = hss.api("GET", "/api/v1/subscribers/alice")
+            check(status == 200, body)
+            return body.get("registration") or {}
+
+        check(result(a.one("sar alice@ims.lab sip:alice@ims.lab type=1 server=%s" % SCSCF)) == ("base", 2001),
+              "registration at A")
+        # A SAR from B without a MAR first: refused, the assignment stays with A.
+        for sat in (1, 2, 4, 5, 9):
+            r = b.one("sar alice@ims.lab sip:alice@ims.lab type=%d server=%s" % (sat, other))
+            check(result(r) == ("base", 5012) and "user_data" not in r, "SAR type %d from B: %r" % (sat, r))
+        check(assigned().get("scscf_name") == SCSCF, assigned())
+        impus = hss.api("GET", "/api/v1/subscribers/alice")[1]["impus"]
+        check({u["impu"]: u["reg_state"] for u in impus}["sip:alice@ims.lab"] == "registered", impus)
+        # A resynchronisation from B does not move it either.
+        # (imscx answers the RAND of its previous MAR: that one names A, so it moves nothing)
+        first, r = b.run("mar alice@ims.lab sip:alice@ims.lab scheme=Digest-AKAv1-MD5 server=%s %s" % (SCSCF, KEY),
+                         "mar alice@ims.lab sip:alice@ims.lab scheme=Digest-AKAv1-MD5 server=%s %s resync=%d"
+                         % (other, KEY, (7000 << 5) | 3))
+        check(result(first) == ("base", 2001) and result(r) == ("base", 2001), (first, r))
+        check(r["items"][0]["sqn"] >> 5 == 7001, "the resync must have been taken: %r" % r)
+        check(assigned().get("scscf_name") == SCSCF, "a resync MAR moved the assignment: %r" % assigned())
+        # A MAR from B moves it (name, Diameter host); then B's SAR is accepted and the LIA names B.
+        r = b.one("mar alice@ims.lab sip:alice@ims.lab scheme=Digest-AKAv1-MD5 server=%s %s" % (other, KEY))
+        check(result(r) == ("base", 2001), r)
+        reg = assigned()
+        check(reg.get("scscf_name") == other and reg.get("scscf_host") == "scscf-b.ims.lab", reg)
+        check("S-CSCF assignment moved from %s" % SCSCF in hss.log(), "the move must be logged")
+        r = b.one("sar alice@ims.lab sip:alice@ims.lab type=2 server=%s" % other)
+        check(result(r) == ("base", 2001) and "user_data" in r, r)
+        check(a.one("lir sip:alice@ims.lab").get("server_name") == other, "LIR must name B now")
+        # The old S-CSCF's expiry (its stale copy) is refused: alice stays registered at B.
+        r = a.one("sar alice@ims.lab sip:alice@ims.lab type=4 server=%s" % SCSCF)
+        check(result(r) == ("base", 5012), r)
+        check(a.one("lir sip:alice@ims.lab").get("server_name") == other, "A's de-registration must change nothing")
+        check(a.one("uar alice@ims.lab sip:alice@ims.lab type=0").get("server_name") == other, "UAR names B")
+        # B de-registers: accepted, the assignment is cleared; a later registration at A works again.
+        check(result(b.one("sar alice@ims.lab sip:alice@ims.lab type=5 server=%s" % other)) == ("base", 2001), "B")
+        check(assigned().get("scscf_name") is None, assigned())
+        check(result(a.one("sar alice@ims.lab sip:alice@ims.lab type=1 server=%s" % SCSCF)) == ("base", 2001), "A")
+
+
 if __name__ == "__main__":
     harness.main()
