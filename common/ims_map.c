@@ -33,6 +33,20 @@ static uint32_t fnv1a(const char *s)
     return h;
 }
 
+uint64_t ims_hash64(const char *s, uint64_t h)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
 ims_map *ims_map_new(void)
 {
     ims_map *m = calloc(1, sizeof(*m));

@@ -49,29 +49,14 @@ void ims_rtpe_request_init(ims_rtpe_request *req, ims_rtpe_cmd command)
 
 /* ---------- choosing instances ---------- */
 
-static uint64_t hash64(const char *s, uint64_t h)
-{
-    /* FNV-1a, then the splitmix64 finaliser so that close inputs spread over the whole range. */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h;
-}
-
 /* The Call-ID's rendezvous order over all instances (highest score first), with the ims_rtpe_inst
  * that holds the call, if we know one, moved to the front. */
 static void compute_order(ims_rtpe *r, ims_rtpe_req *q)
 {
     uint64_t score[IMS_RTPE_MAX_INSTANCES];
-    uint64_t hc = hash64(q->call_id, 0xcbf29ce484222325ULL);
+    uint64_t hc = ims_hash64(q->call_id, IMS_HASH64_SEED);
     for (size_t i = 0; i < r->n; i++) {
-        score[i] = hash64(r->inst[i].address, hc);
+        score[i] = ims_hash64(r->inst[i].address, hc);
         q->order[i] = (uint8_t)i;
     }
     for (size_t i = 1; i < r->n; i++)           /* insertion sort: at most 16 */

@@ -386,9 +386,12 @@ static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void 
      * assignment; it gets an error (the assignment moves only with a MAR, hss_cx_auth.c).
      * UNREGISTERED_USER has its own rule below. */
     if (sat != IMS_SAT_UNREGISTERED_USER && sub.scscf_name && strcasecmp(sub.scscf_name, server) != 0) {
+        /* the code and Server-Name of the UNREGISTERED_USER case below: the requester learns
+         * that the user is served elsewhere (an S-CSCF reloading a stale copy drops it) */
         IMS_INFO(SUBSYS, "SAR %s type %d from %s (%s): the assigned S-CSCF is %s", impu[0] ? impu : impi, sat,
                  server, peer, sub.scscf_name);
-        out = CX_BASE(IMS_DIAMETER_UNABLE_TO_COMPLY, "requesting S-CSCF is not the assigned one");
+        ims_cx_add_str(*msg, ims_cx_dict.server_name, sub.scscf_name);
+        out = CX_EXP(IMS_CX_ERROR_IDENTITY_ALREADY_REGISTERED, "requesting S-CSCF is not the assigned one");
         goto out;
     }
 
@@ -409,6 +412,7 @@ static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void 
     case IMS_SAT_UNREGISTERED_USER:
         if (sub.scscf_name && strcasecmp(sub.scscf_name, server) != 0 && pu &&
             pu->reg_state == HSS_REGISTERED) {
+            ims_cx_add_str(*msg, ims_cx_dict.server_name, sub.scscf_name);
             out = CX_EXP(IMS_CX_ERROR_IDENTITY_ALREADY_REGISTERED, sub.scscf_name);
             goto out;
         }

@@ -25,6 +25,8 @@ static const ims_cfg_field icscf_scscf_fields[] = {
     { .key = NULL },
 };
 
+static const char *const icscf_selection_names[] = { "order", "hash", NULL };
+
 static const ims_cfg_field icscf_fields[] = {
     { .key = "home_domains", .type = IMS_CFG_STRLIST, .offset = offsetof(icscf_cfg, home_domains), .check = ims_cfg_check_domain,
       .help = "domains served: REGISTERs to others get 403, other requests to them 404 (never proxied); empty = any" },
@@ -41,6 +43,12 @@ static const ims_cfg_field icscf_fields[] = {
     { .key = "scscf_timeout_ms", .type = IMS_CFG_INT, .offset = offsetof(icscf_cfg, scscf_timeout_ms),
       .def = "5000", .min = 0, .max = 60000,
       .help = "no final response to a REGISTER from the S-CSCF within this: select another one (0 = SIP timer only)" },
+    { .key = "selection", .type = IMS_CFG_ENUM, .offset = offsetof(icscf_cfg, selection), .def = "order",
+      .enum_names = icscf_selection_names,
+      .help = "first registration, among equally suitable S-CSCFs (same capabilities, named by the HSS or not): "
+              "order: the first in icscf.scscfs; hash: spread users by a rendezvous hash of the public "
+              "identity (the same S-CSCF for a user at every I-CSCF; only the users of an S-CSCF that is "
+              "added or removed move)" },
     { .key = "lir", .type = IMS_CFG_BOOL, .offset = offsetof(icscf_cfg, lir), .def = "true",
       .help = "route initial requests to home-domain users to their S-CSCF with LIR (false: to the first "
               "usable S-CSCF of icscf.scscfs, without asking the HSS)" },

@@ -40,6 +40,9 @@ typedef struct {
     ims_cfg_strlist capabilities;    /* capability numbers this S-CSCF supports (TS 29.228 §6.7) */
 } icscf_scscf_cfg;
 
+/* icscf.selection: how equally suitable S-CSCFs are ordered for a first registration. */
+enum { ICSCF_SELECT_ORDER, ICSCF_SELECT_HASH };
+
 /* The "icscf:" section. */
 typedef struct {
     ims_cfg_strlist home_domains;    /* domains whose REGISTERs / terminating requests we serve */
@@ -48,6 +51,7 @@ typedef struct {
     ims_cfg_list scscfs;             /* of icscf_scscf_cfg, in order of preference */
     long user_unknown_code;          /* SIP status for a REGISTER of an unknown user (5001) */
     long scscf_timeout_ms;           /* no final response from the S-CSCF within this: re-select */
+    int selection;                   /* ICSCF_SELECT_ORDER | ICSCF_SELECT_HASH */
     bool lir;                        /* LIR for initial requests to home-domain Request-URIs */
     bool register_from_untrusted;    /* accept REGISTER from outside the trust domain (roaming P-CSCFs) */
 } icscf_cfg;
@@ -90,10 +94,12 @@ typedef struct {
 /* Builds the pool from cfg.icscf.scscfs. 0 / -1 + err. */
 int icscf_scscf_pool_init(const icscf_cfg *cfg, icscf_scscf **pool, size_t *n, char *err, size_t errlen);
 /* Selects an S-CSCF for `caps` (NULL or !present: no requirement) among the pool and the
- * Server-Names inside caps, skipping `exclude` (a URI, or NULL). The name goes to out.
+ * Server-Names inside caps, skipping `exclude` (a URI, or NULL). spread_key (the IMPU, or NULL):
+ * among equally suitable candidates the one with the highest rendezvous score for it, instead
+ * of configuration order (icscf.selection: hash). The name goes to out.
  * 0, or -1 when no candidate fulfils the mandatory capabilities. */
 int icscf_scscf_select(const icscf_scscf *pool, size_t n, const icscf_caps *caps, const char *exclude,
-                       char *out, size_t outlen);
+                       const char *spread_key, char *out, size_t outlen);
 
 /* ---------- Cx (icscf_cx.c) ---------- */
 

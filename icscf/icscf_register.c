@@ -597,7 +597,8 @@ static void on_uaa_event(ims_fsm_inst *fi, int event, void *data)
             snprintf(chosen, sizeof(chosen), "%s", a.server_name);
     }
     if (!chosen[0] &&
-        icscf_scscf_select(ctx->pool, ctx->n_pool, &a.caps, reselect ? r->scscf : NULL, chosen, sizeof(chosen))) {
+        icscf_scscf_select(ctx->pool, ctx->n_pool, &a.caps, reselect ? r->scscf : NULL,
+                           ctx->cfg.icscf.selection == ICSCF_SELECT_HASH ? r->impu : NULL, chosen, sizeof(chosen))) {
         IMS_WARN(SUBSYS, "REGISTER %s: no S-CSCF fulfils the capabilities (%zu mandatory, %zu optional, "
                  "%zu named)%s", r->impu, a.caps.n_mandatory, a.caps.n_optional, a.caps.n_names,
                  reselect ? " other than the one that failed" : "");

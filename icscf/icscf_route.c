@@ -15,6 +15,16 @@
  *      sent at all                                            480 Temporarily Unavailable + Retry-After
  *      no S-CSCF fulfils the capabilities                     600 Busy Everywhere
  *      anything else                                          500
+ *  - The S-CSCF the LIA names cannot be reached (nta's own 503: connection refused, no route;
+ *    it carries no Retry-After, unlike the 503 of an overloaded S-CSCF): 480 Temporarily
+ *    Unavailable with Retry-After. The callee's registration lives at that S-CSCF only, so no
+ *    other S-CSCF can reach the callee (no re-selection for terminating requests, unlike
+ *    REGISTER); an S-CSCF restarted under the same name with its registrations in the state
+ *    store (README "State store") serves the callee again. Counted in
+ *    icscf_requests_total{result="scscf_unreachable"}. A 503 with Retry-After (overload) becomes
+ *    500 with that Retry-After (RFC 3261 §16.7 step 6: a 503 is not relayed as such). An S-CSCF
+ *    that accepts nothing and refuses nothing (a host gone without a reset) ends in nta's 408
+ *    after Timer B (32 s), relayed as it is.
  *  - Role limits (TS 24.229 §5.3.2.1, RFC 3325 §5; README "Security model"): the I-CSCF forwards
  *    only to a home S-CSCF (the HSS's Server-Name, or icscf.scscfs). Refused, counted in
  *    icscf_refused_total{reason} and warned about (icscf_refuse):
@@ -44,6 +54,7 @@
 #include "icscf_context.h"
 #include "ims_identity.h"
 #include "ims_log.h"
+#include "ims_register.h"
 
 #define SUBSYS "icscf.route"
 
@@ -84,6 +95,45 @@ static int count_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip
 {
     (void)arg; (void)irq; (void)msg; (void)sip;
     return 0;
+}
+
+/* Rewrites the status line of response msg and sets its Retry-After. 0 / -1. */
+static int restatus(msg_t *msg, sip_t *sip, int status, const char *phrase, unsigned long retry_after)
+{
+    char ra[24];
+    snprintf(ra, sizeof(ra), "%lu", retry_after);
+    sip_status_t *st = sip_status_create(msg_home(msg), status, phrase, NULL);
+    if (!st || msg_header_replace(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_status, (msg_header_t *)st) < 0)
+        return -1;
+    if (sip->sip_retry_after)
+        msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)sip->sip_retry_after);
+    return sip_add_tl(msg, sip, SIPTAG_RETRY_AFTER_STR(ra), TAG_END()) < 0 ? -1 : 0;
+}
+
+/* The final response to an initial request sent to the S-CSCF of the LIA (see the header). */
+static int scscf_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
+{
+    static ims_log_limit limit;
+    (void)arg;
+    (void)irq;
+    if (sip->sip_status->st_status != 503)
+        return 0;
+    const char *method = sip->sip_cseq ? sip->sip_cseq->cs_method_name : "-";
+    char callee[256] = "-";
+    if (sip->sip_to)
+        url_e(callee, sizeof(callee), sip->sip_to->a_url);
+    callee[sizeof(callee) - 1] = '\0';
+    if (sip->sip_retry_after) {
+        unsigned long ra = sip->sip_retry_after->af_delta;
+        IMS_INFO(SUBSYS, "%s to %s: the S-CSCF is overloaded (503): 500 with Retry-After %lu", method, callee, ra);
+        return restatus(msg, sip, 500, "Server Internal Error - S-CSCF Overloaded", ra) ? 500 : 0;
+    }
+    unsigned long held = 0;
+    if (ims_log_allow(&limit, &held))
+        IMS_WARN(SUBSYS, "%s to %s: S-CSCF not reachable (503 %s): 480 (%lu more since the last warning)", method,
+                 callee, sip->sip_status->st_phrase ? sip->sip_status->st_phrase : "", held);
+    icscf_count_request(method, "scscf_unreachable");
+    return restatus(msg, sip, 480, "Temporarily Unavailable - S-CSCF Not Reachable", IMS_CX_RETRY_AFTER) ? 480 : 0;
 }
 
 /* A request with a Route set towards a home S-CSCF, from inside the trust domain. */
@@ -178,7 +228,7 @@ int icscf_route_handle(icscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
     if (!ctx->cfg.icscf.lir) {
         /* Without LIR: the first usable S-CSCF of icscf.scscfs, never the Request-URI's host. */
         char chosen[ICSCF_URI_MAX] = "";
-        if (icscf_scscf_select(ctx->pool, ctx->n_pool, NULL, NULL, chosen, sizeof(chosen)))
+        if (icscf_scscf_select(ctx->pool, ctx->n_pool, NULL, NULL, NULL, chosen, sizeof(chosen)))
             sess_reply(ctx, s, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
         else if (forward_to_scscf(ctx, s, chosen))
             sess_reply(ctx, s, 500, "Server Internal Error - Bad S-CSCF Name", "error");
@@ -234,7 +284,7 @@ static int forward_to_scscf(icscf_context *ctx, icscf_sess *s, const char *scscf
     nta_incoming_t *irq = s->irq;
     s->irq = NULL;   /* ims_sip_forward owns it now, in every case */
     IMS_DEBUG(SUBSYS, "%s to %s -> %s", s->method, s->impu, scscf);
-    ims_sip_forward(ctx->sip, irq, msg, NULL, count_response, NULL);
+    ims_sip_forward(ctx->sip, irq, msg, NULL, scscf_response, NULL);
     return 0;
 }
 
@@ -265,7 +315,9 @@ static void on_lia(void *arg, struct msg *ans)
     char chosen[ICSCF_URI_MAX] = "";
     if (a.server_name[0])
         snprintf(chosen, sizeof(chosen), "%s", a.server_name);
-    else if (icscf_scscf_select(ctx->pool, ctx->n_pool, &a.caps, NULL, chosen, sizeof(chosen))) {
+    else if (icscf_scscf_select(ctx->pool, ctx->n_pool, &a.caps, NULL,
+                                ctx->cfg.icscf.selection == ICSCF_SELECT_HASH ? s->impu : NULL, chosen,
+                                sizeof(chosen))) {
         sess_reply(ctx, s, 600, "Busy Everywhere - No S-CSCF Available", "no_scscf");
         return;
     }

@@ -15,7 +15,9 @@
  *     Server-Name has unknown capabilities and is accepted (the HSS proposed it), with no optional
  *     capability counted;
  *  3. most optional capabilities matched first; then one the HSS named; then configuration order,
- *     then answer order;
+ *     then answer order — or, with icscf.selection: hash, the highest rendezvous score of the
+ *     user's public identity (ims_hash64), so that several S-CSCFs share the first registrations
+ *     and a user lands on the same S-CSCF whichever I-CSCF selects;
  *  4. `exclude` (the S-CSCF that failed, on re-selection) is never chosen.
  */
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include "icscf_context.h"
+#include "ims_map.h"
 
 int icscf_scscf_pool_init(const icscf_cfg *cfg, icscf_scscf **pool, size_t *n, char *err, size_t errlen)
 {
@@ -66,6 +69,7 @@ typedef struct {
     const char *name;
     int optional;                    /* optional capabilities matched */
     bool named;                      /* the HSS named it */
+    uint64_t score;                  /* rendezvous score (0 without a spread key) */
     size_t order;                    /* pool index, then n_pool + answer index */
 } candidate;
 
@@ -75,12 +79,15 @@ static bool better(const candidate *a, const candidate *b)
         return a->optional > b->optional;
     if (a->named != b->named)
         return a->named;
+    if (a->score != b->score)
+        return a->score > b->score;
     return a->order < b->order;
 }
 
 int icscf_scscf_select(const icscf_scscf *pool, size_t n, const icscf_caps *caps, const char *exclude,
-                       char *out, size_t outlen)
+                       const char *spread_key, char *out, size_t outlen)
 {
+    uint64_t seed = spread_key ? ims_hash64(spread_key, IMS_HASH64_SEED) : 0;
     char ex[ICSCF_URI_MAX] = "";
     if (exclude && *exclude)
         normalise(exclude, ex, sizeof(ex));
@@ -98,7 +105,7 @@ int icscf_scscf_select(const icscf_scscf *pool, size_t n, const icscf_caps *caps
         const icscf_scscf *s = &pool[i];
         if (ex[0] && strcmp(s->norm, ex) == 0)
             continue;
-        candidate c = { .name = s->name, .order = i };
+        candidate c = { .name = s->name, .order = i, .score = spread_key ? ims_hash64(s->norm, seed) : 0 };
         bool ok = true;
         for (size_t k = 0; have_caps && k < caps->n_mandatory && ok; k++)
             ok = has_cap(s, caps->mandatory[k]);
@@ -121,7 +128,8 @@ int icscf_scscf_select(const icscf_scscf *pool, size_t n, const icscf_caps *caps
             in_pool = strcmp(pool[k].norm, named[i]) == 0;
         if (in_pool)
             continue;   /* judged above with its known capabilities */
-        candidate c = { .name = caps->names[i], .named = true, .order = n + i };
+        candidate c = { .name = caps->names[i], .named = true, .order = n + i,
+                        .score = spread_key ? ims_hash64(named[i], seed) : 0 };
         if (!found || better(&c, &best)) {
             best = c;
             found = true;

@@ -203,6 +203,18 @@ int scscf_start(scscf_context *ctx, char *err, size_t errlen)
     ctx->realm = c->realm ? c->realm : ctx->cfg.diameter.realm;
     ctx->hss_realm = c->hss_realm ? c->hss_realm : ctx->cfg.diameter.realm;
     ctx->hss_host = c->hss_host && *c->hss_host ? c->hss_host : NULL;
+    /* The I-CSCF routes terminating requests to scscf.name (Route: <name;lr>, TS 24.229 §5.3.2.1):
+     * a name we do not recognise as our own would be forwarded on, back to us, until Max-Forwards
+     * runs out (483). Found with two S-CSCFs named apart but sharing one sip.hostname. */
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    url_t *own = url_make(home, ctx->name);
+    bool self_named = own && ims_sip_is_self(ctx->sip, own);
+    su_home_deinit(home);
+    if (!self_named) {
+        snprintf(err, errlen, "scscf.name %s is not an address of this S-CSCF (host sip.hostname, sip.listen or "
+                 "sip.advertise, with its port): requests routed to it would loop", ctx->name);
+        return -1;
+    }
 
     /* Service-Route (RFC 3608, TS 24.229 §5.4.1.2.2): our URI with the "orig" user part, so that
      * requests of the UE reach us marked as the originating case. */

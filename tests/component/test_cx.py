@@ -428,9 +428,10 @@ def test_scscf_reassignment(tmp):
         check(result(a.one("sar alice@ims.lab sip:alice@ims.lab type=1 server=%s" % SCSCF)) == ("base", 2001),
               "registration at A")
         # A SAR from B without a MAR first: refused, the assignment stays with A.
-        for sat in (1, 2, 4, 5, 9):
+        for sat in (0, 1, 2, 4, 5, 9):
             r = b.one("sar alice@ims.lab sip:alice@ims.lab type=%d server=%s" % (sat, other))
-            check(result(r) == ("base", 5012) and "user_data" not in r, "SAR type %d from B: %r" % (sat, r))
+            check(result(r) == ("exp", 5005) and r.get("server_name") == SCSCF and "user_data" not in r,
+                  "SAR type %d from B: %r" % (sat, r))
         check(assigned().get("scscf_name") == SCSCF, assigned())
         impus = hss.api("GET", "/api/v1/subscribers/alice")[1]["impus"]
         check({u["impu"]: u["reg_state"] for u in impus}["sip:alice@ims.lab"] == "registered", impus)
@@ -453,7 +454,9 @@ def test_scscf_reassignment(tmp):
         check(a.one("lir sip:alice@ims.lab").get("server_name") == other, "LIR must name B now")
         # The old S-CSCF's expiry (its stale copy) is refused: alice stays registered at B.
         r = a.one("sar alice@ims.lab sip:alice@ims.lab type=4 server=%s" % SCSCF)
-        check(result(r) == ("base", 5012), r)
+        check(result(r) == ("exp", 5005) and r.get("server_name") == other, r)
+        r = a.one("sar alice@ims.lab sip:alice@ims.lab type=0 uda=1 server=%s" % SCSCF)   # NO_ASSIGNMENT
+        check(result(r) == ("exp", 5005) and r.get("server_name") == other, r)
         check(a.one("lir sip:alice@ims.lab").get("server_name") == other, "A's de-registration must change nothing")
         check(a.one("uar alice@ims.lab sip:alice@ims.lab type=0").get("server_name") == other, "UAR names B")
         # B de-registers: accepted, the assignment is cleared; a later registration at A works again.
