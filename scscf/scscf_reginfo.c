@@ -118,6 +118,12 @@ static int free_one(void *arg, const char *key, void *val)
     return 0;
 }
 
+void scscf_reginfo_forget(scscf_context *ctx, scscf_reg *reg)
+{
+    while (ctx->reginfo && reg->subs)
+        sub_release(ctx->reginfo, (regsub *)reg->subs);
+}
+
 void scscf_reginfo_free(scscf_reginfo *ri)
 {
     if (!ri)

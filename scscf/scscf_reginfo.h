@@ -44,6 +44,9 @@ int scscf_reginfo_restore(scscf_context *ctx, scscf_reg *reg, const scscf_regsub
 
 
 scscf_reginfo *scscf_reginfo_new(scscf_context *ctx);
+/* Ends every subscription of reg without a NOTIFY (the registration was never ours to end:
+ * scscf_regcheck.c). reg->subs is NULL afterwards. */
+void scscf_reginfo_forget(scscf_context *ctx, scscf_reg *reg);
 /* Frees every subscription (no NOTIFY: shutdown). */
 void scscf_reginfo_free(scscf_reginfo *ri);
 size_t scscf_reginfo_count(const scscf_reginfo *ri);

@@ -376,6 +376,7 @@ static void on_scan_done(void *arg, int status, const char *value, size_t len)
     atomic_store(&s->state, SYNC_UP);
     scscf_update_gauges(ctx);
     schedule_flush(s, 0);
+    scscf_regcheck_start(ctx);   /* users another S-CSCF took over while we were down */
 }
 
 static void start_load(scscf_regsync *s)

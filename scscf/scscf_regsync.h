@@ -39,4 +39,9 @@ bool scscf_regsync_loading(const scscf_context *ctx);
 /* /readyz: false with a reason while loading or while the store is unreachable. */
 bool scscf_regsync_ready(const scscf_context *ctx, char *why, size_t whylen);
 
+/* scscf_regcheck.c: after a load, SAR NO_ASSIGNMENT for every registration; those the HSS has
+ * given to another S-CSCF are dropped without a NOTIFY. */
+void scscf_regcheck_start(scscf_context *ctx);
+void scscf_regcheck_stop(scscf_context *ctx);
+
 #endif

@@ -268,6 +268,7 @@ void scscf_stop(scscf_context *ctx)
     ctx->housekeeping = NULL;
     scscf_reg_txns_stop(ctx);   /* before the stores: the REGISTERs waiting are answered 503 */
     scscf_session_shutdown(ctx);
+    scscf_regcheck_stop(ctx);
     scscf_regsync_stop(ctx);            /* the records stay for the next start */
     scscf_reginfo_free(ctx->reginfo);   /* releases reg->subs of every registration */
     ctx->reginfo = NULL;
