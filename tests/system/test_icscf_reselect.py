@@ -9,8 +9,12 @@ lists the same two, the broken one first, so it is the one selected first:
   within about two S-CSCF timeouts (never left without an answer).
 - the I-CSCF stops (SIGTERM) while a REGISTER waits for a silent S-CSCF: the REGISTER is answered
   at once (503 Shutting Down from the record's cleanup), not left to the P-CSCF's timeout.
+- terminating requests (icscf/icscf_route.c): an S-CSCF that refuses the connection gives the
+  caller 480 "S-CSCF Not Reachable" with Retry-After at once; an overloaded one (503 with
+  Retry-After) gives 500 with that Retry-After, never a relayed 503 (RFC 3261 §16.7 step 6).
 """
 
+import os
 import socket
 import threading
 import time
@@ -149,6 +153,83 @@ def test_stop_answers_pending(tmp):
             wait_for(lambda: core.icscf.probe("/healthz") == 200, 15, what="icscf running again")
     finally:
         hole.close()
+
+
+class Busy503Scscf(threading.Thread):
+    """A TCP S-CSCF that answers every request 503 Service Unavailable with Retry-After: 77."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.uri = "sip:127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        buf = b""
+        while True:
+            try:
+                data = c.recv(65535)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while b"\r\n\r\n" in buf:
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                m = lab.SipMessage(head.decode("utf-8", "replace") + "\r\n\r\n")
+                n = int(m.get("Content-Length", "0") or 0)
+                buf = buf[n:]
+                if m.status or m.method == "ACK":
+                    continue
+                lines = ["SIP/2.0 503 Service Unavailable"] + ["Via: %s" % v for v in m.all("Via")]
+                lines += ["From: %s" % m.get("From"), "To: %s;tag=busy" % m.get("To"), "Call-ID: %s" % m.get("Call-ID"),
+                          "CSeq: %s" % m.get("CSeq"), "Retry-After: 77", "Content-Length: 0", "", ""]
+                c.sendall("\r\n".join(lines).encode())
+
+    def close(self):
+        self.sock.close()
+
+
+def message_via_icscf(core, udp, to="bob"):
+    req = ("MESSAGE sip:%s@ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-t%d\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:alice@ims.lab>;tag=t\r\nTo: <sip:%s@ims.lab>\r\n"
+           "Call-ID: term-%d@127.0.0.1\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n"
+           "Content-Length: 2\r\n\r\nhi" % (to, udp.port, time.monotonic_ns(), to, time.monotonic_ns()))
+    finals = [m for m in udp.exchange(core.icscf_sip, req, timeout=5) if m.status and m.status >= 200]
+    return finals[-1] if finals else None
+
+
+def test_terminating_scscf_unreachable_or_overloaded(tmp):
+    busy = Busy503Scscf()
+    try:
+        for target, status, retry_after in (("sip:127.0.0.1:%d" % closed_port(), 480, "30"), (busy.uri, 500, "77")):
+            # icscf.lir false: the first S-CSCF of icscf.scscfs takes every terminating request
+            d = os.path.join(tmp, str(status))
+            core = lab.Lab(d, overrides={"icscf": {"icscf": {"lir": False, "scscfs": [{"name": target}]}}})
+            with core, lab.RawUdp() as udp:
+                t0 = time.monotonic()
+                r = message_via_icscf(core, udp)
+                check(r is not None and r.status == status, "S-CSCF %s: %d expected, got %s" %
+                      (target, status, first_line(r)))
+                check(r.get("Retry-After") == retry_after, "Retry-After %s expected: %s" % (retry_after, r.text))
+                check(time.monotonic() - t0 < 3, "answered at once")
+                if status == 480:
+                    check("S-CSCF Not Reachable" in r.first, r.first)
+                    check(metric(core.icscf, "icscf_requests_total", result="scscf_unreachable") == 1,
+                          "icscf_requests_total{result=scscf_unreachable}")
+    finally:
+        busy.close()
 
 
 if __name__ == "__main__":
