@@ -51,6 +51,7 @@ typedef struct {
     bool open;                  /* set up (fd and wait_index are ours to close) */
     int fd;
     int wait_index;             /* su_root_register() index, 0 when not registered */
+    struct tport_s *tport;      /* sofia's UDP transport of that socket: ICMP errors go there */
 } ims_sip_keepalive_sock;
 
 struct ims_sip {
