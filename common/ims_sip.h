@@ -173,6 +173,14 @@ uint64_t ims_sip_fwd_current(const ims_sip *s);
  * 300..699 answers upstream with that status instead (msg may then be NULL), as if on_response had
  * returned rc. msg is consumed. 0, or -1 when the forward is gone (ims_sip_destroy) or id unknown. */
 int ims_sip_fwd_resume(ims_sip *s, uint64_t id, msg_t *msg, int rc);
+/* More 2xx to a forwarded INVITE (retransmissions, forks) are relayed statelessly, without
+ * on_response. drop(arg, sip) (NULL: none), asked first, may keep one back (true): the P-CSCF
+ * does while it holds that call's first 2xx for rtpengine, so that the raw retransmission does not
+ * overtake the rewritten original. Loop thread. */
+void ims_sip_set_stray_2xx_filter(ims_sip *s, bool (*drop)(void *arg, const sip_t *sip), void *arg);
+/* A 2xx to an INVITE that cannot go upstream (the upstream transaction was answered meanwhile,
+ * e.g. 487 to a CANCEL that crossed it, or on_response replaced it with an error) is ACKed and its
+ * dialog ended with a BYE (ims_sip_proxy.c end_unrelayed_2xx). */
 int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop,
                     ims_sip_response_f on_response, void *arg);
 
