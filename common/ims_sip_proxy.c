@@ -392,9 +392,9 @@ static msg_t *dialog_request(ims_sip *s, const sip_t *rsp, sip_method_t method, 
 }
 
 /* RFC 3261 does not say what a proxy does with a 2xx to an INVITE it cannot forward (§16.7 sends
- * every 2xx upstream). It happens when the upstream transaction is already answered (nta answers
- * 487 the moment a CANCEL arrives, so a CANCEL crossing the callee's 200 wins) or when the NF
- * replaced the 2xx (the P-CSCF's 503 when rtpengine failed its answer). The callee would hold a
+ * every 2xx upstream). It happens when the NF replaced the 2xx (the P-CSCF's 503 when rtpengine
+ * failed its answer) or, as a safety net, when the upstream transaction is already answered (a
+ * CANCEL does not do that here: NTATAG_CANCEL_487(0) leaves the final to the callee). The callee would hold a
  * confirmed dialog nobody ACKs, retransmit the 2xx for 32 s and then BYE on its own (§13.3.1.4);
  * we end it at once as its UAC would (§13.2.2.4, §15.1.1): ACK, then BYE, along the route set
  * downstream of us, else to the hop the INVITE went to (a UE's flow at a P-CSCF: its Contact

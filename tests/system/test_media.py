@@ -237,7 +237,7 @@ def sdp_port(msg):
     return int(m.group(1)) if m else None
 
 
-def respond(ep, req, pcscf_port, status="200 OK", to_tag=None, media_port=None, contact=True):
+def respond(ep, req, pcscf_port, status="200 OK", to_tag=None, media_port=None, contact=True, extra=()):
     """The UE at ep answers req (through the P-CSCF at pcscf_port); with media_port an SDP
     answer. Returns the To it sent."""
     to = req.get("To") + (";tag=%s" % to_tag if to_tag and ";tag=" not in req.get("To") else "")
@@ -248,6 +248,7 @@ def respond(ep, req, pcscf_port, status="200 OK", to_tag=None, media_port=None, 
               "CSeq: %s" % req.get("CSeq")]
     if contact:
         lines += ["Contact: <sip:bob@127.0.0.1:%d>" % ep.port]
+    lines += list(extra)
     if body:
         lines += ["Content-Type: application/sdp"]
     lines += ["Content-Length: %d" % len(body), "", body]
