@@ -24,6 +24,7 @@ test controls every message and its timing.
   200, ends the call, and rtpengine holds nothing afterwards.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -45,6 +46,21 @@ def overrides(rtpe, **media):
     o = media_overrides(rtpe)
     o["pcscf"]["pcscf"]["media"].update(media)
     return o
+
+
+@contextlib.contextmanager
+def alice_and_bob(tmp, rtpe_extra=(), **media):
+    """rtpengine, the core anchoring in it (media keys as given) and the raw UEs alice and bob,
+    registered: yields (core, rtpe, alice, bob)."""
+    rtpe = rtpengine(tmp, extra=rtpe_extra)
+    try:
+        with lab.Lab(tmp, overrides=overrides(rtpe, **media)) as core:
+            alice_port = register_raw(core, "alice", "alicepass")
+            bob_port = register_raw(core, "bob", "bobpass")
+            with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob:
+                yield core, rtpe, alice, bob
+    finally:
+        rtpe.stop()
 
 
 def deleted(core, reason):
@@ -85,53 +101,39 @@ def established_call(core, alice, bob, call_id, tag):
 
 
 def test_media_expiry(tmp):
-    rtpe = rtpengine(tmp)
-    try:
-        with lab.Lab(tmp, overrides=overrides(rtpe, max_session_s=3, check_s=0)) as core:
-            alice_port = register_raw(core, "alice", "alicepass")
-            bob_port = register_raw(core, "bob", "bobpass")
-            with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob:
-                # 1: a call kept alive by in-dialog requests (re-INVITE every 1.5 s) outlives 3 s
-                ok, inv = established_call(core, alice, bob, "live-1@127.0.0.1", "k1")
-                for n in range(2, 5):
-                    time.sleep(1.5)
-                    alice.send(core.pcscf_sip, in_dialog("INVITE", alice, bob.port, route_of(inv), "live-1@127.0.0.1",
-                                                         "k1", ok.get("To"), n, body=SDP % 30100))
-                    re_inv = wait_msg(bob, lambda m: m.method == "INVITE" and m.get("CSeq").startswith("%d " % n),
-                                      "re-INVITE %d at bob" % n)
-                    respond(bob, re_inv, core.pcscf_sip, media_port=30110)
-                    wait_msg(alice, lambda m: m.status == 200 and m.get("CSeq") == "%d INVITE" % n, "200 (re-INVITE)")
-                    alice.send(core.pcscf_sip, in_dialog("ACK", alice, bob.port, route_of(inv), "live-1@127.0.0.1",
-                                                         "k1", ok.get("To"), n))
-                check(len(rtpe.calls()) == 2 and deleted(core, "expired") == 0,
-                      "a refreshed call is kept after 4.5 s: rtpengine %r, expired %d" % (rtpe.calls(),
-                                                                                       deleted(core, "expired")))
-                # 2: no request any more: both legs go about 3 s after the last one
-                t0 = time.monotonic()
-                wait_for(lambda: rtpe.calls() == [], 8, what="rtpengine holds no call once expired: %r" % rtpe.calls())
-                took = time.monotonic() - t0
-                check(2.0 <= took <= 6.0, "expired %.1f s after the last request (max_session_s 3)" % took)
-                check(deleted(core, "expired") == 2 and media_active(core) == 0,
-                      "expired %d, active %s" % (deleted(core, "expired"), media_active(core)))
-    finally:
-        rtpe.stop()
+    with alice_and_bob(tmp, max_session_s=3, check_s=0) as (core, rtpe, alice, bob):
+        # 1: a call kept alive by in-dialog requests (re-INVITE every 1.5 s) outlives 3 s
+        ok, inv = established_call(core, alice, bob, "live-1@127.0.0.1", "k1")
+        for n in range(2, 5):
+            time.sleep(1.5)
+            alice.send(core.pcscf_sip, in_dialog("INVITE", alice, bob.port, route_of(inv), "live-1@127.0.0.1",
+                                                 "k1", ok.get("To"), n, body=SDP % 30100))
+            re_inv = wait_msg(bob, lambda m: m.method == "INVITE" and m.get("CSeq").startswith("%d " % n),
+                              "re-INVITE %d at bob" % n)
+            respond(bob, re_inv, core.pcscf_sip, media_port=30110)
+            wait_msg(alice, lambda m: m.status == 200 and m.get("CSeq") == "%d INVITE" % n, "200 (re-INVITE)")
+            alice.send(core.pcscf_sip, in_dialog("ACK", alice, bob.port, route_of(inv), "live-1@127.0.0.1",
+                                                 "k1", ok.get("To"), n))
+        check(len(rtpe.calls()) == 2 and deleted(core, "expired") == 0,
+              "a refreshed call is kept after 4.5 s: rtpengine %r, expired %d" % (rtpe.calls(),
+                                                                               deleted(core, "expired")))
+        # 2: no request any more: both legs go about 3 s after the last one
+        t0 = time.monotonic()
+        wait_for(lambda: rtpe.calls() == [], 8, what="rtpengine holds no call once expired: %r" % rtpe.calls())
+        took = time.monotonic() - t0
+        check(2.0 <= took <= 6.0, "expired %.1f s after the last request (max_session_s 3)" % took)
+        check(deleted(core, "expired") == 2 and media_active(core) == 0,
+              "expired %d, active %s" % (deleted(core, "expired"), media_active(core)))
 
     # rtpengine's own timeout (no media for 2 s) reported back through the query
     tmp2 = os.path.join(tmp, "own-timeout")
     os.makedirs(tmp2)
-    rtpe = rtpengine(tmp2, extra=["--timeout=2"])
-    try:
-        with lab.Lab(tmp2, overrides=overrides(rtpe, max_session_s=0, check_s=1)) as core:
-            alice_port = register_raw(core, "alice", "alicepass")
-            bob_port = register_raw(core, "bob", "bobpass")
-            with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob:
-                established_call(core, alice, bob, "silent-1@127.0.0.1", "s1")
-                check(media_active(core) == 2, "two legs while the call is new")
-                wait_for(lambda: media_active(core) == 0, 15, what="the P-CSCF drops the legs rtpengine timed out")
-                check(deleted(core, "rtpengine_timeout") == 2, "rtpengine_timeout %d" % deleted(core, "rtpengine_timeout"))
-                check(rtpe.calls() == [], "rtpengine %r" % rtpe.calls())
-    finally:
-        rtpe.stop()
+    with alice_and_bob(tmp2, rtpe_extra=["--timeout=2"], max_session_s=0, check_s=1) as (core, rtpe, alice, bob):
+        established_call(core, alice, bob, "silent-1@127.0.0.1", "s1")
+        check(media_active(core) == 2, "two legs while the call is new")
+        wait_for(lambda: media_active(core) == 0, 15, what="the P-CSCF drops the legs rtpengine timed out")
+        check(deleted(core, "rtpengine_timeout") == 2, "rtpengine_timeout %d" % deleted(core, "rtpengine_timeout"))
+        check(rtpe.calls() == [], "rtpengine %r" % rtpe.calls())
 
 
 def test_media_fork(tmp):
@@ -201,50 +203,43 @@ def test_media_fork(tmp):
 
 
 def test_media_prack_update(tmp):
-    rtpe = rtpengine(tmp)
-    try:
-        with lab.Lab(tmp, overrides=media_overrides(rtpe)) as core:
-            alice_port = register_raw(core, "alice", "alicepass")
-            bob_port = register_raw(core, "bob", "bobpass")
-            with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob:
-                call_id = "prack-1@127.0.0.1"
-                alice.send(core.pcscf_sip, invite(core, alice, call_id, "p1", 30300).replace(
-                    "CSeq: 1 INVITE", "CSeq: 1 INVITE\r\nSupported: 100rel"))
-                inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob")
-                seen = {"INVITE at bob": inv}
-                to = respond(bob, inv, core.pcscf_sip, "183 Session Progress", to_tag="q1", media_port=30310,
-                             extra=["Require: 100rel", "RSeq: 1"])
-                p183 = seen["183 at alice"] = wait_msg(alice, lambda m: m.status == 183, "the 183 at alice")
-                route = route_of(p183)
-                # PRACK with a new offer, its 200 with the answer
-                alice.send(core.pcscf_sip, in_dialog("PRACK", alice, bob.port, route, call_id, "p1", to, 2,
-                                                     body=SDP % 30302, extra=[("RAck", "1 1 INVITE")]))
-                prack = seen["PRACK at bob"] = wait_msg(bob, lambda m: m.method == "PRACK", "the PRACK at bob")
-                respond(bob, prack, core.pcscf_sip, media_port=30312, contact=False)
-                seen["200 (PRACK) at alice"] = wait_msg(alice, lambda m: m.status == 200 and
-                                                        m.get("CSeq") == "2 PRACK", "the 200 (PRACK) at alice")
-                # UPDATE offer in the early dialog, answer in its 200
-                alice.send(core.pcscf_sip, in_dialog("UPDATE", alice, bob.port, route, call_id, "p1", to, 3,
-                                                     body=SDP % 30304))
-                upd = seen["UPDATE at bob"] = wait_msg(bob, lambda m: m.method == "UPDATE", "the UPDATE at bob")
-                respond(bob, upd, core.pcscf_sip, media_port=30314)
-                seen["200 (UPDATE) at alice"] = wait_msg(alice, lambda m: m.status == 200 and
-                                                         m.get("CSeq") == "3 UPDATE", "the 200 (UPDATE) at alice")
-                bad = {k: sdp_port(m) for k, m in seen.items() if not rtpe.in_range(sdp_port(m) or 0)}
-                check(not bad, "SDP not anchored (port outside rtpengine's %d-%d): %r" % (
-                    rtpe.port_min, rtpe.port_max, bad))
-                check(sorted(rtpe.calls()) == sorted([call_id + ";orig", call_id + ";term"]), rtpe.calls())
-                check((core.pcscf.metric("pcscf_media_sessions_failed_total") or 0) == 0, "no failed offer/answer")
-                # the call completes and ends
-                respond(bob, inv, core.pcscf_sip, to_tag="q1", media_port=30314)
-                ok = wait_msg(alice, lambda m: m.status == 200 and m.get("CSeq") == "1 INVITE", "the 200 at alice")
-                alice.send(core.pcscf_sip, in_dialog("ACK", alice, bob.port, route, call_id, "p1", ok.get("To"), 1))
-                alice.send(core.pcscf_sip, in_dialog("BYE", alice, bob.port, route, call_id, "p1", ok.get("To"), 4))
-                bye = wait_msg(bob, lambda m: m.method == "BYE", "the BYE at bob")
-                respond(bob, bye, core.pcscf_sip, contact=False)
-                wait_for(lambda: rtpe.calls() == [], 5, what="no rtpengine call after the BYE: %r" % rtpe.calls())
-    finally:
-        rtpe.stop()
+    with alice_and_bob(tmp) as (core, rtpe, alice, bob):
+        call_id = "prack-1@127.0.0.1"
+        alice.send(core.pcscf_sip, invite(core, alice, call_id, "p1", 30300).replace(
+            "CSeq: 1 INVITE", "CSeq: 1 INVITE\r\nSupported: 100rel"))
+        inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob")
+        seen = {"INVITE at bob": inv}
+        to = respond(bob, inv, core.pcscf_sip, "183 Session Progress", to_tag="q1", media_port=30310,
+                     extra=["Require: 100rel", "RSeq: 1"])
+        p183 = seen["183 at alice"] = wait_msg(alice, lambda m: m.status == 183, "the 183 at alice")
+        route = route_of(p183)
+        # PRACK with a new offer, its 200 with the answer
+        alice.send(core.pcscf_sip, in_dialog("PRACK", alice, bob.port, route, call_id, "p1", to, 2,
+                                             body=SDP % 30302, extra=[("RAck", "1 1 INVITE")]))
+        prack = seen["PRACK at bob"] = wait_msg(bob, lambda m: m.method == "PRACK", "the PRACK at bob")
+        respond(bob, prack, core.pcscf_sip, media_port=30312, contact=False)
+        seen["200 (PRACK) at alice"] = wait_msg(alice, lambda m: m.status == 200 and
+                                                m.get("CSeq") == "2 PRACK", "the 200 (PRACK) at alice")
+        # UPDATE offer in the early dialog, answer in its 200
+        alice.send(core.pcscf_sip, in_dialog("UPDATE", alice, bob.port, route, call_id, "p1", to, 3,
+                                             body=SDP % 30304))
+        upd = seen["UPDATE at bob"] = wait_msg(bob, lambda m: m.method == "UPDATE", "the UPDATE at bob")
+        respond(bob, upd, core.pcscf_sip, media_port=30314)
+        seen["200 (UPDATE) at alice"] = wait_msg(alice, lambda m: m.status == 200 and
+                                                 m.get("CSeq") == "3 UPDATE", "the 200 (UPDATE) at alice")
+        bad = {k: sdp_port(m) for k, m in seen.items() if not rtpe.in_range(sdp_port(m) or 0)}
+        check(not bad, "SDP not anchored (port outside rtpengine's %d-%d): %r" % (
+            rtpe.port_min, rtpe.port_max, bad))
+        check(sorted(rtpe.calls()) == sorted([call_id + ";orig", call_id + ";term"]), rtpe.calls())
+        check((core.pcscf.metric("pcscf_media_sessions_failed_total") or 0) == 0, "no failed offer/answer")
+        # the call completes and ends
+        respond(bob, inv, core.pcscf_sip, to_tag="q1", media_port=30314)
+        ok = wait_msg(alice, lambda m: m.status == 200 and m.get("CSeq") == "1 INVITE", "the 200 at alice")
+        alice.send(core.pcscf_sip, in_dialog("ACK", alice, bob.port, route, call_id, "p1", ok.get("To"), 1))
+        alice.send(core.pcscf_sip, in_dialog("BYE", alice, bob.port, route, call_id, "p1", ok.get("To"), 4))
+        bye = wait_msg(bob, lambda m: m.method == "BYE", "the BYE at bob")
+        respond(bob, bye, core.pcscf_sip, contact=False)
+        wait_for(lambda: rtpe.calls() == [], 5, what="no rtpengine call after the BYE: %r" % rtpe.calls())
 
 
 def callee_ended(bob, call_id):
@@ -255,71 +250,57 @@ def callee_ended(bob, call_id):
 
 
 def test_media_2xx_replaced(tmp):
-    rtpe = rtpengine(tmp)
-    try:
-        with lab.Lab(tmp, overrides=media_overrides(rtpe)) as core:
-            alice_port = register_raw(core, "alice", "alicepass")
-            bob_port = register_raw(core, "bob", "bobpass")
-            with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob:
-                call_id = "lost-1@127.0.0.1"
-                alice.send(core.pcscf_sip, invite(core, alice, call_id, "r1", 30400))
-                inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob")
-                rtpe.proc.send_signal(signal.SIGSTOP)
-                try:
-                    respond(bob, inv, core.pcscf_sip, to_tag="r2", media_port=30410)
-                    time.sleep(0.2)
-                    respond(bob, inv, core.pcscf_sip, to_tag="r2", media_port=30410)   # retransmission
-                    wait_msg(alice, lambda m: m.status in (500, 503), "the 500/503 at alice", timeout=10)
-                    bye = callee_ended(bob, call_id)
-                finally:
-                    rtpe.proc.send_signal(signal.SIGCONT)
-                respond(bob, bye, core.pcscf_sip, contact=False)
-                check(not any(m.status == 200 and "INVITE" in m.get("CSeq") for m in alice.got),
-                      "a 200 reached alice after all: %r" % [m.first for m in alice.got])
-                wait_for(lambda: media_active(core) == 0, 5, what="no media session at the P-CSCF")
-                check(deleted(core, "error") >= 1, "deleted{error} %d" % deleted(core, "error"))
-                check("ACK and BYE to end the callee's dialog" in core.pcscf.log(), "the P-CSCF logs the end")
-    finally:
-        rtpe.stop()
+    with alice_and_bob(tmp) as (core, rtpe, alice, bob):
+        call_id = "lost-1@127.0.0.1"
+        alice.send(core.pcscf_sip, invite(core, alice, call_id, "r1", 30400))
+        inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob")
+        rtpe.proc.send_signal(signal.SIGSTOP)
+        try:
+            respond(bob, inv, core.pcscf_sip, to_tag="r2", media_port=30410)
+            time.sleep(0.2)
+            respond(bob, inv, core.pcscf_sip, to_tag="r2", media_port=30410)   # retransmission
+            wait_msg(alice, lambda m: m.status in (500, 503), "the 500/503 at alice", timeout=10)
+            bye = callee_ended(bob, call_id)
+        finally:
+            rtpe.proc.send_signal(signal.SIGCONT)
+        respond(bob, bye, core.pcscf_sip, contact=False)
+        check(not any(m.status == 200 and "INVITE" in m.get("CSeq") for m in alice.got),
+              "a 200 reached alice after all: %r" % [m.first for m in alice.got])
+        wait_for(lambda: media_active(core) == 0, 5, what="no media session at the P-CSCF")
+        check(deleted(core, "error") >= 1, "deleted{error} %d" % deleted(core, "error"))
+        check("ACK and BYE to end the callee's dialog" in core.pcscf.log(), "the P-CSCF logs the end")
 
 
 def test_media_cancel_crosses_200(tmp):
     """A CANCEL that crosses a 200 held for rtpengine has no effect on the INVITE (RFC 3261 §9.1,
     §16.10: the P-CSCF waits for the callee's final, NTATAG_CANCEL_487(0)): alice gets the
     anchored 200 once rtpengine answers, no 487, and ends the call with ACK and BYE."""
-    rtpe = rtpengine(tmp)
-    try:
-        with lab.Lab(tmp, overrides=overrides(rtpe, timeout_ms=1000, retries=2)) as core:
-            alice_port = register_raw(core, "alice", "alicepass")
-            bob_port = register_raw(core, "bob", "bobpass")
-            with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob:
-                call_id = "cross-1@127.0.0.1"
-                text = invite(core, alice, call_id, "c1", 30500)
-                alice.send(core.pcscf_sip, text)
-                inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob")
-                respond(bob, inv, core.pcscf_sip, "180 Ringing", to_tag="c2", contact=False)
-                wait_msg(alice, lambda m: m.status == 180, "the 180 at alice")
-                rtpe.proc.send_signal(signal.SIGSTOP)
-                try:
-                    respond(bob, inv, core.pcscf_sip, to_tag="c2", media_port=30510)
-                    time.sleep(0.3)     # the 200 waits at the P-CSCF for rtpengine
-                    alice.send(core.pcscf_sip, cancel_of(text))
-                    wait_msg(alice, lambda m: m.status == 200 and m.get("CSeq") == "1 CANCEL", "the 200 (CANCEL)")
-                finally:
-                    rtpe.proc.send_signal(signal.SIGCONT)   # its answer comes within the retries
-                ok = wait_msg(alice, lambda m: m.status == 200 and m.get("CSeq") == "1 INVITE", "the 200 at alice")
-                check(rtpe.in_range(sdp_port(ok) or 0), "the 200 after the CANCEL is anchored: %r" % ok.body)
-                check(not any(m.status == 487 for m in alice.got), "a 487 besides the 200")
-                check(not any(m.method == "CANCEL" for m in bob.collect(0.3)), "a CANCEL reached bob after his 200")
-                route = route_of(inv)
-                alice.send(core.pcscf_sip, in_dialog("ACK", alice, bob.port, route, call_id, "c1", ok.get("To"), 1))
-                alice.send(core.pcscf_sip, in_dialog("BYE", alice, bob.port, route, call_id, "c1", ok.get("To"), 2))
-                bye = wait_msg(bob, lambda m: m.method == "BYE", "alice's BYE at bob")
-                respond(bob, bye, core.pcscf_sip, contact=False)
-                wait_for(lambda: rtpe.calls() == [], 8, what="no rtpengine call after the BYE: %r" % rtpe.calls())
-                check(media_active(core) == 0, "no media session at the P-CSCF")
-    finally:
-        rtpe.stop()
+    with alice_and_bob(tmp, timeout_ms=1000, retries=2) as (core, rtpe, alice, bob):
+        call_id = "cross-1@127.0.0.1"
+        text = invite(core, alice, call_id, "c1", 30500)
+        alice.send(core.pcscf_sip, text)
+        inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob")
+        respond(bob, inv, core.pcscf_sip, "180 Ringing", to_tag="c2", contact=False)
+        wait_msg(alice, lambda m: m.status == 180, "the 180 at alice")
+        rtpe.proc.send_signal(signal.SIGSTOP)
+        try:
+            respond(bob, inv, core.pcscf_sip, to_tag="c2", media_port=30510)
+            time.sleep(0.3)     # the 200 waits at the P-CSCF for rtpengine
+            alice.send(core.pcscf_sip, cancel_of(text))
+            wait_msg(alice, lambda m: m.status == 200 and m.get("CSeq") == "1 CANCEL", "the 200 (CANCEL)")
+        finally:
+            rtpe.proc.send_signal(signal.SIGCONT)   # its answer comes within the retries
+        ok = wait_msg(alice, lambda m: m.status == 200 and m.get("CSeq") == "1 INVITE", "the 200 at alice")
+        check(rtpe.in_range(sdp_port(ok) or 0), "the 200 after the CANCEL is anchored: %r" % ok.body)
+        check(not any(m.status == 487 for m in alice.got), "a 487 besides the 200")
+        check(not any(m.method == "CANCEL" for m in bob.collect(0.3)), "a CANCEL reached bob after his 200")
+        route = route_of(inv)
+        alice.send(core.pcscf_sip, in_dialog("ACK", alice, bob.port, route, call_id, "c1", ok.get("To"), 1))
+        alice.send(core.pcscf_sip, in_dialog("BYE", alice, bob.port, route, call_id, "c1", ok.get("To"), 2))
+        bye = wait_msg(bob, lambda m: m.method == "BYE", "alice's BYE at bob")
+        respond(bob, bye, core.pcscf_sip, contact=False)
+        wait_for(lambda: rtpe.calls() == [], 8, what="no rtpengine call after the BYE: %r" % rtpe.calls())
+        check(media_active(core) == 0, "no media session at the P-CSCF")
 
 
 if __name__ == "__main__":
