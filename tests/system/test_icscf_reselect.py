@@ -155,27 +155,10 @@ def test_stop_answers_pending(tmp):
         hole.close()
 
 
-class Busy503Scscf(threading.Thread):
+class Busy503Scscf(SilentScscf):
     """A TCP S-CSCF that answers every request 503 Service Unavailable with Retry-After: 77."""
 
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.uri = "sip:127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.start()
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
+    def drain(self, c):
         buf = b""
         while True:
             try:
@@ -196,9 +179,6 @@ class Busy503Scscf(threading.Thread):
                 lines += ["From: %s" % m.get("From"), "To: %s;tag=busy" % m.get("To"), "Call-ID: %s" % m.get("Call-ID"),
                           "CSeq: %s" % m.get("CSeq"), "Retry-After: 77", "Content-Length: 0", "", ""]
                 c.sendall("\r\n".join(lines).encode())
-
-    def close(self):
-        self.sock.close()
 
 
 def message_via_icscf(core, udp, to="bob"):
