@@ -99,13 +99,13 @@ static int reconnect(hss_store *st)
 /* $N form of a '?' statement, its parameter count; cached per literal. NULL on ENOMEM. */
 static pg_cached *cached(hss_pg *pg, const char *sql, pg_cached *tmp)
 {
-    size_t len = strlen(sql);
-    char *out = malloc(len * 3 + 1), *o = out;
-    int seq = 0, max = 0;
-
     for (size_t i = 0; i < pg->n_stmts; i++)
         if (pg->stmts[i].sql == sql)
             return &pg->stmts[i];
+
+    size_t len = strlen(sql);
+    char *out = malloc(len * 3 + 1), *o = out;   /* after the lookup: a cache hit allocates nothing */
+    int seq = 0, max = 0;
     if (!out)
         return NULL;
     for (const char *p = sql; *p;) {

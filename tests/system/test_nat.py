@@ -484,7 +484,11 @@ def test_keepalives_through_nat(tmp):
 
         # A flood: 6000 UDP pings, 2000 STUN requests, 3000 TCP pings. Cost = the packets.
         # the heap gauge is updated every 5 s (ims_sip.c housekeeping)
-        wait_for(lambda: core.pcscf.metric("process_heap_inuse_bytes"), 8, what="the P-CSCF's heap gauge")
+        # (a sanitizer build's allocator does not feed glibc's mallinfo2: the gauge stays 0 there
+        # and the heap half of the check is skipped, the rest still runs)
+        sanitized = "IMS_SANITIZE=ON" in open(os.path.join(lab.BUILD_DIR, "CMakeCache.txt")).read()
+        if not sanitized:
+            wait_for(lambda: core.pcscf.metric("process_heap_inuse_bytes"), 8, what="the P-CSCF's heap gauge")
         time.sleep(5.2)
         heap0 = core.pcscf.metric("process_heap_inuse_bytes")
         lines0 = len(core.pcscf.log().splitlines())
@@ -528,7 +532,7 @@ def test_keepalives_through_nat(tmp):
         time.sleep(5.2)
         heap1 = core.pcscf.metric("process_heap_inuse_bytes")
         lines1 = len(core.pcscf.log().splitlines())
-        check(heap0 is not None and heap1 is not None and heap1 - heap0 < 64 * 1024,
+        check(sanitized or (heap0 is not None and heap1 is not None and heap1 - heap0 < 64 * 1024),
               "a keep-alive flood costs no heap: %r -> %r bytes" % (heap0, heap1))
         check(lines1 - lines0 <= 3, "no log line per keep-alive: %d lines during the flood:\n%s" % (
             lines1 - lines0, "\n".join(core.pcscf.log().splitlines()[lines0:lines0 + 10])))
