@@ -78,6 +78,7 @@ const ims_cfg_field scscf_config_fields[] = {
       .sub = ims_diameter_cfg_fields },
     { .key = "sip", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, sip), .sub = ims_sip_cfg_fields },
     { .key = "trust", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, trust), .sub = ims_trust_cfg_fields },
+    { .key = "store", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, store), .sub = ims_state_cfg_fields },
     { .key = "scscf", .type = IMS_CFG_SECTION, .offset = offsetof(scscf_config, scscf), .sub = scscf_fields },
     { .key = NULL },
 };

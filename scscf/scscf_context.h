@@ -12,6 +12,8 @@
  *                       (RFC 2617 / RFC 7616), nonce table (scscf_auth.h)
  *   scscf_cx.c          Cx towards the HSS: MAR, SAR; RTR and PPR from it (TS 29.228/29.229)
  *   scscf_regstore.c    in-memory registrations with expiry timers (scscf_regstore.h)
+ *   scscf_regsync.c     registrations written through to the state store, reloaded at start
+ *   scscf_regrecord.c   a registration as a store record (JSON) and back, checked on load
  *   scscf_reginfo.c     reg event package: subscriptions, NOTIFY, application/reginfo+xml
  *                       (RFC 3680, RFC 6665, TS 24.229 §5.4.2.1)
  *   scscf_thirdparty.c  third-party REGISTER to application servers (TS 24.229 §5.4.1.7)
@@ -37,6 +39,7 @@
 #include "ims_sip.h"
 #include "ims_trust.h"
 #include "ims_cx_client.h"
+#include "ims_state.h"
 #include "scscf_regstore.h"
 
 /* The "scscf:" section. */
@@ -73,6 +76,7 @@ typedef struct {
     ims_diameter_cfg diameter;
     ims_sip_cfg sip;
     ims_trust_cfg trust;        /* the trust domain (ims_trust.h) */
+    ims_state_cfg store;        /* where registrations are kept (ims_state.h, scscf_regsync.c) */
     scscf_cfg scscf;
 } scscf_config;
 
@@ -96,6 +100,7 @@ typedef struct scscf_context {
     scscf_regstore *store;
     struct scscf_auth *auth;
     struct scscf_reginfo *reginfo;
+    struct scscf_regsync *sync; /* write-through to the state store (scscf_regsync.c) */
     void *odi;                  /* ims_map: odi token -> session waiting at an AS (scscf_as.c) */
     struct scscf_calllog *calls; /* session set-up / tear-down log lines (scscf_calllog.c) */
     char rr[300];               /* our Record-Route value: <sip:scscf.ims.lab:6060;lr> */

@@ -7,6 +7,7 @@
  * TS 24.229 §5.4.1.5 (network initiated de-registration: reg event "deactivated"/"rejected").
  */
 #include "scscf_cx.h"
+#include "scscf_regsync.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,6 +351,7 @@ static void on_ppr(void *arg, struct msg *req)
              changed ? ", set changed" : "");
     if (changed)
         scscf_reginfo_notify(ctx, reg, false);
+    scscf_regsync_changed(ctx, reg);
     scscf_update_gauges(ctx);
     ims_cx_reply(req, IMS_DIAMETER_SUCCESS, false);
 }

@@ -8,8 +8,9 @@
  * Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot start (SIP/HTTP/Diameter port in use),
  * 2 bad configuration.
  *
- * Restart: registrations live in memory and are lost; UEs register again at their next refresh
- * (the HSS keeps our name, so the I-CSCF keeps routing them here).
+ * Restart: with store.backend memory (the default) registrations live in memory and are lost; UEs
+ * register again at their next refresh (the HSS keeps our name, so the I-CSCF keeps routing them
+ * here). With store.backend redis they are reloaded at start (scscf_regsync.h).
  */
 #include <signal.h>
 #include <stdio.h>

@@ -43,27 +43,13 @@
 #include "ims_identity.h"
 #include "ims_log.h"
 #include "ims_strbuf.h"
+#include "scscf_regsync.h"
 #include "scscf_util.h"
 
 #define SUBSYS "scscf.regevent"
 #define REGINFO_TYPE "application/reginfo+xml"
 
-typedef struct regsub {
-    struct regsub *next;        /* in reg->subs */
-    scscf_reg *reg;
-    char *key;                  /* Call-ID "\n" our tag: the map key */
-    char *aor;                  /* the subscribed public identity */
-    char *call_id;
-    char *local_tag, *remote_tag;
-    char *local_uri;            /* To of the SUBSCRIBE: From of our NOTIFYs */
-    char *remote_uri;           /* From of the SUBSCRIBE: To of our NOTIFYs */
-    char *target;               /* remote target (Contact of the SUBSCRIBE) */
-    char *routes;               /* route set "<a>, <b>", or NULL */
-    uint32_t local_cseq, remote_cseq;
-    uint32_t version;
-    int64_t expires_at;
-    ims_sip_timer *timer;
-} regsub;
+typedef struct regsub regsub;   /* scscf_reginfo.h */
 
 struct scscf_reginfo {
     scscf_context *ctx;
@@ -84,9 +70,8 @@ scscf_reginfo *scscf_reginfo_new(scscf_context *ctx)
     return ri;
 }
 
-static void sub_free(regsub *s)
+void scscf_regsub_strings_free(scscf_regsub *s)
 {
-    ims_sip_timer_cancel(s->timer);
     free(s->key);
     free(s->aor);
     free(s->call_id);
@@ -96,6 +81,12 @@ static void sub_free(regsub *s)
     free(s->remote_uri);
     free(s->target);
     free(s->routes);
+}
+
+static void sub_free(regsub *s)
+{
+    ims_sip_timer_cancel(s->timer);
+    scscf_regsub_strings_free(s);
     free(s);
 }
 
@@ -201,6 +192,8 @@ static void on_notify_response(void *arg, int status, const sip_t *sip)
         if (s) {
             IMS_INFO(SUBSYS, "subscription of %s to %s removed after NOTIFY failure %d", s->remote_uri, s->aor,
                      status);
+            if (s->reg)
+                scscf_regsync_changed(ctx, s->reg);
             sub_release(ctx->reginfo, s);
             scscf_update_gauges(ctx);
         }
@@ -294,6 +287,8 @@ void scscf_reginfo_notify(scscf_context *ctx, scscf_reg *reg, bool reg_terminate
     }
     if (reg_terminated)
         reg->subs = NULL;
+    else if (reg->subs)
+        scscf_regsync_changed(ctx, reg);   /* the versions and CSeqs moved on */
     scscf_update_gauges(ctx);
 }
 
@@ -374,6 +369,8 @@ static long requested_expires(scscf_context *ctx, const sip_t *sip)
  * seconds and gets the full state. */
 static void notify_after_answer(scscf_context *ctx, regsub *s, long expires, bool ended)
 {
+    if (s->reg)
+        scscf_regsync_changed(ctx, s->reg);
     if (ended) {
         if (s->reg)
             send_notify(ctx, s, "terminated;reason=timeout", false);
@@ -583,5 +580,41 @@ fail:
         sub_free(s);
     }
     scscf_reply(ctx, irq, 500, "Server Internal Error", NULL, false);
+    return 0;
+}
+
+/* ---------- restart (scscf_regsync.c) ---------- */
+
+int scscf_reginfo_restore(scscf_context *ctx, scscf_reg *reg, const scscf_regsub *rec)
+{
+    scscf_reginfo *ri = ctx->reginfo;
+    char key[600];
+    regsub *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -1;
+    s->reg = reg;
+    s->aor = scscf_strdup(rec->aor);
+    s->call_id = scscf_strdup(rec->call_id);
+    s->local_tag = scscf_strdup(rec->local_tag);
+    s->remote_tag = scscf_strdup(rec->remote_tag);
+    s->local_uri = scscf_strdup(rec->local_uri);
+    s->remote_uri = scscf_strdup(rec->remote_uri);
+    s->target = scscf_strdup(rec->target);
+    s->routes = scscf_strdup(rec->routes);
+    s->local_cseq = rec->local_cseq;
+    s->remote_cseq = rec->remote_cseq;
+    s->version = rec->version;
+    snprintf(key, sizeof(key), "%s\n%s", rec->call_id ? rec->call_id : "", rec->local_tag ? rec->local_tag : "");
+    s->key = strdup(key);
+    if (!s->aor || !s->call_id || !s->local_tag || !s->remote_tag || !s->local_uri || !s->remote_uri ||
+        !s->target || (rec->routes && !s->routes) || !s->key || ims_map_get(ri->by_key, key) ||
+        ims_map_put(ri->by_key, s->key, s)) {
+        sub_free(s);
+        return -1;
+    }
+    s->next = reg->subs;
+    reg->subs = s;
+    long left = (long)(rec->expires_at - scscf_now());
+    arm(ctx, s, left > 0 ? left : 0);   /* a subscription whose time is up ends on the next turn */
     return 0;
 }

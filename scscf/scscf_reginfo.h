@@ -15,6 +15,34 @@
 
 typedef struct scscf_reginfo scscf_reginfo;
 
+/* One subscription (a dialog where we are the notifier). Its fields are public for the state
+ * store's records (scscf_regrecord.c); only this module changes them. */
+typedef struct regsub scscf_regsub;
+struct regsub {
+    struct regsub *next;        /* in reg->subs */
+    scscf_reg *reg;
+    char *key;                  /* Call-ID "\n" our tag: the map key */
+    char *aor;                  /* the subscribed public identity */
+    char *call_id;
+    char *local_tag, *remote_tag;
+    char *local_uri;            /* To of the SUBSCRIBE: From of our NOTIFYs */
+    char *remote_uri;           /* From of the SUBSCRIBE: To of our NOTIFYs */
+    char *target;               /* remote target (Contact of the SUBSCRIBE) */
+    char *routes;               /* route set "<a>, <b>", or NULL */
+    uint32_t local_cseq, remote_cseq;
+    uint32_t version;
+    int64_t expires_at;
+    ims_sip_timer *timer;
+};
+
+/* Frees the strings of s (not s, not its timer). */
+void scscf_regsub_strings_free(scscf_regsub *s);
+
+/* Re-creates a subscription of reg from a stored record (fields copied; timer, key and links are
+ * made here). A subscription whose time is up ends at once (final NOTIFY). 0 / -1. */
+int scscf_reginfo_restore(scscf_context *ctx, scscf_reg *reg, const scscf_regsub *rec);
+
+
 scscf_reginfo *scscf_reginfo_new(scscf_context *ctx);
 /* Frees every subscription (no NOTIFY: shutdown). */
 void scscf_reginfo_free(scscf_reginfo *ri);

@@ -25,6 +25,7 @@
 #include "scscf_cx.h"
 #include "scscf_reginfo.h"
 #include "scscf_register.h"
+#include "scscf_regsync.h"
 #include "scscf_util.h"
 
 #define SUBSYS SCSCF_REG_SUBSYS
@@ -68,6 +69,7 @@ static bool registration_changed(scscf_context *ctx, scscf_reg *reg, const char 
             scscf_reginfo_notify(ctx, reg, false);
         remove_terminated(ctx, reg);
         scscf_regstore_touch(ctx->store, reg);
+        scscf_regsync_changed(ctx, reg);   /* written through on the next loop turn */
     }
     scscf_update_gauges(ctx);
     return gone;

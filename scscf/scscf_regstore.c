@@ -22,6 +22,8 @@ struct scscf_regstore {
     scscf_timer_ops ops;
     scscf_expiry_f on_expiry;
     void *arg;
+    void (*on_remove)(void *arg, scscf_reg *reg);
+    void *remove_arg;
     ims_map *by_impu;          /* identity key -> scscf_reg */
     scscf_reg *head;
     size_t n_regs, n_impus, n_contacts;
@@ -129,6 +131,7 @@ static void reg_free(scscf_regstore *st, scscf_reg *reg)
     impus_free(reg);
     ims_subscription_free(&reg->profile);
     free(reg->impi);
+    free(reg->sync_key);
     free(reg);
 }
 
@@ -266,6 +269,8 @@ void scscf_regstore_remove(scscf_regstore *st, scscf_reg *reg)
 {
     if (!reg)
         return;
+    if (st->on_remove)
+        st->on_remove(st->remove_arg, reg);
     unindex(st, reg);
     if (reg->prev)
         reg->prev->next = reg->next;
@@ -275,6 +280,19 @@ void scscf_regstore_remove(scscf_regstore *st, scscf_reg *reg)
         reg->next->prev = reg->prev;
     st->n_regs--;
     reg_free(st, reg);
+}
+
+void scscf_regstore_on_remove(scscf_regstore *st, void (*fn)(void *arg, scscf_reg *reg), void *arg)
+{
+    st->on_remove = fn;
+    st->remove_arg = arg;
+}
+
+void scscf_regstore_set_id(scscf_regstore *st, scscf_reg *reg, uint32_t id)
+{
+    reg->id = id;
+    if (id > st->next_id)
+        st->next_id = id;
 }
 
 static void fire(void *p)

@@ -9,8 +9,9 @@
  *
  * The interface is data-oriented (find / create / set profile / contacts / remove / foreach and one
  * expiry callback) so that a shared store for several workers can replace this file later
- * (docs/design.md "Threads and loops"). Restart behaviour: registrations are lost; UEs re-register at
- * their next refresh (and the HSS keeps the S-CSCF name, so the I-CSCF still routes to us).
+ * (docs/design.md "Threads and loops"). These tables are the live state; with store.backend redis
+ * scscf_regsync.c writes them through to Redis and rebuilds them at start, otherwise a restart
+ * loses them (UEs re-register at their next refresh; the HSS keeps the S-CSCF name).
  *
  * Timers: one per registration, at the earliest contact expiry (not one per contact) to keep the
  * per-user memory small. They run through the scscf_timer_ops given at creation (ims_sip timers in
@@ -73,6 +74,8 @@ typedef struct scscf_reg {
     uint32_t id;                     /* for reginfo <registration id> */
     uint32_t next_contact_id;
     uint8_t auth_scheme;             /* scheme of the last successful authentication (scscf_auth.h) */
+    bool sync_dirty;                 /* to be written to the state store (scscf_regsync.c) */
+    char *sync_key;                  /* the store key it was last written under, or NULL */
 } scscf_reg;
 
 typedef struct {
@@ -103,8 +106,13 @@ scscf_reg *scscf_regstore_create(scscf_regstore *st, const char *impi, ims_subsc
 /* Replaces the profile (moved) and re-derives the IRS and the index. 0 / -1. */
 int scscf_regstore_set_profile(scscf_regstore *st, scscf_reg *reg, ims_subscription *profile,
                                const char *registered_impu);
-/* Unindexes and frees reg (its contacts too; reg->subs must be NULL). */
+/* Unindexes and frees reg (its contacts too; reg->subs must be NULL). The remove hook runs first. */
 void scscf_regstore_remove(scscf_regstore *st, scscf_reg *reg);
+/* Called by scscf_regstore_remove before a registration goes (the state store deletes its
+ * record); not by scscf_regstore_free (a stop keeps the records). */
+void scscf_regstore_on_remove(scscf_regstore *st, void (*fn)(void *arg, scscf_reg *reg), void *arg);
+/* Gives reg the reginfo id it had before a restart (later ids stay above it). */
+void scscf_regstore_set_id(scscf_regstore *st, scscf_reg *reg, uint32_t id);
 /* Re-arms the expiry timer after the contacts changed. */
 void scscf_regstore_touch(scscf_regstore *st, scscf_reg *reg);
 /* Calls fn for every registration; fn may remove the one it is given. Non-zero stops. */

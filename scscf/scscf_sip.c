@@ -29,6 +29,7 @@
 #include "scscf_calllog.h"
 #include "scscf_context.h"
 #include "scscf_reginfo.h"
+#include "scscf_regsync.h"
 #include "scscf_util.h"
 
 #define SUBSYS "scscf"
@@ -85,6 +86,8 @@ bool scscf_ready(void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "SIP agent not running");
         return false;
     }
+    if (!scscf_regsync_ready(ctx, why, whylen))
+        return false;
     if (ctx->hss_host) {
         if (!ims_diameter_peer_is_open(ctx->hss_host)) {
             snprintf(why, whylen, "HSS %s not connected", ctx->hss_host);
@@ -162,6 +165,13 @@ int scscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip)
      * Any non-zero value drops an ACK; nta answers everything else 403 Forbidden. */
     if (!ims_trust_admit(ctx->trust, irq, sip, SUBSYS))
         return 403;
+    /* registrations not loaded yet (scscf_regsync.h): a request now would find nobody */
+    if (scscf_regsync_loading(ctx)) {
+        if (sip->sip_request->rq_method == sip_method_ack)
+            return 1;
+        scscf_reply(ctx, irq, 503, "Service Unavailable - Loading Registrations", "Retry-After: 2\r\n", false);
+        return 0;
+    }
     switch (sip->sip_request->rq_method) {
     case sip_method_register:
         return scscf_registrar_register(ctx, irq, sip);
@@ -229,6 +239,8 @@ int scscf_start(scscf_context *ctx, char *err, size_t errlen)
                        "initial requests sent to application servers, by outcome");
     ims_cx_client_set_metrics_prefix("scscf");
 
+    if (scscf_regsync_start(ctx, err, errlen))
+        return -1;
     if (scscf_cx_serve(ctx)) {
         snprintf(err, errlen, "cannot serve RTR/PPR");
         return -1;
@@ -244,6 +256,7 @@ void scscf_stop(scscf_context *ctx)
     ctx->housekeeping = NULL;
     scscf_reg_txns_stop(ctx);   /* before the stores: the REGISTERs waiting are answered 503 */
     scscf_session_shutdown(ctx);
+    scscf_regsync_stop(ctx);            /* the records stay for the next start */
     scscf_reginfo_free(ctx->reginfo);   /* releases reg->subs of every registration */
     ctx->reginfo = NULL;
     scscf_regstore_free(ctx->store);
