@@ -202,12 +202,19 @@ def test_media_overlay(tmp):
     check('rtpengine: ["%s:2223"]' % RTPENGINE in m.group(1) and "anchor: rtpengine" in m.group(1),
           "pcscf.media must anchor in %s:2223: %r" % (RTPENGINE, m.group(1)))
     # A broken overlay is rejected too (the file is parsed, not just present).
-    path = copy_deploy(os.path.join(tmp, "overlay"))
-    bad = os.path.join(os.path.dirname(path), "docker-compose.media.yml")
+    check_broken_overlay(tmp, "docker-compose.media.yml",
+                         overlay.replace("        condition: service_healthy", "        condition: service_happy"),
+                         "service_happy")
+
+
+def check_broken_overlay(tmp, name, text, expect):
+    """The overlay `name` of a copy of deploy/, replaced by text, is rejected naming expect."""
+    path = copy_deploy(os.path.join(tmp, name))
+    bad = os.path.join(os.path.dirname(path), name)
     with open(bad, "w") as f:
-        f.write(overlay.replace("        condition: service_healthy", "        condition: service_happy"))
+        f.write(text)
     rc, out = compose_config(path, bad)
-    check(rc != 0 and "service_happy" in out, "a broken media overlay was accepted:\n%s" % out)
+    check(rc != 0 and expect in out, "a broken %s was accepted:\n%s" % (name, out))
 
 
 def lab_env(nf):
@@ -278,12 +285,8 @@ def test_ha_overlay(tmp):
         check(got == hosts, "compose/ha/%s: sip.hosts %s, expected %s" % (f, got, hosts))
     for src in re.findall(r"- (\./[^:]+):", text):
         check(os.path.exists(os.path.join(DEPLOY, src)), "mounted %s does not exist" % src)
-    path = copy_deploy(os.path.join(tmp, "ha"))
-    bad = os.path.join(os.path.dirname(path), "docker-compose.ha.yml")
-    with open(bad, "w") as f:
-        f.write(text.replace("      POSTGRES_DB: hss\n", "      POSTGRES_DB: [hss]\n"))
-    rc, out = compose_config(path, bad)
-    check(rc != 0 and "POSTGRES_DB" in out, "a broken HA overlay was accepted:\n%s" % out)
+    check_broken_overlay(tmp, "docker-compose.ha.yml", text.replace("      POSTGRES_DB: hss\n", "      POSTGRES_DB: [hss]\n"),
+                         "POSTGRES_DB")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ import test_compose_run as cr  # noqa: E402  (puts tests/system and tests/compon
 import harness  # noqa: E402
 import lab  # noqa: E402
 from harness import check  # noqa: E402
-from test_sessions import Ua, call, callee, passed, wait_uas  # noqa: E402
+from test_netns_ha import call_without_registering, served_by  # noqa: E402
+from test_sessions import Ua  # noqa: E402
 
 SCSCF_SERVICE = {"sip:scscf.ims.lab:5060": ("scscf", "172.22.0.12"), "sip:scscf2.ims.lab:5060": ("scscf2", "172.22.0.15")}
 HSS2 = "172.22.0.16"
@@ -96,24 +97,13 @@ def test_ha_compose_lab_keeps_registrations_over_an_scscf_restart(tmp):
         print(out.rstrip())
         check(rc == 0, "container_lab.sh up (HA) failed (rc %s):\n%s" % (rc, lab.tail(out, 40)))
         alice, bob = Ua(ues, "alice"), Ua(ues, "bob")
-        served = {}
-        for who in ("alice", "bob"):
-            impu = "sip:%s@ims.lab" % who
-            first, second = registration(cr.HSS_API, who), registration("http://%s:9090" % HSS2, who)
-            check(first[0].get(impu) == "registered" and first == second,
-                  "%s: hss and hss2 (one database) disagree or not registered: %r / %r" % (who, first, second))
-            check(first[1] in SCSCF_SERVICE, "%s assigned to %r" % (who, first[1]))
-            served[who] = SCSCF_SERVICE[first[1]]
+        served = served_by({who: (registration(cr.HSS_API, who), registration("http://%s:9090" % HSS2, who))
+                            for who in ("alice", "bob")}, SCSCF_SERVICE)
         print("registered: %r" % {w: s[0] for w, s in served.items()})
         for service, ip in sorted(set(served.values())):
             kill_and_start(service, ip)
 
-        b = callee(ues, bob, "callee_answer.xml")
-        a = passed(call(ues, alice, "call_uac.xml"))
-        wait_uas(b)
-        check(len(b.received(method="INVITE")) == 2 and b.received(method="BYE"),
-              "bob got the INVITE, the re-INVITE and the BYE after the restart:\n" + b.failure())
-        check(not a.sent("REGISTER") and not b.sent("REGISTER"), "a UE registered again")
+        call_without_registering(ues, alice, bob)
         print("alice called bob after the S-CSCF container restart, without registering again (%.0f s)" %
               (time.monotonic() - t0))
         ok = True
@@ -121,13 +111,7 @@ def test_ha_compose_lab_keeps_registrations_over_an_scscf_restart(tmp):
         ues.stop()
         if not ok:
             cr.dump_containers()
-        rc, out = cr.lab_script("down", os.path.join(tmp, "down.out"), 180, env)
-        left = cr.leftovers()
-        if ok:
-            check(rc == 0, "container_lab.sh down failed (rc %s):\n%s" % (rc, lab.tail(out, 20)))
-            check(not left, "left after container_lab.sh down: %s\n%s" % (left, lab.tail(out, 20)))
-        elif rc != 0 or left:
-            print("container_lab.sh down: rc %s, left: %s\n%s" % (rc, left, lab.tail(out, 20)))
+        cr.lab_down(tmp, ok, env)
     print("total %.0f s" % (time.monotonic() - t0))
 
 

@@ -129,9 +129,14 @@ def test_rtpengine():
           "rtpengine.conf of the ConfigMap and deploy/compose/rtpengine.conf differ:\n%s\n%s" % (compose, conf))
 
 
-def broken_copy(tmp, label, filename, transform):
-    d = os.path.join(tmp, label)
-    shutil.copytree(K8S, d)
+def broken_copy(tmp, label, filename, transform, ha=False):
+    """A copy of deploy/k8s (with ha: of deploy/k8s and deploy/k8s-ha side by side, the overlay's
+    ../k8s intact) with transform applied to filename; the directory to validate."""
+    d = os.path.join(tmp, ("ha-" if ha else "") + label)
+    shutil.copytree(K8S, os.path.join(d, "k8s") if ha else d)
+    if ha:
+        shutil.copytree(K8S_HA, os.path.join(d, "k8s-ha"))
+        d = os.path.join(d, "k8s-ha")
     path = os.path.join(d, filename)
     with open(path) as f:
         text = f.read()
@@ -177,13 +182,17 @@ BROKEN = [
 ]
 
 
-def test_broken_copies_rejected(tmp):
-    for label, filename, transform, expect in BROKEN:
-        d = broken_copy(tmp, label, filename, transform)
+def check_rejected(tmp, cases, ha=False):
+    for label, filename, transform, expect in cases:
+        d = broken_copy(tmp, label, filename, transform, ha)
         rc, out = validate(d)
         check(rc == 1, "%s: not rejected (rc %s):\n%s" % (label, rc, out))
         check(expect in out, "%s: rejected, but not for %r:\n%s" % (label, expect, out))
         print("rejected as expected (%s): %s" % (label, next(line for line in out.splitlines() if expect in line)))
+
+
+def test_broken_copies_rejected(tmp):
+    check_rejected(tmp, BROKEN)
 
 
 def test_ha_overlay_valid():
@@ -251,20 +260,6 @@ def test_ha_overlay_as_kubectl_renders_it():
     print("kubectl kustomize and the validator render the same %d objects" % len(ours))
 
 
-def broken_ha_copy(tmp, label, filename, transform):
-    d = os.path.join(tmp, "ha-" + label)
-    shutil.copytree(K8S, os.path.join(d, "k8s"))
-    shutil.copytree(K8S_HA, os.path.join(d, "k8s-ha"))
-    path = os.path.join(d, "k8s-ha", filename)
-    with open(path) as f:
-        text = f.read()
-    new = transform(text)
-    check(new != text, "%s: the change did not apply to %s (manifest changed?)" % (label, filename))
-    with open(path, "w") as f:
-        f.write(new)
-    return os.path.join(d, "k8s-ha")
-
-
 BROKEN_HA = [
     ("scscf-three-replicas", "scscf.yaml", lambda t: t.replace("  replicas: 2\n", "  replicas: 3\n"),
      "are not the S-CSCF pods' names"),
@@ -304,14 +299,9 @@ BROKEN_HA = [
 
 
 def test_ha_broken_copies_rejected(tmp):
-    for label, filename, transform, expect in BROKEN_HA:
-        d = broken_ha_copy(tmp, label, filename, transform)
-        rc, out = validate(d)
-        check(rc == 1, "%s: not rejected (rc %s):\n%s" % (label, rc, out))
-        check(expect in out, "%s: rejected, but not for %r:\n%s" % (label, expect, out))
-        print("rejected as expected (%s): %s" % (label, next(line for line in out.splitlines() if expect in line)))
+    check_rejected(tmp, BROKEN_HA, ha=True)
     # The copy itself, unchanged, is accepted: the rejections come from the changes.
-    d = broken_ha_copy(tmp, "unchanged", "kustomization.yaml", lambda t: t + "\n")
+    d = broken_copy(tmp, "unchanged", "kustomization.yaml", lambda t: t + "\n", ha=True)
     rc, out = validate(d)
     check(rc == 0, "an unchanged copy of deploy/k8s-ha is rejected:\n%s" % out)
 

@@ -74,6 +74,31 @@ def kill_and_wait_restart(running, nf):
     print("%s: killed (pid %d), started again and ready in %.1f s" % (nf, pid, time.monotonic() - t0))
 
 
+def served_by(answers, scscfs):
+    """answers: {user: (registration from one HSS, from the other)}, each (reg states, scscf name).
+    Both HSS (one database) must say the same, the user registered, assigned to one of scscfs
+    ({name: what}); returns {user: what}."""
+    served = {}
+    for who, (first, second) in answers.items():
+        impu = "sip:%s@ims.lab" % who
+        check(first[0].get(impu) == "registered" and first == second,
+              "%s: the two HSS (one database) disagree or not registered: %r / %r" % (who, first, second))
+        check(first[1] in scscfs, "%s: assigned to %r, not one of %s" % (who, first[1], sorted(scscfs)))
+        served[who] = scscfs[first[1]]
+    return served
+
+
+def call_without_registering(ues, alice, bob):
+    """alice calls bob (INVITE, re-INVITE, BYE) with the route set and contact of their earlier
+    registrations; neither SIPp run sends a REGISTER."""
+    b = callee(ues, bob, "callee_answer.xml")
+    a = passed(call(ues, alice, "call_uac.xml"))
+    wait_uas(b)
+    check(len(b.received(method="INVITE")) == 2 and b.received(method="BYE"),
+          "bob got the INVITE, the re-INVITE and the BYE after the S-CSCF restart:\n" + b.failure())
+    check(not a.sent("REGISTER") and not b.sent("REGISTER"), "a UE registered again")
+
+
 def test_ha_lab_registrations_survive_an_scscf_kill(tmp):
     ues = UeNamespace(tmp)
     running = netlab.RunningLab(tmp, env={"IMS_LAB_HA": "1"})
@@ -85,14 +110,10 @@ def test_ha_lab_registrations_survive_an_scscf_kill(tmp):
             check("lab: started %s " % nf in out, "the HA lab did not start %s:\n%s" % (nf, lab.tail(out, 20)))
 
         alice, bob = Ua(ues, "alice"), Ua(ues, "bob")
-        served = {}
-        for who in ("alice", "bob"):
-            impu = "sip:%s@ims.lab" % who
-            (s1, n1), (s2, n2) = registration("hss", who), registration("hss2", who)
-            check(s1.get(impu) == "registered" and (s1, n1) == (s2, n2),
-                  "%s: hss and hss2 (one database) disagree or not registered: %r %r / %r %r" % (who, s1, n1, s2, n2))
-            check(n1 in SCSCF_BY_NAME, "%s: assigned to %r, not one of %s" % (who, n1, sorted(SCSCF_BY_NAME)))
-            served[who] = SCSCF_BY_NAME[n1]
+        answers = {who: (registration("hss", who), registration("hss2", who)) for who in ("alice", "bob")}
+        served = served_by(answers, SCSCF_BY_NAME)
+        for who, (first, _) in answers.items():
+            impu, n1 = "sip:%s@ims.lab" % who, first[1]
             keys = netlab.netns("ims-redis", "redis-cli", "-h", REDIS, "--scan", "--pattern", "*%s*" % who).stdout.split()
             check("%s:reg:%s" % (n1, impu) in keys, "%s: no record %s:reg:%s in Redis; keys %r" % (who, n1, impu, keys))
         print("registered: %r (both HSS agree; records in Redis under the S-CSCF's name)" % served)
@@ -104,12 +125,7 @@ def test_ha_lab_registrations_survive_an_scscf_kill(tmp):
             check(loaded >= want, "%s reloaded %s registrations from Redis, expected at least %d" % (nf, loaded, want))
 
         # No REGISTER from here on: alice's route set and bob's contact are those of before the kill.
-        b = callee(ues, bob, "callee_answer.xml")
-        a = passed(call(ues, alice, "call_uac.xml"))
-        wait_uas(b)
-        check(len(b.received(method="INVITE")) == 2 and b.received(method="BYE"),
-              "bob got the INVITE, the re-INVITE and the BYE after the S-CSCF restart:\n" + b.failure())
-        check(not a.sent("REGISTER") and not b.sent("REGISTER"), "a UE registered again")
+        call_without_registering(ues, alice, bob)
         for who in ("alice", "bob"):
             states, _ = registration("hss2", who)
             check(states.get("sip:%s@ims.lab" % who) == "registered", "%s no longer registered: %r" % (who, states))
