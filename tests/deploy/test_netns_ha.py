@@ -3,6 +3,8 @@ IMS_LAB_HA=1, the configs of deploy/compose/ha like docker-compose.ha.yml): redi
 PostgreSQL (Debian's, each in its namespace), two HSS (hss, hss2) on the one database, the I-CSCF
 knowing two S-CSCFs (scscf, scscf2) that share Redis, the P-CSCF. In the UE namespace:
 
+  - from the UE namespace, as an attacker would, Redis and PostgreSQL do not answer (the lab's
+    nft rules); from the S-CSCFs' and the HSS' namespaces they do;
   - alice and bob register with IMS AKA through the P-CSCF (172.22.0.13:5060);
   - both HSS answer the same registration state for them (one database), naming the S-CSCF
     each was assigned; Redis holds each registration under that S-CSCF's name;
@@ -37,6 +39,7 @@ NF_IP = {"hss": "172.22.0.10", "hss2": "172.22.0.16", "icscf": "172.22.0.11", "s
          "scscf2": "172.22.0.15", "pcscf": "172.22.0.13"}
 SCSCF_BY_NAME = {"sip:scscf.ims.lab:5060": "scscf", "sip:scscf2.ims.lab:5060": "scscf2"}
 REDIS = "172.22.0.20"
+POSTGRES = "172.22.0.21"
 
 
 def http_get(nf, path):
@@ -72,6 +75,22 @@ def kill_and_wait_restart(running, nf):
                  interval=0.2, what="deploy/lab restarts %s after the SIGKILL" % nf)
     lab.wait_for(lambda: http_get(nf, "/readyz")[0] == 200, 30, interval=0.3, what="%s /readyz 200 after the restart" % nf)
     print("%s: killed (pid %d), started again and ready in %.1f s" % (nf, pid, time.monotonic() - t0))
+
+
+def fenced_from_ues():
+    """As an attacker in the UE namespace: Redis (no password; a write there is a registration)
+    and PostgreSQL (the subscribers' keys) do not answer; from their clients' namespaces they do."""
+    r = netlab.netns("ims-ue", "timeout", "3", "redis-cli", "-h", REDIS, "ping")
+    check("PONG" not in r.stdout, "a UE reaches Redis: %r" % r.stdout)
+    r = netlab.netns("ims-ue", "bash", "-c", "timeout 3 bash -c 'exec 3<>/dev/tcp/%s/5432' && echo open" % POSTGRES)
+    check("open" not in r.stdout, "a UE reaches PostgreSQL's port: %r" % r.stdout)
+    for ns in ("ims-scscf", "ims-scscf2"):
+        r = netlab.netns(ns, "timeout", "3", "redis-cli", "-h", REDIS, "ping")
+        check("PONG" in r.stdout, "%s cannot reach Redis: %r %r" % (ns, r.stdout, r.stderr))
+    for ns in ("ims-hss", "ims-hss2"):
+        r = netlab.netns(ns, "bash", "-c", "timeout 3 bash -c 'exec 3<>/dev/tcp/%s/5432' && echo open" % POSTGRES)
+        check("open" in r.stdout, "%s cannot reach PostgreSQL: %r %r" % (ns, r.stdout, r.stderr))
+    print("Redis and PostgreSQL: closed to the UE namespace, open to the S-CSCFs and the HSS processes")
 
 
 def served_by(answers, scscfs):
@@ -110,6 +129,7 @@ def test_ha_lab_registrations_survive_an_scscf_kill(tmp):
             check("lab: started %s " % nf in out, "the HA lab did not start %s:\n%s" % (nf, lab.tail(out, 20)))
 
         alice, bob = Ua(ues, "alice"), Ua(ues, "bob")
+        fenced_from_ues()
         answers = {who: (registration("hss", who), registration("hss2", who)) for who in ("alice", "bob")}
         served = served_by(answers, SCSCF_BY_NAME)
         for who, (first, _) in answers.items():
