@@ -26,8 +26,8 @@ SOURCE_DIR = harness.SOURCE_DIR
 BUILD_DIR = harness.BUILD_DIR
 LAB = os.path.join(SOURCE_DIR, "deploy", "lab")
 COMPOSE = os.path.join(SOURCE_DIR, "deploy", "docker-compose.yml")
-NAMESPACES = ["ims-br", "ims-hss", "ims-icscf", "ims-scscf", "ims-pcscf", "ims-rtpengine", "ims-ue",
-              "ims-scscf2", "ims-hss2", "ims-redis", "ims-postgres"]   # the last four: IMS_LAB_HA=1
+NAMESPACES = ["ims-br", "ims-hss", "ims-icscf", "ims-scscf", "ims-pcscf", "ims-rtpengine", "ims-ue"]
+HA_NAMESPACES = ["ims-scscf2", "ims-hss2", "ims-redis", "ims-postgres"]   # deploy/lab with IMS_LAB_HA=1
 HSS_API = "http://172.22.0.10:9090"
 PCSCF = "172.22.0.13:5060"
 UE_IP = "172.22.0.100"
@@ -35,7 +35,8 @@ UE_IP = "172.22.0.100"
 
 def namespaces():
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in NAMESPACES]
+    return [line.split()[0] for line in out.splitlines()
+            if line.split() and line.split()[0] in NAMESPACES + HA_NAMESPACES]
 
 
 def netns(ns, *cmd, timeout=20):
