@@ -166,7 +166,6 @@ function loadKustomization(kdir, label, seen = new Set()) {
 
 // ---- render, then validate every object against its schema ----
 const rendered = loadKustomization(dir, "");
-const kustomization = rendered.kustomization ? { obj: rendered.kustomization } : null;
 const objects = [];   // {file, where, obj}
 for (const { file, where: w, obj } of rendered.objects) {
   if (obj.kind === "Kustomization") continue;
