@@ -30,8 +30,9 @@ DRIVER = os.path.join(harness.BUILD_DIR, "tests", "component", "rtpe_driver")
 RTPENGINE = shutil.which("rtpengine") or "/usr/bin/rtpengine"
 
 
-def free_udp_range(size=40):
-    """A range of `size` UDP ports on 127.0.0.1 that are all free right now."""
+def free_udp_range(size=200):
+    """A range of `size` UDP ports on 127.0.0.1 that are all free right now (200: the failover
+    case puts up to 16 offers of 2 ports each, and some in pairs per direction, on one instance)."""
     for _ in range(200):
         base = random.randrange(20000, 60000 - size) & ~1
         socks = []
