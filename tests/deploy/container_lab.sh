@@ -43,6 +43,12 @@
 #   IMS_CONTAINER_LAB_RUNTIME OCI runtime for podman (default: runc when installed, else podman's)
 #   IMS_CONTAINER_LAB_MEDIA   1: up with the overlay deploy/docker-compose.media.yml too (the
 #                             P-CSCF anchors media in rtpengine); default 0
+#   IMS_CONTAINER_LAB_HA      1: up with the overlay deploy/docker-compose.ha.yml too (Redis,
+#                             PostgreSQL, hss2, scscf2); `build` and `up` then also build
+#                             deploy/redis and deploy/postgres (Debian's servers) as
+#                             imscore-redis:latest and imscore-postgres:latest, which take the
+#                             place of the public redis/postgres images (IMS_REDIS_IMAGE,
+#                             IMS_POSTGRES_IMAGE); default 0
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,15 +63,22 @@ COMPOSE_ARGS=(-f "$COMPOSE_FILE")
 # docker-compose 1.29 cannot `up` a changed service set on a network podman created ("needs to be
 # recreated - IPAM option driver has changed"): the overlay is chosen here, for the whole lab.
 [ "${IMS_CONTAINER_LAB_MEDIA:-0}" = 1 ] && COMPOSE_ARGS+=(-f "$REPO/deploy/docker-compose.media.yml")
+HA="${IMS_CONTAINER_LAB_HA:-0}"
+[ "$HA" = 1 ] && COMPOSE_ARGS+=(-f "$REPO/deploy/docker-compose.ha.yml")
 DOCKERFILE="$REPO/deploy/Dockerfile"
 IMAGE="imscore:latest"                        # the compose file's image: (podman: localhost/imscore)
 RTPE_DOCKERFILE="$REPO/deploy/rtpengine/Dockerfile"
 RTPE_IMAGE="imscore-rtpengine:latest"         # local stand-in for the public rtpengine image
 export IMS_RTPENGINE_IMAGE="$RTPE_IMAGE"
+# Local stand-ins for the public redis and postgres images of the HA overlay (deploy/redis, deploy/postgres).
+export IMS_REDIS_IMAGE="imscore-redis:latest" IMS_POSTGRES_IMAGE="imscore-postgres:latest"
 BASE="docker.io/library/debian:12-slim"       # what "FROM debian:12-slim" resolves to
 SOCK_DIR=/run/podman
 SOCK="$SOCK_DIR/podman.sock"
 NFS=(hss icscf scscf pcscf)
+STORES=()                                     # the HA variant's redis and postgres (healthchecks)
+if [ "$HA" = 1 ]; then NFS+=(hss2 scscf2); STORES=(redis postgres); fi
+VOLUMES=(hss-data pg-data redis-data)         # every named volume of the compose files
 # docker-compose 1.29 names the project after the compose file's directory: deploy_<service>_1,
 # network deploy_ims, volume deploy_hss-data. Fixed here so that `down` finds them even when the
 # API socket is gone.
@@ -184,20 +197,28 @@ api_service() {
   fail podman-api "podman system service did not answer on $SOCK (log: $STATE/podman-service.log)"
 }
 
-rtpengine_image() {
-  local old new t0=$SECONDS
-  old=$(podman image inspect --format '{{.Id}}' "$RTPE_IMAGE" 2>/dev/null || true)
-  step "build: podman build --network host -t $RTPE_IMAGE deploy/rtpengine (log: $STATE/build-rtpengine.log)"
+local_image() { # local_image <deploy/ subdirectory> <image>: a stand-in for a public image
+  local name=$1 image=$2 old new t0=$SECONDS
+  old=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  step "build: podman build --network host -t $image deploy/$name (log: $STATE/build-$name.log)"
   if ! timeout "$BUILD_TIMEOUT" "${PODMAN[@]}" build --network host --pull=never --layers \
-          -f "$RTPE_DOCKERFILE" -t "$RTPE_IMAGE" "$REPO/deploy/rtpengine" > "$STATE/build-rtpengine.log" 2>&1; then
-    tail -n 30 "$STATE/build-rtpengine.log" >&2
-    fail build-rtpengine "podman build of deploy/rtpengine/Dockerfile failed (log: $STATE/build-rtpengine.log)"
+          -f "$REPO/deploy/$name/Dockerfile" -t "$image" "$REPO/deploy/$name" > "$STATE/build-$name.log" 2>&1; then
+    tail -n 30 "$STATE/build-$name.log" >&2
+    fail "build-$name" "podman build of deploy/$name/Dockerfile failed (log: $STATE/build-$name.log)"
   fi
-  new=$(podman image inspect --format '{{.Id}}' "$RTPE_IMAGE")
+  new=$(podman image inspect --format '{{.Id}}' "$image")
   if [ -n "$old" ] && [ "$old" != "$new" ]; then
     podman rmi "$old" >/dev/null 2>&1 || true
   fi
-  step "build: $RTPE_IMAGE ${new:0:12} ($((SECONDS - t0)) s)"
+  step "build: $image ${new:0:12} ($((SECONDS - t0)) s)"
+}
+
+rtpengine_image() { local_image rtpengine "$RTPE_IMAGE"; }
+
+store_images() { # the HA overlay's redis and postgres, when it is used
+  [ "$HA" = 1 ] || return 0
+  local_image redis "$IMS_REDIS_IMAGE"
+  local_image postgres "$IMS_POSTGRES_IMAGE"
 }
 
 build_image() {
@@ -286,9 +307,13 @@ wait_ready() {
     done
     c=$(container_of rtpengine)
     [ -n "$c" ] && rtpengine_ping "$c" || pending="$pending rtpengine"
+    for nf in "${STORES[@]}"; do   # their own healthchecks: redis-cli ping, pg_isready
+      c=$(container_of "$nf")
+      [ -n "$c" ] && timeout 10 podman healthcheck run "$c" >/dev/null 2>&1 || pending="$pending $nf"
+    done
 
     if [ -z "$pending" ]; then
-      step "ready: every NF answers /readyz 200, rtpengine an ng ping"
+      step "ready: every NF (${NFS[*]}) answers /readyz 200, rtpengine an ng ping${STORES:+, ${STORES[*]} healthy}"
       podman ps --filter "label=com.docker.compose.project=$PROJECT" --format '  {{.Names}}  {{.Status}}  {{.Ports}}'
       return
     fi
@@ -330,7 +355,10 @@ down() {
     mapfile -t left < <(lab_containers)
     [ "${#left[@]}" -eq 0 ] || podman rm -f -t 5 "${left[@]}" >/dev/null 2>&1 || true
     podman network exists "${PROJECT}_ims" 2>/dev/null && { podman network rm -f "${PROJECT}_ims" >/dev/null || rc=1; }
-    podman volume exists "${PROJECT}_hss-data" 2>/dev/null && { podman volume rm -f "${PROJECT}_hss-data" >/dev/null || rc=1; }
+    local v
+    for v in "${VOLUMES[@]}"; do
+      podman volume exists "${PROJECT}_$v" 2>/dev/null && { podman volume rm -f "${PROJECT}_$v" >/dev/null || rc=1; }
+    done
     [ -z "$(lab_containers)" ] || { echo "container-lab: containers left: $(lab_containers)" >&2; rc=1; }
   fi
   # The API service only when this script started it.
@@ -352,10 +380,14 @@ status() {
   echo "base image $BASE: $(podman image exists "$BASE" && echo present || echo absent)"
   echo "image $IMAGE: $(podman image inspect --format '{{.Id}} {{.Created}}' "$IMAGE" 2>/dev/null || echo absent)"
   echo "image $RTPE_IMAGE: $(podman image inspect --format '{{.Id}} {{.Created}}' "$RTPE_IMAGE" 2>/dev/null || echo absent)"
+  echo "images $IMS_REDIS_IMAGE, $IMS_POSTGRES_IMAGE (HA): $(podman image exists "$IMS_REDIS_IMAGE" && echo present || echo absent)," \
+       "$(podman image exists "$IMS_POSTGRES_IMAGE" && echo present || echo absent)"
   echo "containers of project $PROJECT:"
   podman ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '  {{.Names}}  {{.Status}}  {{.Ports}}'
   echo "network ${PROJECT}_ims: $(podman network exists "${PROJECT}_ims" && echo present || echo absent)"
-  echo "volume ${PROJECT}_hss-data: $(podman volume exists "${PROJECT}_hss-data" && echo present || echo absent)"
+  for v in "${VOLUMES[@]}"; do
+    echo "volume ${PROJECT}_$v: $(podman volume exists "${PROJECT}_$v" && echo present || echo absent)"
+  done
 }
 
 case "${1:-}" in
@@ -369,6 +401,7 @@ up)
   api_service
   build_image
   rtpengine_image
+  store_images
   healthcheck_loop
   compose_up
   wait_ready
@@ -383,6 +416,7 @@ build)
   base_image
   build_image
   rtpengine_image
+  store_images
   step "build in $((SECONDS - t0)) s"
   ;;
 down) down ;;

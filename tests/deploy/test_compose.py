@@ -1,7 +1,10 @@
 """deploy/docker-compose.yml: accepted by Debian's docker-compose 1.29 (`config -q`, offline), broken
 copies rejected, and consistent with the NF configs it mounts (deploy/compose/<nf>.yaml); the
 rtpengine service consistent with its config (deploy/compose/rtpengine.conf), the media overlay
-docker-compose.media.yml accepted and its P-CSCF config the plain one plus pcscf.media only.
+docker-compose.media.yml accepted and its P-CSCF config the plain one plus pcscf.media only; the
+HA overlay docker-compose.ha.yml (Redis, PostgreSQL, two HSS, two S-CSCFs) accepted alone and with
+the media overlay, consistent with its configs (deploy/compose/ha) and with deploy/lab's IMS_LAB_HA
+variant, no password in any config file, Redis and PostgreSQL not published.
 
 Needs docker-compose (Debian package docker-compose); no Docker engine."""
 
@@ -21,6 +24,8 @@ SOURCE_DIR = harness.SOURCE_DIR
 DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 COMPOSE = os.path.join(DEPLOY, "docker-compose.yml")
 COMPOSE_MEDIA = os.path.join(DEPLOY, "docker-compose.media.yml")
+COMPOSE_HA = os.path.join(DEPLOY, "docker-compose.ha.yml")
+HA_ADDRESSES = {"scscf2": "172.22.0.15", "hss2": "172.22.0.16", "redis": "172.22.0.20", "postgres": "172.22.0.21"}
 RTPENGINE = "172.22.0.14"
 ADDRESSES = {"hss": "172.22.0.10", "icscf": "172.22.0.11", "scscf": "172.22.0.12", "pcscf": "172.22.0.13"}
 
@@ -197,12 +202,91 @@ def test_media_overlay(tmp):
     check('rtpengine: ["%s:2223"]' % RTPENGINE in m.group(1) and "anchor: rtpengine" in m.group(1),
           "pcscf.media must anchor in %s:2223: %r" % (RTPENGINE, m.group(1)))
     # A broken overlay is rejected too (the file is parsed, not just present).
-    path = copy_deploy(os.path.join(tmp, "overlay"))
-    bad = os.path.join(os.path.dirname(path), "docker-compose.media.yml")
+    check_broken_overlay(tmp, "docker-compose.media.yml",
+                         overlay.replace("        condition: service_healthy", "        condition: service_happy"),
+                         "service_happy")
+
+
+def check_broken_overlay(tmp, name, text, expect):
+    """The overlay `name` of a copy of deploy/, replaced by text, is rejected naming expect."""
+    path = copy_deploy(os.path.join(tmp, name))
+    bad = os.path.join(os.path.dirname(path), name)
     with open(bad, "w") as f:
-        f.write(overlay.replace("        condition: service_healthy", "        condition: service_happy"))
+        f.write(text)
     rc, out = compose_config(path, bad)
-    check(rc != 0 and "service_happy" in out, "a broken media overlay was accepted:\n%s" % out)
+    check(rc != 0 and expect in out, "a broken %s was accepted:\n%s" % (name, out))
+
+
+def lab_env(nf):
+    """The environment deploy/lab gives an NF in its HA variant (start_nf's case), {name: value}."""
+    text = read(os.path.join(DEPLOY, "lab"))
+    text = text[text.index("start_nf() {"):]
+    m = re.search(r"^    %s\) (.*?);;" % re.escape(nf), text, re.M | re.S)
+    check(m, "deploy/lab: no environment for %s in start_nf" % nf)
+    pairs = re.findall(r'"(IMS_[A-Z_]+)=([^"]*)"', m.group(1))
+    return {k: re.sub(r"\$\{ADDR\[(\w+)\]\}", lambda a: ({**ADDRESSES, **HA_ADDRESSES})[a.group(1)], v) for k, v in pairs}
+
+
+def compose_env(block):
+    """The environment: mapping of a service block, {name: value} (quotes removed)."""
+    m = re.search(r"^    environment:\n((?:      .*\n)*)", block, re.M)
+    return {k: v.strip().strip('"') for k, v in re.findall(r"^      (\w+): (.*)$", m.group(1), re.M)} if m else {}
+
+
+def test_ha_overlay(tmp):
+    """docker-compose.ha.yml: accepted with the base file, and with the media overlay too; the new
+    services at their addresses; the public redis/postgres images by default (IMS_REDIS_IMAGE /
+    IMS_POSTGRES_IMAGE for the container lab's local ones); neither published on the host; the
+    database password only from IMS_DB_PASSWORD (never in a config file); the second HSS and
+    S-CSCF are the first's config with the same environment deploy/lab IMS_LAB_HA=1 gives them;
+    the S-CSCF names agree with hss.scscf_names and icscf.scscfs; a broken overlay is rejected."""
+    for files in ((COMPOSE, COMPOSE_HA), (COMPOSE, COMPOSE_HA, COMPOSE_MEDIA)):
+        rc, out = compose_config(*files)
+        check(rc == 0 and out.strip() == "", "docker-compose config -q %s:\n%s" % (" ".join(map(os.path.basename, files)), out))
+    text = read(COMPOSE_HA)
+    svcs = services(text)
+    for nf, addr in HA_ADDRESSES.items():
+        check(nf in svcs and "ipv4_address: %s" % addr in svcs[nf], "ha: %s at %s expected" % (nf, addr))
+    check(re.search(r"image: \$\{IMS_REDIS_IMAGE:-redis:7\}", svcs["redis"]) and
+          re.search(r"image: \$\{IMS_POSTGRES_IMAGE:-postgres:15\}", svcs["postgres"]),
+          "ha: the public redis:7 / postgres:15 images by default, IMS_REDIS_IMAGE / IMS_POSTGRES_IMAGE to override")
+    for nf in ("redis", "postgres"):
+        check("ports:" not in svcs[nf], "ha: %s must not be published on the host" % nf)
+    # The password: from IMS_DB_PASSWORD into POSTGRES_PASSWORD and the HSS' PGPASSWORD, nowhere else.
+    for nf, var in (("postgres", "POSTGRES_PASSWORD"), ("hss", "PGPASSWORD"), ("hss2", "PGPASSWORD")):
+        check(compose_env(svcs[nf]).get(var, "").startswith("${IMS_DB_PASSWORD"), "ha: %s %s from IMS_DB_PASSWORD" % (nf, var))
+    ha_dir = os.path.join(DEPLOY, "compose", "ha")
+    for f in sorted(os.listdir(ha_dir)):
+        cfg = read(os.path.join(ha_dir, f))
+        check(not re.search(r"password\s*=|^\s*password:", cfg, re.M), "compose/ha/%s holds a password" % f)
+    hss = read(os.path.join(ha_dir, "hss.yaml"))
+    check("backend: postgresql" in hss and "host=%s port=5432" % HA_ADDRESSES["postgres"] in hss,
+          "compose/ha/hss.yaml: PostgreSQL at the service postgres")
+    scscf = read(os.path.join(ha_dir, "scscf.yaml"))
+    check(re.search(r"^store:.*\n  backend: redis\n  redis: %s:6379" % re.escape(HA_ADDRESSES["redis"]), scscf, re.M),
+          "compose/ha/scscf.yaml: store in the service redis")
+    # The second instances: compose and deploy/lab give them the same environment.
+    for nf in ("hss2", "scscf2", "pcscf"):
+        env = compose_env(svcs[nf])
+        env.pop("PGPASSWORD", None)
+        check(env == lab_env(nf), "the environment of %s differs between docker-compose.ha.yml and deploy/lab:\n%r\n%r" %
+              (nf, env, lab_env(nf)))
+    names = ["sip:scscf.ims.lab:5060", compose_env(svcs["scscf2"])["IMS_SCSCF_NAME"]]
+    check(re.search(r"^  name: %s " % re.escape(names[0]), scscf, re.M), "compose/ha/scscf.yaml: scscf.name %s" % names[0])
+    icscf = read(os.path.join(ha_dir, "icscf.yaml"))
+    check(re.findall(r'- name: "(\S+)"', icscf) == names, "icscf.scscfs must be exactly %r" % names)
+    check('scscf_names: ["%s", "%s"]' % tuple(names) in hss, "hss.scscf_names must be exactly %r" % names)
+    # The P-CSCF's hosts/trust (environment) and the CSCF configs' know the same six NFs.
+    hosts = sorted("%s.ims.lab=%s" % (n, a) for n, a in {**ADDRESSES, "scscf2": "172.22.0.15", "hss2": "172.22.0.16"}.items())
+    check(sorted(compose_env(svcs["pcscf"])["IMS_PCSCF_SIP_HOSTS"].split(",")) == hosts, "pcscf: sip.hosts of the HA variant")
+    for f in ("icscf.yaml", "scscf.yaml"):
+        got = sorted(h.strip().strip('"') for h in re.search(r"^  hosts: \[(.*?)\]", read(os.path.join(ha_dir, f)),
+                                                              re.M | re.S).group(1).replace("\n", " ").split(","))
+        check(got == hosts, "compose/ha/%s: sip.hosts %s, expected %s" % (f, got, hosts))
+    for src in re.findall(r"- (\./[^:]+):", text):
+        check(os.path.exists(os.path.join(DEPLOY, src)), "mounted %s does not exist" % src)
+    check_broken_overlay(tmp, "docker-compose.ha.yml", text.replace("      POSTGRES_DB: hss\n", "      POSTGRES_DB: [hss]\n"),
+                         "POSTGRES_DB")
 
 
 if __name__ == "__main__":

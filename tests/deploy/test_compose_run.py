@@ -404,14 +404,20 @@ def test_aka_call_through_the_compose_lab(tmp):
         ues.stop()
         if not ok:
             dump_containers()
-        rc, out = lab_script("down", os.path.join(tmp, "down.out"), 180)
-        left = leftovers()
-        if ok:   # a failure above stays the reported one; these are then printed only
-            check(rc == 0, "container_lab.sh down failed (rc %s):\n%s" % (rc, lab.tail(out, 20)))
-            check(not left, "left after container_lab.sh down: %s\n%s" % (left, lab.tail(out, 20)))
-        elif rc != 0 or left:
-            print("container_lab.sh down: rc %s, left: %s\n%s" % (rc, left, lab.tail(out, 20)))
+        lab_down(tmp, ok)
     print("total %.0f s" % (time.monotonic() - t0))
+
+
+def lab_down(tmp, ok, env=None):
+    """container_lab.sh down; after a passing test it must succeed and leave nothing (after a
+    failure, which stays the reported one, what it says is printed only)."""
+    rc, out = lab_script("down", os.path.join(tmp, "down.out"), 180, env)
+    left = leftovers()
+    if ok:
+        check(rc == 0, "container_lab.sh down failed (rc %s):\n%s" % (rc, lab.tail(out, 20)))
+        check(not left, "left after container_lab.sh down: %s\n%s" % (left, lab.tail(out, 20)))
+    elif rc != 0 or left:
+        print("container_lab.sh down: rc %s, left: %s\n%s" % (rc, left, lab.tail(out, 20)))
 
 
 if __name__ == "__main__":

@@ -159,5 +159,33 @@ def test_rtpengine_image():
           "rtpengine image: EXPOSE the ng port and the RTP range of rtpengine.conf: %r" % expose)
 
 
+def test_redis_and_postgres_images():
+    """deploy/redis and deploy/postgres: the Debian-package servers the container lab runs in place
+    of the public redis:7 / postgres:15 of docker-compose.ha.yml, run the same way (the compose
+    command and healthchecks, the POSTGRES_* variables), non-root with the public images' uid 999
+    (deploy/k8s-ha runs them as 999); bash -n accepts the postgres entrypoint."""
+    for name, package, port in (("redis", "redis-server", "6379/tcp"), ("postgres", "postgresql-15", "5432/tcp")):
+        ins = instructions(os.path.join(SOURCE_DIR, "deploy", name, "Dockerfile"))
+        words = {w: [a for _, x, a in ins if x == w] for w in ("FROM", "RUN", "USER", "EXPOSE", "VOLUME")}
+        check(words["FROM"] == ["debian:12-slim"], "%s image: FROM debian:12-slim, got %r" % (name, words["FROM"]))
+        run = " ".join(words["RUN"])
+        check(re.search(r"apt-get install -y --no-install-recommends %s\b" % package, run), "%s image: Debian's %s" % (name, package))
+        check("policy-rc.d" in run, "%s image: the postinst must not start the server in the build" % name)
+        check("useradd -r -u 999 -g %s" % name in run and "groupadd -r -g 999 %s" % name in run,
+              "%s image: user %s with uid/gid 999 (as the public image and deploy/k8s-ha)" % (name, name))
+        check(words["USER"] == [name], "%s image: runs as %s: %r" % (name, name, words["USER"]))
+        check(words["EXPOSE"] == [port], "%s image: EXPOSE %s" % (name, port))
+    ins = instructions(os.path.join(SOURCE_DIR, "deploy", "postgres", "Dockerfile"))
+    check(("ENV" in [w for _, w, _ in ins]) and any("PGDATA=/var/lib/postgresql/data" in a for _, w, a in ins if w == "ENV"),
+          "postgres image: PGDATA=/var/lib/postgresql/data as the public image")
+    entry = os.path.join(SOURCE_DIR, "deploy", "postgres", "docker-entrypoint.sh")
+    check(os.access(entry, os.X_OK), "deploy/postgres/docker-entrypoint.sh must be executable")
+    check(subprocess.run(["bash", "-n", entry]).returncode == 0, "docker-entrypoint.sh: bash -n failed")
+    with open(entry) as f:
+        text = f.read()
+    for var in ("POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB", "scram-sha-256"):
+        check(var in text, "docker-entrypoint.sh: no %s" % var)
+
+
 if __name__ == "__main__":
     harness.main()

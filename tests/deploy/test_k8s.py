@@ -1,9 +1,12 @@
-"""deploy/k8s: every manifest valid for its kind (kubernetes-models, offline), the references
-between them sound (tests/deploy/validate-k8s.mjs), and broken copies rejected.
+"""deploy/k8s and its HA overlay deploy/k8s-ha: every manifest valid for its kind
+(kubernetes-models, offline), the references between them sound (tests/deploy/validate-k8s.mjs,
+which renders the overlay itself: a kustomize subset), and broken copies rejected. Where kubectl
+is installed, its own `kubectl kustomize deploy/k8s-ha` must render the same objects.
 
 Needs node and the npm packages kubernetes-models + yaml in $K8S_VALIDATE_MODULES/node_modules
 (ctest runs tests/deploy/setup.sh first: fixture k8s_modules)."""
 
+import json
 import os
 import re
 import shutil
@@ -18,16 +21,17 @@ from harness import TestFailure, check  # noqa: E402
 
 SOURCE_DIR = harness.SOURCE_DIR
 K8S = os.path.join(SOURCE_DIR, "deploy", "k8s")
+K8S_HA = os.path.join(SOURCE_DIR, "deploy", "k8s-ha")
 SUBSCRIBERS = os.path.join(SOURCE_DIR, "deploy", "config", "subscribers.yaml")
 VALIDATOR = os.path.join(HERE, "validate-k8s.mjs")
 MODULES = os.environ.get("K8S_VALIDATE_MODULES") or os.path.join(harness.BUILD_DIR, "tests", "deploy", "k8s-validate")
 
 
-def validate(directory, subscribers=SUBSCRIBERS):
+def validate(directory, subscribers=SUBSCRIBERS, extra=()):
     node = shutil.which("node")
     if not node:
         raise TestFailure("node not found (Debian package nodejs)")
-    cmd = [node, VALIDATOR, "--modules", MODULES]
+    cmd = [node, VALIDATOR, "--modules", MODULES] + list(extra)
     if subscribers:
         cmd += ["--subscribers", subscribers]
     r = subprocess.run(cmd + [directory], capture_output=True, text=True, timeout=60)
@@ -125,9 +129,14 @@ def test_rtpengine():
           "rtpengine.conf of the ConfigMap and deploy/compose/rtpengine.conf differ:\n%s\n%s" % (compose, conf))
 
 
-def broken_copy(tmp, label, filename, transform):
-    d = os.path.join(tmp, label)
-    shutil.copytree(K8S, d)
+def broken_copy(tmp, label, filename, transform, ha=False):
+    """A copy of deploy/k8s (with ha: of deploy/k8s and deploy/k8s-ha side by side, the overlay's
+    ../k8s intact) with transform applied to filename; the directory to validate."""
+    d = os.path.join(tmp, ("ha-" if ha else "") + label)
+    shutil.copytree(K8S, os.path.join(d, "k8s") if ha else d)
+    if ha:
+        shutil.copytree(K8S_HA, os.path.join(d, "k8s-ha"))
+        d = os.path.join(d, "k8s-ha")
     path = os.path.join(d, filename)
     with open(path) as f:
         text = f.read()
@@ -173,13 +182,128 @@ BROKEN = [
 ]
 
 
-def test_broken_copies_rejected(tmp):
-    for label, filename, transform, expect in BROKEN:
-        d = broken_copy(tmp, label, filename, transform)
+def check_rejected(tmp, cases, ha=False):
+    for label, filename, transform, expect in cases:
+        d = broken_copy(tmp, label, filename, transform, ha)
         rc, out = validate(d)
         check(rc == 1, "%s: not rejected (rc %s):\n%s" % (label, rc, out))
         check(expect in out, "%s: rejected, but not for %r:\n%s" % (label, expect, out))
         print("rejected as expected (%s): %s" % (label, next(line for line in out.splitlines() if expect in line)))
+
+
+def test_broken_copies_rejected(tmp):
+    check_rejected(tmp, BROKEN)
+
+
+def test_ha_overlay_valid():
+    """deploy/k8s-ha rendered over deploy/k8s: the S-CSCF a StatefulSet of 2 (the Deployment gone),
+    the HSS a Deployment of 2 (the SQLite StatefulSet and its headless Service gone), Redis and
+    PostgreSQL StatefulSets with PVCs behind NetworkPolicies, the Secret ims-db; the validator's
+    cross-checks (names per pod, Secret references, Service addresses) pass."""
+    rc, out = validate(K8S_HA)
+    print(out.strip().splitlines()[-1])
+    check(rc == 0, "deploy/k8s-ha is not valid:\n%s" % out)
+    kinds = set(re.findall(r"^ok \S+ (\w+)/(\S+)", out, re.M))
+    want = {("StatefulSet", "scscf"), ("Deployment", "hss"), ("StatefulSet", "redis"), ("StatefulSet", "postgres"),
+            ("Service", "redis"), ("Service", "postgres"), ("Service", "scscf"), ("Service", "hss"),
+            ("NetworkPolicy", "redis"), ("NetworkPolicy", "postgres"), ("Secret", "ims-db"),
+            ("Deployment", "icscf"), ("Deployment", "pcscf"), ("Deployment", "rtpengine")}
+    check(want <= kinds, "missing objects: %s" % sorted(want - kinds))
+    gone = {("Deployment", "scscf"), ("StatefulSet", "hss"), ("Service", "hss-headless")}
+    check(not (gone & kinds), "the overlay must remove %s" % sorted(gone & kinds))
+    objs = rendered(K8S_HA)
+    get = lambda kind, name: next(o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name)  # noqa: E731
+    scscf = get("StatefulSet", "scscf")
+    check(scscf["spec"]["replicas"] == 2 and scscf["spec"]["serviceName"] == "scscf", "S-CSCF: 2 replicas, service scscf")
+    check(get("Service", "scscf")["spec"].get("clusterIP") == "None", "Service scscf must be headless")
+    check(get("Deployment", "hss")["spec"]["replicas"] == 2, "HSS: 2 replicas")
+    for name, mount in (("redis", "/data"), ("postgres", "/var/lib/postgresql/data")):
+        ss = get("StatefulSet", name)
+        check(ss["spec"].get("volumeClaimTemplates"), "%s: a volumeClaimTemplate" % name)
+        mounts = ss["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        check({"name": "data", "mountPath": mount} in mounts, "%s: the PVC at %s" % (name, mount))
+        pol = get("NetworkPolicy", name)["spec"]["ingress"]
+        peer = {"redis": "scscf", "postgres": "hss"}[name]
+        check(len(pol) == 1 and pol[0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": peer}}}],
+              "NetworkPolicy %s: only the %s pods may connect: %r" % (name, peer, pol))
+    cfg = get("ConfigMap", "ims-config")["data"]
+    check("password" not in cfg["hss.yaml"].split("conninfo:")[1].splitlines()[0], "no password in hss.store.conninfo")
+    check(cfg["pcscf.yaml"] == configmap_value(open(os.path.join(K8S, "configmap-nf.yaml")).read(), "pcscf.yaml"),
+          "the overlay must leave the base's pcscf.yaml as it is")
+
+
+def rendered(directory):
+    rc, out = validate(directory, extra=["--print"])
+    check(rc == 0, "validate-k8s.mjs --print %s failed:\n%s" % (directory, out))
+    return json.loads(out)
+
+
+def test_ha_overlay_as_kubectl_renders_it():
+    """The validator's rendering is kustomize's: `kubectl kustomize deploy/k8s-ha` (kubectl is not
+    a Debian package: skipped, with a message, where it is not installed) gives the same objects,
+    field for field."""
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        print("SKIP the comparison with kubectl kustomize: kubectl not installed (the validator's own "
+              "rendering is checked by the other tests)")
+        return
+    import yaml
+    r = subprocess.run([kubectl, "kustomize", K8S_HA], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "kubectl kustomize %s: %s" % (K8S_HA, r.stderr))
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    theirs = {key(o): o for o in yaml.safe_load_all(r.stdout) if o}
+    ours = {key(o): o for o in rendered(K8S_HA)}
+    check(sorted(theirs) == sorted(ours), "objects differ: kubectl %s, validator %s" % (sorted(theirs), sorted(ours)))
+    for k in ours:
+        a, b = json.dumps(ours[k], sort_keys=True), json.dumps(theirs[k], sort_keys=True)
+        check(a == b, "%s/%s differs:\nvalidator %s\nkubectl   %s" % (k + (a, b)))
+    print("kubectl kustomize and the validator render the same %d objects" % len(ours))
+
+
+BROKEN_HA = [
+    ("scscf-three-replicas", "scscf.yaml", lambda t: t.replace("  replicas: 2\n", "  replicas: 3\n"),
+     "are not the S-CSCF pods' names"),
+    ("scscf-name-not-per-pod", "scscf.yaml",
+     lambda t: t.replace('value: "sip:$(POD_NAME).scscf.ims.svc.cluster.local:5060"', 'value: "sip:scscf.ims.lab:5060"'),
+     "is the same for every pod"),
+    ("scscf-shared-diameter-identity", "scscf.yaml",
+     lambda t: t.replace('value: "$(POD_NAME).ims.lab"', 'value: "scscf.ims.lab"'), "its own Diameter identity"),
+    ("env-reference-undefined", "scscf.yaml",
+     lambda t: t.replace('value: "$(POD_NAME).scscf.ims.svc.cluster.local"}', 'value: "$(POD).scscf.ims.svc.cluster.local"}'),
+     "uses $(POD), not defined before it"),
+    ("password-in-configmap", "configmap-ha.yaml", lambda t: t.replace("user=hss connect_timeout=5", "user=hss password=x"),
+     "a password in a connection string"),
+    ("secret-key-missing", "hss.yaml", lambda t: t.replace("key: password}", "key: passwd}"),
+     "Secret ims-db has no key passwd"),
+    ("secret-value-in-configmap", "configmap-ha.yaml",
+     lambda t: t.replace("      max_auth_items: 5\n", "      max_auth_items: 5\n      # change-me-before-apply\n"),
+     "holds the value of Secret ims-db"),
+    ("redis-service-name", "configmap-ha.yaml", lambda t: t.replace("redis: redis.ims.svc", "redis: rediss.ims.svc"),
+     "no Service rediss in namespace ims"),
+    ("postgres-port", "configmap-ha.yaml", lambda t: t.replace("port=5432 dbname", "port=5433 dbname"),
+     "Service postgres has no TCP port 5433"),
+    ("hss-replicas-on-sqlite", "configmap-ha.yaml", lambda t: t.replace("backend: postgresql", "backend: sqlite"),
+     "HSS replicas on SQLite"),
+    ("scscf-memory-store", "configmap-ha.yaml", lambda t: t.replace("backend: redis", "backend: memory"),
+     "without store.backend redis"),
+    ("patch-target-missing", "delete-scscf-deployment.yaml", lambda t: t.replace("name: scscf\n", "name: scscf-x\n"),
+     "no apps/v1 Deployment/scscf-x to patch"),
+    ("not-ready-pods-unnamed", "scscf-service-headless.yaml",
+     lambda t: t.replace("publishNotReadyAddresses: true", "publishNotReadyAddresses: false"),
+     "publishNotReadyAddresses must be true"),
+    ("overlay-file-not-listed", "kustomization.yaml", lambda t: t.replace("  - redis.yaml\n", ""),
+     "redis.yaml is not in resources"),
+    ("unrendered-kustomize-feature", "kustomization.yaml", lambda t: t + "replicas:\n  - {name: hss, count: 3}\n",
+     "replicas: not a kustomize feature this validator renders"),
+]
+
+
+def test_ha_broken_copies_rejected(tmp):
+    check_rejected(tmp, BROKEN_HA, ha=True)
+    # The copy itself, unchanged, is accepted: the rejections come from the changes.
+    d = broken_copy(tmp, "unchanged", "kustomization.yaml", lambda t: t + "\n", ha=True)
+    rc, out = validate(d)
+    check(rc == 0, "an unchanged copy of deploy/k8s-ha is rejected:\n%s" % out)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ BUILD_DIR = harness.BUILD_DIR
 LAB = os.path.join(SOURCE_DIR, "deploy", "lab")
 COMPOSE = os.path.join(SOURCE_DIR, "deploy", "docker-compose.yml")
 NAMESPACES = ["ims-br", "ims-hss", "ims-icscf", "ims-scscf", "ims-pcscf", "ims-rtpengine", "ims-ue"]
+HA_NAMESPACES = ["ims-scscf2", "ims-hss2", "ims-redis", "ims-postgres"]   # deploy/lab with IMS_LAB_HA=1
 HSS_API = "http://172.22.0.10:9090"
 PCSCF = "172.22.0.13:5060"
 UE_IP = "172.22.0.100"
@@ -34,7 +35,8 @@ UE_IP = "172.22.0.100"
 
 def namespaces():
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in NAMESPACES]
+    return [line.split()[0] for line in out.splitlines()
+            if line.split() and line.split()[0] in NAMESPACES + HA_NAMESPACES]
 
 
 def netns(ns, *cmd, timeout=20):
@@ -44,11 +46,11 @@ def netns(ns, *cmd, timeout=20):
 class RunningLab:
     """deploy/lab up in the background; stop() = SIGTERM (the lab's trap) then deploy/lab down."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, env=None):
         check(not namespaces(), "lab namespaces exist already: %s (a lab running? deploy/lab down)" % namespaces())
         self.dir = os.path.join(tmp, "lab")
         self.out_path = os.path.join(tmp, "lab.out")
-        env = dict(os.environ, IMS_BUILD_DIR=BUILD_DIR, IMS_LAB_DIR=self.dir, IMS_LAB_LOG_LEVEL="debug")
+        env = dict(os.environ, IMS_BUILD_DIR=BUILD_DIR, IMS_LAB_DIR=self.dir, IMS_LAB_LOG_LEVEL="debug", **(env or {}))
         self.out = open(self.out_path, "wb")
         self.proc = subprocess.Popen(["bash", LAB, "up"], stdout=self.out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -85,7 +87,7 @@ class RunningLab:
 
     def dump(self):
         print("---- deploy/lab output:\n%s" % lab.tail(self.output(), 30))
-        for nf in ("hss", "icscf", "scscf", "pcscf"):
+        for nf in ("hss", "hss2", "icscf", "scscf", "scscf2", "pcscf", "redis", "postgres"):
             path = os.path.join(self.dir, "%s.log" % nf)
             if os.path.exists(path):
                 with open(path, errors="replace") as f:
