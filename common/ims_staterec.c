@@ -31,17 +31,10 @@ json_object *ims_staterec_parse(const char *json, size_t len, size_t max, char *
     return o;
 }
 
-int ims_staterec_text(json_object *o, const char *name, size_t max, bool required, bool multiline, char **out,
+/* v as a checked string (see ims_staterec_text); name for the error. */
+static int text_value(json_object *v, const char *name, size_t max, bool required, bool multiline, char **out,
                       char *err, size_t errlen)
 {
-    json_object *v;
-    *out = NULL;
-    if (!json_object_object_get_ex(o, name, &v) || json_object_is_type(v, json_type_null)) {
-        if (!required)
-            return 0;
-        snprintf(err, errlen, "\"%s\" missing", name);
-        return -1;
-    }
     if (!json_object_is_type(v, json_type_string)) {
         snprintf(err, errlen, "\"%s\" is not a string", name);
         return -1;
@@ -62,6 +55,38 @@ int ims_staterec_text(json_object *o, const char *name, size_t max, bool require
     if (!(*out = strdup(s))) {
         snprintf(err, errlen, "out of memory");
         return -1;
+    }
+    return 0;
+}
+
+int ims_staterec_text(json_object *o, const char *name, size_t max, bool required, bool multiline, char **out,
+                      char *err, size_t errlen)
+{
+    json_object *v;
+    *out = NULL;
+    if (!json_object_object_get_ex(o, name, &v) || json_object_is_type(v, json_type_null)) {
+        if (!required)
+            return 0;
+        snprintf(err, errlen, "\"%s\" missing", name);
+        return -1;
+    }
+    return text_value(v, name, max, required, multiline, out, err, errlen);
+}
+
+int ims_staterec_strv(json_object *o, const char *name, size_t max_n, size_t max, char **v, size_t *n, char *err,
+                      size_t errlen)
+{
+    json_object *a;
+    *n = 0;
+    if (!json_object_object_get_ex(o, name, &a) || !json_object_is_type(a, json_type_array) ||
+        json_object_array_length(a) > max_n) {
+        snprintf(err, errlen, "\"%s\": not an array of at most %zu", name, max_n);
+        return -1;
+    }
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        if (text_value(json_object_array_get_idx(a, i), name, max, true, false, &v[i], err, errlen))
+            return -1;
+        (*n)++;
     }
     return 0;
 }

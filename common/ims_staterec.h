@@ -25,6 +25,10 @@ int ims_staterec_text(json_object *o, const char *name, size_t max, bool require
 /* The same on one line. */
 int ims_staterec_str(json_object *o, const char *name, size_t max, bool required, char **out, char *err,
                      size_t errlen);
+/* String array field: at most max_n strings as ims_staterec_str checks them, into v[] (malloc'd);
+ * *n counts those stored (also on failure: the caller frees v[0..*n)). 0 / -1 + err. */
+int ims_staterec_strv(json_object *o, const char *name, size_t max_n, size_t max, char **v, size_t *n, char *err,
+                      size_t errlen);
 /* Integer field in [min, max]. 0 / -1 + err. */
 int ims_staterec_int(json_object *o, const char *name, int64_t min, int64_t max, int64_t *out, char *err,
                      size_t errlen);

@@ -9,6 +9,7 @@
 #include "ims_statesync.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,8 @@ struct ims_statesync {
     bool closing;
     bool scanning;
     size_t index;                 /* the index being walked (ops->indexes) */
-    ims_map *dirty;               /* "%p" of obj -> obj */
-    ims_map *owned;               /* store key -> obj */
+    ims_map *dirty;               /* "%p" of the entry -> entry */
+    ims_map *owned;               /* store key -> entry */
     ims_map *dels;                /* store key -> (void *)1 */
     ims_sip_timer *flush_timer;
     ims_sip_timer *retry_timer;   /* a load that broke off with the store up */
@@ -89,13 +90,12 @@ static void ptr_key(const void *obj, char *buf, size_t len)
     snprintf(buf, len, "%p", obj);
 }
 
-static void mark(ims_statesync *s, void *obj, bool now)
+static void mark(ims_statesync *s, ims_statesync_ent *e, bool now)
 {
-    ims_statesync_ent *e = s->ops->ent(obj);
     if (!e->dirty) {
         char k[32];
-        ptr_key(obj, k, sizeof(k));
-        if (ims_map_put(s->dirty, k, obj))
+        ptr_key(e, k, sizeof(k));
+        if (ims_map_put(s->dirty, k, e))
             return;   /* ENOMEM: the next change or reconnect writes it */
         e->dirty = true;
     }
@@ -103,10 +103,10 @@ static void mark(ims_statesync *s, void *obj, bool now)
     schedule_flush(s, now ? 0 : RETRY_MS);
 }
 
-void ims_statesync_changed(ims_statesync *s, void *obj)
+void ims_statesync_changed(ims_statesync *s, ims_statesync_ent *e)
 {
-    if (ims_statesync_durable(s) && obj)
-        mark(s, obj, true);
+    if (ims_statesync_durable(s) && e)
+        mark(s, e, true);
 }
 
 /* The record under key is no longer obj's: deleted from the store (confirmed later). */
@@ -117,14 +117,13 @@ static void queue_del(ims_statesync *s, const char *key)
     ims_map_put(s->dels, key, (void *)1);
 }
 
-void ims_statesync_removed(ims_statesync *s, void *obj)
+void ims_statesync_removed(ims_statesync *s, ims_statesync_ent *e)
 {
-    if (!ims_statesync_durable(s) || !obj)
+    if (!ims_statesync_durable(s) || !e)
         return;
-    ims_statesync_ent *e = s->ops->ent(obj);
     if (e->dirty) {
         char k[32];
-        ptr_key(obj, k, sizeof(k));
+        ptr_key(e, k, sizeof(k));
         ims_map_del(s->dirty, k);
         e->dirty = false;
     }
@@ -137,13 +136,12 @@ void ims_statesync_removed(ims_statesync *s, void *obj)
     update_dirty_gauge(s);
 }
 
-void ims_statesync_loaded(ims_statesync *s, void *obj, const char *key)
+void ims_statesync_loaded(ims_statesync *s, ims_statesync_ent *e, const char *key)
 {
-    ims_statesync_ent *e = s->ops->ent(obj);
     char *k = strdup(key);
-    if (!k || ims_map_put(s->owned, key, obj)) {
+    if (!k || ims_map_put(s->owned, key, e)) {
         free(k);
-        mark(s, obj, false);   /* written again: then it is owned */
+        mark(s, e, false);   /* written again: then it is owned */
         return;
     }
     free(e->key);
@@ -157,9 +155,9 @@ static void on_put_done(void *arg, int status, const char *value, size_t len)
     op_arg *a = arg;
     ims_statesync *s = a->s;
     if (status != IMS_STATE_OK && !s->closing) {
-        void *obj = ims_map_get(s->owned, a->key);   /* still ours under this key: written again later */
-        if (obj)
-            mark(s, obj, false);
+        ims_statesync_ent *e = ims_map_get(s->owned, a->key);   /* still ours under this key: written again later */
+        if (e)
+            mark(s, e, false);
     }
     free(a);
 }
@@ -181,14 +179,13 @@ static void on_del_done(void *arg, int status, const char *value, size_t len)
 }
 
 /* Writes one dirty object; false when the store refused the request (it stays dirty). */
-static bool write_obj(ims_statesync *s, void *obj)
+static bool write_obj(ims_statesync *s, ims_statesync_ent *e)
 {
-    ims_statesync_ent *e = s->ops->ent(obj);
     int64_t ttl = 0;
     char *key = NULL, *json = NULL;
     op_arg *a = NULL;
     bool ok = true;   /* an object that cannot be encoded is not retried: the next change tries anew */
-    if (s->ops->encode(s->arg, obj, &key, &json, &ttl) || !key || !json) {
+    if (s->ops->encode(s->arg, e, &key, &json, &ttl) || !key || !json) {
         if (!key && !json && e->key) {   /* not to be stored (any more): its old record goes */
             queue_del(s, e->key);
             free(e->key);
@@ -201,7 +198,7 @@ static bool write_obj(ims_statesync *s, void *obj)
         goto out;
     }
     a = NULL;
-    ims_map_put(s->owned, key, obj);   /* ENOMEM: only a failed write is then not retried */
+    ims_map_put(s->owned, key, e);   /* ENOMEM: only a failed write is then not retried */
     ims_map_del(s->dels, key);   /* ours again (removed and created anew) */
     if (e->key && strcmp(e->key, key) != 0)
         queue_del(s, e->key);    /* its key changed (e.g. the registered identity) */
@@ -218,9 +215,10 @@ out:
 static int flush_one(void *arg, const char *k, void *val)
 {
     ims_statesync *s = arg;
-    if (!write_obj(s, val))
+    ims_statesync_ent *e = val;
+    if (!write_obj(s, e))
         return 1;   /* store refused: stop, retried later */
-    s->ops->ent(val)->dirty = false;
+    e->dirty = false;
     ims_map_del(s->dirty, k);
     return 0;
 }
@@ -250,10 +248,10 @@ static void flush(void *arg)
         schedule_flush(s, RETRY_MS);
 }
 
-static int mark_owned(void *arg, const char *key, void *obj)
+static int mark_owned(void *arg, const char *key, void *e)
 {
     (void)key;
-    mark(arg, obj, true);
+    mark(arg, e, true);
     return 0;
 }
 

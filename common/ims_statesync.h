@@ -18,9 +18,10 @@
  *    false; on reconnect every object is written again and the deletions made meanwhile are
  *    replayed (a Redis that restarted empty is refilled).
  *
- * Objects are the NF's records, by pointer; each embeds an ims_statesync_ent (ops->ent finds it).
- * Completions carry a key, never a pointer (the object may be gone when they arrive): the module
- * keeps the key -> object map of what is in the store ("owned") for them.
+ * Objects are the NF's records; each embeds an ims_statesync_ent, by which this module knows it
+ * (the NF finds its object from it with IMS_STATESYNC_OBJ; `kind` tells an NF with several kinds
+ * of records which one it is). Completions carry a key, never a pointer (the object may be gone
+ * when they arrive): the module keeps the key -> entry map of what is in the store for them.
  *
  * Metrics (<metric_prefix>_pending, _loaded_total, _skipped_total). All on the SIP loop.
  */
@@ -38,25 +39,29 @@ typedef struct ims_statesync ims_statesync;
 
 /* Embedded in every object that is written through. */
 typedef struct {
+    int kind;         /* the NF's: which kind of object embeds it */
     bool dirty;       /* waits for the next flush */
     char *key;        /* the store key it is (or was last) written under, or NULL */
 } ims_statesync_ent;
+
+/* The object of type `type` whose member `member` is the entry e. */
+#define IMS_STATESYNC_OBJ(e, type, member) ((type *)(void *)((char *)(e) - offsetof(type, member)))
 
 typedef struct {
     const char *subsys;              /* log subsystem, e.g. "scscf.store" */
     const char *what;                /* what load_end counts, for the log: "registration(s)" */
     const char *metric_prefix;       /* "scscf_store" */
     const char *const *indexes;      /* the indexes loaded at start, in order, NULL-terminated */
-    ims_statesync_ent *(*ent)(void *obj);
-    /* obj's record: key and JSON (malloc'd) and TTL in seconds (0: none). -1: it cannot be written
-     * (not retried; the next change tries anew); -1 with *key NULL and *json NULL and no log is
-     * "not to be stored" (e.g. a flow that cannot survive a restart): its old record is deleted. */
-    int (*encode)(void *arg, void *obj, char **key, char **json, int64_t *ttl_s);
+    /* e's object's record: key and JSON (malloc'd) and TTL in seconds (0: none). -1: it cannot be written
+     * (not retried; the next change tries anew). 0 with *key and *json NULL: not to be stored
+     * (e.g. a flow that cannot survive a restart): a record written before is deleted. */
+    int (*encode)(void *arg, ims_statesync_ent *e, char **key, char **json, int64_t *ttl_s);
     /* One record found at start under index. 0 kept, -1 + err: skipped (logged and counted here). */
     int (*load_item)(void *arg, const char *index, const char *key, const char *value, size_t len, char *err,
                      size_t errlen);
     /* Every index walked (complete) or the walk broke off (!complete: free what was kept). Returns how
-     * many records became objects; *dropped: records kept by load_item and then refused. */
+     * many records became objects (each announced with ims_statesync_loaded); *dropped: records
+     * kept by load_item and then refused. */
     size_t (*load_end)(void *arg, bool complete, size_t *dropped);
 } ims_statesync_ops;
 
@@ -69,12 +74,12 @@ void ims_statesync_close(ims_statesync *s);
 
 /* Records survive this process (redis): the NF writes through only then. */
 bool ims_statesync_durable(const ims_statesync *s);
-/* obj changed: its record is rewritten on the next loop turn. */
-void ims_statesync_changed(ims_statesync *s, void *obj);
-/* obj leaves memory (before it is freed): its record is deleted. */
-void ims_statesync_removed(ims_statesync *s, void *obj);
-/* From load_end: obj was rebuilt from the record under key (it is in the store already). */
-void ims_statesync_loaded(ims_statesync *s, void *obj, const char *key);
+/* e's object changed: its record is rewritten on the next loop turn. */
+void ims_statesync_changed(ims_statesync *s, ims_statesync_ent *e);
+/* e's object leaves memory (before it is freed): its record is deleted. */
+void ims_statesync_removed(ims_statesync *s, ims_statesync_ent *e);
+/* From load_end: e's object was rebuilt from the record under key (it is in the store already). */
+void ims_statesync_loaded(ims_statesync *s, ims_statesync_ent *e, const char *key);
 
 /* True while the records are being loaded (the NF answers 503 meanwhile). */
 bool ims_statesync_loading(const ims_statesync *s);

@@ -173,10 +173,8 @@ int pcscf_start(pcscf_context *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "cannot build our SIP URIs");
         goto out;
     }
-    if (pcscf_dialog_start(ctx)) {
-        snprintf(err, errlen, "no random bytes for the Record-Route token key (getrandom)");
+    if (pcscf_dialog_start(ctx, err, errlen))
         goto out;
-    }
     ctx->bindings = pcscf_bindings_new(on_binding_removed, ctx);
     if (!ctx->bindings) {
         snprintf(err, errlen, "out of memory");

@@ -31,15 +31,10 @@ typedef struct scscf_regsync {
 
 /* ---------- write-through ---------- */
 
-static ims_statesync_ent *reg_ent(void *obj)
-{
-    return &((scscf_reg *)obj)->sync;
-}
-
-static int reg_encode(void *arg, void *obj, char **key, char **json, int64_t *ttl)
+static int reg_encode(void *arg, ims_statesync_ent *e, char **key, char **json, int64_t *ttl)
 {
     (void)arg;
-    scscf_reg *reg = obj;
+    scscf_reg *reg = IMS_STATESYNC_OBJ(e, scscf_reg, sync);
     *key = scscf_regrecord_key(reg);
     *json = *key ? scscf_regrecord_encode(reg, scscf_now(), (int64_t)time(NULL), ttl) : NULL;
     if (*key && *json)
@@ -51,13 +46,13 @@ static int reg_encode(void *arg, void *obj, char **key, char **json, int64_t *tt
 void scscf_regsync_changed(scscf_context *ctx, scscf_reg *reg)
 {
     if (ctx->sync)
-        ims_statesync_changed(ctx->sync->sync, reg);
+        ims_statesync_changed(ctx->sync->sync, &reg->sync);
 }
 
 static void on_remove(void *arg, scscf_reg *reg)
 {
     scscf_regsync *s = arg;
-    ims_statesync_removed(s->sync, reg);
+    ims_statesync_removed(s->sync, &reg->sync);
 }
 
 /* ---------- load at start ---------- */
@@ -164,7 +159,7 @@ static bool apply(scscf_regsync *s, scscf_regrecord *r)
     }
     char *key = scscf_regrecord_key(reg);
     if (key)
-        ims_statesync_loaded(s->sync, reg, key);
+        ims_statesync_loaded(s->sync, &reg->sync, key);
     free(key);
     for (size_t i = 0; i < r->n_subs; i++) {
         r->subs[i].expires_at = now + (r->subs[i].expires_at - wall);
@@ -208,7 +203,7 @@ static const char *const indexes[] = { "reg", NULL };
 
 static const ims_statesync_ops sync_ops = {
     .subsys = SUBSYS, .what = "registration(s)", .metric_prefix = "scscf_store", .indexes = indexes,
-    .ent = reg_ent, .encode = reg_encode, .load_item = load_item, .load_end = load_end,
+    .encode = reg_encode, .load_item = load_item, .load_end = load_end,
 };
 
 /* ---------- start / stop ---------- */
