@@ -240,7 +240,13 @@ int pcscf_bindsync_start(pcscf_context *ctx, char *err, size_t errlen)
     }
     s->ctx = ctx;
     ctx->sync = s;
-    s->sync = ims_statesync_open(&ctx->cfg.store, ctx->self_uri, ctx->sip, &sync_ops, s, err, errlen);
+    /* our name: sip.hostname (stable across restarts and pod replacements) and port, else our URI */
+    char name[300];
+    if (ctx->cfg.sip.hostname && *ctx->cfg.sip.hostname)
+        snprintf(name, sizeof(name), "sip:%s:%ld", ctx->cfg.sip.hostname, (long)ctx->cfg.sip.port);
+    else
+        snprintf(name, sizeof(name), "%s", ctx->self_uri);
+    s->sync = ims_statesync_open(&ctx->cfg.store, name, ctx->sip, &sync_ops, s, err, errlen);
     if (!s->sync)
         return -1;
     bool redis = ims_statesync_durable(s->sync);
