@@ -7,7 +7,7 @@
  *                                                          an IPv6 host is written [addr]
  *   sub:<identity key of the IMPU>                             one per reg-event subscription
  * Value: "<MAC> <JSON>", MAC = 32 hex digits of HMAC-MD5(record key, key "\n" JSON) where the
- * record key is derived from the P-CSCF's secret (pcscf_secret.c) and never leaves the host.
+ * record key is derived from the P-CSCF's secret (pcscf.key_file, pcscf_dialog.c) and never leaves the host.
  *   bind, version 1: {"v":1,"impu","host","port","tp","impus":[..],"routes":[..],
  *                     "contacts":[{"uri","exp"}]}
  *   sub,  version 1: {"v":1,"impu","callid","ftag","ttag","target","routes":[..],"cseq","exp"}
