@@ -292,18 +292,29 @@ out:
     return rc;
 }
 
+/* The JSON object of a sealed record under key, whose key starts with index ("bind:"). NULL + err. */
+static json_object *open_record(const char *index, const char *key, const char *value, size_t len,
+                                const uint8_t mac_key[PCSCF_REC_MAC_KEY], char *err, size_t errlen)
+{
+    if (!key || strncmp(key, index, strlen(index)) != 0) {
+        snprintf(err, errlen, "not a %s key", index);
+        return NULL;
+    }
+    json_object *o = unseal(mac_key, key, value, len, err, errlen);
+    if (o && !json_object_is_type(o, json_type_object)) {
+        snprintf(err, errlen, "not a JSON object");
+        json_object_put(o);
+        o = NULL;
+    }
+    return o;
+}
+
 int pcscf_bindrecord_decode(const char *key, const char *value, size_t len, const uint8_t mac_key[PCSCF_REC_MAC_KEY],
                             int64_t wall_now, pcscf_bindrecord *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    json_object *o = key && strncmp(key, "bind:", 5) == 0 ? unseal(mac_key, key, value, len, err, errlen) : NULL;
-    if (!key || strncmp(key, "bind:", 5) != 0)
-        snprintf(err, errlen, "not a binding key");
-    int rc = -1;
-    if (o && !json_object_is_type(o, json_type_object))
-        snprintf(err, errlen, "not a JSON object");
-    else if (o)
-        rc = decode_binding(key, o, wall_now, out, err, errlen);
+    json_object *o = open_record("bind:", key, value, len, mac_key, err, errlen);
+    int rc = o ? decode_binding(key, o, wall_now, out, err, errlen) : -1;
     json_object_put(o);
     if (rc)
         pcscf_bindrecord_free(out);
@@ -356,15 +367,8 @@ int pcscf_subrecord_decode(const char *key, const char *value, size_t len, const
                            int64_t wall_now, pcscf_subrecord *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    bool ours = key && strncmp(key, "sub:", 4) == 0;
-    json_object *o = ours ? unseal(mac_key, key, value, len, err, errlen) : NULL;
-    if (!ours)
-        snprintf(err, errlen, "not a subscription key");
-    int rc = -1;
-    if (o && !json_object_is_type(o, json_type_object))
-        snprintf(err, errlen, "not a JSON object");
-    else if (o)
-        rc = decode_sub(key, o, wall_now, out, err, errlen);
+    json_object *o = open_record("sub:", key, value, len, mac_key, err, errlen);
+    int rc = o ? decode_sub(key, o, wall_now, out, err, errlen) : -1;
     json_object_put(o);
     if (rc)
         pcscf_subrecord_free(out);

@@ -27,7 +27,7 @@ import socket
 import lab
 import lab_redis
 from lab import check, metric, wait_for
-from test_dialog_transport import SDP, Ua, ack_for_2xx, call
+from test_dialog_transport import Ua, ack_for_2xx, call
 from test_faults import readyz
 
 
@@ -48,8 +48,9 @@ def bind_keys(core, redis):
     return redis.keys(core.pcscf_uri + ":bind:*")
 
 
-def message(core, sender, to_user, text, call_id):
-    """A MESSAGE from sender (a registered Ua) through the core; returns the final response."""
+def message(core, sender, to_user, text, call_id, receiver=None):
+    """A MESSAGE from sender (a registered Ua) through the core, answered 200 by receiver (a Ua,
+    when given); returns the final response at the sender."""
     aor_from, aor_to = "sip:%s@%s" % (sender.user, lab.DOMAIN), "sip:%s@%s" % (to_user, lab.DOMAIN)
     route = ["<sip:127.0.0.1:%d;lr>" % core.pcscf_sip] + sender.service_route
     sender.send_to_core("\r\n".join([
@@ -57,6 +58,8 @@ def message(core, sender, to_user, text, call_id):
         "Route: %s" % ", ".join(route), "From: <%s>;tag=m-%s" % (aor_from, sender.user), "To: <%s>" % aor_to,
         "Call-ID: %s" % call_id, "CSeq: 1 MESSAGE", "Content-Type: text/plain",
         "Content-Length: %d" % len(text), "", text]))
+    if receiver:
+        receiver.reply(receiver.request_in("MESSAGE", timeout=10), 200, "OK")
     return sender.final_to("MESSAGE", timeout=10).msg
 
 
@@ -166,17 +169,8 @@ def test_tcp_binding_not_kept(tmp):
             # bob registers again over a new connection, then is reachable
             bob2 = Ua(core, "bob", "bobpass", tcp_flow=True)
             bob2.register("sip:bob@127.0.0.1:%d;transport=tcp" % bob2.port)
-            resp_q = []
-            aor_to = "sip:bob@%s" % lab.DOMAIN
-            route = ["<sip:127.0.0.1:%d;lr>" % core.pcscf_sip] + alice.service_route
-            alice.send_to_core("\r\n".join([
-                "MESSAGE %s SIP/2.0" % aor_to, "Via: %s" % alice.via(), "Max-Forwards: 70",
-                "Route: %s" % ", ".join(route), "From: <sip:alice@%s>;tag=m3" % lab.DOMAIN, "To: <%s>" % aor_to,
-                "Call-ID: pr-m3@test", "CSeq: 1 MESSAGE", "Content-Length: 0", "", ""]))
-            got = bob2.request_in("MESSAGE", timeout=10)
-            bob2.reply(got, 200, "OK")
-            resp_q.append(alice.final_to("MESSAGE", timeout=10).msg)
-            check(resp_q[0].status == 200, "MESSAGE to re-registered bob: %s" % resp_q[0].first)
+            resp = message(core, alice, "bob", "again", "pr-m3@test", receiver=bob2)
+            check(resp.status == 200, "MESSAGE to re-registered bob: %s" % resp.first)
         finally:
             alice.close()
             bob.close()
@@ -264,14 +258,8 @@ def test_hostile_records(tmp):
             check(raw.startswith("SIP/2.0 403"), "MESSAGE from the attacker's address: %r" % raw[:80])
 
             # alice still receives her requests, the attacker nothing
-            bob.send_to_core("\r\n".join([
-                "MESSAGE sip:alice@%s SIP/2.0" % lab.DOMAIN, "Via: %s" % bob.via(), "Max-Forwards: 70",
-                "Route: %s" % ", ".join(["<sip:127.0.0.1:%d;lr>" % core.pcscf_sip] + bob.service_route),
-                "From: <sip:bob@%s>;tag=mb" % lab.DOMAIN, "To: <sip:alice@%s>" % lab.DOMAIN,
-                "Call-ID: pr-m4@test", "CSeq: 1 MESSAGE", "Content-Length: 0", "", ""]))
-            got = alice.request_in("MESSAGE", timeout=10)
-            alice.reply(got, 200, "OK")
-            check(bob.final_to("MESSAGE", timeout=10).msg.status == 200, "MESSAGE to alice")
+            check(message(core, bob, "alice", "for-alice", "pr-m4@test", receiver=alice).status == 200,
+                  "MESSAGE to alice")
             mallory.sock.settimeout(0.5)
             try:
                 leaked = mallory.sock.recvfrom(65535)[0]
