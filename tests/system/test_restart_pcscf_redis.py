@@ -26,16 +26,17 @@ import socket
 
 import lab
 import lab_redis
+import test_media
 from lab import check, metric, wait_for
 from test_dialog_transport import Ua, ack_for_2xx, call
 from test_faults import readyz
 
 
-def redis_lab(tmp, redis, **kw):
+def redis_lab(tmp, redis, extra=None, **kw):
     store = {"backend": "redis", "redis": redis.address, "timeout_ms": 300}
     over = {"scscf": {"store": store},
             "pcscf": {"store": store, "pcscf": {"key_file": os.path.join(tmp, "pcscf.key")}}}
-    return lab.Lab(tmp, overrides=over, **kw)
+    return lab.Lab(tmp, overrides=lab.merge(over, extra or {}), **kw)
 
 
 def restart(nf):
@@ -146,6 +147,39 @@ def test_kill9_pcscf_keeps_bindings_and_dialogs(tmp):
 
 def test_kill9_pcscf_and_scscf(tmp):
     kill9_case(tmp, also_scscf=True)
+
+
+def test_media_of_a_call_before_the_restart(tmp):
+    """rtpengine keeps an anchored call across a kill -9 of the P-CSCF; the restarted P-CSCF has no
+    media leg for it, and the BYE (passing on the old token) still deletes it at rtpengine."""
+    rtpe = test_media.RtpEngine(tmp)
+    try:
+        with lab_redis.RedisServer(tmp) as redis, \
+                redis_lab(tmp, redis, extra=test_media.media_overrides(rtpe)) as core:
+            alice, bob = Ua(core, "alice", "alicepass"), Ua(core, "bob", "bobpass")
+            try:
+                alice.register("sip:alice@127.0.0.1:%d" % alice.port)
+                bob.register("sip:bob@127.0.0.1:%d" % bob.port)
+                a, _, inv, _ = call(core, alice, bob, "sip:alice@127.0.0.1:%d" % alice.port,
+                                    "sip:bob@127.0.0.1:%d" % bob.port, "pr-media@test")
+                check(rtpe.in_range(test_media.sdp_port(inv.msg) or 0), "anchored: %r" % inv.msg.body)
+                ack_for_2xx(alice, a, 1)
+                bob.request_in("ACK")
+                legs = sorted(["pr-media@test;orig", "pr-media@test;term"])
+                check(sorted(rtpe.calls()) == legs, "rtpengine calls: %r" % rtpe.calls())
+
+                restart(core.pcscf)
+                check(sorted(rtpe.calls()) == legs, "rtpengine keeps the call: %r" % rtpe.calls())
+                bye(alice, a, bob)
+                wait_for(lambda: rtpe.calls() == [], 5, what="the call deleted at rtpengine by the BYE")
+                check("BYE for Call-ID pr-media@test without a media leg here" in core.pcscf.log(),
+                      lab.tail(core.pcscf.log(), 20))
+            finally:
+                alice.close()
+                bob.close()
+            core.alive()
+    finally:
+        rtpe.stop()
 
 
 def test_tcp_binding_not_kept(tmp):
