@@ -155,8 +155,9 @@ url_t *ims_sip_next_hop(ims_sip *s, su_home_t *home, const url_t *target);
  * (timeout) or 503 (transport error, e.g. TCP connection refused) and that goes through
  * on_response and upstream like any response (nta does not send 408 upstream for non-INVITE,
  * RFC 4320). For INVITE we send 100 Trying upstream at once (§16.2).
- * A CANCEL from upstream for irq: nta answers it 200, we CANCEL downstream, nta answers the
- * INVITE 487 upstream (the later downstream 487 is absorbed; on_response still sees it).
+ * A CANCEL from upstream for irq: nta answers it 200 and we CANCEL downstream; the INVITE's
+ * final response is the callee's (its 487, or a 2xx that crossed the CANCEL: RFC 3261 §16.10;
+ * nta runs with NTATAG_CANCEL_487(0), ims_sip.c).
  * An irq already answered (e.g. CANCELled while the NF waited for Diameter) is not forwarded.
  * ACK: sent and forgotten (no client transaction to wait on). Responses never arrive inside
  * this call; on_response runs later on the loop.
@@ -173,6 +174,14 @@ uint64_t ims_sip_fwd_current(const ims_sip *s);
  * 300..699 answers upstream with that status instead (msg may then be NULL), as if on_response had
  * returned rc. msg is consumed. 0, or -1 when the forward is gone (ims_sip_destroy) or id unknown. */
 int ims_sip_fwd_resume(ims_sip *s, uint64_t id, msg_t *msg, int rc);
+/* More 2xx to a forwarded INVITE (retransmissions, forks) are relayed statelessly, without
+ * on_response. drop(arg, sip) (NULL: none), asked first, may keep one back (true): the P-CSCF
+ * does while it holds that call's first 2xx for rtpengine, so that the raw retransmission does not
+ * overtake the rewritten original. Loop thread. */
+void ims_sip_set_stray_2xx_filter(ims_sip *s, bool (*drop)(void *arg, const sip_t *sip), void *arg);
+/* A 2xx to an INVITE that cannot go upstream (on_response or ims_sip_fwd_resume replaced it with
+ * an error, or the upstream transaction is already answered) is ACKed and its dialog ended with a
+ * BYE (ims_sip_proxy.c end_unrelayed_2xx). */
 int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop,
                     ims_sip_response_f on_response, void *arg);
 

@@ -38,14 +38,23 @@
 #include "ims_log.h"
 
 #include <errno.h>
+#include <linux/errqueue.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <sofia-sip/su_wait.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
+
+/* sofia-sip 1.12's own entry for an ICMP error of a UDP socket (tport.c; exported, declared only
+ * in its internal header tport_internal.h): fails the messages pending to that address, so that
+ * nta ends their transactions at once (503 / transport error) instead of at Timer F/B. */
+void tport_error_report(tport_t *self, int errcode, su_sockaddr_t const *addr);
 
 #ifndef SO_ATTACH_REUSEPORT_CBPF
 #define SO_ATTACH_REUSEPORT_CBPF 51     /* asm-generic/socket.h, Linux 4.5 */
@@ -152,11 +161,38 @@ static struct sock_filter steer_prog[] = {
     BPF_STMT(BPF_RET | BPF_K, 0),                               /* SIP: sofia's */
 };
 
+/* The ICMP errors that land on our socket. The kernel picks the socket of a reuseport group for
+ * an ICMP error by the flow's hash, not by the steering program (there is no datagram to run it
+ * on), so about half of the "port unreachable" errors for what sofia sent arrive here. They are
+ * handed to sofia's UDP transport as if its own socket had read them (IP_RECVERR on ours). */
+static void forward_errors(ims_sip_keepalive_sock *k)
+{
+    for (int i = 0; i < 64; i++) {
+        char cbuf[512];
+        uint8_t data[64];
+        struct sockaddr_storage dest;
+        struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
+        struct msghdr mh = { .msg_name = &dest, .msg_namelen = sizeof(dest), .msg_iov = &iov,
+                             .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        if (recvmsg(k->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+            return;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (!((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+                  (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)))
+                continue;
+            const struct sock_extended_err *ee = (const struct sock_extended_err *)CMSG_DATA(c);
+            if (k->tport && mh.msg_namelen > 0)
+                tport_error_report(k->tport, (int)ee->ee_errno, (su_sockaddr_t const *)&dest);
+        }
+    }
+}
+
 static int on_readable(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 {
     (void)magic;
-    (void)w;
     ims_sip_keepalive_sock *k = (ims_sip_keepalive_sock *)arg;
+    if (su_wait_events(w, k->fd) & SU_WAIT_ERR)
+        forward_errors(k);
     /* A bounded batch per wake-up, so that a flood cannot hold the loop. */
     for (int i = 0; i < 64; i++) {
         uint8_t in[576], out[64];
@@ -190,6 +226,18 @@ static void keepalive_close(ims_sip *s, ims_sip_keepalive_sock *k)
     k->open = false;
 }
 
+/* sofia's primary UDP transport for an address family (IPv6: its host name holds a ':'). */
+static tport_t *udp_tport(ims_sip *s, int family)
+{
+    for (tport_t *tp = tport_primaries(nta_agent_tports(s->agent)); tp; tp = tport_next(tp)) {
+        const tp_name_t *n = tport_name(tp);
+        if (n && n->tpn_proto && !strcasecmp(n->tpn_proto, "udp") && n->tpn_host &&
+            (strchr(n->tpn_host, ':') != NULL) == (family == AF_INET6))
+            return tp;
+    }
+    return NULL;
+}
+
 /* Joins sofia's socket u in a reuseport group with a socket of ours. 0 / -1 (errno). */
 static int join(ims_sip *s, const ims_sip_udp_sock *u, ims_sip_keepalive_sock *k)
 {
@@ -221,13 +269,19 @@ static int join(ims_sip *s, const ims_sip_udp_sock *u, ims_sip_keepalive_sock *k
                 (void)setsockopt(k->fd, SOL_SOCKET, opts[i][0], &v, sizeof(v));
         }
     }
+    /* ICMP errors queued on our socket (forward_errors) */
+    if (local.ss_family == AF_INET6)
+        (void)setsockopt(k->fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+    if (local.ss_family == AF_INET || local.ss_family == AF_INET6)  /* v4-mapped on a dual socket */
+        (void)setsockopt(k->fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
+    k->tport = udp_tport(s, local.ss_family);
     struct sock_fprog prog = { .len = sizeof(steer_prog) / sizeof(steer_prog[0]), .filter = steer_prog };
     if (setsockopt(k->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
         bind(k->fd, (struct sockaddr *)&local, ll) < 0 ||
         setsockopt(k->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
         return -1;
     su_wait_t w[1];
-    if (su_wait_create(w, k->fd, SU_WAIT_IN) < 0)
+    if (su_wait_create(w, k->fd, SU_WAIT_IN | SU_WAIT_ERR) < 0)
         return -1;
     k->wait_index = su_root_register(s->root, w, on_readable, (su_wakeup_arg_t *)k, 0);
     if (k->wait_index <= 0) {

@@ -51,6 +51,7 @@ typedef struct {
     bool open;                  /* set up (fd and wait_index are ours to close) */
     int fd;
     int wait_index;             /* su_root_register() index, 0 when not registered */
+    struct tport_s *tport;      /* sofia's UDP transport of that socket: ICMP errors go there */
 } ims_sip_keepalive_sock;
 
 struct ims_sip {
@@ -88,6 +89,8 @@ struct ims_sip {
     uint64_t fwd_next_id;       /* ids of forwards (ims_sip_fwd_current / ims_sip_fwd_resume) */
     uint64_t fwd_current;       /* the forward whose on_response runs, 0: none */
     struct ims_sip_uac *uacs;
+    bool (*stray_2xx_drop)(void *arg, const sip_t *sip);   /* ims_sip_set_stray_2xx_filter */
+    void *stray_2xx_arg;
     struct ims_sip_fork *forks;
     unsigned timer_c_ms;        /* 0: IMS_SIP_TIMER_C_MS */
 

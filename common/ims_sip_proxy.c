@@ -350,9 +350,88 @@ static int fwd_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t 
     return 0;
 }
 
+/* ---------- a 2xx to an INVITE that cannot go upstream ---------- */
+
+/* A request of ours in the callee's dialog of the 2xx rsp (we act as its UAC): Request-URI its
+ * Contact, From/To/Call-ID of the 2xx, CSeq cseq, Route the route set downstream of us (the
+ * Record-Route entries above our own, RFC 3261 §12.1.2 order: the one next to us first). */
+static msg_t *dialog_request(ims_sip *s, const sip_t *rsp, sip_method_t method, const char *name, uint32_t cseq,
+                             bool *routed)
+{
+    msg_t *m = nta_msg_create(s->agent, 0);
+    sip_t *rq = m ? sip_object(m) : NULL;
+    su_home_t *home = m ? msg_home(m) : NULL;
+    if (!rq)
+        return NULL;
+    const sip_record_route_t *above[16], *rr = rsp->sip_record_route;
+    size_t n = 0;
+    for (; rr && !ims_sip_is_self(s, rr->r_url); rr = rr->r_next)
+        if (n < 16)
+            above[n++] = rr;
+    if (!rr || n == 16)
+        n = 0;   /* no entry of ours in it (we did not Record-Route): not a route set we can cut */
+    char *route = NULL;
+    for (size_t i = n; i-- > 0;) {
+        char *u = url_as_string(home, above[i]->r_url);
+        route = u ? su_sprintf(home, "%s%s<%s>", route ? route : "", route ? ", " : "", u) : NULL;
+        if (!route)
+            break;
+    }
+    char cs[40];
+    snprintf(cs, sizeof(cs), "%u %s", cseq, name);
+    sip_request_t *rl = sip_request_create(home, method, name, (url_string_t *)rsp->sip_contact->m_url, NULL);
+    if (!rl || (n && !route) ||
+        sip_add_tl(m, rq, SIPTAG_REQUEST(rl), SIPTAG_FROM(rsp->sip_from), SIPTAG_TO(rsp->sip_to),
+                   SIPTAG_CALL_ID(rsp->sip_call_id), SIPTAG_CSEQ_STR(cs), SIPTAG_MAX_FORWARDS_STR("70"),
+                   TAG_IF(route, SIPTAG_ROUTE_STR(route)), TAG_END()) < 0) {
+        msg_destroy(m);
+        return NULL;
+    }
+    *routed = route != NULL;
+    return m;
+}
+
+/* RFC 3261 does not say what a proxy does with a 2xx to an INVITE it cannot forward (§16.7 sends
+ * every 2xx upstream). It happens when the NF replaced the 2xx (the P-CSCF's 503 when rtpengine
+ * failed its answer) or, as a safety net, when the upstream transaction is already answered (a
+ * CANCEL does not do that here: NTATAG_CANCEL_487(0) leaves the final to the callee). The callee would hold a
+ * confirmed dialog nobody ACKs, retransmit the 2xx for 32 s and then BYE on its own (§13.3.1.4);
+ * we end it at once as its UAC would (§13.2.2.4, §15.1.1): ACK, then BYE, along the route set
+ * downstream of us, else to the hop the INVITE went to (a UE's flow at a P-CSCF: its Contact
+ * may be a private address behind NAT). */
+static void end_unrelayed_2xx(struct ims_sip_fwd *f, nta_outgoing_t *orq, const sip_t *rsp, const char *why)
+{
+    ims_sip *s = f->s;
+    if (!rsp->sip_contact || !rsp->sip_from || !rsp->sip_to || !rsp->sip_to->a_tag || !rsp->sip_call_id ||
+        !rsp->sip_cseq) {
+        IMS_WARN("sip", "2xx to INVITE %s not forwarded (%s) and too incomplete to end its dialog",
+                 rsp->sip_call_id ? rsp->sip_call_id->i_id : "?", why);
+        return;
+    }
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    const url_t *hop = (const url_t *)nta_outgoing_route_uri(orq);
+    uint32_t cseq = rsp->sip_cseq->cs_seq;
+    int sent = 0;
+    for (int i = 0; i < 2; i++) {
+        bool routed = false;
+        msg_t *m = i == 0 ? dialog_request(s, rsp, sip_method_ack, "ACK", cseq, &routed)
+                          : dialog_request(s, rsp, sip_method_bye, "BYE", cseq + 1, &routed);
+        url_t *next = m && !routed && hop ? url_hdup(home, hop) : NULL;
+        if (m && ims_sip_send_request(s, m, next, NULL, NULL) == 0)
+            sent++;
+    }
+    su_home_deinit(home);
+    IMS_INFO("sip", "2xx to INVITE %s (callee %s) not forwarded (%s): ACK and BYE to end the callee's dialog%s",
+             rsp->sip_call_id->i_id, rsp->sip_to->a_url->url_user ? rsp->sip_to->a_url->url_user : "?", why,
+             sent == 2 ? "" : " (not all sent)");
+}
+
 /* The response of f after on_response (rc: its return value). */
 static void fwd_deliver(struct ims_sip_fwd *f, nta_outgoing_t *orq, msg_t *msg, sip_t *sip, int status, int rc)
 {
+    if (sip && sip->sip_status && status >= 200 && status < 300 && nta_outgoing_method(orq) == sip_method_invite &&
+        ((rc >= 300 && rc <= 699) || nta_incoming_status(f->irq) >= 200))
+        end_unrelayed_2xx(f, orq, sip, rc >= 300 ? "replaced by an error" : "the caller's transaction is over");
     if (rc >= 300 && rc <= 699) {
         /* The NF replaces the answer. A provisional answer means the downstream transaction
          * is still running: stop it, its final response will be absorbed by nta. */
@@ -631,12 +710,20 @@ int ims_sip_stray_response(ims_sip *s, msg_t *msg, sip_t *sip)
     for (sip_via_t const *lv = nta_agent_via(s->agent); v && lv && !ours; lv = lv->v_next)
         ours = lv->v_host && v->v_host && strcasecmp(lv->v_host, v->v_host) == 0 &&
                strcmp(lv->v_port ? lv->v_port : "5060", v->v_port ? v->v_port : "5060") == 0;
-    if (!ours || !v->v_next) {
+    if (!ours || !v->v_next || (s->stray_2xx_drop && s->stray_2xx_drop(s->stray_2xx_arg, sip))) {
         msg_destroy(msg);
         return 0;
     }
     nta_msg_tsend(s->agent, msg, NULL, TAG_END());
     return 0;
+}
+
+void ims_sip_set_stray_2xx_filter(ims_sip *s, bool (*drop)(void *arg, const sip_t *sip), void *arg)
+{
+    if (!s)
+        return;
+    s->stray_2xx_drop = drop;
+    s->stray_2xx_arg = arg;
 }
 
 void ims_sip_proxy_shutdown(ims_sip *s)

@@ -6,7 +6,14 @@
  *   BYE (pcscf_media_sip.c, when the BYE passed pcscf_route.c's checks), any final failure of
  *   the initial INVITE (CANCEL included: its 487), losing fork branches (their to-tag only),
  *   de-registration or expiry of the UE's last binding (pcscf_media_flow_gone), NF shutdown
- *   (pcscf_media_stop), and an offer/answer rtpengine failed.
+ *   (pcscf_media_stop), an offer/answer rtpengine failed, and dialog expiry (pcscf_media_tick):
+ *   a leg with no request of its call for media.max_session_s is deleted ("expired"), and one
+ *   idle for media.check_s is asked for at rtpengine (ng query): "Unknown call-id" means
+ *   rtpengine dropped it by its own --timeout (no media), and the record goes
+ *   ("rtpengine_timeout"). Why both: rtpengine's timeout frees its ports when media stops, but
+ *   a UE that keeps sending RTP after its SIP side died would hold them forever, and the
+ *   P-CSCF's record would stay in both cases; in-dialog requests (session-timer refreshes,
+ *   RFC 4028) keep a long call alive.
  *
  * Metrics: pcscf_media_sessions_active (gauge: legs), pcscf_media_sessions_created_total,
  * pcscf_media_sessions_deleted_total{reason}, pcscf_media_sessions_failed_total (an offer or
@@ -14,10 +21,12 @@
  * message let through with its own SDP), pcscf_media_refused_total (503 for want of rtpengine,
  * and 403 for a Call-ID of another UE's leg); the client exports pcscf_rtpengine_* (RTT, up).
  */
+#define _GNU_SOURCE   /* strcasestr */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "pcscf_media_int.h"
 
@@ -75,6 +84,15 @@ const ims_cfg_field pcscf_media_cfg_fields[] = {
       .enum_names = on_failure_names,
       .help = "no rtpengine answers an offer/answer: reject (503 with Retry-After) or pass (the SDP goes on "
               "unanchored); both are logged and counted" },
+    { .key = "max_session_s", .type = IMS_CFG_INT, .offset = offsetof(pcscf_media_cfg, max_session_s),
+      .def = "43200", .min = 0, .max = 604800,
+      .help = "a call's media is deleted at rtpengine when no request of the call (re-INVITE, UPDATE, "
+              "session-timer refresh...) passed for this long: a dialog whose BYE never came (0: never; "
+              "default 12 h, Kamailio's dialog default_timeout)" },
+    { .key = "check_s", .type = IMS_CFG_INT, .offset = offsetof(pcscf_media_cfg, check_s), .def = "60",
+      .min = 0, .max = 86400,
+      .help = "a call with no request for this long is looked up at rtpengine (ng query); when "
+              "rtpengine no longer has it (its own --timeout: no media), the record goes (0: never)" },
     { .key = "access_interface", .type = IMS_CFG_STR, .offset = offsetof(pcscf_media_cfg, access_interface),
       .check = check_ifname, .help = "rtpengine interface name (--interface=NAME/addr) facing the UEs; with "
                                      "core_interface it gives the ng direction" },
@@ -104,22 +122,44 @@ int pcscf_media_config_check(const pcscf_media_cfg *cfg, char *err, size_t errle
 
 /* ---------- legs ---------- */
 
-static void leg_key(char *out, size_t len, const char *call_id, leg_role role)
+static void leg_key(char *out, size_t len, const char *call_id, leg_role role, unsigned branch)
 {
-    snprintf(out, len, "%s;%s", call_id, role == LEG_ORIG ? "orig" : "term");
+    if (branch == 0)
+        snprintf(out, len, "%s;%s", call_id, role == LEG_ORIG ? "orig" : "term");
+    else
+        snprintf(out, len, "%s;%s~%u", call_id, role == LEG_ORIG ? "orig" : "term", branch + 1);
 }
 
-media_leg *media_leg_find(pcscf_media *m, const char *call_id, leg_role role)
+media_leg *media_leg_branch(pcscf_media *m, const char *call_id, leg_role role, unsigned branch)
 {
     char key[1100];
     if (!m || !call_id || strlen(call_id) > 1024)
         return NULL;
-    leg_key(key, sizeof(key), call_id, role);
+    leg_key(key, sizeof(key), call_id, role, branch);
     return ims_map_get(m->legs, key);
+}
+
+media_leg *media_leg_find(pcscf_media *m, const char *call_id, leg_role role)
+{
+    return media_leg_branch(m, call_id, role, 0);
+}
+
+media_leg *media_leg_get(pcscf_media *m, const char *key)
+{
+    return m && key ? ims_map_get(m->legs, key) : NULL;
+}
+
+bool media_leg_has_to_tag(const media_leg *leg, const char *to_tag)
+{
+    for (size_t i = 0; leg && to_tag && i < leg->n_to_tags; i++)
+        if (strcmp(leg->to_tags[i], to_tag) == 0)
+            return true;
+    return false;
 }
 
 static void leg_free(media_leg *leg)
 {
+    ims_rtpe_cancel(leg->query);
     for (size_t i = 0; i < leg->n_to_tags; i++)
         free(leg->to_tags[i]);
     free(leg->to_tags);
@@ -135,7 +175,12 @@ media_leg *media_leg_new(pcscf_media *m, const char *call_id, leg_role role, con
     char key[1100];
     if (!call_id || strlen(call_id) > 1024)
         return NULL;
-    leg_key(key, sizeof(key), call_id, role);
+    unsigned branch = 0;
+    while (branch < MEDIA_MAX_BRANCHES && media_leg_branch(m, call_id, role, branch))
+        branch++;
+    if (branch == MEDIA_MAX_BRANCHES)
+        return NULL;
+    leg_key(key, sizeof(key), call_id, role, branch);
     media_leg *leg = calloc(1, sizeof(*leg));
     if (!leg)
         return NULL;
@@ -144,6 +189,8 @@ media_leg *media_leg_new(pcscf_media *m, const char *call_id, leg_role role, con
     leg->caller_tag = strdup(caller_tag ? caller_tag : "");
     leg->role = role;
     leg->owner = *owner;
+    leg->m = m;
+    leg->touched = leg->checked = ims_monotonic_s();
     if (!leg->key || !leg->call_id || !leg->caller_tag || ims_map_put(m->legs, key, leg)) {
         leg_free(leg);
         return NULL;
@@ -223,7 +270,7 @@ void media_delete_unknown(pcscf_media *m, const char *call_id)
                  "rtpengine (%lu similar not logged)", call_id, unlogged);
     for (leg_role role = LEG_ORIG; role <= LEG_TERM; role++) {
         char key[1100];
-        leg_key(key, sizeof(key), call_id, role);
+        leg_key(key, sizeof(key), call_id, role, 0);   /* the first branch: others time out at rtpengine */
         ims_rtpe_request rq;
         ims_rtpe_request_init(&rq, IMS_RTPE_DELETE);
         rq.call_id = key;
@@ -339,9 +386,54 @@ void pcscf_media_stop(pcscf_context *ctx)
     free(m);
 }
 
+/* ---------- expiry: calls whose BYE never came ---------- */
+
+/* rtpengine's answer to an expiry query: a call it no longer knows was dropped by its own
+ * timeout (no media for --timeout s, RTP and RTCP both): the record follows, nothing to delete. */
+static void on_checked(void *arg, const ims_rtpe_result *res)
+{
+    media_leg *leg = arg;
+    pcscf_media *m = leg->m;
+    leg->query = NULL;
+    leg->checked = ims_monotonic_s();
+    media_note_live(m);
+    if (res->status == IMS_RTPE_ERROR && res->error_reason && strcasestr(res->error_reason, "unknown call")) {
+        leg->at_rtpe = false;
+        media_delete(m, leg, NULL, MEDIA_DEL_RTPE_TIMEOUT);
+    }
+}
+
+static int sweep_each(void *arg, const char *key, void *val)
+{
+    (void)key;
+    media_leg *leg = val;
+    pcscf_media *m = arg;
+    const pcscf_media_cfg *c = &m->ctx->cfg.pcscf.media;
+    int64_t now = ims_monotonic_s(), idle = now - leg->touched;
+    if (c->max_session_s > 0 && idle >= c->max_session_s) {
+        IMS_INFO(SUBSYS, "%s of %s:%u/%s: no request for %lld s (media.max_session_s %ld): BYE lost?",
+                 leg->key, leg->owner.host, leg->owner.port, leg->owner.transport, (long long)idle, c->max_session_s);
+        media_delete(m, leg, NULL, MEDIA_DEL_EXPIRED);   /* deletes the current entry only: safe here */
+        return 0;
+    }
+    if (c->check_s > 0 && leg->at_rtpe && !leg->query && idle >= c->check_s && now - leg->checked >= c->check_s) {
+        ims_rtpe_request rq;
+        ims_rtpe_request_init(&rq, IMS_RTPE_QUERY);
+        rq.call_id = leg->key;
+        char err[200];
+        leg->checked = now;
+        if (!(leg->query = ims_rtpe_send(m->rtpe, &rq, on_checked, leg, err, sizeof(err))))
+            IMS_DEBUG(SUBSYS, "query of %s not sent: %s", leg->key, err);
+    }
+    return 0;
+}
+
 void pcscf_media_tick(pcscf_context *ctx)
 {
-    media_note_live(ctx->media);
+    pcscf_media *m = ctx->media;
+    media_note_live(m);
+    if (m)
+        ims_map_foreach(m->legs, sweep_each, m);
 }
 
 bool pcscf_media_ready(const pcscf_context *ctx, char *why, size_t whylen)

@@ -42,6 +42,8 @@ typedef struct {
     long dead_s;                 /* an instance that timed out is skipped this long */
     long ping_s;                 /* health ping period (0: none) */
     int on_failure;              /* PCSCF_MEDIA_FAIL_* */
+    long max_session_s;          /* a leg with no request for this long is deleted (0: never) */
+    long check_s;                /* a leg with no request for this long is queried at rtpengine */
     char *access_interface;      /* rtpengine interface name towards UEs (NULL: no direction) */
     char *core_interface;        /* ... towards the core */
 } pcscf_media_cfg;
@@ -59,7 +61,8 @@ struct pcscf_context;
 int pcscf_media_start(struct pcscf_context *ctx, char *err, size_t errlen);
 /* NF shutdown: every leg deleted at rtpengine (sent, not waited for), held messages dropped. */
 void pcscf_media_stop(struct pcscf_context *ctx);
-/* Housekeeping (once a second): readiness figure for /readyz. */
+/* Housekeeping (once a second): readiness figure for /readyz; expiry of calls whose BYE never
+ * came (media.max_session_s) or that rtpengine dropped itself (media.check_s). */
 void pcscf_media_tick(struct pcscf_context *ctx);
 /* /readyz: false (+ why) when anchoring is required (on_failure reject) and no rtpengine is
  * live. Any thread. */

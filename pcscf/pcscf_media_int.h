@@ -16,11 +16,20 @@
 
 typedef enum { LEG_ORIG = 0, LEG_TERM = 1 } leg_role;
 
+/* A terminating call forked to several contacts behind this P-CSCF reaches it as one INVITE per
+ * contact: each such branch is a leg of its own ("<Call-ID>;term", "<Call-ID>;term~2", ...). */
+#define MEDIA_MAX_BRANCHES 8
+
 /* One role of one call at this P-CSCF (file header of pcscf_media.h): one rtpengine call. */
 typedef struct {
-    char *key;                  /* "<Call-ID>;orig" / ";term": our map key and rtpengine's call-id */
+    char *key;                  /* "<Call-ID>;orig" / ";term[~n]": our map key and rtpengine's call-id */
     char *call_id;
     leg_role role;
+    int64_t touched;            /* monotonic s of the last request of the call through it (expiry) */
+    int64_t checked;            /* monotonic s of the last query at rtpengine (expiry) */
+    struct pcscf_media *m;
+    ims_rtpe_req *query;        /* an expiry query is out (cancelled when the leg goes) */
+    unsigned held_2xx;          /* 2xx of the initial INVITE held for rtpengine (stray 2xx dropped) */
     char *caller_tag;           /* From tag of the initial INVITE (the caller's) */
     pcscf_addr owner;           /* the UE's flow */
     char **to_tags;             /* early dialogs that answered (forking, RFC 3261 §16.7) */
@@ -38,6 +47,7 @@ typedef struct pcscf_media {
     ims_pending *txns;          /* key -> media_txn (pcscf_media_sip.c) */
     struct media_hold *holds;   /* requests waiting for rtpengine (pcscf_media_sip.c) */
     struct ims_metric *m_active, *m_created, *m_failed, *m_unanchored, *m_refused;
+    int64_t last_sweep;         /* monotonic s of the last expiry sweep */
 } pcscf_media;
 
 /* Delete reasons (pcscf_media_deleted_total{reason}): a bounded set. */
@@ -46,11 +56,21 @@ typedef struct pcscf_media {
 #define MEDIA_DEL_DEREGISTERED "deregistered"
 #define MEDIA_DEL_SHUTDOWN "shutdown"
 #define MEDIA_DEL_ERROR "error"             /* rtpengine failed the offer/answer */
+#define MEDIA_DEL_FORK_LOST "fork_lost"     /* a branch of a forked call that another branch won */
+#define MEDIA_DEL_EXPIRED "expired"         /* no request of the call for media.max_session_s */
+#define MEDIA_DEL_RTPE_TIMEOUT "rtpengine_timeout"   /* rtpengine dropped the call itself (its --timeout) */
 
+/* The leg of call_id in role; branch 0 is the first (the only one of an orig leg), 1.. the other
+ * branches of a forked terminating call. NULL: none. */
 media_leg *media_leg_find(pcscf_media *m, const char *call_id, leg_role role);
-/* A new leg (not yet at rtpengine). NULL on ENOMEM. */
+media_leg *media_leg_branch(pcscf_media *m, const char *call_id, leg_role role, unsigned branch);
+/* The leg whose key (rtpengine call-id) is key. */
+media_leg *media_leg_get(pcscf_media *m, const char *key);
+/* A new leg (not yet at rtpengine) in the first free branch. NULL on ENOMEM or with
+ * MEDIA_MAX_BRANCHES taken. */
 media_leg *media_leg_new(pcscf_media *m, const char *call_id, leg_role role, const char *caller_tag,
                          const pcscf_addr *owner);
+bool media_leg_has_to_tag(const media_leg *leg, const char *to_tag);
 /* Remembers an early dialog's to-tag (no duplicates). */
 void media_leg_add_to_tag(media_leg *leg, const char *to_tag);
 /* THE delete: every teardown path ends here. to_tag NULL: the whole leg (rtpengine call deleted,

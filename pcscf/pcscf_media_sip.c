@@ -36,6 +36,7 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 
+#include "ims_clock.h"
 #include "ims_log.h"
 #include "pcscf_media_int.h"
 #include "pcscf_util.h"
@@ -54,8 +55,7 @@ typedef struct media_hold {
     msg_t *msg;
     pcscf_media_send send;      /* next_hop lives in msg's home; ident points at ident[] */
     char ident[32];
-    char *call_id;
-    leg_role role;
+    char *key;                  /* the leg's (media_leg_get) */
     ims_rtpe_cmd cmd;
     bool initial;
     uint64_t txn;               /* the record for its responses (0: none) */
@@ -68,8 +68,8 @@ struct media_resp;
 typedef struct {
     pcscf_media *m;
     uint64_t key;
-    char *call_id;
-    leg_role role;
+    char *leg;                  /* the leg's key (media_leg_get) */
+    nta_incoming_t *irq;        /* upstream (valid until the final response is handed back) */
     bool initial;               /* the initial INVITE of the leg */
     bool req_sdp;               /* the request carried SDP: an SDP in a response answers it */
     bool to_ue;                 /* the request went to the UE: responses come from it */
@@ -85,6 +85,7 @@ typedef struct media_resp {
     int status;
     bool ready;                 /* rtpengine done (or not needed) */
     int rc;                     /* 0: relay msg; >= 300: answer with that instead */
+    bool held_2xx;              /* counted in the leg's held_2xx */
     ims_rtpe_req *q;
     ims_rtpe_cmd cmd;
 } media_resp;
@@ -159,7 +160,7 @@ static void txn_free(media_txn *t)
             msg_destroy(r->msg);
         free(r);
     }
-    free(t->call_id);
+    free(t->leg);
     free(t);
 }
 
@@ -178,25 +179,59 @@ static void txn_release(media_txn *t)
     txn_free(t);
 }
 
-/* A response is through rtpengine (or needed nothing): the leg learns what it says. */
-static void resp_settle(media_txn *t, media_resp *r)
+/* Another branch of this forked terminating call was confirmed (a 2xx went up). */
+static bool sibling_confirmed(pcscf_media *m, const media_leg *leg)
+{
+    for (unsigned b = 0; leg->role == LEG_TERM && b < MEDIA_MAX_BRANCHES; b++) {
+        media_leg *o = media_leg_branch(m, leg->call_id, LEG_TERM, b);
+        if (o && o != leg && o->confirmed)
+            return true;
+    }
+    return false;
+}
+
+/* A response is through rtpengine (or needed nothing): the leg learns what it says. relayed
+ * false: a 2xx that does not reach the caller (the proxy ends the callee's dialog). */
+static void resp_settle(media_txn *t, media_resp *r, bool relayed)
 {
     sip_t *sip = r->msg ? sip_object(r->msg) : NULL;
-    media_leg *leg = media_leg_find(t->m, t->call_id, t->role);
-    if (!leg || !sip)
+    pcscf_media *m = t->m;
+    media_leg *leg = media_leg_get(m, t->leg);
+    if (!leg || !sip || !t->initial || r->status < 200)
         return;
-    if (t->initial && r->status >= 300) {
-        media_delete(t->m, leg, NULL, MEDIA_DEL_FAILED);
+    if (r->status >= 300 || !relayed) {
+        media_delete(m, leg, NULL, r->status >= 300 && sibling_confirmed(m, leg) ? MEDIA_DEL_FORK_LOST : MEDIA_DEL_FAILED);
         return;
     }
-    if (t->initial && r->status >= 200 && r->status < 300 && r->rc == 0 && sip->sip_to && sip->sip_to->a_tag &&
-        !leg->confirmed) {
-        /* the winning early dialog: the others' media goes (RFC 3261 §16.7 forking) */
+    if (sip->sip_to && sip->sip_to->a_tag && !leg->confirmed) {
+        /* the winning early dialog: the others' media goes (RFC 3261 §16.7 forking): other
+         * to-tags of this leg (forked downstream of us), other branches (forked to our UEs) */
         leg->confirmed = true;
         for (size_t i = 0; i < leg->n_to_tags; i++)
             if (strcmp(leg->to_tags[i], sip->sip_to->a_tag) != 0)
-                media_delete(t->m, leg, leg->to_tags[i], "fork_lost");
+                media_delete(m, leg, leg->to_tags[i], MEDIA_DEL_FORK_LOST);
+        for (unsigned b = 0; leg->role == LEG_TERM && b < MEDIA_MAX_BRANCHES; b++) {
+            media_leg *o = media_leg_branch(m, leg->call_id, LEG_TERM, b);
+            if (o && o != leg && !o->confirmed)
+                media_delete(m, o, NULL, MEDIA_DEL_FORK_LOST);
+        }
     }
+}
+
+/* A final 2xx of the initial INVITE that will not reach the caller: replaced by an error (503:
+ * rtpengine failed), or the caller's transaction is over (a CANCEL crossed it: nta sent 487).
+ * ims_sip_fwd_resume then ACKs and BYEs the callee (ims_sip.h). */
+static bool resp_lost(const media_txn *t, const media_resp *r)
+{
+    return t->initial && r->status >= 200 && r->status < 300 &&
+           (r->rc >= 300 || (t->irq && nta_incoming_status(t->irq) >= 200));
+}
+
+static void resp_unhold(media_txn *t, media_resp *r)
+{
+    media_leg *leg = media_leg_get(t->m, t->leg);
+    if (leg && r->held_2xx && leg->held_2xx > 0)
+        leg->held_2xx--;
 }
 
 /* Hands back the responses at the head that are ready, in order. */
@@ -207,7 +242,8 @@ static void txn_drain(media_txn *t)
         media_resp *r = t->head;
         if (!(t->head = r->next))
             t->tail = &t->head;
-        resp_settle(t, r);
+        resp_unhold(t, r);
+        resp_settle(t, r, !resp_lost(t, r));
         bool final = r->status >= 200;
         ims_sip_fwd_resume(s, t->fwd, r->msg, r->rc);
         free(r);
@@ -223,7 +259,7 @@ static void txn_drain(media_txn *t)
 static void resp_failed(media_txn *t, media_resp *r, const ims_rtpe_result *res)
 {
     pcscf_media *m = t->m;
-    media_leg *leg = media_leg_find(m, t->call_id, t->role);
+    media_leg *leg = media_leg_get(m, t->leg);
     if (leg)
         media_count_failed(m, r->status < 200 ? "SDP of a provisional response" : "SDP of a 2xx", leg, res);
     if (m->ctx->cfg.pcscf.media.on_failure == PCSCF_MEDIA_FAIL_PASS) {
@@ -243,7 +279,7 @@ static void resp_done(void *arg, const ims_rtpe_result *res)
     r->q = NULL;
     r->ready = true;
     media_note_live(t->m);
-    media_leg *leg = media_leg_find(t->m, t->call_id, t->role);
+    media_leg *leg = media_leg_get(t->m, t->leg);
     if (res->status == IMS_RTPE_OK && res->sdp && leg) {
         sip_t *sip = sip_object(r->msg);
         if (set_body(r->msg, sip, res->sdp, res->sdp_len) == 0) {
@@ -260,7 +296,6 @@ static void resp_done(void *arg, const ims_rtpe_result *res)
 
 static int on_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
-    (void)irq;
     pcscf_media *m = the_media;
     media_txn *t = m ? ims_pending_get(m->txns, ims_pending_key(arg)) : NULL;
     if (!t)
@@ -274,7 +309,13 @@ static int on_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
     r->msg = msg;
     r->status = sip->sip_status->st_status;
     r->ready = true;
-    media_leg *leg = media_leg_find(m, t->call_id, t->role);
+    t->irq = irq;
+    media_leg *leg = media_leg_get(m, t->leg);
+    if (leg) {
+        leg->touched = ims_monotonic_s();
+        if (t->initial && r->status > 100 && r->status < 300 && sip->sip_to && sip->sip_to->a_tag)
+            media_leg_add_to_tag(leg, sip->sip_to->a_tag);   /* its early dialog (in-dialog requests find it) */
+    }
     if (leg && r->status > 100 && r->status < 300 && has_sdp(sip) && sip->sip_from && sip->sip_to) {
         const char *ftag = sip->sip_from->a_tag, *ttag = sip->sip_to->a_tag;
         ims_rtpe_request rq;
@@ -283,8 +324,6 @@ static int on_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
             leg->late_offer = true;   /* the ACK (or PRACK) answers */
         ng_request(m, &rq, r->cmd, leg, sip, r->cmd == IMS_RTPE_ANSWER ? ftag : ttag,
                    r->cmd == IMS_RTPE_ANSWER ? ttag : ftag, !t->to_ue, &t->ue);
-        if (t->initial && ttag)
-            media_leg_add_to_tag(leg, ttag);
         char err[200];
         leg->at_rtpe = true;
         r->q = ims_rtpe_send(m->rtpe, &rq, resp_done, r, err, sizeof(err));
@@ -298,12 +337,16 @@ static int on_response(void *arg, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
     }
     if (!t->head && r->ready) {   /* nothing to wait for: the proxy relays it now */
         int rc = r->rc;
-        resp_settle(t, r);
+        resp_settle(t, r, !resp_lost(t, r));
         bool final = r->status >= 200;
         free(r);
         if (final)
             txn_release(t);
         return rc;
+    }
+    if (leg && t->initial && r->status >= 200 && r->status < 300) {
+        r->held_2xx = true;   /* its retransmissions wait for it (stray_2xx_held) */
+        leg->held_2xx++;
     }
     *t->tail = r;
     t->tail = &r->next;
@@ -317,7 +360,7 @@ static void hold_free(media_hold *h)
     if ((*h->prev = h->next))
         h->next->prev = h->prev;
     ims_rtpe_cancel(h->q);
-    free(h->call_id);
+    free(h->key);
     free(h);
 }
 
@@ -346,7 +389,7 @@ static void hold_done(void *arg, const ims_rtpe_result *res)
     uint64_t txn = h->txn;
     ims_rtpe_cmd cmd = h->cmd;
     bool initial = h->initial;
-    media_leg *leg = media_leg_find(m, h->call_id, h->role);
+    media_leg *leg = media_leg_get(m, h->key);
     bool ack = sip_object(msg)->sip_request->rq_method == sip_method_ack;
     hold_free(h);
 
@@ -402,7 +445,7 @@ static int send_on(pcscf_media *m, pcscf_context *ctx, nta_incoming_t *irq, msg_
                           : ims_sip_forward_from(ctx->sip, irq, msg, send->next_hop, send->ident, cb, arg);
     if (rc && txn) {   /* answered already (error): no response will come */
         media_txn *t = ims_pending_get(m->txns, txn);
-        media_leg *leg = t && t->initial ? media_leg_find(m, t->call_id, t->role) : NULL;
+        media_leg *leg = t && t->initial ? media_leg_get(m, t->leg) : NULL;
         if (leg)
             media_delete(m, leg, NULL, MEDIA_DEL_FAILED);
         if (t)
@@ -412,7 +455,8 @@ static int send_on(pcscf_media *m, pcscf_context *ctx, nta_incoming_t *irq, msg_
 }
 
 /* The leg of an in-dialog request: the UE's tag (From when it sends, To when it receives) is the
- * caller's tag on its orig leg; otherwise it is the callee of a term leg. */
+ * caller's tag on its orig leg; otherwise it is the callee's to-tag on the branch of a term leg
+ * that answered with it (a forked call has one term leg per contact reached here). */
 static media_leg *dialog_leg(pcscf_media *m, const sip_t *sip, const pcscf_media_side *side)
 {
     const char *ue_tag = side->to_ue ? sip->sip_to->a_tag : sip->sip_from ? sip->sip_from->a_tag : NULL;
@@ -421,8 +465,12 @@ static media_leg *dialog_leg(pcscf_media *m, const sip_t *sip, const pcscf_media
     media_leg *leg = media_leg_find(m, sip->sip_call_id->i_id, LEG_ORIG);
     if (leg && strcmp(leg->caller_tag, ue_tag) == 0)
         return leg;
-    leg = media_leg_find(m, sip->sip_call_id->i_id, LEG_TERM);
-    return leg && strcmp(leg->caller_tag, ue_tag) != 0 ? leg : NULL;
+    for (unsigned b = 0; b < MEDIA_MAX_BRANCHES; b++) {
+        leg = media_leg_branch(m, sip->sip_call_id->i_id, LEG_TERM, b);
+        if (leg && strcmp(leg->caller_tag, ue_tag) != 0 && media_leg_has_to_tag(leg, ue_tag))
+            return leg;
+    }
+    return NULL;
 }
 
 static void refuse_foreign(pcscf_media *m, const sip_t *sip, const media_leg *leg, const pcscf_media_side *side)
@@ -463,7 +511,11 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
             pcscf_reply(irq, 403, "Forbidden - Call-ID In Use");
             return 0;
         }
-        if (!leg && !(leg = media_leg_new(m, sip->sip_call_id->i_id, role, from_tag, side->ue))) {
+        /* towards a UE, another initial INVITE of a call that has a term leg is one more branch
+         * of a fork (the S-CSCF reaches each registered contact, RFC 3261 §16.7): a leg of its own
+         * (own rtpengine call, own owner), so that its 487 or its loss touches nothing else */
+        if ((!leg || role == LEG_TERM) &&
+            !(leg = media_leg_new(m, sip->sip_call_id->i_id, role, from_tag, side->ue))) {
             msg_destroy(msg);
             pcscf_reply(irq, 500, "Server Internal Error");
             return 0;
@@ -477,6 +529,7 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
         media_delete_unknown(m, sip->sip_call_id->i_id);
     if (!leg)
         return send_on(m, ctx, irq, msg, send, 0);
+    leg->touched = ims_monotonic_s();   /* the dialog lives (media.max_session_s) */
     if (method == sip_method_bye) {
         media_delete(m, leg, NULL, MEDIA_DEL_BYE);
         return send_on(m, ctx, irq, msg, send, 0);
@@ -500,9 +553,8 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
     uint64_t txn = 0;
     if (method != sip_method_ack) {
         media_txn *t = calloc(1, sizeof(*t));
-        if (t && (t->call_id = strdup(sip->sip_call_id->i_id)) && (t->key = ims_pending_add(m->txns, t, 0))) {
+        if (t && (t->leg = strdup(leg->key)) && (t->key = ims_pending_add(m->txns, t, 0))) {
             t->m = m;
-            t->role = leg->role;
             t->initial = initial;
             t->req_sdp = sdp && cmd == IMS_RTPE_OFFER;
             t->to_ue = side->to_ue;
@@ -510,7 +562,7 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
             t->tail = &t->head;
             txn = t->key;
         } else if (t) {
-            free(t->call_id);
+            free(t->leg);
             free(t);
         }
     }
@@ -518,7 +570,7 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
         return send_on(m, ctx, irq, msg, send, txn);
 
     media_hold *h = calloc(1, sizeof(*h));
-    if (!h || !(h->call_id = strdup(sip->sip_call_id->i_id))) {
+    if (!h || !(h->key = strdup(leg->key))) {
         free(h);
         return send_on(m, ctx, irq, msg, send, txn);
     }
@@ -530,7 +582,6 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
         snprintf(h->ident, sizeof(h->ident), "%s", send->ident);
         h->send.ident = h->ident;
     }
-    h->role = leg->role;
     h->cmd = cmd;
     h->initial = initial;
     h->txn = txn;
@@ -553,6 +604,24 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
 
 /* ---------- start / stop ---------- */
 
+/* ims_sip_set_stray_2xx_filter: a retransmitted 2xx of a call whose first 2xx waits for rtpengine
+ * stays here (it carries the callee's SDP, not rtpengine's; the held one goes up once rewritten). */
+static bool stray_2xx_held(void *arg, const sip_t *sip)
+{
+    pcscf_media *m = arg;
+    if (!sip->sip_call_id || !sip->sip_call_id->i_id)
+        return false;
+    media_leg *o = media_leg_find(m, sip->sip_call_id->i_id, LEG_ORIG);
+    if (o && o->held_2xx)
+        return true;
+    for (unsigned b = 0; b < MEDIA_MAX_BRANCHES; b++) {
+        media_leg *t = media_leg_branch(m, sip->sip_call_id->i_id, LEG_TERM, b);
+        if (t && t->held_2xx)
+            return true;
+    }
+    return false;
+}
+
 int media_sip_start(pcscf_media *m)
 {
     ims_timer_ops ops = ims_timer_ops_sip(m->ctx->sip);
@@ -560,6 +629,7 @@ int media_sip_start(pcscf_media *m)
     if (!m->txns)
         return -1;
     the_media = m;
+    ims_sip_set_stray_2xx_filter(m->ctx->sip, stray_2xx_held, m);
     return 0;
 }
 
@@ -577,6 +647,7 @@ void media_sip_stop(pcscf_media *m)
             reply_503(m->ctx, irq);
     }
     the_media = NULL;
+    ims_sip_set_stray_2xx_filter(m->ctx->sip, NULL, NULL);
     ims_pending_free(m->txns);   /* held responses dropped; ims_sip_destroy ends their forwards */
     m->txns = NULL;
 }

@@ -8,7 +8,8 @@
   - Rtpengine: Debian's rtpengine-daemon (10.5, userspace forwarding: --table=-1, no kernel
     module) started on free ports in a directory of its own, with the interfaces "access" and
     "core" the P-CSCF's media config names (pcscf.media.access_interface / core_interface);
-    stats() reads its own counters through the ng "statistics" command.
+    stats() reads its own counters through the ng "statistics" command, calls() and query() its
+    calls ("list", "query").
 
 The deploy tests (test_compose_run) reach an rtpengine in a container through the same client.
 Python 3 standard library only.
@@ -153,13 +154,14 @@ class Rtpengine:
     """rtpengine-daemon on 127.0.0.1: ng control on a free port, RTP in a free range of `ports`
     ports, interfaces access and core (both 127.0.0.1), logs in workdir/rtpengine.log."""
 
-    def __init__(self, workdir, ports=400, address="127.0.0.1", ng_port=None, log_level=5, extra=()):
+    def __init__(self, workdir, ports=400, address="127.0.0.1", ng_port=None, log_level=5, extra=(),
+                 port_range=(20000, 60000)):
         if not os.path.exists(RTPENGINE):
             raise NgError("rtpengine not found (%s)" % HINT)
         os.makedirs(workdir, exist_ok=True)
         self.dir = workdir
         self.address = address
-        self.port_min = free_udp_range(ports)
+        self.port_min = free_udp_range(ports, low=port_range[0], high=port_range[1])
         self.port_max = self.port_min + ports - 1
         if ng_port is None:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -207,15 +209,33 @@ class Rtpengine:
     def stats(self):
         return stats_summary(self.command({"command": "statistics"}))
 
+    def calls(self):
+        """The call-ids rtpengine holds now (ng "list")."""
+        return list(self.command({"command": "list"}).get("calls", []))
+
+    def query(self, call_id):
+        """The ng "query" answer for call_id (result "error" for an unknown call); None when
+        rtpengine does not answer."""
+        try:
+            return self.command({"command": "query", "call-id": call_id})
+        except NgError:
+            return None
+
+    def in_range(self, port):
+        return self.port_min <= port <= self.port_max
+
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines=20):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-lines:])
-        except OSError:
-            return ""
+        return "\n".join(self.log().splitlines()[-lines:])
 
     def stop(self):
         """SIGTERM (then SIGKILL after 5 s); returns the exit code."""

@@ -2,8 +2,7 @@
 
 Each test starts the Debian rtpengine daemon (rtpengine-daemon 10.5, userspace forwarding) on a
 free ng port and its own RTP port range, and the whole core with pcscf.media.anchor: rtpengine.
-rtpengine's own view is read over its ng protocol (`list`, `query`) by the small bencode client
-here.
+rtpengine's own view is read over its ng protocol (`list`, `query`) by tests/system/lab_rtpengine.py.
 
 - test_media_baresip_call: two baresip phones (dave calls erin through P-CSCF -> S-CSCF ->
   P-CSCF). The SDP each phone receives names rtpengine (c= 127.0.0.1, m= port in rtpengine's
@@ -26,124 +25,30 @@ here.
 """
 
 import os
-import random
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import time
 
 import lab
+import lab_rtpengine
 import test_baresip
 import test_baresip_call
 from lab import check, wait_for
 from test_baresip import ANSI
 from test_trust import Endpoint, request
 
-RTPENGINE = shutil.which("rtpengine") or "/usr/bin/rtpengine"
 STRANGER = "127.0.0.2"
 
 
-# ---------- bencode and the ng protocol ----------
-
-def bencode(v):
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, str):
-        v = v.encode()
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, list):
-        return b"l" + b"".join(bencode(x) for x in v) + b"e"
-    if isinstance(v, dict):
-        return b"d" + b"".join(bencode(k) + bencode(v[k]) for k in sorted(v)) + b"e"
-    raise TypeError(v)
-
-
-def bdecode(b, i=0):
-    c = b[i:i + 1]
-    if c == b"i":
-        e = b.index(b"e", i)
-        return int(b[i + 1:e]), e + 1
-    if c in (b"l", b"d"):
-        i += 1
-        items = []
-        while b[i:i + 1] != b"e":
-            x, i = bdecode(b, i)
-            items.append(x)
-        if c == b"l":
-            return items, i + 1
-        return {items[k].decode(): items[k + 1] for k in range(0, len(items), 2)}, i + 1
-    colon = b.index(b":", i)
-    n = int(b[i:colon])
-    return b[colon + 1:colon + 1 + n], colon + 1 + n
-
-
-class RtpEngine:
-    """The rtpengine daemon on a free ng port and a port range of its own, in tmp."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.ng_port = lab.free_port()
-        self.port_min = random.randrange(40000, 59000, 200)
-        self.port_max = self.port_min + 199
-        self.proc = None
-        self.logfile = os.path.join(tmp, "rtpengine.log")
-        self.start()
-
-    def start(self):
-        check(os.access(RTPENGINE, os.X_OK), "rtpengine is not installed (Debian package rtpengine-daemon)")
-        log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen([RTPENGINE, "--table=-1", "--interface=127.0.0.1",
-                                      "--listen-ng=127.0.0.1:%d" % self.ng_port, "--foreground", "--log-stderr",
-                                      "--port-min", str(self.port_min), "--port-max", str(self.port_max)],
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        wait_for(lambda: self.ng({"command": "ping"}, timeout=0.3), 10, interval=0.2, what="rtpengine answers ping")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def ng(self, cmd, timeout=2.0):
-        """One ng request; the decoded answer dict, or None without an answer."""
-        cookie = b"%x" % random.getrandbits(48)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(timeout)
-            s.sendto(cookie + b" " + bencode(cmd), ("127.0.0.1", self.ng_port))
-            try:
-                data = s.recv(65535)
-            except socket.timeout:
-                return None
-        c, _, body = data.partition(b" ")
-        return bdecode(body)[0] if c == cookie else None
-
-    def calls(self):
-        r = self.ng({"command": "list"})
-        check(r is not None, "rtpengine does not answer list")
-        return [c.decode() for c in r.get("calls", [])]
-
-    def query(self, call_id):
-        return self.ng({"command": "query", "call-id": call_id})
-
-    def in_range(self, port):
-        return self.port_min <= port <= self.port_max
-
-    def log(self):
-        with open(self.logfile, encoding="utf-8", errors="replace") as f:
-            return f.read()
+def RtpEngine(tmp):
+    """The rtpengine daemon (lab_rtpengine: --config-file=none, delete-delay 0) in tmp, its RTP
+    ports in 40000-59999 (the baresip phones use 30000-30999)."""
+    return lab_rtpengine.Rtpengine(os.path.join(tmp, "rtpengine"), ports=200, port_range=(40000, 60000))
 
 
 def media_overrides(rtpe, on_failure="reject"):
     return {"pcscf": {"sip": {"hostname": "127.0.0.1"},
-                      "pcscf": {"media": {"anchor": "rtpengine", "rtpengine": ["127.0.0.1:%d" % rtpe.ng_port],
+                      "pcscf": {"media": {"anchor": "rtpengine", "rtpengine": [rtpe.ng_uri],
                                           "timeout_ms": 300, "retries": 1, "dead_s": 2, "ping_s": 1,
                                           "on_failure": on_failure}}}}
 
@@ -332,16 +237,27 @@ def sdp_port(msg):
     return int(m.group(1)) if m else None
 
 
-def answer_200(ep, req, to_tag, pcscf_port, media_port):
-    to = req.get("To") + ";tag=%s" % to_tag
-    body = SDP % media_port
-    lines = ["SIP/2.0 200 OK"] + ["Via: %s" % v for v in req.all("Via")]
+def respond(ep, req, pcscf_port, status="200 OK", to_tag=None, media_port=None, contact=True, extra=()):
+    """The UE at ep answers req (through the P-CSCF at pcscf_port); with media_port an SDP
+    answer. Returns the To it sent."""
+    to = req.get("To") + (";tag=%s" % to_tag if to_tag and ";tag=" not in req.get("To") else "")
+    body = SDP % media_port if media_port else ""
+    lines = ["SIP/2.0 %s" % status] + ["Via: %s" % v for v in req.all("Via")]
     lines += ["Record-Route: %s" % v for v in req.all("Record-Route")]
     lines += ["From: %s" % req.get("From"), "To: %s" % to, "Call-ID: %s" % req.get("Call-ID"),
-              "CSeq: %s" % req.get("CSeq"), "Contact: <sip:bob@127.0.0.1:%d>" % ep.port,
-              "Content-Type: application/sdp", "Content-Length: %d" % len(body), "", body]
+              "CSeq: %s" % req.get("CSeq")]
+    if contact:
+        lines += ["Contact: <sip:bob@127.0.0.1:%d>" % ep.port]
+    lines += list(extra)
+    if body:
+        lines += ["Content-Type: application/sdp"]
+    lines += ["Content-Length: %d" % len(body), "", body]
     ep.send(pcscf_port, "\r\n".join(lines))
     return to
+
+
+def answer_200(ep, req, to_tag, pcscf_port, media_port):
+    return respond(ep, req, pcscf_port, to_tag=to_tag, media_port=media_port)
 
 
 def invite(core, ep, call_id, tag, media_port, user="alice", callee="bob"):
@@ -404,7 +320,7 @@ def test_media_forged_teardown(tmp):
                     if sorted(rtpe.calls()) != legs:
                         problems.append("after %s rtpengine holds %r" % (what, rtpe.calls()))
                 q = rtpe.query(call_id + ";orig")
-                if not q or q.get("result") != b"ok":
+                if not q or q.get("result") != "ok":
                     problems.append("query of alice's leg: %r" % q)
                 if any(m.method == "BYE" for m in bob.collect(0.5)):
                     problems.append("a forged BYE reached bob")
@@ -414,7 +330,8 @@ def test_media_forged_teardown(tmp):
                 # alice's real BYE (along the route set) deletes both legs
                 alice_route = ", ".join("<%s>" % u for u in reversed(rr))
                 alice.send(core.pcscf_sip, bye(alice, alice_route, 4))
-                wait_msg(bob, lambda m: m.method == "BYE", "alice's BYE at bob")
+                bye_at_bob = wait_msg(bob, lambda m: m.method == "BYE", "alice's BYE at bob")
+                respond(bob, bye_at_bob, core.pcscf_sip, contact=False)
                 wait_for(lambda: rtpe.calls() == [], 5, what="no rtpengine call after the real BYE")
                 check(media_active(core) == 0, "pcscf_media_sessions_active")
     finally:
@@ -484,6 +401,8 @@ def test_media_rtpengine_down(tmp):
                 inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob after recovery")
                 check(rtpe.in_range(sdp_port(inv) or 0), "anchored again: %r" % inv.body)
                 check(sorted(rtpe.calls()) == sorted([call_id + ";orig", call_id + ";term"]), rtpe.calls())
+                respond(bob, inv, core.pcscf_sip, "486 Busy Here", to_tag="b2")
+                wait_for(lambda: rtpe.calls() == [], 5, what="no rtpengine call after the 486: %r" % rtpe.calls())
     finally:
         rtpe.stop()
 
@@ -499,6 +418,8 @@ def test_media_unanchored_pass(tmp):
                 alice.send(core.pcscf_sip, invite(core, alice, "pass-1@127.0.0.1", "p1", 30060))
                 inv = wait_msg(bob, lambda m: m.method == "INVITE", "the INVITE at bob (unanchored)")
                 check(sdp_port(inv) == 30060, "the caller's own SDP expected: %r" % inv.body)
+                respond(bob, inv, core.pcscf_sip, "486 Busy Here", to_tag="p1")
+                wait_msg(alice, lambda m: m.status == 486, "the 486 at alice")
                 check((core.pcscf.metric("pcscf_media_unanchored_total") or 0) >= 2, "unanchored_total (both legs)")
                 check(readyz(core) == 200, "readyz with on_failure pass: %s" % readyz(core))
     finally:

@@ -25,8 +25,8 @@ UE's private address is lost, as on the Internet. What is asserted:
   - a keep-alive flood (UDP and TCP) costs no heap and no log line at the P-CSCF;
   - media: without anchoring, RTP that alice sends to the address in the NATed UE's SDP never
     arrives (and RTP sent back to the UE's observed source, what a media relay does by latching,
-    does); with anchoring (pcscf.media.anchor: rtpengine) both directions arrive through the
-    relay: that test is skipped until the P-CSCF knows the key.
+    does); with anchoring (pcscf.media.anchor: rtpengine, the real rtpengine daemon) both
+    directions arrive through the relay and rtpengine holds no call after the BYE.
 
 Needs root (ip netns, nft); exits 77 (skipped) when network namespaces cannot be created.
 References: RFC 3581 (rport), RFC 5626 §3.5.1, §3.5.2, §8 (keep-alives), TS 24.229 §5.2.2
@@ -45,6 +45,7 @@ import threading
 import time
 
 import lab
+import lab_rtpengine
 from lab import check, wait_for
 
 CLONE_NEWNET = 0x40000000
@@ -309,24 +310,6 @@ def rtp_check(net, offer_at_ue, answer_at_alice, ue_private, alice_media):
     finally:
         ue.sock.close()
         al.sock.close()
-
-
-def media_anchor_supported(tmp):
-    """True when the P-CSCF accepts pcscf.media.anchor (it refuses unknown keys with exit 2)."""
-    cfg = os.path.join(tmp, "media-probe.yaml")
-    with open(cfg, "w") as f:
-        f.write("pcscf:\n  icscf: \"sip:127.0.0.1:1\"\n  media:\n    anchor: \"off\"\n"
-                "sip:\n  listen: \"127.0.0.1\"\n  port: %d\nhttp:\n  listen: \"127.0.0.1\"\n  port: %d\n"
-                % (lab.free_port(), lab.free_port()))
-    binary = os.path.join(lab.BUILD_DIR, "pcscf", "pcscf")
-    try:
-        p = subprocess.Popen([binary, "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        out, _ = p.communicate(timeout=3)
-        return not (p.returncode == 2 and "media" in out)
-    except subprocess.TimeoutExpired:     # it started: the key is known
-        p.terminate()
-        p.communicate()
-        return True
 
 
 # --- the tests ----------------------------------------------------------------------------------
@@ -605,44 +588,45 @@ def test_media_without_anchor_does_not_reach_the_nated_ue(tmp):
     run_in_nat(tmp, body)
 
 
-def check_media_anchored(core, net, rtpengine_addr):
-    """With pcscf.media.anchor: rtpengine: the SDP each side receives names the relay (not the
-    UE's private address), and RTP arrives both ways at the NATed UE and at alice."""
+def check_media_anchored(core, net, rtpe):
+    """With pcscf.media.anchor: rtpengine: the SDP each side receives names rtpengine (its
+    address, a port of its range; never the UE's private address), and RTP arrives both ways at
+    the NATed UE and at alice."""
     (ue_got, alice_got, latched, observed), offer_at_ue, answer_at_alice, ue_media, alice_media = \
         media_call_rtp(core, net)
-    check(answer_at_alice != ue_media and offer_at_ue != alice_media,
-          "anchored: both SDPs point at the relay: alice sees %r, the UE %r" % (answer_at_alice, offer_at_ue))
+    for who, addr in (("alice", answer_at_alice), ("the UE", offer_at_ue)):
+        check(addr[0] == rtpe.address and rtpe.port_min <= addr[1] <= rtpe.port_max,
+              "anchored: the SDP %s received names rtpengine %s:%d-%d: %r" % (
+                  who, rtpe.address, rtpe.port_min, rtpe.port_max, addr))
     check(ue_got > 0, "anchored: RTP reaches the NATed UE: %d" % ue_got)
     check(alice_got > 0, "anchored: RTP from the NATed UE reaches alice: %d" % alice_got)
+    check(observed and observed[0] == rtpe.address, "alice's RTP comes from rtpengine: %r" % (observed,))
 
 
 def test_media_anchored_reaches_the_nated_ue(tmp):
-    if not media_anchor_supported(tmp):
-        print("SKIP test_media_anchored_reaches_the_nated_ue: the P-CSCF has no pcscf.media.anchor yet "
-              "(media anchoring not merged)")
-        return
-    rtpengine = "/usr/bin/rtpengine"
-    check(os.access(rtpengine, os.X_OK), "rtpengine not installed (scripts/install-deps.sh: rtpengine-daemon)")
-    ng_port = lab.free_port()
+    """The same call with pcscf.media.anchor: rtpengine (the real daemon in the public
+    namespace, media on PUB): both SDPs name rtpengine and RTP flows both ways, the UE's through
+    its NAT mapping (rtpengine learns it from the SIP source, SIP-source-address, and latches);
+    after the UE's BYE rtpengine holds no call."""
     net = NatNet()
-    proc = None
+    rtpe = None
     try:
         net.up()
         net.enter()
-        # rtpengine in the public namespace: media on PUB, control (ng) on loopback
-        proc = subprocess.Popen([rtpengine, "--foreground", "--log-stderr", "--table=-1", "--interface=%s" % PUB,
-                                 "--listen-ng=127.0.0.1:%d" % ng_port, "--port-min=30000", "--port-max=30999"],
-                                stdout=open(os.path.join(tmp, "rtpengine.log"), "w"), stderr=subprocess.STDOUT)
-        time.sleep(1)
-        check(proc.poll() is None, "rtpengine started")
-        media = {"media": {"anchor": "rtpengine", "rtpengine": ["127.0.0.1:%d" % ng_port]}}
+        # rtpengine in the public namespace (lab_rtpengine: --config-file=none, delete-delay 0):
+        # ng control and media on PUB, beside the P-CSCF
+        rtpe = lab_rtpengine.Rtpengine(os.path.join(tmp, "rtpengine"), address=PUB)
+        media = {"media": {"anchor": "rtpengine", "rtpengine": [rtpe.ng_uri]}}
         with nat_lab(tmp, {"pcscf": media}) as core:
-            check_media_anchored(core, net, "127.0.0.1:%d" % ng_port)
+            check_media_anchored(core, net, rtpe)
+            wait_for(lambda: rtpe.command({"command": "list"}).get("calls") == [], 5,
+                     what="rtpengine holds no call after the BYE")
+            check((core.pcscf.metric("pcscf_media_sessions_created_total") or 0) == 2,
+                  "two anchored legs (alice's orig, the UE's term): %s"
+                  % core.pcscf.metric("pcscf_media_sessions_created_total"))
     finally:
-        if proc is not None:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
+        if rtpe is not None:
+            rtpe.stop()
         net.down()
 
 
