@@ -36,7 +36,23 @@ struct pcscf_bindings {
     ims_map *by_key, *by_identity, *by_hostport, *by_contact;
     pcscf_binding_removed_f on_removed;
     void *arg;
+    pcscf_binding_sync_f sync_changed, sync_removed;
+    void *sync_arg;
 };
+
+static void changed(pcscf_bindings *s, pcscf_binding *b)
+{
+    if (s->sync_changed)
+        s->sync_changed(s->sync_arg, b);
+}
+
+void pcscf_bindings_on_sync(pcscf_bindings *s, pcscf_binding_sync_f on_changed, pcscf_binding_sync_f on_removed,
+                            void *arg)
+{
+    s->sync_changed = on_changed;
+    s->sync_removed = on_removed;
+    s->sync_arg = arg;
+}
 
 /* ---------- keys and binding vectors ---------- */
 
@@ -219,6 +235,7 @@ static void binding_free(pcscf_binding *b)
     for (size_t i = 0; i < b->n_contacts; i++)
         free(b->contacts[i].uri);
     free(b->contacts);
+    free(b->sync.key);
     free(b);
 }
 
@@ -331,6 +348,8 @@ static void unlink_binding(pcscf_bindings *s, pcscf_binding *b)
     detach_binding(s, b);
     if (s->on_removed)
         s->on_removed(s->arg, b->impu, &b->source);
+    if (s->sync_removed)
+        s->sync_removed(s->sync_arg, b);
     binding_free(b);
 }
 
@@ -436,6 +455,7 @@ static int create_binding(pcscf_bindings *s, const pcscf_binding_update *u, int6
         binding_free(b);
         return PCSCF_BINDING_ERROR;
     }
+    changed(s, b);
     return PCSCF_BINDING_CREATED;
 }
 
@@ -465,6 +485,8 @@ int pcscf_bindings_update(pcscf_bindings *s, const pcscf_binding_update *u, int6
     if (rv != PCSCF_BINDING_ERROR && b->n_contacts == 0) {
         unlink_binding(s, b);
         rv = PCSCF_BINDING_REMOVED;
+    } else {
+        changed(s, b);
     }
     return rv;
 }
@@ -569,14 +591,14 @@ static pcscf_binding **holders(pcscf_bindings *s, const char *aor, size_t *n)
 
 int pcscf_bindings_terminate_aor(pcscf_bindings *s, const char *aor)
 {
-    int changed = 0;
+    int n_changed = 0;
     size_t n;
     pcscf_binding **v = holders(s, aor, &n);
     for (size_t j = 0; j < n; j++) {
         pcscf_binding *b = v[j];
         if (pcscf_identity_same(b->impu, aor)) {
             unlink_binding(s, b);
-            changed++;
+            n_changed++;
             continue;
         }
         for (size_t i = 0; i < b->n_impus; i++) {
@@ -587,18 +609,19 @@ int pcscf_bindings_terminate_aor(pcscf_bindings *s, const char *aor)
             memmove(&b->impus[i], &b->impus[i + 1], (b->n_impus - i - 1) * sizeof(char *));
             b->n_impus--;
             reindex(s, b);
-            changed++;
+            changed(s, b);
+            n_changed++;
             break;
         }
     }
     free(v);
-    return changed;
+    return n_changed;
 }
 
 int pcscf_bindings_set_contact(pcscf_bindings *s, const char *aor, const char *uri, int64_t expires,
                                int64_t now)
 {
-    int changed = 0;
+    int n_changed = 0;
     size_t n;
     pcscf_binding **v = holders(s, aor, &n);
     for (size_t j = 0; j < n; j++) {
@@ -607,13 +630,15 @@ int pcscf_bindings_set_contact(pcscf_bindings *s, const char *aor, const char *u
             continue;
         unindex(s, b);
         if (contact_set(b, uri, expires, now) > 0)
-            changed++;
+            n_changed++;
         reindex(s, b);
         if (b->n_contacts == 0)
             unlink_binding(s, b);
+        else
+            changed(s, b);
     }
     free(v);
-    return changed;
+    return n_changed;
 }
 
 size_t pcscf_bindings_expire(pcscf_bindings *s, int64_t now)
@@ -634,6 +659,8 @@ size_t pcscf_bindings_expire(pcscf_bindings *s, int64_t now)
             if (b->n_contacts == 0) {
                 unlink_binding(s, b);
                 removed++;
+            } else {
+                changed(s, b);
             }
         }
         b = next;
@@ -667,9 +694,12 @@ int pcscf_bindings_move_flow(pcscf_bindings *s, const pcscf_addr *from, const pc
         if (link_binding(s, b)) {   /* out of memory: the binding is lost, as a removal */
             if (s->on_removed)
                 s->on_removed(s->arg, b->impu, from);
+            if (s->sync_removed)
+                s->sync_removed(s->sync_arg, b);
             binding_free(b);
             continue;
         }
+        changed(s, b);
         moved++;
     }
     return moved;

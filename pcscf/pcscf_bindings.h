@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ims_statesync.h"
+
 /* The flow a UE registered over, which is its identity at the P-CSCF without IPsec or TLS
  * (TS 24.229 §5.2.2.1, §5.2.3): a UDP source address AND port, or one TCP connection (named by
  * its remote address and port: while it is open no other connection has them). Requests are
@@ -62,6 +64,7 @@ typedef struct pcscf_binding {
     size_t n_contacts;
     pcscf_addr source;
     int64_t created;
+    ims_statesync_ent sync;          /* write-through to the state store (pcscf_bindsync.c) */
 } pcscf_binding;
 
 typedef struct pcscf_bindings pcscf_bindings;
@@ -139,6 +142,13 @@ size_t pcscf_bindings_expire(pcscf_bindings *store, int64_t now);
  * expiries kept; one whose identity `to` holds already is removed (on_removed called). Returns how
  * many moved. */
 int pcscf_bindings_move_flow(pcscf_bindings *store, const pcscf_addr *from, const pcscf_addr *to);
+
+/* Write-through hooks (pcscf_bindsync.c): changed runs after a binding was created or changed
+ * (contacts, sets, flow), removed before a binding is freed (after on_removed). They must not
+ * change the store. NULL: none. */
+typedef void (*pcscf_binding_sync_f)(void *arg, pcscf_binding *b);
+void pcscf_bindings_on_sync(pcscf_bindings *store, pcscf_binding_sync_f changed, pcscf_binding_sync_f removed,
+                            void *arg);
 
 /* Iteration (read-only): first binding / next one. */
 const pcscf_binding *pcscf_bindings_first(const pcscf_bindings *store);

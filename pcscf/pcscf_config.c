@@ -90,6 +90,11 @@ static const ims_cfg_field pcscf_fields[] = {
     { .key = "auth_lockout", .type = IMS_CFG_INT, .offset = offsetof(pcscf_cfg, auth_lockout),
       .def = "60", .min = 1, .max = 86400, .help = "seconds a blocked UE address stays blocked" },
     { .key = "media", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_cfg, media), .sub = pcscf_media_cfg_fields },
+    { .key = "key_file", .type = IMS_CFG_STR, .offset = offsetof(pcscf_cfg, key_file), .check = ims_cfg_check_line,
+      .help = "file with this P-CSCF's secret (64 hex digits; created with a random one, mode 0600, when absent): "
+              "the keys of the Record-Route dialog tokens and of its state-store records derive from it, so "
+              "that a restart keeps calls in progress (BYE) and registrations. Unset: a random secret per "
+              "process. Required with store.backend redis. Never put it in the store" },
     { .key = NULL },
 };
 
@@ -99,6 +104,7 @@ const ims_cfg_field pcscf_config_fields[] = {
     { .key = "sip", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, sip), .sub = ims_sip_cfg_fields },
     { .key = "trust", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, trust), .sub = ims_trust_cfg_fields },
     { .key = "pcscf", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, pcscf), .sub = pcscf_fields },
+    { .key = "store", .type = IMS_CFG_SECTION, .offset = offsetof(pcscf_config, store), .sub = ims_state_cfg_fields },
     { .key = NULL },
 };
 
@@ -108,6 +114,11 @@ int pcscf_config_check(const pcscf_config *cfg, char *err, size_t errlen)
     const pcscf_cfg *p = &cfg->pcscf;
     if (pcscf_media_config_check(&p->media, err, errlen))
         return -1;
+    if (cfg->store.backend == IMS_STATE_REDIS && !(p->key_file && *p->key_file)) {
+        /* the records are sealed with a key derived from it (pcscf_bindrecord.h) */
+        snprintf(err, errlen, "pcscf.key_file is required with store.backend redis");
+        return -1;
+    }
     if (pcscf_sec_agree_mode(p) == PCSCF_SEC_AGREE_OFF)
         return 0;
     if (p->sa_spi_max - p->sa_spi_min < 2) {

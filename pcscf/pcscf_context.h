@@ -13,6 +13,8 @@
  *   pcscf_regevent.c  subscription to the reg event package at the S-CSCF (TS 24.229 §5.2.3, RFC 3680)
  *   pcscf_route.c     routing of every other request (TS 24.229 §5.2.6, §5.2.7; RFC 3261 §16)
  *   pcscf_dialog.c    the token in our Record-Route that in-dialog requests of a UE must carry
+ *   pcscf_bindsync.c  bindings and reg subscriptions written through to the state store, reloaded
+ *   pcscf_bindrecord.c  ... a binding / subscription as a sealed store record, checked on load
  *   pcscf_media.c     media anchoring through rtpengine: legs, the one delete (pcscf_media.h),
  *   pcscf_media_sip.c ... and the SDP offer/answer of every request and response
  *   pcscf_util.c      SIP helpers shared by the modules (pcscf_util.h)
@@ -30,6 +32,7 @@
 #include "ims_config.h"
 #include "ims_http.h"
 #include "ims_sip.h"
+#include "ims_state.h"
 #include "ims_trust.h"
 #include "pcscf_bindings.h"
 #include "pcscf_media.h"
@@ -52,6 +55,7 @@ typedef struct {
     long auth_failure_window;        /* ... counted within this many seconds */
     long auth_lockout;               /* seconds a blocked address gets 403 from us */
     pcscf_media_cfg media;           /* pcscf.media: media anchoring through rtpengine (pcscf_media.h) */
+    char *key_file;                  /* the secret of tokens and store records (pcscf_dialog.c) */
 } pcscf_cfg;
 
 /* pcscf.sec_agree; "false" / "true" are the old boolean spellings (= off / optional). */
@@ -66,6 +70,7 @@ typedef struct {
     ims_sip_cfg sip;
     ims_trust_cfg trust;        /* the trust domain (ims_trust.h) */
     pcscf_cfg pcscf;
+    ims_state_cfg store;        /* where bindings are kept (ims_state.h, pcscf_bindsync.c) */
 } pcscf_config;
 
 extern const ims_cfg_field pcscf_config_fields[];
@@ -87,7 +92,9 @@ typedef struct pcscf_context {
     char rr_core_uri[256];           /* <sip:pcscf.ims.lab:5060;lr;transport=tcp>: Record-Route on
                                         the core side when sip.core_transport is not the UE's
                                         (RFC 5658 double Record-Route); "" with core_transport udp */
-    uint8_t dialog_key[16];          /* random per process: Record-Route tokens (pcscf_dialog.c) */
+    uint8_t dialog_key[16];          /* Record-Route tokens (pcscf_dialog.c: random, or from key_file) */
+    uint8_t record_key[16];          /* MAC of our state-store records (pcscf_bindrecord.h) */
+    struct pcscf_bindsync *sync;     /* bindings written through to the state store (pcscf_bindsync.c) */
 
     pcscf_bindings *bindings;
     struct ims_pending *pending;     /* REGISTERs forwarded, waiting for their final response (by key) */
@@ -133,8 +140,8 @@ int pcscf_register_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
 void pcscf_register_sweep(pcscf_context *ctx, int64_t now, int64_t max_age);
 
 /* ---------- pcscf_dialog.c ---------- */
-/* Draws the process's token key. 0 / -1. */
-int pcscf_dialog_start(pcscf_context *ctx);
+/* The token and record keys: from pcscf.key_file (created when absent), else random. 0 / -1 + err. */
+int pcscf_dialog_start(pcscf_context *ctx, char *err, size_t errlen);
 /* Our Record-Route value for a dialog of the UE at ue_host (numeric address):
  * "<sip:host:port;lr;ue=TOKEN>". 0 / -1 (no Call-ID, too long). */
 int pcscf_dialog_record_route(const pcscf_context *ctx, const sip_t *sip, const char *ue_host, char *out,

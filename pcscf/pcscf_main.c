@@ -15,6 +15,7 @@
 #include "ims_diameter.h"   /* ims_signals_block / ims_signals_wait */
 #include "ims_log.h"
 #include "ims_nf.h"
+#include "pcscf_bindsync.h"
 #include "pcscf_context.h"
 
 #define SUBSYS "pcscf"
@@ -26,6 +27,8 @@ static bool ready(void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "SIP agent not running");
         return false;
     }
+    if (!pcscf_bindsync_ready(ctx, why, whylen))
+        return false;
     return pcscf_media_ready(ctx, why, whylen);
 }
 

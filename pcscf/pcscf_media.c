@@ -258,6 +258,29 @@ void media_delete(pcscf_media *m, media_leg *leg, const char *to_tag, const char
     ims_metric_set(m->m_active, (int64_t)ims_map_count(m->legs));
 }
 
+void media_delete_unknown(pcscf_media *m, const char *call_id)
+{
+    static ims_log_limit limit;
+    unsigned long unlogged;
+    if (!m || !call_id || strlen(call_id) > 1024 || media_leg_find(m, call_id, LEG_ORIG) ||
+        media_leg_find(m, call_id, LEG_TERM))
+        return;
+    if (ims_log_allow(&limit, &unlogged))
+        IMS_INFO(SUBSYS, "BYE for Call-ID %s without a media leg here (set up before a restart?): deleted at "
+                 "rtpengine (%lu similar not logged)", call_id, unlogged);
+    for (leg_role role = LEG_ORIG; role <= LEG_TERM; role++) {
+        char key[1100];
+        leg_key(key, sizeof(key), call_id, role, 0);   /* the first branch: others time out at rtpengine */
+        ims_rtpe_request rq;
+        ims_rtpe_request_init(&rq, IMS_RTPE_DELETE);
+        rq.call_id = key;
+        rq.delete_delay = 0;
+        char err[200];
+        if (!ims_rtpe_send(m->rtpe, &rq, on_deleted, m, err, sizeof(err)))
+            IMS_DEBUG(SUBSYS, "delete of %s not sent: %s", key, err);
+    }
+}
+
 void media_count_created(pcscf_media *m, media_leg *leg)
 {
     if (leg->counted)

@@ -76,6 +76,11 @@ void media_leg_add_to_tag(media_leg *leg, const char *to_tag);
 /* THE delete: every teardown path ends here. to_tag NULL: the whole leg (rtpengine call deleted,
  * record freed, counted under reason); else only that early dialog (a losing fork branch). */
 void media_delete(pcscf_media *m, media_leg *leg, const char *to_tag, const char *reason);
+/* A BYE that passed pcscf_route.c's checks for a Call-ID with no leg here (a call set up before a
+ * restart of this P-CSCF: rtpengine still holds it): both possible legs deleted at rtpengine, so
+ * the media ends with the call instead of at rtpengine's own timeout. A Call-ID with a leg of
+ * another UE is left alone. */
+void media_delete_unknown(pcscf_media *m, const char *call_id);
 /* An offer/answer of leg succeeded / failed: counters and log. */
 void media_count_created(pcscf_media *m, media_leg *leg);
 void media_count_failed(pcscf_media *m, const char *what, const media_leg *leg, const ims_rtpe_result *res);

@@ -525,6 +525,8 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
         if (leg && !side->to_ue && strcmp(leg->owner.host, side->ue->host) != 0)
             leg = NULL;   /* not this UE's media (the Record-Route token already bound the address) */
     }
+    if (!leg && method == sip_method_bye)
+        media_delete_unknown(m, sip->sip_call_id->i_id);
     if (!leg)
         return send_on(m, ctx, irq, msg, send, 0);
     leg->touched = ims_monotonic_s();   /* the dialog lives (media.max_session_s) */

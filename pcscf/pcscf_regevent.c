@@ -50,6 +50,8 @@
 #include "ims_log.h"
 #include "ims_map.h"
 #include "ims_pending.h"
+#include "pcscf_bindrecord.h"
+#include "pcscf_bindsync.h"
 #include "pcscf_context.h"
 #include "pcscf_util.h"
 
@@ -73,6 +75,8 @@ typedef struct pcscf_subscription {
     uint32_t cseq;
     unsigned requested;              /* Expires of the SUBSCRIBE in flight */
     bool established;                /* dialog known (to tag) */
+    int64_t expires_at;              /* monotonic: end of the subscription the notifier granted */
+    ims_statesync_ent sync;          /* write-through (pcscf_bindsync.c): the dialog survives a restart */
 } pcscf_subscription;
 
 /* ---------- states ---------- */
@@ -106,7 +110,7 @@ static void subs_cleanup(void *arg, uint64_t key, void *rec, ims_pending_reason 
 #define ST_SENDING (IMS_FSM_ST(ST_SUBSCRIBING) | IMS_FSM_ST(ST_RETRY_WAIT) | IMS_FSM_ST(ST_UNSUBSCRIBING))
 
 static const ims_fsm_state sub_states[N_STATES] = {
-    [ST_NEW] = { .name = "NEW", .out_states = ST_SENDING },
+    [ST_NEW] = { .name = "NEW", .out_states = ST_SENDING | IMS_FSM_ST(ST_ACTIVE) },   /* ACTIVE: restored */
     [ST_SUBSCRIBING] = { .name = "SUBSCRIBING", .in_events = IMS_FSM_EV(EV_RESPONSE) | IMS_FSM_EV(EV_FORGET),
                          .out_states = IMS_FSM_ST(ST_ACTIVE) | IMS_FSM_ST(ST_RETRY_WAIT),
                          .action = on_response_event },
@@ -131,6 +135,7 @@ static void sub_free(pcscf_subscription *s)
 {
     for (size_t i = 0; i < s->n_route; i++)
         free(s->route[i]);
+    free(s->sync.key);
     free(s);
 }
 
@@ -192,7 +197,6 @@ static void sub_cleanup(ims_fsm_inst *fi, ims_fsm_term_cause cause)
 {
     pcscf_subscription *s = ims_fsm_priv(fi);
     pcscf_context *ctx = s->ctx;
-    (void)cause;
     char k[SUB_KEY_MAX];
     /* sub_link made the same key, so it fits */
     if (pcscf_identity_key(s->impu, k, sizeof(k)) && ims_map_get(ctx->subs_by_impu, k) == s)
@@ -201,6 +205,8 @@ static void sub_cleanup(ims_fsm_inst *fi, ims_fsm_term_cause cause)
         ims_map_del(ctx->subs_by_call_id, s->call_id);
     if (s->key && ims_pending_release(ctx->subs, s->key, NULL))
         IMS_ERROR(SUBSYS, "reg subscription of %s: #%llu was not in the table", s->impu, (unsigned long long)s->key);
+    if (cause != IMS_FSM_TERM_SHUTDOWN)   /* a stopping P-CSCF keeps its records for the next start */
+        pcscf_bindsync_removed(ctx, &s->sync);
     sub_free(s);
 }
 
@@ -246,6 +252,13 @@ static int64_t registration_left(pcscf_context *ctx, const char *impu, int64_t n
 }
 
 static int send_subscribe(pcscf_subscription *s, unsigned expires);
+
+/* TS 24.229 §5.2.3: 600 s before the end of a subscription longer than 1200 s, else at half. */
+static unsigned refresh_ms(int64_t left)
+{
+    int64_t r = left > 1200 ? left - 600 : left / 2 ? left / 2 : 1;
+    return (unsigned)(r > 86400 * 7 ? 86400 * 7 : r) * 1000u;
+}
 
 /* The final response to our SUBSCRIBE, in SUBSCRIBING or UNSUBSCRIBING; or FORGET meanwhile. */
 static void on_response_event(ims_fsm_inst *fi, int event, void *data)
@@ -293,8 +306,9 @@ static void on_response_event(ims_fsm_inst *fi, int event, void *data)
             return;
         }
         IMS_INFO(SUBSYS, "subscribed to reg of %s for %u s", s->impu, granted);
-        unsigned refresh = granted > 1200 ? granted - 600 : granted / 2 ? granted / 2 : 1;
-        ims_fsm_state_chg_ms(fi, ST_ACTIVE, refresh * 1000u);
+        s->expires_at = ims_monotonic_s() + granted;
+        pcscf_bindsync_changed(ctx, &s->sync);
+        ims_fsm_state_chg_ms(fi, ST_ACTIVE, refresh_ms(granted));
         return;
     }
     IMS_WARN(SUBSYS, "SUBSCRIBE to reg of %s: %d%s; retrying in %d s while registered", s->impu, status,
@@ -402,6 +416,8 @@ static int send_subscribe(pcscf_subscription *s, unsigned expires)
     if (ims_sip_send_request(ctx->sip, m, next_hop, on_subscribe_response, ims_pending_arg(s->key)) < 0)
         goto out;
     IMS_DEBUG(SUBSYS, "SUBSCRIBE reg %s (Expires %u, CSeq %u)", s->impu, expires, s->cseq);
+    if (s->established)
+        pcscf_bindsync_changed(ctx, &s->sync);   /* its CSeq moved on */
     rv = 0;
 out:
     if (msg)
@@ -434,6 +450,7 @@ void pcscf_regevent_ensure(pcscf_context *ctx, const pcscf_binding *b)
     if (!s)
         return;
     s->ctx = ctx;
+    s->sync.kind = PCSCF_SYNC_SUB;
     snprintf(s->impu, sizeof(s->impu), "%s", b->impu);
     char tok[33];
     ims_sip_random_token(tok, 32);
@@ -603,6 +620,7 @@ int pcscf_regevent_notify(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *
         if (home)
             su_home_unref(home);
         s->established = true;
+        pcscf_bindsync_changed(ctx, &s->sync);
     }
 
     const sip_subscription_state_t *ss = sip->sip_subscription_state;
@@ -632,4 +650,59 @@ void pcscf_regevent_fini(pcscf_context *ctx)
     ims_map_free(ctx->subs_by_impu);
     ims_map_free(ctx->subs_by_call_id);
     ctx->subs_by_impu = ctx->subs_by_call_id = NULL;
+}
+
+/* ---------- the state store (pcscf_bindsync.c) ---------- */
+
+bool pcscf_regevent_export(const ims_statesync_ent *e, pcscf_subrecord *out, int64_t mono_now, int64_t wall_now)
+{
+    const pcscf_subscription *s = IMS_STATESYNC_OBJ(e, pcscf_subscription, sync);
+    memset(out, 0, sizeof(*out));
+    if (!s->established || !s->remote_target[0] || s->expires_at <= mono_now)
+        return false;   /* no dialog yet (or over): a restarted P-CSCF subscribes anew */
+    out->impu = (char *)s->impu;
+    out->call_id = (char *)s->call_id;
+    out->from_tag = (char *)s->from_tag;
+    out->to_tag = (char *)s->to_tag;
+    out->target = (char *)s->remote_target;
+    for (size_t i = 0; i < s->n_route && i < PCSCF_REC_MAX_ROUTES; i++)
+        out->routes[out->n_routes++] = s->route[i];
+    out->cseq = s->cseq;
+    out->expires = wall_now + (s->expires_at - mono_now);
+    return true;
+}
+
+int pcscf_regevent_restore(pcscf_context *ctx, const pcscf_subrecord *r, int64_t mono_now, int64_t wall_now,
+                           ims_statesync_ent **ent)
+{
+    *ent = NULL;
+    int64_t left = r->expires - wall_now;
+    if (left <= 0 || find_by_impu(ctx, r->impu))
+        return -1;
+    if (strlen(r->impu) >= sizeof(((pcscf_subscription *)0)->impu) ||
+        strlen(r->call_id) >= sizeof(((pcscf_subscription *)0)->call_id) ||
+        strlen(r->from_tag) >= sizeof(((pcscf_subscription *)0)->from_tag) ||
+        strlen(r->to_tag) >= sizeof(((pcscf_subscription *)0)->to_tag) ||
+        strlen(r->target) >= sizeof(((pcscf_subscription *)0)->remote_target) ||
+        ims_map_get(ctx->subs_by_call_id, r->call_id))
+        return -1;
+    pcscf_subscription *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -1;
+    s->ctx = ctx;
+    s->sync.kind = PCSCF_SYNC_SUB;
+    snprintf(s->impu, sizeof(s->impu), "%s", r->impu);
+    snprintf(s->call_id, sizeof(s->call_id), "%s", r->call_id);
+    snprintf(s->from_tag, sizeof(s->from_tag), "%s", r->from_tag);
+    snprintf(s->to_tag, sizeof(s->to_tag), "%s", r->to_tag);
+    snprintf(s->remote_target, sizeof(s->remote_target), "%s", r->target);
+    set_routes(s, r->routes, r->n_routes, false);
+    s->cseq = r->cseq;
+    s->established = true;
+    s->expires_at = mono_now + left;
+    if (sub_link(ctx, s) < 0)
+        return -1;
+    ims_fsm_state_chg_ms(s->fi, ST_ACTIVE, refresh_ms(left));
+    *ent = &s->sync;
+    return 0;
 }

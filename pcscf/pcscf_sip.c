@@ -13,8 +13,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sofia-sip/sip_tag.h>
+
 #include "ims_clock.h"
 #include "ims_log.h"
+#include "pcscf_bindsync.h"
 #include "pcscf_context.h"
 #include "pcscf_ipsec.h"
 #include "pcscf_util.h"
@@ -83,6 +86,15 @@ int pcscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip)
     pcscf_count_request(sip->sip_request->rq_method_name);
     if (ctx->stopping)
         return 503;
+    /* bindings not loaded yet (pcscf_bindsync.h): a request now would find no registration */
+    if (pcscf_bindsync_loading(ctx)) {
+        if (sip->sip_request->rq_method == sip_method_ack)
+            return 1;
+        nta_incoming_treply(irq, 503, "Service Unavailable - Loading Registrations", SIPTAG_RETRY_AFTER_STR("2"),
+                            TAG_END());
+        nta_incoming_destroy(irq);
+        return 0;
+    }
     if (ctx->ipsec) {   /* sec-agree on: requests that came over an SA set and the others */
         pcscf_addr src;
         bool prot = false;
@@ -173,10 +185,8 @@ int pcscf_start(pcscf_context *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "cannot build our SIP URIs");
         goto out;
     }
-    if (pcscf_dialog_start(ctx)) {
-        snprintf(err, errlen, "no random bytes for the Record-Route token key (getrandom)");
+    if (pcscf_dialog_start(ctx, err, errlen))
         goto out;
-    }
     ctx->bindings = pcscf_bindings_new(on_binding_removed, ctx);
     if (!ctx->bindings) {
         snprintf(err, errlen, "out of memory");
@@ -193,6 +203,11 @@ int pcscf_start(pcscf_context *ctx, char *err, size_t errlen)
         goto out;
     if (pcscf_media_start(ctx, err, errlen))
         goto out;
+    if (pcscf_bindsync_start(ctx, err, errlen))
+        goto out;
+    if (ctx->cfg.store.backend == IMS_STATE_REDIS && ctx->ipsec)
+        IMS_WARN(SUBSYS, "bindings over IPsec SA sets are not kept in the store: those UEs register again after a "
+                 "restart");
     rv = 0;
 out:
     return rv;
@@ -204,6 +219,7 @@ void pcscf_stop(pcscf_context *ctx)
     atomic_store(&ctx->running, false);
     ims_sip_timer_cancel(ctx->housekeeping);
     ctx->housekeeping = NULL;
+    pcscf_bindsync_stop(ctx);             /* the records stay for the next start */
     pcscf_regevent_fini(ctx);
     pcscf_register_sweep(ctx, 0, -1);
     pcscf_media_stop(ctx);                /* every leg deleted at rtpengine */

@@ -11,7 +11,8 @@
 #include <string.h>
 
 #include <json-c/json.h>
-#include <sofia-sip/url.h>
+
+#include "ims_staterec.h"
 
 #include "scscf_util.h"
 
@@ -37,17 +38,6 @@ char *scscf_regrecord_key(const scscf_reg *reg)
     return key;
 }
 
-static void add_str(json_object *o, const char *name, const char *v)
-{
-    if (v)
-        json_object_object_add(o, name, json_object_new_string(v));
-}
-
-static void add_int(json_object *o, const char *name, int64_t v)
-{
-    json_object_object_add(o, name, json_object_new_int64(v));
-}
-
 char *scscf_regrecord_encode(const scscf_reg *reg, int64_t mono_now, int64_t wall_now, int64_t *ttl_s)
 {
     char err[128];
@@ -58,52 +48,51 @@ char *scscf_regrecord_encode(const scscf_reg *reg, int64_t mono_now, int64_t wal
     char *out = NULL;
     if (!profile || !o || !cs || !ss || !reg->n_impus)
         goto out;
-    add_int(o, "v", SCSCF_REGRECORD_VERSION);
-    add_str(o, "impi", reg->impi);
-    add_str(o, "impu", reg->impus[0].uri);
-    add_int(o, "id", reg->id);
-    add_int(o, "ncid", reg->next_contact_id);
-    add_int(o, "scheme", reg->auth_scheme);
-    add_str(o, "profile", profile);
+    ims_staterec_add_int(o, "v", SCSCF_REGRECORD_VERSION);
+    ims_staterec_add_str(o, "impi", reg->impi);
+    ims_staterec_add_str(o, "impu", reg->impus[0].uri);
+    ims_staterec_add_int(o, "id", reg->id);
+    ims_staterec_add_int(o, "ncid", reg->next_contact_id);
+    ims_staterec_add_int(o, "scheme", reg->auth_scheme);
+    ims_staterec_add_str(o, "profile", profile);
     int64_t last = mono_now;
     for (const scscf_contact *c = reg->contacts; c; c = c->next) {
         if (c->terminated)
             continue;
         json_object *j = json_object_new_object();
-        add_str(j, "uri", c->uri);
-        add_str(j, "params", c->params);
-        add_str(j, "path", c->path);
-        add_str(j, "callid", c->call_id);
-        add_int(j, "cseq", c->cseq);
-        add_str(j, "recv", c->received);
-        add_int(j, "exp", wall_now + (c->expires_at - mono_now));
-        add_int(j, "id", c->id);
-        add_int(j, "ev", c->event);
+        ims_staterec_add_str(j, "uri", c->uri);
+        ims_staterec_add_str(j, "params", c->params);
+        ims_staterec_add_str(j, "path", c->path);
+        ims_staterec_add_str(j, "callid", c->call_id);
+        ims_staterec_add_int(j, "cseq", c->cseq);
+        ims_staterec_add_str(j, "recv", c->received);
+        ims_staterec_add_int(j, "exp", wall_now + (c->expires_at - mono_now));
+        ims_staterec_add_int(j, "id", c->id);
+        ims_staterec_add_int(j, "ev", c->event);
         json_object_array_add(cs, j);
         if (c->expires_at > last)
             last = c->expires_at;
     }
     for (const scscf_regsub *s = reg->subs; s; s = s->next) {
         json_object *j = json_object_new_object();
-        add_str(j, "aor", s->aor);
-        add_str(j, "callid", s->call_id);
-        add_str(j, "ltag", s->local_tag);
-        add_str(j, "rtag", s->remote_tag);
-        add_str(j, "luri", s->local_uri);
-        add_str(j, "ruri", s->remote_uri);
-        add_str(j, "target", s->target);
-        add_str(j, "routes", s->routes);
-        add_int(j, "lcseq", s->local_cseq);
-        add_int(j, "rcseq", s->remote_cseq);
-        add_int(j, "ver", s->version);
-        add_int(j, "exp", wall_now + (s->expires_at - mono_now));
+        ims_staterec_add_str(j, "aor", s->aor);
+        ims_staterec_add_str(j, "callid", s->call_id);
+        ims_staterec_add_str(j, "ltag", s->local_tag);
+        ims_staterec_add_str(j, "rtag", s->remote_tag);
+        ims_staterec_add_str(j, "luri", s->local_uri);
+        ims_staterec_add_str(j, "ruri", s->remote_uri);
+        ims_staterec_add_str(j, "target", s->target);
+        ims_staterec_add_str(j, "routes", s->routes);
+        ims_staterec_add_int(j, "lcseq", s->local_cseq);
+        ims_staterec_add_int(j, "rcseq", s->remote_cseq);
+        ims_staterec_add_int(j, "ver", s->version);
+        ims_staterec_add_int(j, "exp", wall_now + (s->expires_at - mono_now));
         json_object_array_add(ss, j);
     }
     json_object_object_add(o, "contacts", cs);
     json_object_object_add(o, "subs", ss);
     cs = ss = NULL;
-    const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-    out = txt ? strdup(txt) : NULL;
+    out = ims_staterec_dump(o);
     *ttl_s = last - mono_now + SCSCF_REGRECORD_GRACE_S;
 out:
     json_object_put(cs);
@@ -115,73 +104,19 @@ out:
 
 /* ---------- decode ---------- */
 
-/* A string field: absent is NULL unless required; no control characters (they would end up in
- * SIP headers), at most max bytes. 0 / -1 + err. */
-static int get_text(json_object *o, const char *name, size_t max, bool required, bool multiline, char **out,
-                    char *err, size_t errlen)
-{
-    json_object *v;
-    *out = NULL;
-    if (!json_object_object_get_ex(o, name, &v) || json_object_is_type(v, json_type_null)) {
-        if (!required)
-            return 0;
-        snprintf(err, errlen, "\"%s\" missing", name);
-        return -1;
-    }
-    if (!json_object_is_type(v, json_type_string)) {
-        snprintf(err, errlen, "\"%s\" is not a string", name);
-        return -1;
-    }
-    const char *s = json_object_get_string(v);
-    size_t n = (size_t)json_object_get_string_len(v);
-    if (n > max || strlen(s) != n || (required && !n)) {
-        snprintf(err, errlen, "\"%s\" empty, too long or with NUL", name);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        bool ws = s[i] == '\n' || s[i] == '\r' || s[i] == '\t';
-        if (((unsigned char)s[i] < 0x20 && !(multiline && ws)) || s[i] == 0x7f) {
-            snprintf(err, errlen, "\"%s\" holds a control character", name);
-            return -1;
-        }
-    }
-    if (!(*out = strdup(s))) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
 static int get_str(json_object *o, const char *name, size_t max, bool required, char **out, char *err, size_t errlen)
 {
-    return get_text(o, name, max, required, false, out, err, errlen);
+    return ims_staterec_str(o, name, max, required, out, err, errlen);
 }
 
 static int get_int(json_object *o, const char *name, int64_t min, int64_t max, int64_t *out, char *err, size_t errlen)
 {
-    json_object *v;
-    if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_int)) {
-        snprintf(err, errlen, "\"%s\" missing or not an integer", name);
-        return -1;
-    }
-    int64_t x = json_object_get_int64(v);
-    if (x < min || x > max) {
-        snprintf(err, errlen, "\"%s\" out of range", name);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return ims_staterec_int(o, name, min, max, out, err, errlen);
 }
 
 static bool is_sip_uri(const char *s)
 {
-    char buf[MAX_URI + 1];
-    size_t n = strlen(s);
-    if (n > MAX_URI)
-        return false;
-    memcpy(buf, s, n + 1);
-    url_t u;
-    return url_d(&u, buf) >= 0 && (u.url_type == url_sip || u.url_type == url_sips) && u.url_host && *u.url_host;
+    return ims_staterec_is_sip_uri(s, MAX_URI);
 }
 
 static bool same_identity(const char *a, const char *b)
@@ -314,7 +249,7 @@ static int decode(const char *key, json_object *o, const scscf_regrecord_limits 
         return -1;
     r->auth_scheme = (uint8_t)v;
     /* XML: line breaks allowed (it never goes into a header) */
-    if (get_text(o, "profile", MAX_PROFILE, true, true, &profile, err, errlen))
+    if (ims_staterec_text(o, "profile", MAX_PROFILE, true, true, &profile, err, errlen))
         return -1;
     char perr[200];
     int prc = ims_userdata_parse(profile, strlen(profile), &r->profile, perr, sizeof(perr));
@@ -355,23 +290,11 @@ int scscf_regrecord_decode(const char *key, const char *json, size_t len, const 
                            int64_t wall_now, scscf_regrecord *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    if (!key || !json || len > MAX_PROFILE * 2) {
-        snprintf(err, errlen, "no record or too large");
-        return -1;
-    }
-    json_tokener *tok = json_tokener_new();
-    if (!tok) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    json_object *o = json_tokener_parse_ex(tok, json, (int)len);
-    bool complete = o && json_tokener_get_error(tok) == json_tokener_success &&
-                    json_tokener_get_parse_end(tok) == len;
-    json_tokener_free(tok);
+    json_object *o = key ? ims_staterec_parse(json, len, MAX_PROFILE * 2, err, errlen) : NULL;
     int rc = -1;
-    if (!complete)
-        snprintf(err, errlen, "not JSON");
-    else
+    if (!key)
+        snprintf(err, errlen, "no key");
+    else if (o)
         rc = decode(key, o, lim, wall_now, out, err, errlen);
     json_object_put(o);
     if (rc) {

@@ -131,7 +131,7 @@ static void reg_free(scscf_regstore *st, scscf_reg *reg)
     impus_free(reg);
     ims_subscription_free(&reg->profile);
     free(reg->impi);
-    free(reg->sync_key);
+    free(reg->sync.key);
     free(reg);
 }
 

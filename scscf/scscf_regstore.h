@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ims_statesync.h"
 #include "ims_userdata.h"
 
 /* Contact events of RFC 3680 §5.3 (the event attribute of <contact>). */
@@ -74,8 +75,7 @@ typedef struct scscf_reg {
     uint32_t id;                     /* for reginfo <registration id> */
     uint32_t next_contact_id;
     uint8_t auth_scheme;             /* scheme of the last successful authentication (scscf_auth.h) */
-    bool sync_dirty;                 /* to be written to the state store (scscf_regsync.c) */
-    char *sync_key;                  /* the store key it was last written under, or NULL */
+    ims_statesync_ent sync;          /* write-through to the state store (scscf_regsync.c) */
 } scscf_reg;
 
 typedef struct {

@@ -151,7 +151,8 @@ def test_redis_down_and_back(tmp):
 
         # serving from memory: a new registration and requests both ways
         register_ok(bob)
-        check(metric(core.scscf, "scscf_store_pending") >= 1, "bob's record is pending")
+        # the 200 reaches bob before the S-CSCF's loop has marked the registration: wait for it
+        wait_for(lambda: (metric(core.scscf, "scscf_store_pending") or 0) >= 1, 5, what="bob's record pending")
         send_message(bob, "alice", "during")
         got = receive(alice)
         check(got is not None and got.method == "MESSAGE", "alice must receive bob's MESSAGE: %r" % got)
