@@ -14,7 +14,6 @@
 #include "ims_log.h"
 #include "ims_map.h"
 #include "ims_statesync.h"
-#include "scscf_regcheck.h"
 #include "scscf_reginfo.h"
 #include "scscf_regrecord.h"
 
