@@ -486,7 +486,7 @@ def test_keepalives_through_nat(tmp):
         # the heap gauge is updated every 5 s (ims_sip.c housekeeping)
         # (a sanitizer build's allocator does not feed glibc's mallinfo2: the gauge stays 0 there
         # and the heap half of the check is skipped, the rest still runs)
-        sanitized = "IMS_SANITIZE=ON" in open(os.path.join(lab.BUILD_DIR, "CMakeCache.txt")).read()
+        sanitized = "IMS_SANITIZE:BOOL=ON" in open(os.path.join(lab.BUILD_DIR, "CMakeCache.txt")).read()
         if not sanitized:
             wait_for(lambda: core.pcscf.metric("process_heap_inuse_bytes"), 8, what="the P-CSCF's heap gauge")
         time.sleep(5.2)
