@@ -323,6 +323,7 @@ static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void 
     struct msg *qry = *msg;
     char impi[HSS_ID_MAX] = "", impu[HSS_ID_MAX] = "", server[HSS_ID_MAX] = "", peer[256], realm[256] = "";
     char who[2 * HSS_ID_MAX + 16];
+    char assigned[HSS_ID_MAX + 32];   /* out.why outlives sub (freed before the answer is logged) */
     hss_subscriber sub;
     memset(&sub, 0, sizeof(sub));
     hss_cx_outcome out = CX_OK;
@@ -413,7 +414,8 @@ static int on_sar(struct msg **msg, struct avp *avp, struct session *sess, void 
         if (sub.scscf_name && strcasecmp(sub.scscf_name, server) != 0 && pu &&
             pu->reg_state == HSS_REGISTERED) {
             ims_cx_add_str(*msg, ims_cx_dict.server_name, sub.scscf_name);
-            out = CX_EXP(IMS_CX_ERROR_IDENTITY_ALREADY_REGISTERED, sub.scscf_name);
+            snprintf(assigned, sizeof(assigned), "assigned to %s", sub.scscf_name);
+            out = CX_EXP(IMS_CX_ERROR_IDENTITY_ALREADY_REGISTERED, assigned);
             goto out;
         }
         if (hss_store_set_scscf(hss_ctx.store, sub.id, server, peer, realm) ||
