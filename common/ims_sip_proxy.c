@@ -487,6 +487,15 @@ msg_t *ims_sip_request_copy(nta_incoming_t *irq)
 
 /* ---------- the request a client transaction keeps ---------- */
 
+/* sip: without ;transport is UDP here (no NAPTR), sips: is TLS */
+static bool hop_is_reliable(const url_t *hop)
+{
+    char proto[8] = "";
+    if (url_param(hop->url_params, "transport", proto, sizeof(proto)) > 0)
+        return strcasecmp(proto, "udp") != 0;
+    return hop->url_type == url_sips;
+}
+
 /* nta keeps a client transaction's request for its own timers: on UDP an INVITE one for 32 s
  * once it has a final response (Timer D, after a 2xx too: RFC 6026's Timer M), a non-INVITE one
  * for T4 (Timer K); on TCP it ends at once. The request we forward is usually a shallow copy
@@ -499,14 +508,6 @@ msg_t *ims_sip_request_copy(nta_incoming_t *irq)
  * copies to the UEs. Takes msg and the next hop `route` (in msg's home); returns the message to
  * send, with *route moved into it (msg itself when not needed or on failure: the shallow copy
  * stays correct). */
-static bool hop_is_reliable(const url_t *hop)
-{
-    char proto[8] = "";
-    if (url_param(hop->url_params, "transport", proto, sizeof(proto)) > 0)
-        return strcasecmp(proto, "udp") != 0;
-    return hop->url_type == url_sips;     /* sips: is TLS; sip: without a transport is UDP here */
-}
-
 static msg_t *request_to_keep(ims_sip *s, nta_incoming_t *irq, msg_t *msg, url_string_t **route)
 {
     if (hop_is_reliable((const url_t *)*route))
@@ -603,7 +604,6 @@ int ims_sip_forward_from(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_
     f->arg = arg;
 
     msg = request_to_keep(s, irq, msg, &route);
-    sip = sip_object(msg);
     /* Responses are never delivered inside mcreate (nta queues its own errors to the loop). */
     f->orq = nta_outgoing_mcreate(s->agent, fwd_response, (nta_outgoing_magic_t *)f, route, msg,
                                   TAG_IF(ident, TPTAG_IDENT(ident)), TAG_END());
