@@ -207,7 +207,9 @@ int ims_sip_ident_port(ims_sip *s, const char *ident, char *out, size_t len);
 int ims_sip_incoming_ident(ims_sip *s, nta_incoming_t *irq, char *out, size_t len);
 
 /* The request of irq as a message the NF may edit and forward: a copy that shares the received
- * buffers (msg_copy of nta_incoming_getrequest, the extra reference released). NULL on error. */
+ * buffers (msg_copy of nta_incoming_getrequest, the extra reference released). NULL on error.
+ * ims_sip_forward replaces it by a copy with its own memory when the client transaction would
+ * keep the received message alive longer than nta keeps irq (ims_sip_proxy.c). */
 msg_t *ims_sip_request_copy(nta_incoming_t *irq);
 
 /* True when the URI names this NF (sip:/sips:, hostname or listen address, and our port; a
