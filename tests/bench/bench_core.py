@@ -78,7 +78,8 @@ class Core:
         self.lab = lab.Lab(workdir, subscribers={"subscribers": []}, log_level=log_level, start=False,
                            min_expires=5, max_expires=max_expires,
                            overrides=overrides)
-        shutil.copy(seed_db, self.lab.hss.config["hss"]["database"])
+        if seed_db:     # None: the HSS's store is elsewhere (PostgreSQL), already seeded
+            shutil.copy(seed_db, self.lab.hss.config["hss"]["database"])
         self.lab.start(timeout=60)
 
     def pid(self, name):
@@ -100,16 +101,21 @@ class Core:
         return None
 
 
-def seed_database(workdir, n_users, log=print):
-    """Imports n_users subscribers into a fresh HSS database once; returns (path, seconds)."""
+def seed_database(workdir, n_users, log=print, hss_store=None):
+    """Imports n_users subscribers into a fresh HSS database once; returns (path, seconds).
+    hss_store: the HSS's store section when it is not the SQLite file (PostgreSQL: the
+    subscribers land in its database; returns (None, seconds))."""
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     t0 = time.monotonic()
-    core = lab.Lab(workdir, subscribers=subscribers(n_users), log_level="error", start=False)
+    core = lab.Lab(workdir, subscribers=subscribers(n_users), log_level="error", start=False,
+                   overrides={"hss": {"hss": {"store": hss_store}}} if hss_store else None)
     core.hss.spawn()
     core._wait(core.hss, "/healthz", max(60.0, n_users / 200.0))
     took = time.monotonic() - t0
     core.stop()
+    if hss_store:
+        return None, took
     db = core.hss.config["hss"]["database"]
     # One self-contained file (the WAL folded in) to copy for every phase.
     con = sqlite3.connect(db)
