@@ -211,6 +211,10 @@ def report(args, facts, benches, results, took, started):
     for b in benches.values():
         for note in b.notes:
             print("note: %s: %s" % (b.config, note))
+    loads = [f["load"] for b in benches.values() for f in b.store_runs]
+    if loads:
+        print("load average (1 min) when each core stopped: min %.1f, median %.1f, max %.1f (2 cores)" % (
+            min(loads), median(loads), max(loads)))
     print("total run time: %.0f s" % (time.monotonic() - started))
     dump_json(os.path.join(args.out, "results.json"),
               {"machine": machine_line(facts), "facts": facts, "args": vars(args), "import_s": took,
