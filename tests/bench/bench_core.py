@@ -121,15 +121,19 @@ def seed_database(workdir, n_users, log=print, hss_store=None):
             core = lab.Lab(os.path.join(workdir, "part%d" % first),
                            subscribers={"subscribers": subs[first:first + PG_IMPORT_CHUNK]},
                            log_level="error", start=False, overrides={"hss": {"hss": {"store": hss_store}}})
-            core.hss.spawn()
-            core._wait(core.hss, "/healthz", 60.0)
-            core.stop()
+            try:
+                core.hss.spawn()
+                core._wait(core.hss, "/healthz", 60.0)
+            finally:
+                core.stop()     # never an HSS left running when its import failed
         return None, time.monotonic() - t0
     core = lab.Lab(workdir, subscribers=subscribers(n_users), log_level="error", start=False)
-    core.hss.spawn()
-    core._wait(core.hss, "/healthz", max(60.0, n_users / 200.0))
-    took = time.monotonic() - t0
-    core.stop()
+    try:
+        core.hss.spawn()
+        core._wait(core.hss, "/healthz", max(60.0, n_users / 200.0))
+        took = time.monotonic() - t0
+    finally:
+        core.stop()
     db = core.hss.config["hss"]["database"]
     # One self-contained file (the WAL folded in) to copy for every phase.
     con = sqlite3.connect(db)

@@ -102,8 +102,12 @@ def seed(args, n_users):
         import pgserver  # noqa: E402  (tests/component, on the path through system_lab)
         pg = pgserver.PgServer()
         log("PostgreSQL %s on 127.0.0.1:%d; importing %d subscribers into it" % (pg.bindir, pg.port, n_users))
-        _, took["postgresql"] = seed_database(os.path.join(args.out, "seed-pg"), n_users,
-                                              hss_store={"backend": "postgresql", "conninfo": pg.createdb(SEED_DB)})
+        try:
+            _, took["postgresql"] = seed_database(os.path.join(args.out, "seed-pg"), n_users, hss_store={
+                "backend": "postgresql", "conninfo": pg.createdb(SEED_DB)})
+        except BaseException:
+            pg.close()      # a server of our own: never left running
+            raise
     return db, pg, took
 
 
