@@ -112,10 +112,10 @@ def seed_database(workdir, n_users, log=print, hss_store=None):
     os.makedirs(workdir)
     t0 = time.monotonic()
     if hss_store:
-        # PostgreSQL: the HSS imports a file in one transaction, and there its identity-count
-        # trigger updates one row once per identity; each update walks that row's growing
-        # version chain (20,000 subscribers took more than 100 s, 1,000 take 1.5 s). Chunks of
-        # PG_IMPORT_CHUNK, one HSS start (one transaction) each, keep it linear.
+        # PostgreSQL: one import of 20,000 subscribers did not finish in 100 s (the server busy
+        # in its one transaction) while 1,000 take 1.5 s: worse than linear, probably the
+        # identity-count trigger updating one row per identity in one transaction (a growing
+        # version chain). Chunks of PG_IMPORT_CHUNK, one HSS start (one transaction) each.
         subs = subscribers(n_users)["subscribers"]
         for first in range(0, n_users, PG_IMPORT_CHUNK):
             core = lab.Lab(os.path.join(workdir, "part%d" % first),
