@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Self-test of the benchmark's parsers and counters: /proc/net/udp(6) and /proc/net/snmp parsing
-on sample text, median and spread, the store-latency quantiles of bench_store, and a UdpWatch that sees the drops of a full receive buffer on
-a live socket of its own. Run by hand: python3 tests/bench/bench_selftest.py
+on sample text, median and spread, bench_store's latency quantiles from a histogram, and a
+UdpWatch that sees the drops of a full receive buffer on a live socket of its own. Run by hand:
+python3 tests/bench/bench_selftest.py
 
 Python 3 standard library only.
 """
