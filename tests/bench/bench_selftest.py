@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Self-test of the benchmark's parsers and counters: /proc/net/udp(6) and /proc/net/snmp parsing
-on sample text, median and spread, and a UdpWatch that sees the drops of a full receive buffer on
-a live socket of its own. Run by hand: python3 tests/bench/bench_selftest.py
+on sample text, median and spread, bench_store's latency quantiles from a histogram, and a
+UdpWatch that sees the drops of a full receive buffer on a live socket of its own. Run by hand:
+python3 tests/bench/bench_selftest.py
 
 Python 3 standard library only.
 """
@@ -10,6 +11,7 @@ import socket
 import time
 
 from figures import median, spread
+from store_core import latency_row, quantile
 from udp_counters import UdpWatch, parse_proc_net_udp, parse_snmp_udp, read_snmp_udp, read_udp_sockets
 
 PROC_NET_UDP_SAMPLE = """\
@@ -43,6 +45,23 @@ def selftest():
     assert parse_snmp_udp("") == {} and parse_proc_net_udp("") == []
     assert median([3, 1, 2]) == 2 and median([1, 2, 3, 4]) == 2.5 and median([None]) is None
     assert spread([10, 30, 20]) == "20 (10-30)" and spread([5]) == "5" and spread([]) == "-"
+    # Store latency from a Prometheus histogram (lab.parse_metrics keys), summed over ops:
+    # 100 observations, 90 at <= 0.5 ms, 9 in (0.5, 1] ms, 1 in (1, 2.5] ms, sum 0.04 s.
+    def series(name, value, **labels):
+        return ((name, frozenset(labels.items())), value)
+    metrics = dict([series("st_bucket", 50, op="put", le="0.0005"), series("st_bucket", 40, op="get", le="0.0005"),
+                    series("st_bucket", 55, op="put", le="0.001"), series("st_bucket", 44, op="get", le="0.001"),
+                    series("st_bucket", 56, op="put", le="+Inf"), series("st_bucket", 44, op="get", le="+Inf"),
+                    series("st_count", 56, op="put"), series("st_count", 44, op="get"),
+                    series("st_sum", 0.03, op="put"), series("st_sum", 0.01, op="get"),
+                    series("other_count", 7)])
+    row = latency_row(metrics, "st")
+    assert row["count"] == 100 and abs(row["mean"] - 0.0004) < 1e-12, row
+    assert abs(row["p50"] - 0.0005 * 50 / 90) < 1e-12, row         # within the first bucket
+    assert abs(row["p99"] - 0.001) < 1e-12, row                     # the 99th is the last of (0.5, 1]
+    assert latency_row(metrics, "st", op="get")["count"] == 44      # one op only
+    assert quantile(0.99, 10, [(0.001, 5.0), (float("inf"), 10.0)]) == 0.001   # +Inf: the last bound
+    assert latency_row(metrics, "nothing") is None and quantile(0.5, 0, []) is None
     # The live files parse, and a socket of ours shows up with its drops counter.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.bind(("127.0.0.1", 0))
