@@ -30,7 +30,7 @@ from system_lab import lab
 
 import lab_rtpengine  # noqa: E402  (tests/system, on sys.path through system_lab)
 
-RTPE_PORTS = 4000          # RTP ports of the bench's rtpengine: 4 per call in progress (RTP+RTCP, both sides)
+RTPE_PORTS = 16000         # RTP ports of the bench's rtpengine: 8 per call in progress (two rtpengine calls per call, ;orig and ;term, each RTP+RTCP on both sides); 4000 ran out at 600 calls/s
 
 
 def anchor_unsupported():
