@@ -39,6 +39,7 @@
 
 typedef struct {
     char *impi, *impu;
+    bool retried;                 /* sent again once after no answer */
 } check_item;
 
 typedef struct scscf_regcheck {
@@ -46,6 +47,7 @@ typedef struct scscf_regcheck {
     check_item *items;            /* the registrations to check, in load order */
     size_t n, next;               /* count, next to send */
     size_t waited_s;
+    bool settled;                 /* a second has passed since the HSS was first seen connected */
     size_t answered, dropped, kept_unsure;
     ims_sip_timer *timer;
     ims_pending *sent;            /* key -> check_item * (borrowed from items) */
@@ -96,8 +98,19 @@ static void on_saa(void *arg, struct msg *ans)
     if (!it)
         return;   /* stopped meanwhile */
     ims_pending_release(c->sent, ims_pending_key(arg), NULL);
-    c->answered++;
     scscf_context *ctx = c->ctx;
+    /* No answer: once more. A replacement's first SARs can be lost while the HSS's freeDiameter
+     * still closes the killed process's connection under the same Diameter identity ("Unable to
+     * forward answer to deleted / closed peer"), seen in the ASan run of test_scscf_pair_redis. */
+    if (!ans && !it->retried && !ctx->stopping) {
+        it->retried = true;
+        uint64_t key = ims_pending_add(c->sent, it, 0);
+        if (key && !scscf_cx_sar(ctx, it->impi, it->impu, IMS_SAT_NO_ASSIGNMENT, true, on_saa, ims_pending_arg(key)))
+            return;
+        if (key)
+            ims_pending_release(c->sent, key, NULL);
+    }
+    c->answered++;
     scscf_saa saa;
     char err[128];
     memset(&saa, 0, sizeof(saa));
@@ -139,6 +152,13 @@ static void send_batch(void *arg)
             finish_if_done(c);
             return;
         }
+        c->timer = ims_sip_timer_start(ctx->sip, 1000, send_batch, c);
+        return;
+    }
+    /* A second after the connection opens, not at once: the HSS may still be closing the killed
+     * process's connection of the same Diameter identity and drop answers meanwhile. */
+    if (!c->settled) {
+        c->settled = true;
         c->timer = ims_sip_timer_start(ctx->sip, 1000, send_batch, c);
         return;
     }
