@@ -24,6 +24,7 @@
 
 #include "ims_http.h"
 #include "ims_sip_priv.h"
+#include "metrics_test_util.h"
 
 /* RFC 5769 §2.2 / §2.3: transaction ID of the sample requests and responses. */
 static const uint8_t TID[12] = { 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae };
@@ -146,17 +147,6 @@ static ssize_t pump_recv(ims_sip *s, int fd, void *buf, size_t len, struct socka
         }
     }
     return -1;
-}
-
-static long long metric_value(const char *series)
-{
-    char *text = ims_metrics_render();
-    long long v = -1;
-    const char *p = text ? strstr(text, series) : NULL;
-    if (p && p[strlen(series)] == ' ')
-        v = atoll(p + strlen(series) + 1);
-    free(text);
-    return v;
 }
 
 static void test_live(void **state)

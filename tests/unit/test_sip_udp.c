@@ -25,6 +25,7 @@
 
 #include "ims_http.h"
 #include "ims_sip_priv.h"
+#include "metrics_test_util.h"
 
 #ifndef SO_MEMINFO
 #define SO_MEMINFO 55
@@ -145,18 +146,6 @@ static ims_sip *start(long rcvbuf, long sndbuf, int *port)
         }
     }
     return NULL;
-}
-
-/* The value of one series in /metrics, -1 when absent. */
-static long long metric_value(const char *series)
-{
-    char *text = ims_metrics_render();
-    long long v = -1;
-    const char *p = text ? strstr(text, series) : NULL;
-    if (p && p[strlen(series)] == ' ')
-        v = atoll(p + strlen(series) + 1);
-    free(text);
-    return v;
 }
 
 /* SO_SNDBUF of this process's UDP socket on port, -1 when there is none. */
