@@ -22,8 +22,10 @@
  * libmicrohttpd threads are pools we neither create nor see end, so a connection per thread would
  * need thread-exit hooks and would still serialise on SQLite's single writer — and the hot path
  * (MAR -> advance_sqn) is a write. Each call is a few indexed statements (tens of µs) plus the
- * fsync of a commit, which the writer lock would serialise anyway. busy_timeout (5 s) covers other
- * processes on the same file (imsctl, an operator's sqlite3 shell).
+ * fsync of a commit, which the writer lock would serialise anyway; concurrent writes therefore
+ * share one commit (group commit, hss_store_group.c), each caller still returning once its write
+ * is on disk. busy_timeout (5 s) covers other processes on the same file (imsctl, an operator's
+ * sqlite3 shell).
  *
  * Schema versions: PRAGMA user_version. 0 = empty file (we create version 1); a newer version than
  * HSS_SCHEMA_VERSION is refused rather than misread.
@@ -227,6 +229,7 @@ void hss_store_close(hss_store *st)
     hss_sqn_release_all(st);
     st_unlock(st);
     st->drv->close(st);
+    st_group_destroy(st);
     pthread_mutex_destroy(&st->lock);
     free(st);
 }

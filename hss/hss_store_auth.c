@@ -339,6 +339,27 @@ static int advance_locked(hss_store *st, const char *impi, unsigned n, uint64_t 
     return HSS_STORE_ERROR;
 }
 
+typedef struct {
+    const char *impi;
+    unsigned n;
+    uint64_t *sqns;
+} advance_args;
+
+static int advance_txn(hss_store *st, void *arg)
+{
+    advance_args *a = arg;
+
+    return advance_locked(st, a->impi, a->n, a->sqns);
+}
+
+/* True when the reservation held for impi covers n more SQNs: no write needed. Lock held. */
+static bool reserved(hss_store *st, const char *impi, unsigned n)
+{
+    sqn_entry *e = st->drv->shared ? NULL : find(st, impi);
+
+    return e && e->left >= n;
+}
+
 int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t *sqns)
 {
     char *norm;
@@ -349,8 +370,16 @@ int hss_store_advance_sqn(hss_store *st, const char *impi, unsigned n, uint64_t 
     if (!impi || !(norm = hss_impi_normalise(impi)))
         return impi ? HSS_STORE_ERROR : HSS_STORE_NOT_FOUND;
     st_lock(st);
-    rc = advance_locked(st, norm, n, sqns);
+    bool from_memory = st->drv->shared || reserved(st, norm, n);
+    if (from_memory)
+        rc = advance_locked(st, norm, n, sqns);
     st_unlock(st);
+    if (!from_memory) {
+        /* A new reservation is a write: it shares its commit with concurrent writes
+         * (hss_store_group.c) and returns once it is durable. */
+        advance_args a = {norm, n, sqns};
+        rc = st_write_txn(st, advance_txn, &a);
+    }
     free(norm);
     return rc;
 }
@@ -414,6 +443,22 @@ int hss_store_set_sqn(hss_store *st, const char *impi, uint64_t sqn)
     st_unlock(st);
     free(norm);
     return rc;
+}
+
+void hss_sqn_drop_all(hss_store *st)
+{
+    hss_sqn_cache *c = st->sqn;
+
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_buckets; i++)
+        for (sqn_entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    free(c->buckets);
+    free(c);
+    st->sqn = NULL;
 }
 
 void hss_sqn_release_all(hss_store *st)

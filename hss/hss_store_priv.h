@@ -27,6 +27,8 @@ typedef struct hss_pg hss_pg;                 /* hss_store_pg.c */
  * written once in the dialect both accept ('?' / '?N' parameters; the PostgreSQL driver turns
  * them into $N, BEGIN IMMEDIATE into BEGIN); what differs (schema, open, the SQN path) is chosen
  * by the flags here. */
+#define HSS_STORE_GROUP_MAX 64      /* writes one group commit takes at most */
+
 typedef struct {
     const char *name;                           /* "sqlite" / "postgresql" (logs, metrics) */
     int (*exec)(hss_store *st, const char *sql);     /* no parameters, several statements */
@@ -70,6 +72,15 @@ struct hss_store {
     char last_err[160];             /* the database's message for the last failed statement */
     uint64_t locked_at;             /* st_lock: when the current operation started (µs) */
     hss_sqn_cache *sqn;             /* per-IMPI SQN reservations (NULL until the first MAR) */
+    /* Group commit of st_write_txn on SQLite (hss_store_group.c); under lock but `arriving`. */
+    struct {
+        pthread_cond_t cv;          /* group closed, a member done, a writer's turn */
+        bool open;                  /* BEGIN done, the leader has not committed yet */
+        uint64_t gen;               /* which group is (or was last) open */
+        size_t n;                   /* members besides the leader */
+        int *results[HSS_STORE_GROUP_MAX];  /* where each member learns the commit's result */
+        _Atomic unsigned arriving;  /* st_write_txn callers that have not written yet */
+    } grp;
     /* hss_store_on_counts: told the identity counts after each committed write. */
     void (*on_counts)(void *arg, const hss_store_counts *c);
     void *on_counts_arg;
@@ -96,15 +107,22 @@ int st_query_int(hss_store *st, int64_t *out, const char *sql, const char *fmt, 
 const char *st_errmsg(hss_store *st);
 
 /* st->lock around one store operation; the time it is held goes to /metrics
- * (hss_store_operation_seconds: the latency of the database as the HSS sees it). */
+ * (hss_store_operation_seconds: the latency of the database as the HSS sees it). st_lock also
+ * waits until no group commit is open; st_lock_nowait (hss_store_group.c) does not. */
 void st_lock(hss_store *st);
+void st_lock_nowait(hss_store *st);
 void st_unlock(hss_store *st);
 /* A driver reports a failed statement (hss_store_errors_total). */
 void st_failed(hss_store *st);
 
-/* Runs fn inside BEGIN IMMEDIATE .. COMMIT (takes st->lock itself), rolled back unless fn
- * returns HSS_STORE_OK. */
+/* Runs fn inside a write transaction (takes st->lock itself), rolled back unless fn returns
+ * HSS_STORE_OK; returns once the write is committed. On SQLite concurrent callers share one
+ * commit (hss_store_group.c). */
 int st_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg);
+void st_group_init(hss_store *st);
+void st_group_destroy(hss_store *st);
+/* Lock held: waits (releasing it meanwhile) until no group transaction is open. */
+void st_group_wait_closed(hss_store *st);
 /* st_change result of a single-row UPDATE/DELETE -> HSS_STORE_* code. */
 int st_changed(int n);
 
@@ -142,6 +160,9 @@ bool hss_sqn_cached_last(hss_store *st, const char *impi, uint64_t *last);
  * or delete rewrites their rows; the next MAR starts again from the stored value). */
 void hss_sqn_forget(hss_store *st, const char *impi);
 int hss_sqn_forget_subscription(hss_store *st, const char *id);
+/* Frees the cache without writing: after a failed commit, whose reservations are not durable
+ * (the next MAR of each IMPI reloads the stored mark, so no SQN is reused). */
+void hss_sqn_drop_all(hss_store *st);
 /* Writes the unused part of every reservation back (clean shutdown) and frees the cache. */
 void hss_sqn_release_all(hss_store *st);
 

@@ -26,6 +26,7 @@ hss_store *st_new(const st_driver *drv)
         return NULL;
     st->drv = drv;
     pthread_mutex_init(&st->lock, NULL);
+    st_group_init(st);
     return st;
 }
 
@@ -38,7 +39,8 @@ static void metrics_init(void)
 {
     m_op_seconds = ims_metric_histogram("hss_store_operation_seconds",
                                         "Time one subscriber-database operation holds the store "
-                                        "(statements and commit, waiting for the lock excluded)");
+                                        "(statements and commit, waiting for the lock excluded; a "
+                                        "write of a group commit includes the commit it shares)");
     m_errors = ims_metric_counter("hss_store_errors_total",
                                   "Failed subscriber-database statements (connection lost, disk "
                                   "full, constraint other than a provisioning conflict)");
@@ -52,10 +54,16 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void st_lock(hss_store *st)
+void st_lock_nowait(hss_store *st)
 {
     pthread_mutex_lock(&st->lock);
     st->locked_at = now_us();
+}
+
+void st_lock(hss_store *st)
+{
+    st_lock_nowait(st);
+    st_group_wait_closed(st);   /* nothing of ours runs inside another caller's group commit */
 }
 
 void st_unlock(hss_store *st)
@@ -172,39 +180,6 @@ int st_query_int(hss_store *st, int64_t *out, const char *sql, const char *fmt, 
 /* Runs fn inside BEGIN IMMEDIATE .. COMMIT under the lock, and rolls back unless fn returns OK.
  * IMMEDIATE takes the write lock up front, so a read-then-write never fails half-way with
  * SQLITE_BUSY on the lock upgrade. */
-int st_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg)
-{
-    int rc;
-
-    st_lock(st);
-    if (st->bulk) {
-        /* Inside the bulk transaction: a savepoint keeps a failed write all-or-nothing. */
-        if (st_exec(st, "SAVEPOINT w") != 0) {
-            st_unlock(st);
-            return HSS_STORE_ERROR;
-        }
-        rc = fn(st, arg);
-        if (rc != HSS_STORE_OK)
-            st_rollback(st, "ROLLBACK TO w");
-        st_exec(st, "RELEASE w");
-        st_unlock(st);
-        return rc;
-    }
-    if (st_txn(st, "BEGIN IMMEDIATE") != 0) {
-        st_unlock(st);
-        return HSS_STORE_ERROR;
-    }
-    rc = fn(st, arg);
-    if (rc == HSS_STORE_OK && st_txn(st, "COMMIT") != 0)
-        rc = HSS_STORE_ERROR;
-    if (rc != HSS_STORE_OK)
-        st_rollback(st, "ROLLBACK");
-    else
-        st_counts_changed(st);
-    st_unlock(st);
-    return rc;
-}
-
 /* Bulk transactions run with the counting triggers off; the counts are marked stale in each one
  * and rebuilt at the end (hss_store_counts.c). */
 static int bulk_txn_begin(hss_store *st)
