@@ -12,6 +12,10 @@ i.e. UAR, MAR, UAR, SAR and the P-CSCF's reg-event SUBSCRIBE/NOTIFY), and divide
 utime+stime delta (/proc/PID/stat) by the registrations SIPp created. It prints every run, the
 per-thread split of each NF, and the median over the runs.
 
+IMS_LAB_PIN="pcscf=0,icscf=0,scscf=1,hss=1" in the environment starts each named NF on that one
+CPU (tests/system/lab.py; what `taskset -c N` does): the threads of one NF then hand messages to
+each other on one CPU instead of waking each other across CPUs.
+
 --perf records `perf record -g` of each NF during the load (perf-<nf>.data in the run directory);
 --stat records `perf stat` (task-clock, context switches, migrations, page faults, syscalls).
 Both add overhead: compare builds with runs made without them. The machine may be shared: run the
@@ -61,12 +65,6 @@ def attach(cmds, core, d, what):
     return procs
 
 
-def pin(pid, cpu):
-    """All threads of pid (and those they start later) on one CPU."""
-    for t in os.listdir("/proc/%d/task" % pid):
-        os.sched_setaffinity(int(t), {cpu})
-
-
 def detach(procs):
     for p in procs:
         p.send_signal(signal.SIGINT)
@@ -83,11 +81,8 @@ def main():
     p.add_argument("--seed", help="an HSS database made by an earlier run (seed/seed.db) to reuse")
     p.add_argument("--perf", action="store_true", help="perf record -g each NF during the load")
     p.add_argument("--stat", action="store_true", help="perf stat each NF during the load")
-    p.add_argument("--pin", metavar="NF=CPU,..", help="pin every thread of these NFs to one CPU each, "
-                   "e.g. pcscf=0,icscf=0,scscf=1,hss=1 (what `taskset -a -p -c CPU PID` does)")
     p.add_argument("--out", help="output directory (default /tmp/ims-cpu-<time>)")
     a = p.parse_args()
-    pins = dict((k, int(v)) for k, v in (x.split("=") for x in a.pin.split(","))) if a.pin else {}
 
     out = a.out or "/tmp/ims-cpu-%s" % time.strftime("%Y%m%d-%H%M%S")
     os.makedirs(out, exist_ok=True)
@@ -103,8 +98,6 @@ def main():
             os.makedirs(d, exist_ok=True)
             inj = write_injection(os.path.join(d, "users.csv"), users)
             time.sleep(1)
-            for n, cpu in pins.items():
-                pin(core.pid(n), cpu)
             extra = []
             if a.perf:
                 extra += attach(lambda n, pid, d: ["perf", "record", "-g", "-F", "999", "-o",

@@ -234,8 +234,12 @@ class Nf:
         check(os.access(self.binary, os.X_OK),
               "no %s binary at %s (build first; IMS_BUILD_DIR=%s)" % (self.name, self.binary, BUILD_DIR))
         log = open(self.logfile, "ab")
+        # IMS_LAB_PIN="pcscf=0,hss=1": that NF and every thread it starts on one CPU (benchmarks)
+        pins = dict(x.split("=") for x in os.environ.get("IMS_LAB_PIN", "").split(",") if "=" in x)
         self.proc = subprocess.Popen([self.binary, "-c", self.config_path], stdout=log, stderr=log,
-                                     cwd=self.dir)
+                                     cwd=self.dir,
+                                     preexec_fn=(lambda c=int(pins[self.name]): os.sched_setaffinity(0, {c}))
+                                     if self.name in pins else None)
         log.close()
         self.returncode = None
         return self
