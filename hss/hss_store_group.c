@@ -129,6 +129,11 @@ int st_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg)
 
     if (st->drv == &st_pg_driver) {
         st_lock(st);
+        if (st->bulk) {
+            rc = group_write(st, fn, arg);      /* inside the import's transaction */
+            st_unlock(st);
+            return rc;
+        }
         if (st_txn(st, "BEGIN IMMEDIATE") != 0) {
             st_unlock(st);
             return HSS_STORE_ERROR;
