@@ -159,8 +159,9 @@ int st_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg)
         return rc;
     }
 
-    if (st->grp.open && st->grp.n < GROUP_MAX) {
-        /* Join: the leader commits for us. */
+    if (st->grp.open && st->grp.n < GROUP_MAX && st->drv->in_txn(st)) {
+        /* Join: the leader commits for us. (Not when an error made SQLite roll the group's
+         * transaction back already: a SAVEPOINT would then start and commit one of its own.) */
         int result = HSS_STORE_ERROR;
         rc = group_write(st, fn, arg);
         if (rc == HSS_STORE_OK)
