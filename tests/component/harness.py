@@ -17,6 +17,7 @@ build in /work/main/build.
 import inspect
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -47,19 +48,43 @@ def check(cond, msg="check failed"):
 _given_ports = set()
 
 
+def _below_ephemeral():
+    """(low, high) of the ports below the kernel's ephemeral range, or None when that range starts
+    too low to leave room. A port the OS picks (bind to port 0) lies inside that range, where any
+    process's next outgoing connection may take it between our probe and the server's own bind
+    ("Address already in use", seen in the system tests on a busy machine); below it the kernel
+    hands out nothing by itself."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (max(1024, low - 12000), low - 1) if low - 1024 >= 4000 else None
+
+
+def _probe(port, kind):
+    """port if nothing holds it on 127.0.0.1 for kind now (the OS's pick when port is 0), else None."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+        return s.getsockname()[1]
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port that was free a moment ago on 127.0.0.1 (the OS picks it), never one this process
-    was given before: the kernel may hand the same port out twice in a row once the probing
-    socket is closed, and two servers of one test then collide (seen: HSS HTTP and Diameter)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _given_ports:
+    """A port that was free a moment ago on 127.0.0.1, below the kernel's ephemeral range when
+    there is room (_below_ephemeral), never one this process was given before: the kernel may hand
+    the same port out twice in a row once the probing socket is closed, and two servers of one
+    test then collide (seen: HSS HTTP and Diameter)."""
+    span = _below_ephemeral()
+    for _ in range(200):
+        port = _probe(random.randint(*span), kind) if span else _probe(0, kind)
+        if port and port not in _given_ports:
             _given_ports.add(port)
             return port
-    raise RuntimeError("no fresh free port on 127.0.0.1 after 100 tries")
+    raise RuntimeError("no fresh free port on 127.0.0.1 after 200 tries")
 
 
 def http(method, url, body=None, timeout=10, headers=None):
