@@ -58,7 +58,7 @@ class Ua:
     def __init__(self, core, user, password, tcp_flow=False):
         self.core, self.user, self.password = core, user, password
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
+        self.udp.bind(("127.0.0.1", lab.free_port()))     # free for TCP too (the listener below)
         self.port = self.udp.getsockname()[1]
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

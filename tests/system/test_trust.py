@@ -35,6 +35,9 @@ class Endpoint:
     """A UDP socket (and a TCP listener on the same port) that records whatever arrives."""
 
     def __init__(self, host="127.0.0.1", port=0):
+        # one port for both protocols: a UDP port the OS picks may be some TCP connection's
+        # local port, so the TCP bind below could fail; lab.free_port is free for both
+        port = port or lab.free_port()
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.bind((host, port))
         self.host, self.port = host, self.udp.getsockname()[1]
