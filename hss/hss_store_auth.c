@@ -355,7 +355,7 @@ static int advance_txn(hss_store *st, void *arg)
 /* True when the reservation held for impi covers n more SQNs: no write needed. Lock held. */
 static bool reserved(hss_store *st, const char *impi, unsigned n)
 {
-    sqn_entry *e = st->drv->shared ? NULL : find(st, impi);
+    sqn_entry *e = find(st, impi);
 
     return e && e->left >= n;
 }
@@ -471,23 +471,17 @@ void hss_sqn_release_all(hss_store *st)
     /* One transaction: a clean stop costs one commit, however many IMPIs hold a reservation.
      * If it fails, the marks stay: SQNs are skipped, never reused. */
     bool txn = st_exec(st, "BEGIN IMMEDIATE") == 0;
-    for (size_t i = 0; i < c->n_buckets; i++) {
-        for (sqn_entry *e = c->buckets[i], *next; e; e = next) {
-            next = e->next;
-            if (txn && e->last != e->mark &&
+    for (size_t i = 0; txn && i < c->n_buckets; i++)
+        for (sqn_entry *e = c->buckets[i]; e; e = e->next)
+            if (e->last != e->mark &&
                 st_change(st, "UPDATE impi SET sqn = ?1 WHERE identity = ?2 AND sqn = ?3", "ItI",
                           (int64_t)e->last, e->impi, (int64_t)e->mark) == 1)
                 written++;
-            free(e);
-        }
-    }
     if (txn && st_exec(st, "COMMIT") != 0) {
         st_rollback(st, "ROLLBACK");
         written = 0;
     }
     if (written)
         IMS_INFO(LOG_SUB, "released the unused SQN reservations of %zu IMPI(s)", written);
-    free(c->buckets);
-    free(c);
-    st->sqn = NULL;
+    hss_sqn_drop_all(st);
 }

@@ -180,6 +180,8 @@ int st_write_txn(hss_store *st, int (*fn)(hss_store *, void *), void *arg)
     }
 
     st_group_wait_closed(st);                   /* a full group: the next one */
+    /* IMMEDIATE takes the write lock up front, so a read-then-write never fails half-way with
+     * SQLITE_BUSY on the lock upgrade (another process on the file: imsctl). */
     if (st_txn(st, "BEGIN IMMEDIATE") != 0) {
         atomic_fetch_sub(&st->grp.arriving, 1);
         st_unlock(st);

@@ -177,9 +177,6 @@ int st_query_int(hss_store *st, int64_t *out, const char *sql, const char *fmt, 
     return rc;
 }
 
-/* Runs fn inside BEGIN IMMEDIATE .. COMMIT under the lock, and rolls back unless fn returns OK.
- * IMMEDIATE takes the write lock up front, so a read-then-write never fails half-way with
- * SQLITE_BUSY on the lock upgrade. */
 /* Bulk transactions run with the counting triggers off; the counts are marked stale in each one
  * and rebuilt at the end (hss_store_counts.c). */
 static int bulk_txn_begin(hss_store *st)
