@@ -27,21 +27,21 @@ SEED_DB = "seed"          # the PostgreSQL database the subscribers are imported
 _db_numbers = itertools.count(1)   # every core's database its own name on the one server
 
 
+def redis_info(redis, section):
+    """One section of Redis's INFO as {field: text}."""
+    return dict(line.split(":", 1) for line in redis.cli("INFO", section).splitlines() if ":" in line)
+
+
 def used_memory(redis):
     """Redis INFO memory used_memory in bytes."""
-    for line in redis.cli("INFO", "memory").splitlines():
-        if line.startswith("used_memory:"):
-            return int(line.split(":")[1])
-    return None
+    v = redis_info(redis, "memory").get("used_memory")
+    return int(v) if v is not None else None
 
 
 def redis_cpu(redis):
     """Redis's CPU seconds (INFO cpu used_cpu_sys + used_cpu_user)."""
-    total = 0.0
-    for line in redis.cli("INFO", "cpu").splitlines():
-        if line.startswith("used_cpu_sys:") or line.startswith("used_cpu_user:"):
-            total += float(line.split(":")[1])
-    return total
+    info = redis_info(redis, "cpu")
+    return sum(float(info.get(k, 0.0)) for k in ("used_cpu_sys", "used_cpu_user"))
 
 
 def histogram(metrics, name, **labels):

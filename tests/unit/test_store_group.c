@@ -78,6 +78,16 @@ static void add_subscription(hss_store *st, int i)
     hss_subscriber_free(&s);
 }
 
+/* A fresh database with subscriptions g0 .. g<THREADS-1>, one per writer. */
+static hss_store *open_with_subscriptions(const char *name)
+{
+    hss_store *st = open_db(name);
+
+    for (int i = 0; i < THREADS; i++)
+        add_subscription(st, i);
+    return st;
+}
+
 typedef struct {
     hss_store *st;
     pthread_barrier_t *start;
@@ -159,11 +169,8 @@ static void assert_last_names(const char *db, int last_j)
 static void test_concurrent_writes_share_commits(void **state)
 {
     (void)state;
-    hss_store *st = open_db("group.db");
+    hss_store *st = open_with_subscriptions("group.db");
     writer w[THREADS];
-
-    for (int i = 0; i < THREADS; i++)
-        add_subscription(st, i);
     long long commits0 = metric_value("hss_store_commits_total");
     long long writes0 = metric_value("hss_store_committed_writes_total");
     int ok = run_writers(st, w, false);
@@ -182,11 +189,8 @@ static void test_concurrent_writes_share_commits(void **state)
 static void test_failed_write_fails_alone(void **state)
 {
     (void)state;
-    hss_store *st = open_db("fail.db");
+    hss_store *st = open_with_subscriptions("fail.db");
     writer w[THREADS];
-
-    for (int i = 0; i < THREADS; i++)
-        add_subscription(st, i);
     int ok = run_writers(st, w, true);
     int refused = 0;
     for (int i = 0; i < THREADS; i++)
