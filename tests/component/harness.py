@@ -87,6 +87,16 @@ def free_port(kind=socket.SOCK_STREAM):
     raise RuntimeError("no fresh free port on 127.0.0.1 after 200 tries")
 
 
+def free_port_tcp_udp():
+    """A port free a moment ago for both TCP and UDP on 127.0.0.1 (SIP listens on both; a UDP
+    port the OS picks may be some TCP connection's local port)."""
+    for _ in range(50):
+        port = free_port()
+        if _probe(port, socket.SOCK_DGRAM):
+            return port
+    raise TestFailure("no free TCP+UDP port")
+
+
 def http(method, url, body=None, timeout=10, headers=None):
     """One HTTP request -> (status, parsed JSON or text, headers). body: dict/list (JSON) or str/bytes."""
     data = None

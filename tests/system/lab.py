@@ -78,17 +78,8 @@ def warnings(nf):
             and "net.core.rmem_max caps it" not in l]
 
 
-def free_port():
-    """A port free a moment ago for both TCP and UDP on 127.0.0.1 (SIP listens on both)."""
-    for _ in range(50):
-        port = harness.free_port()
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise TestFailure("no free TCP+UDP port")
+# A port free a moment ago for both TCP and UDP on 127.0.0.1 (SIP listens on both).
+free_port = harness.free_port_tcp_udp
 
 
 class Ports:

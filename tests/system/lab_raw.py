@@ -6,6 +6,7 @@ import re
 import socket
 import time
 
+import harness  # tests/component, on sys.path through lab
 from lab_aka import AKA_K, AKA_OP, aka_res_of_nonce, digest_ha1, digest_response  # noqa: F401
 from lab_sip import SipMessage
 
@@ -14,11 +15,12 @@ DOMAIN = "ims.lab"
 # --- raw SIP over sockets (malformed input) ------------------------------------------------------
 
 class RawUdp:
-    """A UDP socket of our own on 127.0.0.1 for hand-made SIP (port: its local port)."""
+    """A UDP socket of our own on 127.0.0.1 for hand-made SIP (port: its local port). The port is
+    free for TCP too: tests listen on a registered UE's port for both later (Endpoint)."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", harness.free_port_tcp_udp()))
         self.port = self.sock.getsockname()[1]
 
     def exchange(self, port, data, timeout=3.0, host="127.0.0.1"):
