@@ -37,11 +37,17 @@
 #include "hss_store.h"
 #include "hss_store_priv.h"
 #include "ims_http.h"
+#include "ims_log.h"
+
+#define LOG_SUB "hss.store"
 
 #define GROUP_WAIT_US 2000      /* the longest a leader waits for writers on their way */
 #define GROUP_MAX HSS_STORE_GROUP_MAX
 
-static ims_metric *m_commits, *m_writes;
+/* A COMMIT slower than this is logged: Cx answers that wrote wait for it (a slow or busy disk). */
+#define SLOW_COMMIT_US 100000
+
+static ims_metric *m_commits, *m_writes, *m_commit_seconds;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
 static void metrics_init(void)
@@ -51,6 +57,41 @@ static void metrics_init(void)
     m_writes = ims_metric_counter("hss_store_committed_writes_total",
                                   "Writes made durable by those commits (writes / commits = the "
                                   "mean group size)");
+    m_commit_seconds = ims_metric_histogram("hss_store_commit_seconds",
+                                            "Time one COMMIT takes on SQLite: the fsync of the "
+                                            "WAL, and any checkpoint SQLite runs with it");
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Times one COMMIT; a slow one is logged, at most once per 10 s (with how many were slow). */
+static int timed_commit(hss_store *st, size_t writes)
+{
+    static uint64_t last_log_us, slow_since_log;
+    uint64_t t0 = mono_us();
+    int rc = st_txn(st, "COMMIT");
+    uint64_t took = mono_us() - t0;
+
+    pthread_once(&metrics_once, metrics_init);
+    ims_metric_observe_us(m_commit_seconds, took);
+    if (took >= SLOW_COMMIT_US) {
+        slow_since_log++;
+        if (t0 - last_log_us >= 10000000u) {
+            IMS_WARN(LOG_SUB, "subscriber database: a commit of %zu write(s) took %llu ms (%llu slow "
+                     "commits since the last warning); Cx requests that write waited for it: is the "
+                     "disk slow or busy?", writes, (unsigned long long)(took / 1000),
+                     (unsigned long long)slow_since_log);
+            last_log_us = t0;
+            slow_since_log = 0;
+        }
+    }
+    return rc;
 }
 
 void st_group_init(hss_store *st)
@@ -90,14 +131,13 @@ static int group_commit(hss_store *st, bool own)
         if (pthread_cond_timedwait(&st->grp.cv, &st->lock, &until) == ETIMEDOUT)
             break;
 
-    int rc = st_txn(st, "COMMIT") == 0 ? HSS_STORE_OK : HSS_STORE_ERROR;
+    int rc = timed_commit(st, st->grp.n + (own ? 1 : 0)) == 0 ? HSS_STORE_OK : HSS_STORE_ERROR;
     if (rc != HSS_STORE_OK) {
         st_rollback(st, "ROLLBACK");
         hss_sqn_drop_all(st);   /* SQN reservations of the group were written in memory too */
     } else {
         st_counts_changed(st);
     }
-    pthread_once(&metrics_once, metrics_init);
     if (rc == HSS_STORE_OK) {
         ims_metric_inc(m_commits);
         ims_metric_add(m_writes, (int64_t)st->grp.n + (own ? 1 : 0));

@@ -173,9 +173,11 @@ static void test_concurrent_writes_share_commits(void **state)
     writer w[THREADS];
     long long commits0 = metric_value("hss_store_commits_total");
     long long writes0 = metric_value("hss_store_committed_writes_total");
+    long long timed0 = metric_value("hss_store_commit_seconds_count");
     int ok = run_writers(st, w, false);
     long long commits = metric_value("hss_store_commits_total") - (commits0 < 0 ? 0 : commits0);
     long long writes = metric_value("hss_store_committed_writes_total") - (writes0 < 0 ? 0 : writes0);
+    long long timed = metric_value("hss_store_commit_seconds_count") - (timed0 < 0 ? 0 : timed0);
     hss_store_close(st);
 
     assert_int_equal(ok, THREADS * WRITES);
@@ -183,6 +185,7 @@ static void test_concurrent_writes_share_commits(void **state)
     print_message("%d writes from %d threads in %lld commits\n", ok, THREADS, commits);
     assert_true(commits > 0);
     assert_true(commits < writes);          /* grouped: fewer fsyncs than writes */
+    assert_int_equal(timed, commits);       /* each COMMIT's time is in the histogram */
     assert_last_names("group.db", WRITES - 1);
 }
 
