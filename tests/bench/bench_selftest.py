@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Self-test of the benchmark's parsers and counters: /proc/net/udp(6) and /proc/net/snmp parsing
-on sample text, median and spread, bench_store's latency quantiles from a histogram, and a
-UdpWatch that sees the drops of a full receive buffer on a live socket of its own. Run by hand:
-python3 tests/bench/bench_selftest.py
+"""Self-test of the benchmark's parsers and counters: /proc/net/udp(6), /proc/net/snmp and
+/proc/stat parsing on sample text, median and spread, bench_store's latency quantiles from a
+histogram, and a UdpWatch that sees the drops of a full receive buffer on a live socket of its own.
+Run by hand: python3 tests/bench/bench_selftest.py
 
 Python 3 standard library only.
 """
@@ -11,6 +11,7 @@ import socket
 import time
 
 from figures import median, spread
+from machine import parse_proc_stat_cpu
 from store_core import latency_row, quantile
 from udp_counters import UdpWatch, parse_proc_net_udp, parse_snmp_udp, read_snmp_udp, read_udp_sockets
 
@@ -43,6 +44,10 @@ def selftest():
     assert (snmp["InErrors"], snmp["RcvbufErrors"], snmp["SndbufErrors"], snmp["InDatagrams"]) == \
         (13127, 13126, 1, 1328535), snmp          # the Udp: lines, not UdpLite:
     assert parse_snmp_udp("") == {} and parse_proc_net_udp("") == []
+    # /proc/stat: CPUs counted from the cpuN lines; idle + iowait and steal from the all-CPU line
+    stat = "cpu  100 2 30 900 40 5 6 70 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\ncpu1 1 1 1 1 1 1 1 1 0 0\nintr 1\n"
+    assert parse_proc_stat_cpu(stat) == (2, 940, 70), parse_proc_stat_cpu(stat)
+    assert parse_proc_stat_cpu("cpu 1 2 3 4\ncpu0 1 2 3 4\n") == (1, 4, 0) and parse_proc_stat_cpu("") == (0, 0, 0)
     assert median([3, 1, 2]) == 2 and median([1, 2, 3, 4]) == 2.5 and median([None]) is None
     assert spread([10, 30, 20]) == "20 (10-30)" and spread([5]) == "5" and spread([]) == "-"
     # Store latency from a Prometheus histogram (lab.parse_metrics keys), summed over ops:

@@ -79,6 +79,35 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def parse_proc_stat_cpu(text):
+    """(cpus, idle, steal) from /proc/stat text: the number of cpuN lines, and in clock ticks
+    summed over all CPUs the idle time (idle + iowait) and the steal (time a hypervisor gave this
+    machine's runnable CPUs to another guest). Busy time is not taken from the user/system
+    fields: those are sampled at the scheduler tick and miss much of a load made of short wake-ups
+    (ours), whereas idle time is accounted at every idle entry and exit (NOHZ)."""
+    cpus, idle, steal = 0, 0, 0
+    for line in text.splitlines():
+        f = line.split()
+        if f and f[0] == "cpu":
+            v = [int(x) for x in f[1:9]] + [0] * (8 - len(f[1:9]))
+            idle, steal = v[3] + v[4], v[7]
+        elif f and f[0].startswith("cpu") and f[0][3:].isdigit():
+            cpus += 1
+    return cpus, idle, steal
+
+
+def host_cpu_seconds():
+    """(busy, steal) CPU seconds of the whole machine since boot: busy = cpus x uptime - idle -
+    steal (parse_proc_stat_cpu says why not user+system). A step's delta says whether the cores
+    were saturated and whether a noisy neighbour took some."""
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    with open("/proc/stat") as f:
+        cpus, idle, steal = parse_proc_stat_cpu(f.read())
+    tck = float(os.sysconf("SC_CLK_TCK"))
+    return cpus * uptime - idle / tck - steal / tck, steal / tck
+
+
 def rss_kib(pid):
     """VmRSS of a process in KiB (from /proc/PID/status)."""
     with open("/proc/%d/status" % pid) as f:

@@ -49,7 +49,7 @@ def series_table(r, kind, call):
         headers += ["codes"]
     headers += ["fail%", "p50 ms", "p99 ms",
                 "drops " + ("p/i/s" if ours else "kam"), "drops sipp", "RcvbufErr",
-                "cpu% " + ("p/i/s/h/sipp" if ours else "kam/sipp")]
+                "cpu% " + ("p/i/s/h/sipp" if ours else "kam/sipp"), "host% busy/steal"]
     if call and ours:
         headers += ["RSS MiB p/s", "KiB per call/s p/s"]
     headers += ["step"]
@@ -75,7 +75,8 @@ def series_table(r, kind, call):
         row += ["0" if all(set(d) <= set("0/") for d in drops) else ",".join(drops),
                 per_run([st["sipp_drops"] for st in sts]),
                 per_run([st["udp"].get("RcvbufErrors", 0) for st in sts]),
-                "/".join(fmt_pct(median([st["cpu"].get(c) for st in sts])) for c in cpus)]
+                "/".join(fmt_pct(median([st["cpu"].get(c) for st in sts])) for c in cpus),
+                "/".join(fmt_pct(median([st["cpu"].get(c) for st in sts])) for c in ("host", "steal"))]
         if call and ours:
             row += ["/".join(fmt_mib(median([st["rss"].get(nf) for st in sts])) for nf in RSS_NFS),
                     "/".join(fmt_num(median([st["rss_per_cps"].get(nf) for st in sts])) for nf in RSS_NFS)]
@@ -311,6 +312,8 @@ def report(bench, facts, seed_s, started):
     print("per run (a,b,c), and a run stops at its first failing step. The series run interleaved (run 1 of")
     print("each, then run 2, ...). Highest rate passed per run: 0 = that run failed its first step.")
     print("cpu% = CPU time during the step over its duration (100 = one core); p/i/s/h = pcscf/icscf/scscf/hss.")
+    print("host% = the whole machine's busy CPU and its steal (/proc/stat), same unit: busy near 100 x cores")
+    print("means the cores were saturated; steal is time a hypervisor gave to another guest.")
     print("RSS p/s = median VmRSS of pcscf/scscf over the second half of the step (sampled every second);")
     print("KiB per call/s = (that RSS - RSS after the registrations) / the step's rate. A step shorter than")
     print("Timer J (32 s, the BYE transactions kept) still sees RSS rising: --steady MIN gives the steady state.")

@@ -10,7 +10,7 @@ import os
 
 from bench_users import write_injection
 from figures import median
-from machine import children_cpu, cpu_seconds, rss_kib
+from machine import children_cpu, cpu_seconds, host_cpu_seconds, rss_kib
 from sip_bench import FAIL_LIMIT, KEEP_UP, NFS
 from sipp_results import sipp_errors_summary
 from sipp_run import Load
@@ -61,8 +61,11 @@ def cpu_pct(before, after, seconds):
 
 
 def target_cpu(target, uas=None):
+    """CPU seconds so far of the target's processes, of SIPp, and of the whole machine ("host":
+    busy, "steal": taken by the hypervisor), so that a step's cpu% shows all of them."""
     c = target.cpu()
     c["sipp"] = children_cpu()
+    c["host"], c["steal"] = host_cpu_seconds()
     if uas is not None:
         try:
             c["sipp"] += cpu_seconds(uas.pid)
@@ -126,6 +129,10 @@ def step_record(rate, res, udp, cpu, rtd, refused=None):
             "udp": udp["udp"], "refused": refused or {}, "reasons": why, "pass": not why}
 
 
+# Steal (% of one core) from which a step gets a note: a few % is scheduling noise.
+STEAL_NOTE_PCT = 5
+
+
 def step_note(bench, series, st, load):
     if not st["pass"]:
         bench.notes.append("%s %d/s: failed (%s); SIPp's aborted calls: %s" % (
@@ -133,6 +140,10 @@ def step_note(bench, series, st, load):
     if st["drops"] and any(st["drops"].values()):
         bench.notes.append("%s %d/s: the kernel dropped datagrams at the target's SIP sockets (/proc/net/udp drops): %s" % (
             series, st["rate"], ", ".join("%s %d" % kv for kv in st["drops"].items() if kv[1])))
+    steal = (st.get("cpu") or {}).get("steal")
+    if steal is not None and steal >= STEAL_NOTE_PCT:
+        bench.notes.append("%s %d/s: the hypervisor took %.0f%% of a core from this machine (steal, /proc/stat) "
+                           "during the step: its figures understate this build" % (series, st["rate"], steal))
     if st["sipp_drops"]:
         bench.notes.append("%s %d/s: the kernel dropped %d datagrams at SIPp's sockets: the load generator did not "
                            "keep up (its figures at this step are suspect)" % (series, st["rate"], st["sipp_drops"]))
