@@ -36,6 +36,7 @@
 
 #include "hss_store.h"
 #include "hss_store_priv.h"
+#include "ims_clock.h"
 #include "ims_http.h"
 #include "ims_log.h"
 
@@ -62,27 +63,21 @@ static void metrics_init(void)
                                             "WAL, and any checkpoint SQLite runs with it");
 }
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* Times one COMMIT; a slow one is logged, at most once per 10 s (with how many were slow). */
+/* Times one COMMIT (st->lock held, which guards the statics); a slow one is logged, at most
+ * once per 10 s, with how many were slow since the last warning. */
 static int timed_commit(hss_store *st, size_t writes)
 {
-    static uint64_t last_log_us, slow_since_log;
-    uint64_t t0 = mono_us();
+    static int64_t last_log_us;
+    static uint64_t slow_since_log;
+    int64_t t0 = ims_monotonic_us();
     int rc = st_txn(st, "COMMIT");
-    uint64_t took = mono_us() - t0;
+    uint64_t took = (uint64_t)(ims_monotonic_us() - t0);
 
     pthread_once(&metrics_once, metrics_init);
     ims_metric_observe_us(m_commit_seconds, took);
     if (took >= SLOW_COMMIT_US) {
         slow_since_log++;
-        if (t0 - last_log_us >= 10000000u) {
+        if (t0 - last_log_us >= 10000000) {
             IMS_WARN(LOG_SUB, "subscriber database: a commit of %zu write(s) took %llu ms (%llu slow "
                      "commits since the last warning); Cx requests that write waited for it: is the "
                      "disk slow or busy?", writes, (unsigned long long)(took / 1000),
