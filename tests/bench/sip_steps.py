@@ -143,7 +143,7 @@ def step_note(bench, series, st, load):
     steal = (st.get("cpu") or {}).get("steal")
     if steal is not None and steal >= STEAL_NOTE_PCT:
         bench.notes.append("%s %d/s: the hypervisor took %.0f%% of a core from this machine (steal, /proc/stat) "
-                           "during the step: its figures understate this build" % (series, st["rate"], steal))
+                           "during the step: its figures understate the software measured" % (series, st["rate"], steal))
     if st["sipp_drops"]:
         bench.notes.append("%s %d/s: the kernel dropped %d datagrams at SIPp's sockets: the load generator did not "
                            "keep up (its figures at this step are suspect)" % (series, st["rate"], st["sipp_drops"]))
