@@ -63,29 +63,22 @@ static void metrics_init(void)
                                             "WAL, and any checkpoint SQLite runs with it");
 }
 
-/* Times one COMMIT (st->lock held, which guards the statics); a slow one is logged, at most
- * once per 10 s, with how many were slow since the last warning. */
+/* Times one COMMIT; a slow one is logged (the project's rate limit: at most one line a second,
+ * with how many were held back). */
 static int timed_commit(hss_store *st, size_t writes)
 {
-    static int64_t last_log_us;
-    static uint64_t slow_since_log;
+    static ims_log_limit limit;
     int64_t t0 = ims_monotonic_us();
     int rc = st_txn(st, "COMMIT");
     uint64_t took = (uint64_t)(ims_monotonic_us() - t0);
+    unsigned long held;
 
     pthread_once(&metrics_once, metrics_init);
     ims_metric_observe_us(m_commit_seconds, took);
-    if (took >= SLOW_COMMIT_US) {
-        slow_since_log++;
-        if (t0 - last_log_us >= 10000000) {
-            IMS_WARN(LOG_SUB, "subscriber database: a commit of %zu write(s) took %llu ms (%llu slow "
-                     "commits since the last warning); Cx requests that write waited for it: is the "
-                     "disk slow or busy?", writes, (unsigned long long)(took / 1000),
-                     (unsigned long long)slow_since_log);
-            last_log_us = t0;
-            slow_since_log = 0;
-        }
-    }
+    if (took >= SLOW_COMMIT_US && ims_log_allow(&limit, &held))
+        IMS_WARN(LOG_SUB, "subscriber database: a commit of %zu write(s) took %llu ms (%lu more slow "
+                 "commits since the last warning); Cx requests that write waited for it: is the "
+                 "disk slow or busy?", writes, (unsigned long long)(took / 1000), held);
     return rc;
 }
 
@@ -126,16 +119,15 @@ static int group_commit(hss_store *st, bool own)
         if (pthread_cond_timedwait(&st->grp.cv, &st->lock, &until) == ETIMEDOUT)
             break;
 
-    int rc = timed_commit(st, st->grp.n + (own ? 1 : 0)) == 0 ? HSS_STORE_OK : HSS_STORE_ERROR;
+    size_t writes = st->grp.n + (own ? 1 : 0);
+    int rc = timed_commit(st, writes) == 0 ? HSS_STORE_OK : HSS_STORE_ERROR;
     if (rc != HSS_STORE_OK) {
         st_rollback(st, "ROLLBACK");
         hss_sqn_drop_all(st);   /* SQN reservations of the group were written in memory too */
     } else {
         st_counts_changed(st);
-    }
-    if (rc == HSS_STORE_OK) {
         ims_metric_inc(m_commits);
-        ims_metric_add(m_writes, (int64_t)st->grp.n + (own ? 1 : 0));
+        ims_metric_add(m_writes, (int64_t)writes);
     }
     for (size_t i = 0; i < st->grp.n; i++)
         *st->grp.results[i] = rc;
