@@ -75,8 +75,7 @@ def series_table(r, kind, call):
         row += ["0" if all(set(d) <= set("0/") for d in drops) else ",".join(drops),
                 per_run([st["sipp_drops"] for st in sts]),
                 per_run([st["udp"].get("RcvbufErrors", 0) for st in sts]),
-                "/".join(fmt_pct(median([st["cpu"].get(c) for st in sts])) for c in cpus),
-                "/".join(fmt_pct(median([st["cpu"].get(c) for st in sts])) for c in ("host", "steal"))]
+                cpu_cells(sts, cpus), cpu_cells(sts, ("host", "steal"))]
         if call and ours:
             row += ["/".join(fmt_mib(median([st["rss"].get(nf) for st in sts])) for nf in RSS_NFS),
                     "/".join(fmt_num(median([st["rss_per_cps"].get(nf) for st in sts])) for nf in RSS_NFS)]
@@ -94,6 +93,11 @@ def series_table(r, kind, call):
         row.append(verdict)
         rows.append(row)
     return headers, rows
+
+
+def cpu_cells(sts, names):
+    """The median cpu% of each of names over the steps sts, joined with '/'."""
+    return "/".join(fmt_pct(median([st["cpu"].get(c) for st in sts])) for c in names)
 
 
 def fmt_pct(v):
