@@ -428,13 +428,51 @@ static int leg_request(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *i
     return s->on_request(s->arg, irq, sip);
 }
 
-/* Messages nta could not give to a transaction or leg: only responses reach this (requests
- * all go to the default leg). */
+/* With a stateless hook (ims_sip_set_stateless_intake) there is no default leg: a request that
+ * matches no transaction comes here. The hook takes what it forwards statelessly; the rest gets
+ * its server transaction and goes to leg_request, as nta's leg_recv does from the default leg.
+ * Unlike there, irq is not inside nta's callback: nta_incoming_destroy frees a transaction that
+ * is over at once (a final response on TCP), and handlers use sip after destroying irq (e.g. a
+ * NOTIFY's body after its 200). A reference to the request keeps both alive (irq lives in the
+ * request's home) until the handler has returned. Then its status is applied as leg_recv does:
+ * nonzero and irq still unanswered gets that status (500 when not a final one of 100..699). */
+static int request_without_leg(ims_sip *s, msg_t *msg, sip_t *sip)
+{
+    if (s->stateless_fn(s->stateless_arg, msg, sip))
+        return 0;
+    sip_method_t method = sip->sip_request->rq_method;
+    msg_t *hold = msg_ref_create(msg);
+    nta_incoming_t *irq = nta_incoming_create(s->agent, NULL, msg, sip, TAG_END());
+    if (!irq) {
+        IMS_WARN("sip", "%s: no server transaction (out of memory): dropped", sip->sip_request->rq_method_name);
+        msg_destroy(hold);   /* nta dropped its own */
+        return 0;
+    }
+    int status = leg_request((nta_leg_magic_t *)s, NULL, irq, sip);
+    if (status != 0 && nta_incoming_status(irq) < 200) {
+        if (status < 100 || status > 699 || (method == sip_method_invite && status >= 200 && status < 300))
+            status = 500;
+        nta_incoming_treply(irq, status, NULL, TAG_END());
+        if (status >= 200)
+            nta_incoming_destroy(irq);
+    }
+    msg_destroy(hold);
+    return 0;
+}
+
+/* Messages nta could not give to a transaction or leg: responses, and requests when there is no
+ * default leg (request_without_leg). */
 static int agent_message(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip)
 {
+    ims_sip *s = (ims_sip *)magic;
     (void)agent;
-    if (sip && sip->sip_status)
-        return ims_sip_stray_response((ims_sip *)magic, msg, sip);
+    if (sip && sip->sip_status) {
+        if (ims_sip_stateless_response(s, msg, sip))
+            return 0;
+        return ims_sip_stray_response(s, msg, sip);
+    }
+    if (sip && sip->sip_request && s->stateless_fn)
+        return request_without_leg(s, msg, sip);
     msg_destroy(msg);
     return 0;
 }

@@ -193,6 +193,25 @@ int ims_sip_forward(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *ne
 int ims_sip_forward_from(ims_sip *s, nta_incoming_t *irq, msg_t *msg, const url_t *next_hop, const char *ident,
                          ims_sip_response_f on_response, void *arg);
 
+/* ---------- stateless forwarding (ims_sip_stateless.c) ---------- */
+
+/* Asked first for every request that matches no transaction: take(arg, msg, sip) returns true
+ * when it took msg (forwarded with ims_sip_forward_stateless, answered with
+ * ims_sip_reply_stateless, or destroyed), false to have it handled statefully (on_request, as
+ * without a hook). Runs while the request is being delivered (ims_sip_msg_ident works). Drops the
+ * default leg. 0 / -1 (no random key). Loop thread, before traffic. */
+typedef bool (*ims_sip_stateless_f)(void *arg, msg_t *msg, sip_t *sip);
+int ims_sip_set_stateless_intake(ims_sip *s, ims_sip_stateless_f take, void *arg);
+/* Sends msg (taken, edited by the NF) to its top Route or Request-URI without a transaction, with
+ * a Via whose branch lets its responses be relayed back from the transports named reply_ident
+ * (where the request came in, ims_sip_msg_ident). Answers it statelessly itself when it cannot
+ * (483, no route, ...). Consumes msg. 0 / -1. */
+int ims_sip_forward_stateless(ims_sip *s, msg_t *msg, const char *reply_ident);
+/* Answers request msg statelessly (RFC 3261 §8.2.6 / §16.11). Consumes msg. 0 / -1. */
+int ims_sip_reply_stateless(ims_sip *s, msg_t *msg, int status, const char *phrase);
+/* The ident of the transport delivering msg right now (in the hook). 0 / -1. */
+int ims_sip_msg_ident(ims_sip *s, msg_t *msg, char *out, size_t len);
+
 /* ---------- extra listening ports (ims_sip_transport.c) ---------- */
 
 /* The ident of the transports of sip.listen:sip.port. */

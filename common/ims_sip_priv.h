@@ -91,6 +91,9 @@ struct ims_sip {
     struct ims_sip_uac *uacs;
     bool (*stray_2xx_drop)(void *arg, const sip_t *sip);   /* ims_sip_set_stray_2xx_filter */
     void *stray_2xx_arg;
+    ims_sip_stateless_f stateless_fn;   /* ims_sip_set_stateless_intake (ims_sip_stateless.c) */
+    void *stateless_arg;
+    uint8_t sl_key[16];         /* MAC key of our stateless branches */
     struct ims_sip_fork *forks;
     unsigned timer_c_ms;        /* 0: IMS_SIP_TIMER_C_MS */
 
@@ -129,6 +132,11 @@ int ims_sip_max_forwards(msg_t *msg, sip_t *sip, bool decrement);
 /* Next hop of msg: `hop`, or the top Route (;lr) / Request-URI, mapped through the hosts table
  * into msg's home. NULL with *status / *phrase set. */
 url_string_t *ims_sip_route_of(ims_sip *s, msg_t *msg, const url_t *hop, int *status, const char **phrase);
+
+/* ims_sip_stateless.c: a response to a request we forwarded statelessly (our Via's branch): relayed
+ * when its MAC checks, dropped when not; true when it was such a response (msg consumed), false
+ * when it is not one of ours (msg untouched). */
+bool ims_sip_stateless_response(ims_sip *s, msg_t *msg, sip_t *sip);
 
 /* ims_sip_proxy.c: stray responses (no client transaction left): 2xx to INVITE (retransmissions,
  * forks, after the transaction ended) are forwarded statelessly (RFC 3261 §16.7 / §18.2.2),

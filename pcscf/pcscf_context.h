@@ -131,6 +131,8 @@ void pcscf_stop(pcscf_context *ctx);
 int pcscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip);
 /* Metrics (registered once, process-wide). */
 void pcscf_count_request(const char *method);
+/* pcscf_count_request and, with sec_agree on, pcscf_requests_(un)protected_total. */
+void pcscf_count_arrival(pcscf_context *ctx, const sip_t *sip, bool protected_req);
 void pcscf_count_register(const char *result);
 
 /* ---------- pcscf_register.c ---------- */
@@ -152,6 +154,10 @@ bool pcscf_dialog_token_ok(const pcscf_context *ctx, const url_t *route, const s
 
 /* ---------- pcscf_route.c ---------- */
 int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip);
+/* The stateless intake (ims_sip_set_stateless_intake): a UE's BYE in a dialog over UDP is checked
+ * as pcscf_route_handle checks it and sent on without a server transaction; true when it took
+ * msg, false to leave it to the stateful way. */
+bool pcscf_route_stateless(pcscf_context *ctx, msg_t *msg, sip_t *sip);
 
 /* ---------- pcscf_regevent.c ---------- */
 /* Makes sure a reg subscription exists for the binding's IMPU (sends SUBSCRIBE if none). */

@@ -242,15 +242,10 @@ void pcscf_ipsec_stop(pcscf_context *ctx)
 
 /* ---------- requests ---------- */
 
-int pcscf_ue_source(pcscf_context *ctx, nta_incoming_t *irq, pcscf_addr *out, bool *protected_out)
+/* src arrived on our transports named ident (NULL: unknown): the "sa" flow or as it is */
+static int ue_flow(pcscf_context *ctx, const char *ident, pcscf_addr *out, bool *protected_out)
 {
-    if (protected_out)
-        *protected_out = false;
-    if (pcscf_source_of(irq, out))
-        return -1;
-    char ident[16];
-    if (!ctx->ipsec || ims_sip_incoming_ident(ctx->sip, irq, ident, sizeof(ident)) ||
-        strcmp(ident, PCSCF_IDENT_PORT_S))
+    if (!ctx->ipsec || !ident || strcmp(ident, PCSCF_IDENT_PORT_S))
         return 0;
     /* Our port-s from a set's port-c: the kernel's inbound policy of that set lets only ESP of
      * its SA through, so the request came over it. From anywhere else it is a plain request. */
@@ -260,6 +255,28 @@ int pcscf_ue_source(pcscf_context *ctx, nta_incoming_t *irq, pcscf_addr *out, bo
     if (protected_out)
         *protected_out = true;
     return 0;
+}
+
+int pcscf_ue_source(pcscf_context *ctx, nta_incoming_t *irq, pcscf_addr *out, bool *protected_out)
+{
+    if (protected_out)
+        *protected_out = false;
+    if (pcscf_source_of(irq, out))
+        return -1;
+    char ident[16];
+    bool known = ctx->ipsec && ims_sip_incoming_ident(ctx->sip, irq, ident, sizeof(ident)) == 0;
+    return ue_flow(ctx, known ? ident : NULL, out, protected_out);
+}
+
+int pcscf_ue_source_msg(pcscf_context *ctx, msg_t *msg, pcscf_addr *out, bool *protected_out)
+{
+    if (protected_out)
+        *protected_out = false;
+    if (pcscf_source_of_msg(msg, out))
+        return -1;
+    char ident[16];
+    bool known = ctx->ipsec && ims_sip_msg_ident(ctx->sip, msg, ident, sizeof(ident)) == 0;
+    return ue_flow(ctx, known ? ident : NULL, out, protected_out);
 }
 
 bool pcscf_ipsec_host_protected(pcscf_context *ctx, const char *host)

@@ -41,6 +41,8 @@ void pcscf_ipsec_stop(pcscf_context *ctx);
 /* Where the request came from (pcscf_source_of), as the "sa" flow of its SA set when it arrived
  * on our protected server port from a set's port-c; *protected_out (may be NULL) says which. */
 int pcscf_ue_source(pcscf_context *ctx, nta_incoming_t *irq, pcscf_addr *out, bool *protected_out);
+/* The same for a request being delivered without a transaction (pcscf_route_stateless). */
+int pcscf_ue_source_msg(pcscf_context *ctx, msg_t *msg, pcscf_addr *out, bool *protected_out);
 /* True when the UE at `host` has an SA set in use (its plain requests are refused). */
 bool pcscf_ipsec_host_protected(pcscf_context *ctx, const char *host);
 

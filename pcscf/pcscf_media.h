@@ -88,5 +88,8 @@ typedef struct {
  * its responses. Takes msg and irq in every case (as ims_sip_forward). Returns 0. */
 int pcscf_media_forward(struct pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, const pcscf_media_side *side,
                         const pcscf_media_send *send);
+/* A BYE in a dialog from or to side->ue: its media leg is deleted at rtpengine (the stateless
+ * BYE, pcscf_route_stateless; pcscf_media_forward does the same for its BYEs). */
+void pcscf_media_bye(struct pcscf_context *ctx, const sip_t *sip, const pcscf_media_side *side);
 
 #endif

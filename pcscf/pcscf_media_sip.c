@@ -484,6 +484,27 @@ static void refuse_foreign(pcscf_media *m, const sip_t *sip, const media_leg *le
                  sip->sip_call_id->i_id, leg->owner.host, leg->owner.port, leg->owner.transport, unlogged);
 }
 
+/* The media leg of the dialog of in-dialog request sip from or to side->ue; NULL: none, or
+ * another UE's media (the Record-Route token already bound the address). */
+static media_leg *own_dialog_leg(pcscf_media *m, const sip_t *sip, const pcscf_media_side *side)
+{
+    media_leg *leg = dialog_leg(m, sip, side);
+    return leg && !side->to_ue && strcmp(leg->owner.host, side->ue->host) != 0 ? NULL : leg;
+}
+
+void pcscf_media_bye(pcscf_context *ctx, const sip_t *sip, const pcscf_media_side *side)
+{
+    pcscf_media *m = ctx->media;
+    if (!m || !sip->sip_call_id || !sip->sip_call_id->i_id || !sip->sip_to || !sip->sip_to->a_tag || !side ||
+        !side->ue)
+        return;
+    media_leg *leg = own_dialog_leg(m, sip, side);
+    if (leg)
+        media_delete(m, leg, NULL, MEDIA_DEL_BYE);
+    else
+        media_delete_unknown(m, sip->sip_call_id->i_id);
+}
+
 int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, const pcscf_media_side *side,
                         const pcscf_media_send *send)
 {
@@ -520,20 +541,15 @@ int pcscf_media_forward(pcscf_context *ctx, nta_incoming_t *irq, msg_t *msg, con
             pcscf_reply(irq, 500, "Server Internal Error");
             return 0;
         }
+    } else if (method == sip_method_bye) {
+        pcscf_media_bye(ctx, sip, side);
+        return send_on(m, ctx, irq, msg, send, 0);
     } else {
-        leg = dialog_leg(m, sip, side);
-        if (leg && !side->to_ue && strcmp(leg->owner.host, side->ue->host) != 0)
-            leg = NULL;   /* not this UE's media (the Record-Route token already bound the address) */
+        leg = own_dialog_leg(m, sip, side);
     }
-    if (!leg && method == sip_method_bye)
-        media_delete_unknown(m, sip->sip_call_id->i_id);
     if (!leg)
         return send_on(m, ctx, irq, msg, send, 0);
     leg->touched = ims_monotonic_s();   /* the dialog lives (media.max_session_s) */
-    if (method == sip_method_bye) {
-        media_delete(m, leg, NULL, MEDIA_DEL_BYE);
-        return send_on(m, ctx, irq, msg, send, 0);
-    }
 
     bool sdp = has_sdp(sip);
     ims_rtpe_cmd cmd = IMS_RTPE_OFFER;

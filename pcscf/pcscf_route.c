@@ -38,6 +38,11 @@
  *    refusal is counted in pcscf_refused_total{reason} and logged as a WARN (one a second at
  *    most) naming the source flow and the identity it used.
  *
+ * Stateless BYE (issue 16): a UE's BYE in a dialog over UDP goes through pcscf_route_stateless
+ * instead, with the same checks, and leaves without a server transaction (ims_sip_stateless.c;
+ * RFC 3261 §16.11): nta would keep it with its 200 for Timer J, 32 s. Anything unusual (over
+ * TCP, from the core, no Route after ours, while bindings load) takes the stateful way.
+ *
  * Media: every request leaves through pcscf_media_forward (pcscf_media.c: rtpengine offer/answer
  * of its SDP and of its responses' when pcscf.media.anchor is on), after the checks above.
  *
@@ -49,12 +54,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/url.h>
 
 #include "ims_clock.h"
 #include "ims_log.h"
+#include "pcscf_bindsync.h"
 #include "pcscf_context.h"
 #include "pcscf_ipsec.h"
 #include "pcscf_secagree.h"
@@ -509,52 +519,97 @@ static int local(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
     }
 }
 
-int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+/* What the checks of a request that is not for us found (pcscf_route_handle, and
+ * pcscf_route_stateless for a UE's BYE over UDP). */
+typedef struct {
+    bool in_dialog;             /* To-tag */
+    bool top_self;              /* top Route is us */
+    bool terminating;           /* ... our Path URI (`term`) */
+    pcscf_addr src;             /* its flow (pcscf_ue_source) */
+    su_sockaddr_t sa;           /* its source address */
+    bool protected_req;         /* over the UE's SA set */
+    const pcscf_binding *ue;    /* the registration of src, NULL: none */
+    bool from_ue;               /* ue, or a source outside the trust domain */
+} route_view;
+
+static void view_of(pcscf_context *ctx, const sip_t *sip, route_view *v)
 {
     const sip_route_t *top = sip->sip_route;
-    const url_t *ruri = sip->sip_request->rq_url;
-    bool in_dialog = sip->sip_to && sip->sip_to->a_tag;
-    bool top_self = top && ims_sip_is_self(ctx->sip, top->r_url);
-    bool terminating = top_self && top->r_url->url_user && strcmp(top->r_url->url_user, PCSCF_TERM_USER) == 0;
+    memset(v, 0, sizeof(*v));
+    v->in_dialog = sip->sip_to && sip->sip_to->a_tag;
+    v->top_self = top && ims_sip_is_self(ctx->sip, top->r_url);
+    v->terminating = v->top_self && top->r_url->url_user && strcmp(top->r_url->url_user, PCSCF_TERM_USER) == 0;
+}
 
-    if (sip->sip_request->rq_method == sip_method_ack && !in_dialog)
-        return 400;   /* non-zero: dropped (the ACK of a non-2xx never gets here) */
-    if (!top && (!ruri->url_user || !*ruri->url_user) && ims_sip_is_self(ctx->sip, ruri))
-        return local(ctx, irq, sip);
-
-    pcscf_addr src;
-    su_sockaddr_t sa;
-    bool protected_req = false;
-    if (pcscf_ue_source(ctx, irq, &src, &protected_req) || ims_trust_source(irq, &sa, NULL, 0))
-        return 500;
+/* The file header's checks of who sent it (v->src, v->sa set): 0, or the status of the refusal
+ * with *phrase (counted and logged). Sets v->ue and v->from_ue. */
+static int check_source(pcscf_context *ctx, const sip_t *sip, route_view *v, const char **phrase)
+{
+    const sip_route_t *top = sip->sip_route;
     /* TS 33.203 §7: a UE with SAs sends over them; in clear it is not that UE (or a downgrade) */
-    if (!protected_req && !ims_trust_is_trusted(ctx->trust, &sa) && pcscf_ipsec_host_protected(ctx, src.host)) {
-        count_refusal(sip, &src, REFUSED_UNPROTECTED, NULL, true);
-        return refuse(irq, sip, 403, "Forbidden - Unprotected Request");
+    if (!v->protected_req && !ims_trust_is_trusted(ctx->trust, &v->sa) && pcscf_ipsec_host_protected(ctx, v->src.host)) {
+        v->from_ue = true;
+        count_refusal(sip, &v->src, REFUSED_UNPROTECTED, NULL, true);
+        *phrase = "Forbidden - Unprotected Request";
+        return 403;
     }
     /* From a UE: its flow holds a registration (in a one-host lab the UEs share the core's
      * address, so a registered flow wins over the trust domain), or it comes from outside the
      * trust domain. Everything else is a network element of ours. */
-    const pcscf_binding *ue = pcscf_bindings_by_flow(ctx->bindings, &src, NULL);
-    bool from_ue = ue || !ims_trust_is_trusted(ctx->trust, &sa);
-    if (from_ue && terminating) {
-        count_refusal(sip, &src, REFUSED_TERM_ROUTE, ue ? ue->impu : NULL, true);
-        return refuse(irq, sip, 403, "Forbidden - Route Not Allowed");
+    v->ue = pcscf_bindings_by_flow(ctx->bindings, &v->src, NULL);
+    v->from_ue = v->ue || !ims_trust_is_trusted(ctx->trust, &v->sa);
+    const char *impu = v->ue ? v->ue->impu : NULL;
+    if (v->from_ue && v->terminating) {
+        count_refusal(sip, &v->src, REFUSED_TERM_ROUTE, impu, true);
+        *phrase = "Forbidden - Route Not Allowed";
+        return 403;
     }
-    if (from_ue && in_dialog) {
+    if (v->from_ue && v->in_dialog) {
         /* along a route set we inserted for this UE (its token), and on into the core only */
-        if (!(top_self && (!top->r_url->url_user || !*top->r_url->url_user) &&
-              pcscf_dialog_token_ok(ctx, top->r_url, sip, src.host))) {
-            count_refusal(sip, &src, REFUSED_DIALOG_ROUTE, ue ? ue->impu : NULL, true);
-            return refuse(irq, sip, 403, "Forbidden - Not Along Our Record-Route");
+        if (!(v->top_self && (!top->r_url->url_user || !*top->r_url->url_user) &&
+              pcscf_dialog_token_ok(ctx, top->r_url, sip, v->src.host))) {
+            count_refusal(sip, &v->src, REFUSED_DIALOG_ROUTE, impu, true);
+            *phrase = "Forbidden - Not Along Our Record-Route";
+            return 403;
         }
-        if (!next_hop_is_core(ctx, sip, ue)) {
-            count_refusal(sip, &src, REFUSED_DIALOG_RELAY, ue ? ue->impu : NULL, true);
-            return refuse(irq, sip, 403, "Forbidden - Next Hop Outside The Network");
+        if (!next_hop_is_core(ctx, sip, v->ue)) {
+            count_refusal(sip, &v->src, REFUSED_DIALOG_RELAY, impu, true);
+            *phrase = "Forbidden - Next Hop Outside The Network";
+            return 403;
         }
     }
+    return 0;
+}
 
-    if (terminating || in_dialog) {
+/* In-dialog along our Record-Route (checked): what a UE may not assert and the sec-agree headers
+ * go. */
+static void strip_from_ue(pcscf_context *ctx, msg_t *msg, sip_t *fw, const pcscf_binding *ue)
+{
+    for (size_t i = 0; untrusted_from_ue[i]; i++)
+        ims_sip_remove_headers(msg, fw, untrusted_from_ue[i]);
+    pcscf_secagree_strip(msg, fw);
+    strip_home_credentials(ctx, msg, fw, ue);
+}
+
+int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip)
+{
+    const url_t *ruri = sip->sip_request->rq_url;
+    route_view v;
+    view_of(ctx, sip, &v);
+
+    if (sip->sip_request->rq_method == sip_method_ack && !v.in_dialog)
+        return 400;   /* non-zero: dropped (the ACK of a non-2xx never gets here) */
+    if (!sip->sip_route && (!ruri->url_user || !*ruri->url_user) && ims_sip_is_self(ctx->sip, ruri))
+        return local(ctx, irq, sip);
+
+    if (pcscf_ue_source(ctx, irq, &v.src, &v.protected_req) || ims_trust_source(irq, &v.sa, NULL, 0))
+        return 500;
+    const char *phrase = NULL;
+    int refused = check_source(ctx, sip, &v, &phrase);
+    if (refused)
+        return refuse(irq, sip, refused, phrase);
+
+    if (v.terminating || v.in_dialog) {
         msg_t *msg = ims_sip_request_copy(irq);
         sip_t *fw = msg ? sip_object(msg) : NULL;
         if (!fw) {
@@ -562,15 +617,52 @@ int pcscf_route_handle(pcscf_context *ctx, nta_incoming_t *irq, const sip_t *sip
                 msg_destroy(msg);
             return 500;
         }
-        if (from_ue) {
-            /* in-dialog along our Record-Route (checked above): what a UE may not assert and the
-             * sec-agree headers go */
-            for (size_t i = 0; untrusted_from_ue[i]; i++)
-                ims_sip_remove_headers(msg, fw, untrusted_from_ue[i]);
-            pcscf_secagree_strip(msg, fw);
-            strip_home_credentials(ctx, msg, fw, ue);
-        }
-        return onward(ctx, irq, msg, fw, !in_dialog, from_ue ? &src : NULL);
+        if (v.from_ue)
+            strip_from_ue(ctx, msg, fw, v.ue);
+        return onward(ctx, irq, msg, fw, !v.in_dialog, v.from_ue ? &v.src : NULL);
     }
     return originating(ctx, irq, sip);
+}
+
+bool pcscf_route_stateless(pcscf_context *ctx, msg_t *msg, sip_t *sip)
+{
+    if (sip->sip_request->rq_method != sip_method_bye || !sip->sip_to || !sip->sip_to->a_tag || ctx->stopping ||
+        pcscf_bindsync_loading(ctx))
+        return false;
+    su_addrinfo_t *ai = msg_addrinfo(msg);
+    if (!ai || ai->ai_protocol == IPPROTO_TCP || ai->ai_socktype == SOCK_STREAM)
+        return false;   /* over TCP nta keeps no transaction after the answer (Timer J is 0) */
+    route_view v;
+    view_of(ctx, sip, &v);
+    if (!v.top_self || v.terminating || pcscf_ue_source_msg(ctx, msg, &v.src, &v.protected_req) ||
+        !ai->ai_addr || ai->ai_addrlen > sizeof(v.sa))
+        return false;
+    memcpy(&v.sa, ai->ai_addr, ai->ai_addrlen);
+    /* after our own Route(s) the route set must go on (to the S-CSCF): else the stateful way */
+    const sip_route_t *r = sip->sip_route;
+    while (r && ims_sip_is_self(ctx->sip, r->r_url))
+        r = r->r_next;
+    if (!r)
+        return false;
+    const char *phrase = NULL;
+    int refused = check_source(ctx, sip, &v, &phrase);
+    if (!refused && !v.from_ue)
+        return false;   /* from the core: as before */
+
+    pcscf_count_arrival(ctx, sip, v.protected_req);
+    if (refused) {
+        ims_sip_reply_stateless(ctx->sip, msg, refused, phrase);
+        return true;
+    }
+    char ident[16];
+    if (ims_sip_msg_ident(ctx->sip, msg, ident, sizeof(ident)))
+        snprintf(ident, sizeof(ident), "%s", IMS_SIP_IDENT_MAIN);
+    strip_from_ue(ctx, msg, sip, v.ue);
+    while (sip->sip_route && ims_sip_is_self(ctx->sip, sip->sip_route->r_url))
+        pcscf_pop_route(msg, sip);   /* ours: one, or both of a double Record-Route */
+    pcscf_media_bye(ctx, sip, &(pcscf_media_side){ .to_ue = false, .ue = &v.src });
+    IMS_DEBUG(SUBSYS, "BYE %s from %s:%u/%s: on statelessly", sip->sip_call_id ? sip->sip_call_id->i_id : "?",
+              v.src.host, v.src.port, v.src.transport);
+    ims_sip_forward_stateless(ctx->sip, msg, ident);
+    return true;
 }

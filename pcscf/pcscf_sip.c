@@ -78,6 +78,29 @@ void pcscf_count_register(const char *result)
 
 /* ---------- dispatch ---------- */
 
+/* sec-agree on: requests that came over an SA set and the others */
+static void count_protection(bool prot)
+{
+    static ims_metric *m_prot, *m_plain;
+    if (!m_prot) {
+        m_prot = ims_metric_counter("pcscf_requests_protected_total", "requests that arrived over an IPsec SA set");
+        m_plain = ims_metric_counter("pcscf_requests_unprotected_total", "requests that arrived in clear (sec_agree on)");
+    }
+    ims_metric_inc(prot ? m_prot : m_plain);
+}
+
+void pcscf_count_arrival(pcscf_context *ctx, const sip_t *sip, bool protected_req)
+{
+    pcscf_count_request(sip->sip_request->rq_method_name);
+    if (ctx->ipsec)
+        count_protection(protected_req);
+}
+
+static bool take_stateless(void *arg, msg_t *msg, sip_t *sip)
+{
+    return pcscf_route_stateless(arg, msg, sip);
+}
+
 int pcscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip)
 {
     pcscf_context *ctx = arg;
@@ -95,17 +118,11 @@ int pcscf_on_request(void *arg, nta_incoming_t *irq, const sip_t *sip)
         nta_incoming_destroy(irq);
         return 0;
     }
-    if (ctx->ipsec) {   /* sec-agree on: requests that came over an SA set and the others */
+    if (ctx->ipsec) {
         pcscf_addr src;
         bool prot = false;
-        static ims_metric *m_prot, *m_plain;
-        if (!m_prot) {
-            m_prot = ims_metric_counter("pcscf_requests_protected_total", "requests that arrived over an IPsec SA set");
-            m_plain = ims_metric_counter("pcscf_requests_unprotected_total",
-                                         "requests that arrived in clear (sec_agree on)");
-        }
         if (pcscf_ue_source(ctx, irq, &src, &prot) == 0)
-            ims_metric_inc(prot ? m_prot : m_plain);
+            count_protection(prot);
     }
     if (sip->sip_request->rq_method == sip_method_register)
         return pcscf_register_handle(ctx, irq, sip);
@@ -197,6 +214,11 @@ int pcscf_start(pcscf_context *ctx, char *err, size_t errlen)
     ctx->housekeeping = ims_sip_timer_start(ctx->sip, HOUSEKEEPING_MS, housekeeping, ctx);
     if (!ctx->housekeeping || ims_sip_defer(ctx->sip, mark_running, ctx)) {
         snprintf(err, errlen, "cannot start timers on the SIP loop");
+        goto out;
+    }
+    /* a UE's BYE over UDP leaves no transaction behind (pcscf_route_stateless, issue 16) */
+    if (ims_sip_set_stateless_intake(ctx->sip, take_stateless, ctx)) {
+        snprintf(err, errlen, "no random bytes for the stateless branch key (getrandom)");
         goto out;
     }
     if (pcscf_ipsec_start(ctx, err, errlen))

@@ -23,25 +23,27 @@
 #include "ims_sip.h"
 #include "pcscf_util.h"
 
-int pcscf_source_of(nta_incoming_t *irq, pcscf_addr *out)
+int pcscf_source_of_msg(msg_t *msg, pcscf_addr *out)
 {
-    int rv = -1;
     memset(out, 0, sizeof(*out));
-    msg_t *msg = nta_incoming_getrequest(irq);
-    if (!msg)
-        goto out;
-    su_addrinfo_t *ai = msg_addrinfo(msg);
+    su_addrinfo_t *ai = msg ? msg_addrinfo(msg) : NULL;
     if (!ai || !ai->ai_addr || !ai->ai_addrlen)
-        goto out;
+        return -1;
     char port[16];
     if (getnameinfo((const struct sockaddr *)ai->ai_addr, (socklen_t)ai->ai_addrlen, out->host,
                     sizeof(out->host), port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV))
-        goto out;
+        return -1;
     out->port = (unsigned)strtoul(port, NULL, 10);
     snprintf(out->transport, sizeof(out->transport), "%s",
              (ai->ai_protocol == IPPROTO_TCP || ai->ai_socktype == SOCK_STREAM) ? "tcp" : "udp");
-    rv = 0;
-out:
+    return 0;
+}
+
+int pcscf_source_of(nta_incoming_t *irq, pcscf_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    msg_t *msg = nta_incoming_getrequest(irq);
+    int rv = pcscf_source_of_msg(msg, out);
     if (msg)
         msg_destroy(msg);
     return rv;

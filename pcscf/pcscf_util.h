@@ -16,6 +16,8 @@
 
 /* Where the request of irq came from (numeric address, port, "udp"/"tcp"). 0 / -1. */
 int pcscf_source_of(nta_incoming_t *irq, pcscf_addr *out);
+/* The same for a received message. */
+int pcscf_source_of_msg(msg_t *msg, pcscf_addr *out);
 
 /* Calls fn for every value of header `name` (all instances; for headers sofia-sip does not parse,
  * and the first instance of those it parses). Stops when fn returns non-zero. Returns the count. */

@@ -1,0 +1,212 @@
+/*
+ * ims_sip_stateless: requests an NF forwards without a server transaction, and the responses to
+ * them (RFC 3261 §16.11 stateless proxying, §18.2.2 sending responses).
+ *
+ * Why: nta keeps a server transaction that came over UDP, with its request and its final
+ * response, for Timer J (64*T1, 32 s) after the answer, to absorb retransmissions (§17.2.2).
+ * Each holds two parsed messages, ~15 KB of heap. The P-CSCF at a steady 300 calls/s held ~9,600
+ * BYE transactions from the callers' UEs, ~140 MB of its ~320 MB (issue 16, heaptrack). A
+ * request the NF's hook takes here leaves at once and leaves nothing behind.
+ *
+ * How: with a hook set (ims_sip_set_stateless_intake) the agent has no default leg, so nta hands
+ * every request that matches no transaction to agent_message (ims_sip.c). The hook sees it first;
+ * what it does not take gets its server transaction there and goes the stateful way as before.
+ * A taken request is sent with a Via of ours whose branch is
+ *     z9hG4bK-sl-<ident>-<MAC>   MAC = first 8 bytes of HMAC-MD5(key, branch of the Via below NUL
+ *                                      Call-ID NUL CSeq number NUL method NUL ident), hex
+ * with a key drawn at start. The same request sent again (the UE's retransmission) gets the same
+ * branch (§16.11), so downstream sees one transaction where it still has it. A response whose
+ * top Via is ours with such a branch is relayed to the Via below only when the MAC checks, and
+ * leaves from the transports named <ident>: the one the request came in on (sec-agree: the
+ * P-CSCF's protected server port, so the response goes back over the UE's SA, TS 33.203 §7.1).
+ *
+ * Who may use it: the NF decides what goes stateless (the P-CSCF: a BYE in a dialog from a UE
+ * over UDP, after the checks of the stateful path). Nobody can make us relay a response of theirs
+ * towards an address of their choosing: without the key there is no branch that checks, and a
+ * stray response without one is dropped as before (only 2xx to INVITE are relayed, ims_sip_proxy.c).
+ *
+ * What is lost against a stateful hop: a retransmission from the UE after the downstream
+ * transaction ended (over TCP at once) is a new request there; for a BYE the far end answers 481
+ * and the UE takes any final response as the end of the dialog (§15.1.1).
+ */
+#include "ims_sip_priv.h"
+#include "ims_aka.h"
+#include "ims_http.h"
+#include "ims_log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
+#include <sofia-sip/tport_tag.h>
+
+#define SL_PREFIX "z9hG4bK-sl-"
+#define SL_MAC_BYTES 8
+#define SL_IDENT_MAX 15
+
+#define SL_HELP "requests forwarded without a server transaction (ims_sip_stateless.c) and the responses to them, by what happened"
+
+static ims_metric *m_forwarded, *m_relayed, *m_dropped;
+
+static void metrics_init(void)
+{
+    if (m_forwarded)
+        return;
+    m_forwarded = ims_metric_counter("sip_stateless_total{event=\"request_forwarded\"}", SL_HELP);
+    m_relayed = ims_metric_counter("sip_stateless_total{event=\"response_relayed\"}", SL_HELP);
+    m_dropped = ims_metric_counter("sip_stateless_total{event=\"response_dropped\"}", SL_HELP);
+}
+
+static bool ident_ok(const char *ident)
+{
+    size_t n = ident ? strlen(ident) : 0;
+    if (n == 0 || n > SL_IDENT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((ident[i] >= 'a' && ident[i] <= 'z') || (ident[i] >= 'A' && ident[i] <= 'Z') ||
+              (ident[i] >= '0' && ident[i] <= '9')))
+            return false;
+    return true;
+}
+
+/* hex MAC of the transaction identity into out[2 * SL_MAC_BYTES + 1]; -1 when too long */
+static int sl_mac(const ims_sip *s, const char *below_branch, const char *call_id, uint32_t cseq, const char *method,
+                  const char *ident, char *out)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof(buf), "%s%c%s%c%u%c%s%c%s", below_branch ? below_branch : "", 0, call_id, 0,
+                     (unsigned)cseq, 0, method, 0, ident);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return -1;
+    uint8_t mac[16];
+    if (ims_hmac_md5(s->sl_key, sizeof(s->sl_key), buf, (size_t)n, mac) != 0)
+        return -1;
+    for (int i = 0; i < SL_MAC_BYTES; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    return 0;
+}
+
+/* the branch for request sip (before our Via goes on) leaving with responses due on `ident` */
+static char *sl_branch(const ims_sip *s, su_home_t *home, const sip_t *sip, const char *ident)
+{
+    char mac[2 * SL_MAC_BYTES + 1];
+    if (!sip->sip_call_id || !sip->sip_cseq ||
+        sl_mac(s, sip->sip_via ? sip->sip_via->v_branch : NULL, sip->sip_call_id->i_id, sip->sip_cseq->cs_seq,
+               sip->sip_cseq->cs_method_name, ident, mac))
+        return NULL;
+    return su_sprintf(home, SL_PREFIX "%s-%s", ident, mac);
+}
+
+int ims_sip_set_stateless_intake(ims_sip *s, ims_sip_stateless_f fn, void *arg)
+{
+    if (!s || !fn || ims_random(s->sl_key, sizeof(s->sl_key)) != 0)
+        return -1;
+    metrics_init();
+    s->stateless_fn = fn;
+    s->stateless_arg = arg;
+    if (s->leg) {   /* requests outside transactions now come to agent_message (ims_sip.c) */
+        nta_leg_destroy(s->leg);
+        s->leg = NULL;
+    }
+    return 0;
+}
+
+int ims_sip_msg_ident(ims_sip *s, msg_t *msg, char *out, size_t len)
+{
+    tport_t *tp = s && msg ? tport_delivered_by(nta_agent_tports(s->agent), msg) : NULL;
+    const tport_t *pri = tp && tport_is_secondary(tp) ? tport_parent(tp) : tp;
+    const char *id = pri ? tport_ident(pri) : NULL;
+    if (!id)
+        return -1;
+    snprintf(out, len, "%s", id);
+    return 0;
+}
+
+int ims_sip_reply_stateless(ims_sip *s, msg_t *msg, int status, const char *phrase)
+{
+    if (!s || !msg)
+        return -1;
+    return nta_msg_treply(s->agent, msg, status, phrase, TAG_END());
+}
+
+int ims_sip_forward_stateless(ims_sip *s, msg_t *msg, const char *reply_ident)
+{
+    sip_t *sip = sip_object(msg);
+    int status = 500;
+    const char *phrase = "Server Internal Error";
+    if (!sip || !sip->sip_request || !ident_ok(reply_ident))
+        goto fail;
+    int mf = ims_sip_max_forwards(msg, sip, true);
+    if (mf) {
+        status = mf;
+        phrase = mf == 483 ? "Too Many Hops" : NULL;
+        goto fail;
+    }
+    url_string_t *route = ims_sip_route_of(s, msg, NULL, &status, &phrase);
+    char *branch = route ? sl_branch(s, msg_home(msg), sip, reply_ident) : NULL;
+    if (!branch)
+        goto fail;
+    /* nta puts our Via on with this branch and sends to route; msg is nta's either way */
+    ims_metric_inc(m_forwarded);
+    return nta_msg_tsend(s->agent, msg, route, NTATAG_BRANCH_KEY(branch), TAG_END());
+fail:
+    IMS_INFO("sip", "%s %s: not forwarded statelessly (%d %s)", sip && sip->sip_request ? sip->sip_request->rq_method_name : "?",
+             sip && sip->sip_call_id ? sip->sip_call_id->i_id : "?", status, phrase ? phrase : "");
+    return ims_sip_reply_stateless(s, msg, status, phrase);
+}
+
+/* The UDP transport named ident for the family of host: the way a response goes back. */
+static tport_t *udp_tport_of(ims_sip *s, const char *ident, const char *host)
+{
+    bool v6 = host && strchr(host, ':');
+    for (tport_t *tp = tport_primaries(nta_agent_tports(s->agent)); tp; tp = tport_next(tp)) {
+        const tp_name_t *n = tport_name(tp);
+        const char *id = tport_ident(tp);
+        if (id && strcmp(id, ident) == 0 && n && n->tpn_proto && strcasecmp(n->tpn_proto, "udp") == 0 &&
+            n->tpn_host && (strchr(n->tpn_host, ':') != NULL) == v6)
+            return tp;
+    }
+    return NULL;
+}
+
+bool ims_sip_stateless_response(ims_sip *s, msg_t *msg, sip_t *sip)
+{
+    const sip_via_t *v = sip->sip_via;
+    const char *b = v ? v->v_branch : NULL;
+    if (!s->stateless_fn || !b || strncasecmp(b, SL_PREFIX, strlen(SL_PREFIX)) != 0)
+        return false;   /* not one of ours: the caller's rules for strays */
+    char ident[SL_IDENT_MAX + 1], mac[2 * SL_MAC_BYTES + 1];
+    const char *p = b + strlen(SL_PREFIX), *dash = strchr(p, '-');
+    size_t n = dash ? (size_t)(dash - p) : 0;
+    bool ok = n > 0 && n <= SL_IDENT_MAX && strlen(dash + 1) == 2 * SL_MAC_BYTES && v->v_next && sip->sip_call_id &&
+              sip->sip_cseq;
+    if (ok) {
+        memcpy(ident, p, n);
+        ident[n] = 0;
+        ok = ident_ok(ident) &&
+             sl_mac(s, v->v_next->v_branch, sip->sip_call_id->i_id, sip->sip_cseq->cs_seq,
+                    sip->sip_cseq->cs_method_name, ident, mac) == 0 &&
+             strcasecmp(mac, dash + 1) == 0;
+    }
+    tport_t *tp = ok ? udp_tport_of(s, ident, v->v_next->v_received ? v->v_next->v_received : v->v_next->v_host)
+                     : NULL;
+    if (!tp) {
+        ims_metric_inc(m_dropped);
+        static ims_log_limit lim;
+        unsigned long held;
+        if (ims_log_allow(&lim, &held))
+            IMS_WARN("sip", "dropped a %u response (Call-ID %s) whose Via branch looks like our stateless one but "
+                     "does not check: forged, or from before a restart (%lu more since the last warning)",
+                     sip->sip_status->st_status, sip->sip_call_id ? sip->sip_call_id->i_id : "?", held);
+        msg_destroy(msg);
+        return true;
+    }
+    /* §18.2.2: our Via off, to the next one's received/rport, from the transport of its ident */
+    ims_metric_inc(m_relayed);
+    nta_msg_tsend(s->agent, msg, NULL, NTATAG_TPORT(tp), TAG_END());
+    return true;
+}

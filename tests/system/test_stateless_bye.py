@@ -1,0 +1,141 @@
+"""A UE's BYE over UDP goes through the P-CSCF without a server transaction (issue 16;
+common/ims_sip_stateless.c, pcscf/pcscf_route.c pcscf_route_stateless; RFC 3261 §16.11, §18.2.2),
+on the whole core (lab.py, every NF on 127.0.0.1).
+
+Why: nta keeps a UDP server transaction, request and final response, for Timer J (32 s) after the
+answer; at 300 calls/s the callers' BYE transactions held ~140 MB of the P-CSCF's heap.
+
+What must hold:
+- alice (registered, UDP) calls bob; her BYE along the route set reaches bob with a Via of the
+  P-CSCF whose branch is a stateless one (z9hG4bK-sl-), and bob's 200 reaches alice through the
+  P-CSCF; counted in sip_stateless_total{event=request_forwarded / response_relayed};
+- her retransmission of the same BYE leaves with the same branch (§16.11) and gets a final
+  response too (the core's transactions are over by then: whatever bob answers, it reaches her);
+- the checks of the stateful way apply: a BYE from alice without the dialog's token is 403, counted
+  in pcscf_refused_total{reason="dialog_route"}, and reaches nobody;
+- an attacker cannot use the stateless relay: responses sent to the P-CSCF with its Via on top
+  and a victim's Via below, with a made-up stateless branch or with the real branch of alice's
+  BYE, reach nothing and are counted as response_dropped.
+Against the code before this change: no stateless branch at bob, no sip_stateless_total.
+"""
+
+import re
+
+import lab
+from lab import check
+from test_trust import Endpoint, register, request, subscribers
+from test_trust_pcscf import reply
+
+ATTACKER = "127.0.0.2"
+
+
+def stateless(core, event):
+    return core.pcscf.metric("sip_stateless_total", event=event) or 0
+
+
+def pcscf_branch(msg, pcscf_port):
+    """The branch of the P-CSCF's stateless Via in a request bob received (None: none)."""
+    for v in msg.all("Via"):
+        if "127.0.0.1:%d;" % pcscf_port in v and "branch=z9hG4bK-sl-" in v:
+            return re.search(r"branch=([^;,\s]+)", v).group(1)
+    return None
+
+
+def test_bye_without_a_server_transaction(tmp):
+    with lab.Lab(tmp, subscribers=subscribers()) as core:
+        alice_port = register(core, "alice")
+        bob_port = register(core, "bob")
+        service_route = "<sip:orig@127.0.0.1:%d;lr>" % core.scscf_sip
+        problems = []
+        with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob, \
+                Endpoint(ATTACKER) as attacker, Endpoint("127.0.0.3") as victim:
+            call_id = "slbye-%d@127.0.0.1" % alice.port
+            alice.send(core.pcscf_sip, request("INVITE", "sip:bob@%s" % lab.DOMAIN, alice, [
+                ("Route", service_route),
+                ("From", "<sip:alice@%s>;tag=a1" % lab.DOMAIN), ("To", "<sip:bob@%s>" % lab.DOMAIN),
+                ("Call-ID", call_id), ("CSeq", "1 INVITE"),
+                ("Contact", "<sip:alice@127.0.0.1:%d>" % alice.port)]))
+            lab.wait_for(lambda: any(m.method == "INVITE" for m in bob.collect(0.2)), timeout=10,
+                         what="the INVITE at bob")
+            invite = [m for m in bob.got if m.method == "INVITE"][0]
+            rr = re.findall(r"<([^>]+)>", ",".join(invite.all("Record-Route")))
+            to = reply(bob, invite, 486, "Busy Here", "b1", core.pcscf_sip)
+            lab.wait_for(lambda: any(m.status == 486 for m in alice.collect(0.2)), timeout=10, what="486 at alice")
+            alice.send(core.pcscf_sip, "\r\n".join([
+                "ACK sip:bob@%s SIP/2.0" % lab.DOMAIN,
+                "Via: %s" % [m for m in alice.got if m.status == 486][0].get("Via"),
+                "Route: %s" % service_route, "Max-Forwards: 70",
+                "From: <sip:alice@%s>;tag=a1" % lab.DOMAIN, "To: %s" % to, "Call-ID: %s" % call_id,
+                "CSeq: 1 ACK", "Content-Length: 0", "", ""]))
+            alice_route = ", ".join("<%s>" % u for u in reversed(rr))   # the UAC's route set
+
+            def bye(route, cseq):
+                return request("BYE", "sip:bob@127.0.0.1:%d" % bob.port, alice, [
+                    ("Route", route), ("From", "<sip:alice@%s>;tag=a1" % lab.DOMAIN), ("To", to),
+                    ("Call-ID", call_id), ("CSeq", "%d BYE" % cseq)])
+
+            # the BYE along the route set, then the same datagram again (a retransmission)
+            fwd0, rel0 = stateless(core, "request_forwarded"), stateless(core, "response_relayed")
+            text = bye(alice_route, 2)
+            branches = []
+            for attempt in (1, 2):
+                bob.got, alice.got = [], []
+                alice.send(core.pcscf_sip, text)
+                byes = []
+                lab.wait_for(lambda: byes.extend(m for m in bob.collect(0.2) if m.method == "BYE") or byes,
+                             timeout=10, what="alice's BYE (attempt %d) at bob" % attempt)
+                branches.append(pcscf_branch(byes[0], core.pcscf_sip))
+                reply(bob, byes[0], 200 if attempt == 1 else 481, "OK" if attempt == 1 else "Gone", "b1",
+                      core.pcscf_sip)
+                finals = []
+                lab.wait_for(lambda: finals.extend(m for m in alice.collect(0.2) if m.status and m.status >= 200
+                                                   and "BYE" in (m.get("CSeq") or "")) or finals,
+                             timeout=10, what="a final response to alice's BYE (attempt %d)" % attempt)
+                want = 200 if attempt == 1 else 481
+                if finals[0].status != want:
+                    problems.append("attempt %d: alice got %s %s, expected %d to her BYE" %
+                                    (attempt, finals[0].status, finals[0].get("CSeq"), want))
+                if len(finals[0].all("Via")) != 1:
+                    problems.append("attempt %d: the response reached alice with Vias %r" %
+                                    (attempt, finals[0].all("Via")))
+            if not branches[0] or branches[0] != branches[1]:
+                problems.append("the P-CSCF's stateless branch at bob: %r (must be there and the same twice)"
+                                % branches)
+            if stateless(core, "request_forwarded") - fwd0 != 2 or stateless(core, "response_relayed") - rel0 != 2:
+                problems.append("sip_stateless_total: %s forwarded, %s relayed (expected 2 and 2)" %
+                                (stateless(core, "request_forwarded") - fwd0, stateless(core, "response_relayed") - rel0))
+
+            # the stateful way's checks: our URI without the dialog's token
+            bob.got = []
+            st = alice.exchange(core.pcscf_sip, bye("<sip:127.0.0.1:%d;lr>, %s" % (core.pcscf_sip, service_route), 3),
+                                timeout=5)
+            if st != 403:
+                problems.append("a BYE without the dialog's token: expected 403, got %s" % st)
+            if core.pcscf.metric("pcscf_refused_total", reason="dialog_route") != 1:
+                problems.append("pcscf_refused_total{reason=dialog_route} is %s, expected 1" %
+                                core.pcscf.metric("pcscf_refused_total", reason="dialog_route"))
+
+            # forged responses towards the victim: a made-up branch, and alice's real one
+            drop0 = stateless(core, "response_dropped")
+            for branch in ("z9hG4bK-sl-main-00112233445566ff", branches[0] or "z9hG4bK-sl-main-0"):
+                attacker.send(core.pcscf_sip, "\r\n".join([
+                    "SIP/2.0 200 OK",
+                    "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=%s" % (core.pcscf_sip, branch),
+                    "Via: SIP/2.0/UDP 127.0.0.3:%d;branch=z9hG4bK-victim" % victim.port,
+                    "From: <sip:alice@%s>;tag=a1" % lab.DOMAIN, "To: %s" % to, "Call-ID: %s" % call_id,
+                    "CSeq: 2 BYE", "Content-Length: 0", "", ""]))
+            got = victim.collect(1.5)
+            if got:
+                problems.append("the victim received: %s" % [m.first for m in got])
+            if stateless(core, "response_dropped") - drop0 != 2:
+                problems.append("sip_stateless_total{event=response_dropped} rose by %s, expected 2" %
+                                (stateless(core, "response_dropped") - drop0))
+            if any(m.method == "BYE" for m in bob.collect(0.3)):
+                problems.append("bob received a BYE that was refused")
+        check(core.reg_states("alice").get("sip:alice@%s" % lab.DOMAIN) == "registered", "alice lost her registration")
+        core.alive()
+        check(not problems, "; ".join(problems))
+
+
+if __name__ == "__main__":
+    lab.main()
