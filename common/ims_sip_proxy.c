@@ -299,35 +299,6 @@ static int fwd_irq_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t
     return 0;
 }
 
-static msg_t *owned_copy(msg_t *msg);
-
-/* On UDP nta keeps a server transaction's final response to resend it: 32 s for a non-INVITE
- * one (Timer J), T4 for an INVITE's 2xx. A response that came on TCP (from the core) shares
- * one receive buffer with whatever else the connection had pending then: tport reads all of
- * it into the first message and moves the rest, copied, into the next, so each message holds
- * the whole remainder, ~10 KB under load. Such a response is kept as a copy that owns its
- * bytes only (issue 16: the P-CSCF's heap at a steady 300 calls/s, heaptrack peak, 334 -> 323 MB
- * while the callers' BYEs still had transactions). */
-static msg_t *response_to_keep(struct ims_sip_fwd *f, msg_t *msg, sip_t *sip)
-{
-    if (sip->sip_status->st_status < 200)
-        return msg;                     /* replaced by the final one */
-    tport_t *up = nta_incoming_transport(f->s->agent, f->irq, NULL);
-    tport_t *down = f->orq ? nta_outgoing_transport(f->orq) : NULL;
-    bool kept_from_stream = up && !tport_is_reliable(up) && down && tport_is_reliable(down);
-    if (up)
-        tport_unref(up);
-    if (down)
-        tport_unref(down);
-    if (!kept_from_stream)
-        return msg;
-    msg_t *own = owned_copy(msg);
-    if (!own)
-        return msg;
-    msg_destroy(msg);
-    return own;
-}
-
 static void relay(struct ims_sip_fwd *f, msg_t *msg, sip_t *sip)
 {
     /* §16.7 step 3: the top Via is ours (nta matched the response by its branch). A response
@@ -338,7 +309,6 @@ static void relay(struct ims_sip_fwd *f, msg_t *msg, sip_t *sip)
         msg_destroy(msg);
         return;
     }
-    msg = response_to_keep(f, msg, sip);
     /* Fails (and frees msg) when irq is already complete, e.g. 487 after a CANCEL. */
     nta_incoming_mreply(f->irq, msg);
 }
@@ -517,28 +487,6 @@ msg_t *ims_sip_request_copy(nta_incoming_t *irq)
 
 /* ---------- the request a client transaction keeps ---------- */
 
-/* A copy of msg that owns exactly its own bytes: printed and parsed anew, header fields in their
- * order (msg_dup would regroup them by kind), ~5 us for an INVITE. NULL when it cannot be made;
- * msg is left as it is. */
-static msg_t *owned_copy(msg_t *msg)
-{
-    /* Content-Length and separator as nta would complete them at send (an NF may have edited
-     * the body), then the text the copy is parsed from */
-    if (sip_complete_message(msg) < 0 || msg_serialize(msg, (msg_pub_t *)sip_object(msg)) < 0)
-        return NULL;
-    su_home_t home[1] = { SU_HOME_INIT(home) };
-    size_t len = 0;
-    char *text = msg_as_string(home, msg, NULL, 0, &len);
-    msg_t *own = text ? msg_make(msg_mclass(msg), (int)msg_get_flags(msg, MSG_FLG_USERMASK), text, (ssize_t)len)
-                      : NULL;
-    su_home_deinit(home);
-    if (own && (!sip_object(own) || msg_get_flags(own, MSG_FLG_ERROR))) {
-        msg_destroy(own);
-        own = NULL;
-    }
-    return own;
-}
-
 /* sip: without ;transport is UDP here (no NAPTR), sips: is TLS */
 static bool hop_is_reliable(const url_t *hop)
 {
@@ -554,7 +502,8 @@ static bool hop_is_reliable(const url_t *hop)
  * (ims_sip_request_copy) that keeps the received message alive as its parent for all that time,
  * whereas nta frees the server transaction on TCP at once and an INVITE's after T4 (Timer I).
  * When the client transaction will outlive it (next hop on UDP, upstream on TCP or an INVITE)
- * we forward a copy that owns its memory instead (owned_copy). Issue 16: at the
+ * we forward a copy that owns its memory instead: printed and parsed anew, header fields in
+ * their order (msg_dup would regroup them by kind), ~5 us for an INVITE. Issue 16: at the
  * P-CSCF under 300 calls/s the received INVITEs from the core kept ~90 MB of heap for their
  * copies to the UEs. Takes msg and the next hop `route` (in msg's home); returns the message to
  * send, with *route moved into it (msg itself when not needed or on failure: the shallow copy
@@ -569,10 +518,20 @@ static msg_t *request_to_keep(ims_sip *s, nta_incoming_t *irq, msg_t *msg, url_s
         tport_unref(tp);
     if (!upstream_short)
         return msg;     /* a non-INVITE on UDP keeps its request for Timer J, longer than Timer K */
-    msg_t *own = owned_copy(msg);
+    /* Content-Length and separator as nta would complete them at send (an NF may have edited
+     * the body), then the text the copy is parsed from */
+    if (sip_complete_message(msg) < 0 || msg_serialize(msg, (msg_pub_t *)sip_object(msg)) < 0)
+        return msg;
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    size_t len = 0;
+    char *text = msg_as_string(home, msg, NULL, 0, &len);
+    msg_t *own = text ? msg_make(msg_mclass(msg), (int)msg_get_flags(msg, MSG_FLG_USERMASK), text, (ssize_t)len)
+                      : NULL;
+    su_home_deinit(home);
     sip_t *sip = own ? sip_object(own) : NULL;
     /* the next hop lives in msg's home (route_for): it moves with the request */
-    url_t *hop = sip && sip->sip_request ? url_hdup(msg_home(own), (const url_t *)*route) : NULL;
+    url_t *hop = sip && sip->sip_request && !msg_get_flags(own, MSG_FLG_ERROR)
+                     ? url_hdup(msg_home(own), (const url_t *)*route) : NULL;
     if (!hop) {
         if (own)
             msg_destroy(own);
