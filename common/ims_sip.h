@@ -209,8 +209,6 @@ int ims_sip_set_stateless_intake(ims_sip *s, ims_sip_stateless_f take, void *arg
 int ims_sip_forward_stateless(ims_sip *s, msg_t *msg, const char *reply_ident);
 /* Answers request msg statelessly (RFC 3261 §8.2.6 / §16.11). Consumes msg. 0 / -1. */
 int ims_sip_reply_stateless(ims_sip *s, msg_t *msg, int status, const char *phrase);
-/* The ident of the transport delivering msg right now (in the hook). 0 / -1. */
-int ims_sip_msg_ident(ims_sip *s, msg_t *msg, char *out, size_t len);
 
 /* ---------- extra listening ports (ims_sip_transport.c) ---------- */
 
@@ -224,6 +222,8 @@ int ims_sip_ident_port(ims_sip *s, const char *ident, char *out, size_t len);
 /* The ident of the transport a request arrived on (IMS_SIP_IDENT_MAIN, or one given to
  * ims_sip_add_port), copied into out. 0 / -1. */
 int ims_sip_incoming_ident(ims_sip *s, nta_incoming_t *irq, char *out, size_t len);
+/* The same for a request being delivered right now without a transaction (the stateless hook). */
+int ims_sip_msg_ident(ims_sip *s, msg_t *msg, char *out, size_t len);
 
 /* The request of irq as a message the NF may edit and forward: a copy that shares the received
  * buffers (msg_copy of nta_incoming_getrequest, the extra reference released). NULL on error.

@@ -115,17 +115,6 @@ int ims_sip_set_stateless_intake(ims_sip *s, ims_sip_stateless_f fn, void *arg)
     return 0;
 }
 
-int ims_sip_msg_ident(ims_sip *s, msg_t *msg, char *out, size_t len)
-{
-    tport_t *tp = s && msg ? tport_delivered_by(nta_agent_tports(s->agent), msg) : NULL;
-    const tport_t *pri = tp && tport_is_secondary(tp) ? tport_parent(tp) : tp;
-    const char *id = pri ? tport_ident(pri) : NULL;
-    if (!id)
-        return -1;
-    snprintf(out, len, "%s", id);
-    return 0;
-}
-
 int ims_sip_reply_stateless(ims_sip *s, msg_t *msg, int status, const char *phrase)
 {
     if (!s || !msg)

@@ -380,6 +380,23 @@ int ims_sip_ident_port(ims_sip *s, const char *ident, char *out, size_t len)
     return -1;
 }
 
+/* The ident of tp's transports into out: an accepted TCP connection is a secondary transport,
+ * its primary carries the ident. 0 / -1. */
+static int ident_of(const tport_t *tp, char *out, size_t len)
+{
+    const tport_t *pri = tp && tport_is_secondary(tp) ? tport_parent(tp) : tp;
+    const char *id = pri ? tport_ident(pri) : NULL;
+    if (!id)
+        return -1;
+    snprintf(out, len, "%s", id);
+    return 0;
+}
+
+int ims_sip_msg_ident(ims_sip *s, msg_t *msg, char *out, size_t len)
+{
+    return ident_of(s && msg ? tport_delivered_by(nta_agent_tports(s->agent), msg) : NULL, out, len);
+}
+
 int ims_sip_incoming_ident(ims_sip *s, nta_incoming_t *irq, char *out, size_t len)
 {
     tport_t *tp = s && irq ? nta_incoming_transport(s->agent, irq, NULL) : NULL;
@@ -392,11 +409,7 @@ int ims_sip_incoming_ident(ims_sip *s, nta_incoming_t *irq, char *out, size_t le
     }
     if (!tp)
         return -1;
-    /* an accepted TCP connection is a secondary transport: its primary carries the ident */
-    const tport_t *pri = tport_is_secondary(tp) ? tport_parent(tp) : tp;
-    const char *id = pri ? tport_ident(pri) : NULL;
-    if (id)
-        snprintf(out, len, "%s", id);
+    int rv = ident_of(tp, out, len);
     tport_unref(tp);
-    return id ? 0 : -1;
+    return rv;
 }
