@@ -34,6 +34,7 @@
 #include "ims_http.h"
 #include "ims_log.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -88,6 +89,15 @@ static int sl_mac(const ims_sip *s, const char *below_branch, const char *call_i
     for (int i = 0; i < SL_MAC_BYTES; i++)
         snprintf(out + 2 * i, 3, "%02x", mac[i]);
     return 0;
+}
+
+/* a MAC as received against ours, in time independent of where they differ */
+static bool mac_equal(const char *got, const char *want)
+{
+    unsigned diff = strlen(got) ^ strlen(want);
+    for (size_t i = 0; got[i] && want[i]; i++)
+        diff |= (unsigned)(tolower((unsigned char)got[i]) ^ want[i]);
+    return diff == 0;
 }
 
 /* the branch for request sip (before our Via goes on) leaving with responses due on `ident` */
@@ -179,7 +189,7 @@ bool ims_sip_stateless_response(ims_sip *s, msg_t *msg, sip_t *sip)
         ok = ident_ok(ident) &&
              sl_mac(s, v->v_next->v_branch, sip->sip_call_id->i_id, sip->sip_cseq->cs_seq,
                     sip->sip_cseq->cs_method_name, ident, mac) == 0 &&
-             strcasecmp(mac, dash + 1) == 0;
+             mac_equal(dash + 1, mac);
     }
     tport_t *tp = ok ? udp_tport_of(s, ident, v->v_next->v_received ? v->v_next->v_received : v->v_next->v_host)
                      : NULL;
