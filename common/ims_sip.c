@@ -654,6 +654,7 @@ void ims_sip_destroy(ims_sip *s)
 
     ims_sip_fork_shutdown(s);
     ims_sip_proxy_shutdown(s);
+    ims_sip_stateless_shutdown(s);
     ims_sip_transport_shutdown(s);
     ims_sip_keepalive_shutdown(s);
 

@@ -94,6 +94,7 @@ struct ims_sip {
     ims_sip_stateless_f stateless_fn;   /* ims_sip_set_stateless_intake (ims_sip_stateless.c) */
     void *stateless_arg;
     uint8_t sl_key[16];         /* MAC key of our stateless branches */
+    struct ims_sip_sl_seen *sl_seen;    /* what their retransmissions need (ims_sip_stateless.c) */
     struct ims_sip_fork *forks;
     unsigned timer_c_ms;        /* 0: IMS_SIP_TIMER_C_MS */
 
@@ -137,6 +138,8 @@ url_string_t *ims_sip_route_of(ims_sip *s, msg_t *msg, const url_t *hop, int *st
  * when its MAC checks, dropped when not; true when it was such a response (msg consumed), false
  * when it is not one of ours (msg untouched). */
 bool ims_sip_stateless_response(ims_sip *s, msg_t *msg, sip_t *sip);
+/* ims_sip_stateless.c: frees what ims_sip_set_stateless_intake keeps (ims_sip_destroy). */
+void ims_sip_stateless_shutdown(ims_sip *s);
 
 /* ims_sip_proxy.c: stray responses (no client transaction left): 2xx to INVITE (retransmissions,
  * forks, after the transaction ended) are forwarded statelessly (RFC 3261 §16.7 / §18.2.2),

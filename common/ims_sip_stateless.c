@@ -25,17 +25,22 @@
  * towards an address of their choosing: without the key there is no branch that checks, and a
  * stray response without one is dropped as before (only 2xx to INVITE are relayed, ims_sip_proxy.c).
  *
- * What is lost against a stateful hop: a retransmission from the UE after the downstream
- * transaction ended (over TCP at once) is a new request there; for a BYE the far end answers 481
- * and the UE takes any final response as the end of the dialog (§15.1.1).
+ * Retransmissions: what a server transaction needs of them is kept, in small (sl_seen): per
+ * branch sent, the final response as it came back (~0.5 KB), or nothing while none has come, for
+ * 64*T1 after the request was first seen (Timer J). A retransmitted request is absorbed, or
+ * answered again from those bytes, instead of going through the core once more: in an overload,
+ * when the core answers late, every retransmission would otherwise be one more request there
+ * (1,400 calls/s failed 3/3 that way, with "unexpected" BYEs at the callee).
  */
 #include "ims_sip_priv.h"
 #include "ims_aka.h"
+#include "ims_clock.h"
 #include "ims_http.h"
 #include "ims_log.h"
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -45,13 +50,70 @@
 #include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
+#include "ims_map.h"
+
 #define SL_PREFIX "z9hG4bK-sl-"
+#define SL_SWEEP_MS 1000
 #define SL_MAC_BYTES 8
 #define SL_IDENT_MAX 15
 
 #define SL_HELP "requests forwarded without a server transaction (ims_sip_stateless.c) and the responses to them, by what happened"
 
-static ims_metric *m_forwarded, *m_relayed, *m_dropped;
+static ims_metric *m_forwarded, *m_relayed, *m_dropped, *m_absorbed;
+
+/* A branch we sent a request with, oldest first (they all live the same time). */
+typedef struct seen {
+    struct seen *next;
+    uint64_t at_ms;
+    char *response;             /* the final response with our Via still on; NULL: none yet */
+    size_t len;
+    char branch[];
+} seen;
+
+struct ims_sip_sl_seen {
+    ims_map *by_branch;
+    seen *head, **tail;
+    ims_sip_timer *sweep;
+};
+
+static void seen_free(seen *e)
+{
+    free(e->response);
+    free(e);
+}
+
+static void sweep(void *arg)
+{
+    ims_sip *s = arg;
+    struct ims_sip_sl_seen *t = s->sl_seen;
+    unsigned t1x64 = 0;
+    nta_agent_get_params(s->agent, NTATAG_SIP_T1X64_REF(t1x64), TAG_END());
+    uint64_t now = ims_monotonic_us() / 1000;
+    while (t->head && now - t->head->at_ms >= (t1x64 ? t1x64 : 32000)) {
+        seen *e = t->head;
+        if (!(t->head = e->next))
+            t->tail = &t->head;
+        ims_map_del(t->by_branch, e->branch);
+        seen_free(e);
+    }
+    t->sweep = ims_sip_timer_start(s, SL_SWEEP_MS, sweep, s);
+}
+
+void ims_sip_stateless_shutdown(ims_sip *s)
+{
+    struct ims_sip_sl_seen *t = s ? s->sl_seen : NULL;
+    if (!t)
+        return;
+    ims_sip_timer_cancel(t->sweep);
+    while (t->head) {
+        seen *e = t->head;
+        t->head = e->next;
+        seen_free(e);
+    }
+    ims_map_free(t->by_branch);
+    free(t);
+    s->sl_seen = NULL;
+}
 
 static void metrics_init(void)
 {
@@ -60,6 +122,7 @@ static void metrics_init(void)
     m_forwarded = ims_metric_counter("sip_stateless_total{event=\"request_forwarded\"}", SL_HELP);
     m_relayed = ims_metric_counter("sip_stateless_total{event=\"response_relayed\"}", SL_HELP);
     m_dropped = ims_metric_counter("sip_stateless_total{event=\"response_dropped\"}", SL_HELP);
+    m_absorbed = ims_metric_counter("sip_stateless_total{event=\"retransmission_absorbed\"}", SL_HELP);
 }
 
 static bool ident_ok(const char *ident)
@@ -113,8 +176,17 @@ static char *sl_branch(const ims_sip *s, su_home_t *home, const sip_t *sip, cons
 
 int ims_sip_set_stateless_intake(ims_sip *s, ims_sip_stateless_f fn, void *arg)
 {
-    if (!s || !fn || ims_random(s->sl_key, sizeof(s->sl_key)) != 0)
+    if (!s || !fn || s->sl_seen || ims_random(s->sl_key, sizeof(s->sl_key)) != 0)
         return -1;
+    struct ims_sip_sl_seen *t = calloc(1, sizeof(*t));
+    if (!t || !(t->by_branch = ims_map_new()) || !(t->sweep = ims_sip_timer_start(s, SL_SWEEP_MS, sweep, s))) {
+        if (t)
+            ims_map_free(t->by_branch);
+        free(t);
+        return -1;
+    }
+    t->tail = &t->head;
+    s->sl_seen = t;
     metrics_init();
     s->stateless_fn = fn;
     s->stateless_arg = arg;
@@ -132,6 +204,22 @@ int ims_sip_reply_stateless(ims_sip *s, msg_t *msg, int status, const char *phra
     return nta_msg_treply(s->agent, msg, status, phrase, TAG_END());
 }
 
+static tport_t *udp_tport_of(ims_sip *s, const char *ident, const char *host);
+
+/* A retransmission of a request we sent on: absorbed while no final response came, else that
+ * response sent again (§17.2.2), from the transport it went out on the first time. */
+static void answer_again(ims_sip *s, const seen *e, const char *ident, const sip_t *req)
+{
+    ims_metric_inc(m_absorbed);
+    if (!e->response || !req->sip_via)
+        return;
+    const sip_via_t *v = req->sip_via;
+    tport_t *tp = udp_tport_of(s, ident, v->v_received ? v->v_received : v->v_host);
+    msg_t *again = tp ? msg_make(sip_default_mclass(), 0, e->response, (ssize_t)e->len) : NULL;
+    if (again)
+        nta_msg_tsend(s->agent, again, NULL, NTATAG_TPORT(tp), TAG_END());
+}
+
 int ims_sip_forward_stateless(ims_sip *s, msg_t *msg, const char *reply_ident)
 {
     sip_t *sip = sip_object(msg);
@@ -139,6 +227,15 @@ int ims_sip_forward_stateless(ims_sip *s, msg_t *msg, const char *reply_ident)
     const char *phrase = "Server Internal Error";
     if (!sip || !sip->sip_request || !ident_ok(reply_ident))
         goto fail;
+    char *branch = sl_branch(s, msg_home(msg), sip, reply_ident);
+    if (!branch)
+        goto fail;
+    seen *e = ims_map_get(s->sl_seen->by_branch, branch);
+    if (e) {
+        answer_again(s, e, reply_ident, sip);
+        msg_destroy(msg);
+        return 0;
+    }
     int mf = ims_sip_max_forwards(msg, sip, true);
     if (mf) {
         status = mf;
@@ -146,9 +243,17 @@ int ims_sip_forward_stateless(ims_sip *s, msg_t *msg, const char *reply_ident)
         goto fail;
     }
     url_string_t *route = ims_sip_route_of(s, msg, NULL, &status, &phrase);
-    char *branch = route ? sl_branch(s, msg_home(msg), sip, reply_ident) : NULL;
-    if (!branch)
+    size_t blen = strlen(branch) + 1;
+    if (!route || !(e = calloc(1, sizeof(*e) + blen)))
         goto fail;
+    memcpy(e->branch, branch, blen);
+    e->at_ms = ims_monotonic_us() / 1000;
+    if (ims_map_put(s->sl_seen->by_branch, e->branch, e)) {
+        free(e);
+        goto fail;
+    }
+    *s->sl_seen->tail = e;
+    s->sl_seen->tail = &e->next;
     /* nta puts our Via on with this branch and sends to route; msg is nta's either way */
     ims_metric_inc(m_forwarded);
     return nta_msg_tsend(s->agent, msg, route, NTATAG_BRANCH_KEY(branch), TAG_END());
@@ -203,6 +308,13 @@ bool ims_sip_stateless_response(ims_sip *s, msg_t *msg, sip_t *sip)
                      sip->sip_status->st_status, sip->sip_call_id ? sip->sip_call_id->i_id : "?", held);
         msg_destroy(msg);
         return true;
+    }
+    seen *e = ims_map_get(s->sl_seen->by_branch, b);
+    if (e && !e->response && sip->sip_status->st_status >= 200) {
+        size_t len = 0;
+        char *text = msg_as_string(msg_home(msg), msg, NULL, 0, &len);
+        if (text && (e->response = malloc(len)))
+            memcpy(e->response, text, e->len = len);
     }
     /* §18.2.2: our Via off, to the next one's received/rport, from the transport of its ident */
     ims_metric_inc(m_relayed);
