@@ -24,7 +24,7 @@ import re
 import lab
 from lab import check
 from test_trust import Endpoint, register, request, subscribers
-from test_trust_pcscf import reply
+from test_trust_pcscf import busy_dialog, reply
 
 ATTACKER = "127.0.0.2"
 
@@ -50,23 +50,8 @@ def test_bye_without_a_server_transaction(tmp):
         with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob, \
                 Endpoint(ATTACKER) as attacker, Endpoint("127.0.0.3") as victim:
             call_id = "slbye-%d@127.0.0.1" % alice.port
-            alice.send(core.pcscf_sip, request("INVITE", "sip:bob@%s" % lab.DOMAIN, alice, [
-                ("Route", service_route),
-                ("From", "<sip:alice@%s>;tag=a1" % lab.DOMAIN), ("To", "<sip:bob@%s>" % lab.DOMAIN),
-                ("Call-ID", call_id), ("CSeq", "1 INVITE"),
-                ("Contact", "<sip:alice@127.0.0.1:%d>" % alice.port)]))
-            lab.wait_for(lambda: any(m.method == "INVITE" for m in bob.collect(0.2)), timeout=10,
-                         what="the INVITE at bob")
-            invite = [m for m in bob.got if m.method == "INVITE"][0]
+            invite, to = busy_dialog(core, alice, bob, call_id)
             rr = re.findall(r"<([^>]+)>", ",".join(invite.all("Record-Route")))
-            to = reply(bob, invite, 486, "Busy Here", "b1", core.pcscf_sip)
-            lab.wait_for(lambda: any(m.status == 486 for m in alice.collect(0.2)), timeout=10, what="486 at alice")
-            alice.send(core.pcscf_sip, "\r\n".join([
-                "ACK sip:bob@%s SIP/2.0" % lab.DOMAIN,
-                "Via: %s" % [m for m in alice.got if m.status == 486][0].get("Via"),
-                "Route: %s" % service_route, "Max-Forwards: 70",
-                "From: <sip:alice@%s>;tag=a1" % lab.DOMAIN, "To: %s" % to, "Call-ID: %s" % call_id,
-                "CSeq: 1 ACK", "Content-Length: 0", "", ""]))
             alice_route = ", ".join("<%s>" % u for u in reversed(rr))   # the UAC's route set
 
             def bye(route, cseq):

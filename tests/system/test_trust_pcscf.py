@@ -282,6 +282,30 @@ def reply(ep, req, status, phrase, to_tag, dest_port):
     return to
 
 
+def busy_dialog(core, alice, bob, call_id):
+    """alice INVITEs bob through the core (her Service-Route), bob answers 486, alice ACKs: the
+    proxies keep no dialog state, so its route set stays usable. Returns (the INVITE as bob got
+    it, the To with bob's tag)."""
+    service_route = "<sip:orig@127.0.0.1:%d;lr>" % core.scscf_sip
+    alice.send(core.pcscf_sip, request("INVITE", "sip:bob@%s" % lab.DOMAIN, alice, [
+        ("Route", service_route),
+        ("From", "<sip:alice@%s>;tag=a1" % lab.DOMAIN), ("To", "<sip:bob@%s>" % lab.DOMAIN),
+        ("Call-ID", call_id), ("CSeq", "1 INVITE"),
+        ("Contact", "<sip:alice@127.0.0.1:%d>" % alice.port)]))
+    lab.wait_for(lambda: any(m.method == "INVITE" for m in bob.collect(0.2)), timeout=10,
+                 what="the INVITE at bob")
+    invite = [m for m in bob.got if m.method == "INVITE"][0]
+    to = reply(bob, invite, 486, "Busy Here", "b1", core.pcscf_sip)
+    lab.wait_for(lambda: any(m.status == 486 for m in alice.collect(0.2)), timeout=10, what="486 at alice")
+    alice.send(core.pcscf_sip, "\r\n".join([
+        "ACK sip:bob@%s SIP/2.0" % lab.DOMAIN,
+        "Via: %s" % [m for m in alice.got if m.status == 486][0].get("Via"),
+        "Route: %s" % service_route, "Max-Forwards: 70",
+        "From: <sip:alice@%s>;tag=a1" % lab.DOMAIN, "To: %s" % to, "Call-ID: %s" % call_id,
+        "CSeq: 1 ACK", "Content-Length: 0", "", ""]))
+    return invite, to
+
+
 def test_in_dialog_only_along_our_record_route(tmp):
     """(e) Our Record-Route for a UE's dialog carries a token bound to the dialog's Call-ID and the
     UE's address (pcscf/pcscf_dialog.c). In-dialog requests from a UE must show it, and go on into
@@ -291,22 +315,14 @@ def test_in_dialog_only_along_our_record_route(tmp):
         alice_port = register(core, "alice")
         bob_port = register(core, "bob")
         ours = "<sip:127.0.0.1:%d;lr>" % core.pcscf_sip
-        service_route = "<sip:orig@127.0.0.1:%d;lr>" % core.scscf_sip
         problems = []
         # the relay target is outside the trust domain (127.0.0.1/32): 127.0.0.3
         with Endpoint(port=alice_port) as alice, Endpoint(port=bob_port) as bob, \
                 Endpoint(ATTACKER) as stranger, Endpoint("127.0.0.3") as target:
-            # A real dialog: alice INVITEs bob through the core, bob answers 486 (the proxies keep
-            # no dialog state: its route set stays usable, which is what an attacker would use).
+            # A real dialog (busy_dialog: the proxies keep no dialog state, its route set stays
+            # usable, which is what an attacker would use).
             call_id = "dialog-%d@127.0.0.1" % alice.port
-            alice.send(core.pcscf_sip, request("INVITE", "sip:bob@%s" % lab.DOMAIN, alice, [
-                ("Route", service_route),
-                ("From", "<sip:alice@%s>;tag=a1" % lab.DOMAIN), ("To", "<sip:bob@%s>" % lab.DOMAIN),
-                ("Call-ID", call_id), ("CSeq", "1 INVITE"),
-                ("Contact", "<sip:alice@127.0.0.1:%d>" % alice.port)]))
-            lab.wait_for(lambda: any(m.method == "INVITE" for m in bob.collect(0.2)), timeout=10,
-                         what="the INVITE at bob")
-            invite = [m for m in bob.got if m.method == "INVITE"][0]
+            invite, to = busy_dialog(core, alice, bob, call_id)
             rr = re.findall(r"<([^>]+)>", ",".join(invite.all("Record-Route")))
             ours_rr = [u for u in rr if u.startswith("sip:127.0.0.1:%d;" % core.pcscf_sip)]
             # per pass the UE-side entry with its token, and the core-side one (;transport=tcp,
@@ -315,14 +331,6 @@ def test_in_dialog_only_along_our_record_route(tmp):
                   len([u for u in ours_rr if ";transport=tcp" in u and ";ue=" not in u]) == 2 and
                   ";ue=" in rr[0] and ";ue=" in rr[-1],
                   "the P-CSCF's Record-Routes: a ue= token on each UE side, the core side by TCP: %r" % rr)
-            to = reply(bob, invite, 486, "Busy Here", "b1", core.pcscf_sip)
-            lab.wait_for(lambda: any(m.status == 486 for m in alice.collect(0.2)), timeout=10, what="486 at alice")
-            alice.send(core.pcscf_sip, "\r\n".join([
-                "ACK sip:bob@%s SIP/2.0" % lab.DOMAIN,
-                "Via: %s" % [m for m in alice.got if m.status == 486][0].get("Via"),
-                "Route: %s" % service_route, "Max-Forwards: 70",
-                "From: <sip:alice@%s>;tag=a1" % lab.DOMAIN, "To: %s" % to, "Call-ID: %s" % call_id,
-                "CSeq: 1 ACK", "Content-Length: 0", "", ""]))
             alice_route = ", ".join("<%s>" % u for u in reversed(rr))   # the UAC's route set
             token_route = "<%s>" % rr[-1]                                # ours, alice's side
 
